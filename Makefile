@@ -1,0 +1,50 @@
+# The few commands a person types. Each creates .venv and installs the project if needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+# No hub, no dataset downloads: the book builds with no network.
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export PYTHONWARNINGS := ignore::DeprecationWarning
+
+.PHONY: book test lab student bench lint clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## make book: execute every chapter in full mode, then build the HTML site into _build/_build/html
+book: $(STAMP)
+	$(PY) -m handbook book
+
+## make test: lint, unit tests, every notebook in smoke mode under nbval, then the site build
+test: $(STAMP)
+	$(PY) -m ruff check handbook tests notebooks
+	$(PY) -m pytest tests
+	HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_STRICT=1 $(PY) -m pytest --nbval-lax notebooks -p no:cacheprovider
+	$(PY) -m handbook book --smoke
+
+## make lab: JupyterLab with a kernel named "Python (handbook)"
+lab: $(STAMP)
+	$(PY) -m ipykernel install --user --name handbook --display-name "Python (handbook)"
+	$(VENV)/bin/jupyter lab notebooks
+
+## make student: the student edition (solutions removed, outputs cleared) in student/
+student: $(STAMP)
+	$(PY) -m handbook student --out student
+
+## make bench: every chapter's benchmarks, measured side by side in one run
+bench: $(STAMP)
+	$(PY) -m handbook bench
+
+lint: $(STAMP)
+	$(PY) -m ruff check handbook tests notebooks
+
+clean:
+	rm -rf _build student grades

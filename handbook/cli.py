@@ -1,0 +1,248 @@
+"""The ``handbook`` command: run notebooks, build the book, the student edition, grading, bench.
+
+python -m handbook run [--smoke] [NOTEBOOK ...]   execute chapter notebooks with papermill
+python -m handbook book [--smoke] [--no-run]      run every chapter, then build the HTML site
+python -m handbook ledger                         print the claims ledger of the last run
+python -m handbook student [--out student]        write the student edition (no solutions)
+python -m handbook grade NOTEBOOK ... [--csv F]   execute students' notebooks, score exercises
+python -m handbook bench [--smoke]                every chapter's side-by-side benchmarks
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from handbook import config
+
+#: Chapter modules that provide ``benchmarks(smoke) -> list[bench.Measurement]``.
+BENCHMARK_MODULES = ["handbook.digits"]
+
+#: What the staged book source holds besides the executed notebooks.
+BOOK_SOURCES = ["_config.yml", "_toc.yml", "references.bib", "book"]
+LEDGER_INCLUDE = Path("book") / "ledger_table.inc"
+
+
+def _executed_dir() -> Path:
+    return config.build_dir() / "site" / "notebooks"
+
+
+def _resolve_notebooks(names: list[str]) -> list[Path]:
+    from handbook import runner
+
+    if not names:
+        notebooks = runner.chapter_notebooks()
+        if not notebooks:
+            raise SystemExit(f"no chapter notebooks found in {config.project_root() / 'notebooks'}")
+        return notebooks
+    paths = []
+    for name in names:
+        path = Path(name)
+        if not path.is_file():
+            candidate = config.project_root() / "notebooks" / (path.stem + ".ipynb")
+            if not candidate.is_file():
+                raise SystemExit(f"no notebook {name!r}: give a path or a name in notebooks/")
+            path = candidate
+        paths.append(path.resolve())
+    return paths
+
+
+def command_run(arguments: argparse.Namespace) -> int:
+    """Execute notebooks into ``_build/site/notebooks``; exit status 1 if any failed."""
+    from handbook import runner
+
+    notebooks = _resolve_notebooks(arguments.notebooks)
+    ledger = config.ledger_dir()
+    if not arguments.notebooks and ledger.is_dir():
+        shutil.rmtree(ledger)  # a full run rebuilds the ledger from scratch
+    environment = runner.notebook_environment(
+        smoke=arguments.smoke, strict_exercises=True, ledger_dir=ledger
+    )
+    mode = "smoke" if arguments.smoke else "full"
+    print(f"executing {len(notebooks)} notebook(s) in {mode} mode into {_executed_dir()}")
+    runs = runner.run_notebooks(notebooks, _executed_dir(), environment=environment)
+    failed = [run for run in runs if not run.ok]
+    total = sum(run.seconds for run in runs)
+    print(f"{len(runs) - len(failed)}/{len(runs)} notebooks ran in {total:.1f} s")
+    if failed:
+        print("failures:\n" + "\n".join(f"  {run.error}" for run in failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+def stage_book_sources(site_dir: Path) -> None:
+    """Copy the book's prose and configuration next to the executed notebooks in ``site_dir``."""
+    root = config.project_root()
+    for name in BOOK_SOURCES:
+        source, target = root / name, site_dir / name
+        if source.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+        elif source.is_file():
+            shutil.copy2(source, target)
+        else:
+            raise FileNotFoundError(f"the book needs {source}, which is missing")
+
+
+def write_ledger_include(site_dir: Path) -> Path:
+    """Render the claims records of the last run into the file the ledger page includes."""
+    from handbook import claims
+
+    target = site_dir / LEDGER_INCLUDE
+    target.write_text(claims.render_markdown(claims.load_records()))
+    return target
+
+
+def _check_every_notebook_executed(site_dir: Path) -> None:
+    from handbook import runner
+
+    missing = [
+        notebook.name
+        for notebook in runner.chapter_notebooks()
+        if not (site_dir / "notebooks" / notebook.name).is_file()
+    ]
+    if missing:
+        raise SystemExit(
+            f"not executed yet: {', '.join(missing)}; "
+            "run `python -m handbook run` (or drop --no-run)"
+        )
+
+
+def _jupyter_book_executable() -> str:
+    beside_python = Path(sys.executable).parent / "jupyter-book"
+    found = str(beside_python) if beside_python.exists() else shutil.which("jupyter-book")
+    if not found:
+        raise SystemExit("jupyter-book is not installed: `pip install -e .` installs it")
+    return found
+
+
+def command_book(arguments: argparse.Namespace) -> int:
+    """Execute every chapter (unless --no-run), then build the HTML site with warnings as errors."""
+    if not arguments.no_run:
+        status = command_run(argparse.Namespace(notebooks=[], smoke=arguments.smoke))
+        if status:
+            return status
+    site_dir = config.build_dir() / "site"
+    _check_every_notebook_executed(site_dir)
+    stage_book_sources(site_dir)
+    write_ledger_include(site_dir)
+    command = [
+        _jupyter_book_executable(),
+        "build",
+        str(site_dir),
+        "--path-output",
+        str(config.build_dir()),
+        "--warningiserror",
+        "--keep-going",
+        "--quiet",
+    ]
+    print("building the site:", " ".join(command[1:]))
+    result = subprocess.run(command, check=False)
+    if result.returncode:
+        print(
+            "the site build failed (warnings count as errors): see the messages above",
+            file=sys.stderr,
+        )
+        return result.returncode
+    index = config.build_dir() / "_build" / "html" / "index.html"
+    print(f"\nThe book is ready: open file://{index}")
+    return 0
+
+
+def command_ledger(arguments: argparse.Namespace) -> int:
+    from handbook import claims
+
+    print(claims.render_markdown(claims.load_records()))
+    return 0
+
+
+def command_student(arguments: argparse.Namespace) -> int:
+    from handbook.exercises import student
+
+    notebooks = _resolve_notebooks(arguments.notebooks)
+    out_dir = Path(arguments.out)
+    written = student.make_student_editions(notebooks, out_dir)
+    for path in written:
+        print(f"wrote {path}")
+    print(
+        f"student edition: {len(written)} notebook(s) in {out_dir}/ "
+        "(solutions removed, outputs cleared)"
+    )
+    return 0
+
+
+def command_grade(arguments: argparse.Namespace) -> int:
+    from handbook.exercises import grading
+
+    notebooks = [Path(name) for name in arguments.notebooks]
+    missing = [str(path) for path in notebooks if not path.is_file()]
+    if missing:
+        raise SystemExit(f"no such notebook(s): {', '.join(missing)}")
+    grading.grade_notebooks(notebooks, csv_path=Path(arguments.csv), smoke=not arguments.full)
+    print(f"scores written to {arguments.csv}")
+    return 0
+
+
+def command_bench(arguments: argparse.Namespace) -> int:
+    from handbook import bench
+
+    rows = []
+    for module_name in BENCHMARK_MODULES:
+        module = importlib.import_module(module_name)
+        print(f"benchmarking {module_name} ...", flush=True)
+        rows.extend(module.benchmarks(smoke=arguments.smoke))
+    print()
+    print(bench.format_table(rows))
+    print("\nspeed-up = the group's baseline median / the variant's median, measured in this run.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="handbook", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="execute chapter notebooks with papermill")
+    run.add_argument("notebooks", nargs="*", help="paths or names (default: every chapter)")
+    run.add_argument(
+        "--smoke", action="store_true", help="small sizes: same logic, minutes not hours"
+    )
+    run.set_defaults(handler=command_run)
+
+    book = commands.add_parser("book", help="execute every chapter and build the HTML site")
+    book.add_argument("--smoke", action="store_true", help="execute in smoke mode")
+    book.add_argument(
+        "--no-run", action="store_true", help="reuse the notebooks executed last time"
+    )
+    book.set_defaults(handler=command_book)
+
+    ledger = commands.add_parser("ledger", help="print the claims ledger of the last run")
+    ledger.set_defaults(handler=command_ledger)
+
+    student_parser = commands.add_parser("student", help="write the student edition")
+    student_parser.add_argument("notebooks", nargs="*", help="default: every chapter")
+    student_parser.add_argument("--out", default="student", help="output folder (default: student)")
+    student_parser.set_defaults(handler=command_student)
+
+    grade = commands.add_parser("grade", help="execute students' notebooks and score the exercises")
+    grade.add_argument("notebooks", nargs="+", help="the students' notebooks")
+    grade.add_argument("--csv", default="grades/grades.csv", help="where to write the score table")
+    grade.add_argument("--full", action="store_true", help="run in full mode (default: smoke)")
+    grade.set_defaults(handler=command_grade)
+
+    bench_parser = commands.add_parser("bench", help="run every chapter's benchmarks side by side")
+    bench_parser.add_argument("--smoke", action="store_true", help="fewer repeats")
+    bench_parser.set_defaults(handler=command_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    return arguments.handler(arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Environment switches and project paths shared by the package, the notebooks and the CLI.
+
+Smoke mode travels as an environment variable so that it reaches the notebook kernel in the
+same way under papermill (``handbook run --smoke``) and under nbval (``make test``): the
+``parameters`` cell of every notebook reads ``SMOKE = handbook.smoke_mode()``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SMOKE_ENV = "HANDBOOK_SMOKE"
+LEDGER_ENV = "HANDBOOK_LEDGER_DIR"
+STRICT_EXERCISES_ENV = "HANDBOOK_EXERCISES_STRICT"
+GRADE_FILE_ENV = "HANDBOOK_GRADE_FILE"
+PROGRESS_ENV = "HANDBOOK_PROGRESS"
+
+#: Variables set for every notebook kernel the tooling starts: no hub, no network.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(
+        f"environment variable {name}={value!r}: expected one of 1/0, true/false, yes/no"
+    )
+
+
+def smoke_mode() -> bool:
+    """True when ``HANDBOOK_SMOKE`` is set to 1: notebooks shrink sizes, keep their logic."""
+    return _flag(SMOKE_ENV)
+
+
+def strict_exercises() -> bool:
+    """True when an exercise check must raise instead of printing (source notebooks in tests)."""
+    return _flag(STRICT_EXERCISES_ENV)
+
+
+def live_progress() -> bool:
+    """False when ``HANDBOOK_PROGRESS=0``: executed copies for the static book get one summary
+    line per loop instead of hundreds of progress-bar redraws."""
+    return os.environ.get(PROGRESS_ENV, "1").strip() != "0"
+
+
+def project_root() -> Path:
+    """The repository root (the folder holding ``_toc.yml``).
+
+    Found from the package's own location (editable install), else by walking up from the
+    working directory; raises if neither is inside a checkout of the book.
+    """
+    candidates = [Path(__file__).resolve().parent.parent, *Path.cwd().resolve().parents]
+    candidates.insert(1, Path.cwd().resolve())
+    for folder in candidates:
+        if (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    raise FileNotFoundError(
+        "could not find the book's checkout (a folder with _toc.yml and notebooks/) above "
+        f"{Path.cwd()}; run from inside the repository or install it with `pip install -e .`"
+    )
+
+
+def build_dir() -> Path:
+    """``<root>/_build``: executed notebooks, the ledger records, the HTML site."""
+    return project_root() / "_build"
+
+
+def ledger_dir() -> Path:
+    """Where claim records are written: ``$HANDBOOK_LEDGER_DIR`` or ``<root>/_build/ledger``."""
+    override = os.environ.get(LEDGER_ENV)
+    if override:
+        return Path(override)
+    try:
+        return build_dir() / "ledger"
+    except FileNotFoundError:
+        return Path.cwd() / "handbook-ledger"

@@ -1,0 +1,351 @@
+"""The check API behind every exercise: run named cases against a learner's function, report.
+
+A chapter's check function (``handbook.exercises.ch00.check_accuracy``) builds a list of
+:class:`Case` objects and hands them to :func:`check_exercise`, which runs them in order and
+prints one verdict::
+
+    ✓ Exercise 0.2 (accuracy): all 6 checks passed
+
+What happens next depends on the environment (names in :mod:`handbook.config`):
+
+- ``HANDBOOK_GRADE_FILE`` set: one JSON line per check is appended to that file (the grader
+  reads it back, see :mod:`handbook.exercises.grading`).
+- ``HANDBOOK_EXERCISES_STRICT=1`` (the test suite running the source notebooks): anything but
+  "passed" raises :class:`ExerciseFailed`, so a wrong reference solution fails the build.
+  Otherwise a check never raises: a learner's notebook always runs to the end.
+
+A case's ``run`` raises ``AssertionError`` with a readable message when the learner's answer is
+wrong; the ``expect_*`` helpers below build those messages (expected value, actual value, never
+the solution).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from handbook import config
+
+PASSED = "passed"
+FAILED = "failed"
+NOT_DONE = "not done"
+ERROR = "error"
+#: Used by the grader only: the notebook stopped before the check cell ran.
+NOT_REACHED = "not reached"
+STATUSES = (PASSED, FAILED, NOT_DONE, ERROR, NOT_REACHED)
+
+#: How many characters of an array a failure message shows before eliding the rest.
+_MAX_VALUE_CHARS = 600
+#: Arrays up to this size (and 2 dimensions) are shown whole when they differ from the expected.
+_MAX_SHOWN_ELEMENTS = 100
+
+
+class ExerciseFailed(AssertionError):
+    """Raised in strict mode when an exercise check does not pass; the message is the report."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One named check: ``run()`` returns on success, raises ``AssertionError`` on a wrong answer.
+
+    ``description`` is shown to the learner when the case fails, so it says what was tried
+    ("a batch of one image"), never how to compute the answer.
+    """
+
+    description: str
+    run: Callable[[], None]
+
+
+@dataclass
+class ExerciseResult:
+    """The verdict on one exercise: ``status`` is one of :data:`STATUSES`.
+
+    ``passed`` counts the cases that passed out of ``total``; ``messages`` holds one line per
+    failing case (or the single "not yet done" line).
+    """
+
+    id: str
+    title: str
+    status: str
+    passed: int
+    total: int
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == PASSED
+
+    def headline(self) -> str:
+        """One line: mark, exercise, verdict."""
+        name = f"Exercise {self.id} ({self.title})"
+        if self.status == PASSED:
+            return f"✓ {name}: all {self.total} checks passed"
+        if self.status == FAILED:
+            return f"✗ {name}: {self.passed} of {self.total} checks passed"
+        if self.status == NOT_DONE:
+            return f"✗ {name}: not yet done"
+        return f"✗ {name}: {self.status}"
+
+    def report(self) -> str:
+        """The headline followed by one indented line per message (what :func:`check_exercise`
+        prints)."""
+        if self.status == NOT_DONE:
+            return f"✗ {self.messages[0]}"
+        lines = [f"    - {message}".replace("\n", "\n      ") for message in self.messages]
+        return "\n".join([self.headline(), *lines])
+
+    def __str__(self) -> str:
+        return self.report()
+
+    def _ipython_display_(self) -> None:
+        """Show nothing when a notebook cell ends with a check: the report is already printed."""
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict, one line of the grade file."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> ExerciseResult:
+        """Rebuild a result from :meth:`to_json`'s dict; raises ValueError on an unknown status."""
+        if record.get("status") not in STATUSES:
+            raise ValueError(
+                f"grade record {record!r}: expected a status among {STATUSES}, "
+                f"got {record.get('status')!r}"
+            )
+        return cls(
+            id=str(record["id"]),
+            title=str(record["title"]),
+            status=record["status"],
+            passed=int(record["passed"]),
+            total=int(record["total"]),
+            messages=[str(message) for message in record.get("messages", [])],
+        )
+
+
+def not_done_message(exercise_id: str, title: str) -> str:
+    """The text a learner sees while the exercise cell still holds the stub."""
+    return (
+        f"Exercise {exercise_id} ({title}): not yet done - replace the "
+        "`raise NotImplementedError` in the exercise cell"
+    )
+
+
+def check_exercise(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseResult:
+    """Run ``cases`` in order, print the verdict, record it, and return it.
+
+    A ``NotImplementedError`` from any case means the learner has not written the function yet
+    (status "not done", nothing else is run). An ``AssertionError`` fails that case; any other
+    exception is an "error" for that case; either way the remaining cases still run, so the
+    report lists every problem at once. See the module docstring for the grade file and strict
+    mode.
+    """
+    if not cases:
+        raise ValueError(f"exercise {exercise_id} ({title}): expected at least one case, got none")
+    result = _run_cases(exercise_id, title, cases)
+    print(result.report(), flush=True)
+    _append_to_grade_file(result)
+    if config.strict_exercises() and not result.ok:
+        raise ExerciseFailed(result.report())
+    return result
+
+
+def _run_cases(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseResult:
+    passed = 0
+    messages: list[str] = []
+    status = PASSED
+    for case in cases:
+        try:
+            case.run()
+        except NotImplementedError:
+            message = not_done_message(exercise_id, title)
+            return ExerciseResult(exercise_id, title, NOT_DONE, passed, len(cases), [message])
+        except AssertionError as failure:
+            messages.append(f"{case.description}: {failure}")
+            status = ERROR if status == ERROR else FAILED
+        except Exception as error:  # the learner's code may raise anything; report, do not crash
+            messages.append(f"{case.description}: raised {type(error).__name__}: {error}")
+            status = ERROR
+        else:
+            passed += 1
+    return ExerciseResult(exercise_id, title, status, passed, len(cases), messages)
+
+
+def _append_to_grade_file(result: ExerciseResult) -> None:
+    grade_file = os.environ.get(config.GRADE_FILE_ENV)
+    if not grade_file:
+        return
+    path = Path(grade_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as stream:
+        stream.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
+
+
+def describe(value: object) -> str:
+    """A short readable rendering of a value for failure messages (arrays and tensors included)."""
+    if _is_tensor(value):
+        return _describe_array(value.detach().cpu().numpy(), "tensor", value.dtype)
+    if isinstance(value, np.ndarray):
+        return _describe_array(value, "array", value.dtype)
+    text = repr(value)
+    return text if len(text) <= _MAX_VALUE_CHARS else text[:_MAX_VALUE_CHARS] + " ..."
+
+
+def _describe_array(array: np.ndarray, container: str, dtype: object) -> str:
+    heading = f"{container} of shape {array.shape} and dtype {dtype}"
+    if array.size == 0:
+        return heading
+    text = np.array2string(
+        array, precision=4, threshold=_MAX_SHOWN_ELEMENTS, edgeitems=3, max_line_width=100
+    )
+    if len(text) > _MAX_VALUE_CHARS:
+        text = text[:_MAX_VALUE_CHARS] + " ..."
+    return f"{heading}:\n{text}" if "\n" in text else f"{heading}: {text}"
+
+
+def _is_tensor(value: object) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def _as_array(value: object) -> np.ndarray:
+    if _is_tensor(value):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def expect(condition: bool, message: str) -> None:
+    """Fail the current case with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def expect_type(actual: object, expected_type: type | tuple[type, ...], what: str) -> None:
+    """Fail unless ``actual`` is an instance of ``expected_type``."""
+    if not isinstance(actual, expected_type):
+        names = (
+            " or ".join(kind.__name__ for kind in expected_type)
+            if isinstance(expected_type, tuple)
+            else expected_type.__name__
+        )
+        raise AssertionError(f"{what}: expected a {names}, got {type(actual).__name__}")
+
+
+def expect_shape(actual: object, expected_shape: tuple[int, ...], what: str) -> None:
+    """Fail unless ``actual`` (array or tensor) has exactly ``expected_shape``."""
+    shape = getattr(actual, "shape", None)
+    if shape is None:
+        raise AssertionError(
+            f"{what}: expected an array of shape {tuple(expected_shape)}, "
+            f"got a {type(actual).__name__} without a shape"
+        )
+    if tuple(shape) != tuple(expected_shape):
+        raise AssertionError(f"{what}: expected shape {tuple(expected_shape)}, got {tuple(shape)}")
+
+
+def expect_equal(actual: object, expected: object, what: str) -> None:
+    """Fail unless ``actual`` equals ``expected``; arrays and tensors are compared element-wise
+    (same shape, same values; dtypes may differ)."""
+    if isinstance(expected, np.ndarray) or _is_tensor(expected):
+        expected_array = _as_array(expected)
+        expect_shape(actual, expected_array.shape, what)
+        differs = _as_array(actual) != expected_array
+        if np.any(differs):
+            raise AssertionError(_array_mismatch(what, actual, expected, differs))
+    elif not bool(actual == expected):
+        raise AssertionError(f"{what}: expected {describe(expected)}, got {describe(actual)}")
+
+
+def expect_close(
+    actual: object, expected: object, what: str, atol: float = 1e-6, rtol: float = 1e-5
+) -> None:
+    """Fail unless ``actual`` is within ``atol + rtol * |expected|`` of ``expected``, element-wise.
+
+    Works on numbers, arrays and tensors; shapes must match exactly. NaN is never close.
+    """
+    expected_array = _as_array(expected).astype(np.float64)
+    if expected_array.ndim > 0:
+        expect_shape(actual, expected_array.shape, what)
+    try:
+        actual_array = _as_array(actual).astype(np.float64)
+    except (TypeError, ValueError) as error:
+        raise AssertionError(
+            f"{what}: expected numbers close to {describe(expected)}, got {describe(actual)}"
+        ) from error
+    if actual_array.shape != expected_array.shape:
+        raise AssertionError(f"{what}: expected {describe(expected)}, got {describe(actual)}")
+    differs = ~np.isclose(actual_array, expected_array, atol=atol, rtol=rtol)
+    if not np.any(differs):
+        return
+    if expected_array.ndim == 0:
+        raise AssertionError(f"{what}: expected {describe(expected)}, got {describe(actual)}")
+    largest = np.nanmax(np.abs(actual_array - expected_array), initial=0.0)
+    raise AssertionError(
+        _array_mismatch(what, actual, expected, differs)
+        + f" (largest difference {largest:.3g}, tolerance {atol:g})"
+    )
+
+
+def _array_mismatch(what: str, actual: object, expected: object, differs: np.ndarray) -> str:
+    """Where arrays differ: how many values, the first one, and both arrays when they are small."""
+    actual_array, expected_array = _as_array(actual), _as_array(expected)
+    index = tuple(int(position) for position in np.argwhere(differs)[0])
+    message = (
+        f"{what}: {int(differs.sum())} of {differs.size} values differ, the first at index "
+        f"{index}: expected {_scalar_text(expected_array[index])}, "
+        f"got {_scalar_text(actual_array[index])}"
+    )
+    if expected_array.ndim <= 2 and expected_array.size <= _MAX_SHOWN_ELEMENTS:
+        message += f"\nexpected {describe(expected)}\ngot {describe(actual)}"
+    return message
+
+
+def _scalar_text(value: np.generic) -> str:
+    item = value.item()
+    return repr(round(item, 6)) if isinstance(item, float) else repr(item)
+
+
+def expect_raises(call: Callable[[], object], exception: type[BaseException], what: str) -> None:
+    """Fail unless ``call()`` raises ``exception``.
+
+    A ``NotImplementedError`` is let through so that a stub still reads as "not done".
+    """
+    try:
+        returned = call()
+    except NotImplementedError:
+        raise
+    except exception:
+        return
+    except Exception as error:
+        raise AssertionError(
+            f"{what}: expected {exception.__name__}, got {type(error).__name__}: {error}"
+        ) from error
+    raise AssertionError(
+        f"{what}: expected {exception.__name__}, but it returned {describe(returned)}"
+    )
+
+
+__all__ = [
+    "Case",
+    "ERROR",
+    "ExerciseFailed",
+    "ExerciseResult",
+    "FAILED",
+    "NOT_DONE",
+    "NOT_REACHED",
+    "PASSED",
+    "STATUSES",
+    "check_exercise",
+    "describe",
+    "expect",
+    "expect_close",
+    "expect_equal",
+    "expect_raises",
+    "expect_shape",
+    "expect_type",
+    "not_done_message",
+]

@@ -1,0 +1,811 @@
+"""handbook.attention against PyTorch: attention, multi-head attention, blocks, the Transformer.
+
+Conventions: our boolean masks say True = "may attend" (as torch.nn.functional's SDPA), while
+torch.nn.MultiheadAttention / Transformer*Layer masks say True = "masked out"; tests convert
+with ``~``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from handbook import attention
+from handbook.attention import (
+    ARTICLE_SNIPPET_AS_PRINTED,
+    DecoderBlock,
+    EncoderBlock,
+    MultiHeadAttention,
+    PositionalEncoding,
+    Transformer,
+    article_attention,
+    causal_mask,
+    chunked_attention,
+    masked_softmax,
+    merge_heads,
+    padding_mask,
+    scaled_dot_product_attention,
+    sinusoidal_positional_encoding,
+    split_heads,
+)
+
+TOLERANCE = {
+    torch.float32: {"atol": 1e-5, "rtol": 1e-5},
+    torch.float64: {"atol": 1e-12, "rtol": 1e-12},
+    torch.bfloat16: {"atol": 3e-2, "rtol": 3e-2},
+}
+
+# (batch dimensions, L, S, d, dv): heads included in the batch dimensions, L != S, length 1
+SHAPES = [
+    ((2, 3), 5, 7, 8, 4),
+    ((1, 1), 1, 1, 4, 4),
+    ((2, 4), 6, 6, 16, 16),
+    ((3,), 1, 9, 8, 2),
+    ((), 4, 3, 5, 6),
+    ((2, 2), 9, 1, 3, 5),
+]
+MASK_KINDS = ["none", "padding", "causal", "random"]
+
+
+def random_qkv(batch_shape, L, S, d, dv, dtype=torch.float32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn(*batch_shape, L, d, generator=generator, dtype=torch.float64)
+    k = torch.randn(*batch_shape, S, d, generator=generator, dtype=torch.float64)
+    v = torch.randn(*batch_shape, S, dv, generator=generator, dtype=torch.float64)
+    return q.to(dtype), k.to(dtype), v.to(dtype)
+
+
+def make_mask(kind, batch_shape, L, S, seed=0):
+    """A boolean mask (True = may attend) and whether torch should get ``is_causal`` instead."""
+    generator = torch.Generator().manual_seed(seed)
+    if kind == "none":
+        return None
+    if kind == "causal":
+        return causal_mask(L, S)
+    if kind == "padding":
+        if not batch_shape:
+            return padding_mask([max(S - 1, 1)], S)  # (1, S): broadcast over the queries
+        lengths = torch.randint(1, S + 1, (batch_shape[0],), generator=generator)
+        lengths[0] = S
+        # (batch, 1, ..., 1, S): one row of keys per first batch index, broadcast over the rest
+        return padding_mask(lengths, S).view(batch_shape[0], *[1] * len(batch_shape), S)
+    mask = torch.rand(*batch_shape, L, S, generator=generator) > 0.4
+    mask[..., 0] = True  # every query keeps a key: fully masked rows are tested on their own
+    return mask
+
+
+# ------------------------------------------------------------------------------------------
+# scaled_dot_product_attention
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("mask_kind", MASK_KINDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_sdpa_matches_torch(shape, mask_kind, dtype):
+    batch_shape, L, S, d, dv = shape
+    q, k, v = random_qkv(batch_shape, L, S, d, dv, dtype)
+    mask = make_mask(mask_kind, batch_shape, L, S)
+    output, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert output.shape == (*batch_shape, L, dv) and output.dtype == dtype
+    assert weights.shape == (*batch_shape, L, S)
+    torch.testing.assert_close(output, expected, **TOLERANCE[dtype])
+    torch.testing.assert_close(
+        weights.double().sum(-1),
+        torch.ones(*batch_shape, L, dtype=torch.float64),
+        atol=1e-2,
+        rtol=0,
+    )
+    if mask is not None:
+        assert (weights.masked_select(~mask.expand_as(weights)) == 0).all()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_causal_flag_matches_torch_is_causal(shape):
+    batch_shape, L, S, d, dv = shape
+    q, k, v = random_qkv(batch_shape, L, S, d, dv, torch.float64)
+    output, _ = scaled_dot_product_attention(q, k, v, causal=True)
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(output, expected, **TOLERANCE[torch.float64])
+
+
+def test_causal_flag_combines_with_a_mask():
+    q, k, v = random_qkv((2,), 5, 5, 4, 3, torch.float64)
+    padding = padding_mask([5, 3], 5)[:, None, :]
+    output, weights = scaled_dot_product_attention(q, k, v, mask=padding, causal=True)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=padding & causal_mask(5))
+    torch.testing.assert_close(output, expected)
+    assert weights[1, :, 3:].abs().sum() == 0 and weights[0].triu(1).abs().sum() == 0
+
+
+def test_weights_are_softmax_of_scaled_scores_and_produce_the_output():
+    q, k, v = random_qkv((2,), 3, 4, 5, 6, torch.float64)
+    output, weights = scaled_dot_product_attention(q, k, v, scale=0.3)
+    torch.testing.assert_close(weights, torch.softmax(q @ k.transpose(-2, -1) * 0.3, dim=-1))
+    torch.testing.assert_close(output, weights @ v)
+    torch.testing.assert_close(output, F.scaled_dot_product_attention(q, k, v, scale=0.3))
+
+
+def test_fully_masked_row_gives_zeros_and_finite_gradients():
+    q, k, v = random_qkv((2,), 3, 4, 5, 6, torch.float64)
+    q.requires_grad_(True)
+    mask = torch.ones(2, 3, 4, dtype=torch.bool)
+    mask[0, 1] = False
+    output, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+    assert (output[0, 1] == 0).all() and (weights[0, 1] == 0).all()
+    assert torch.isfinite(output).all()
+    torch.testing.assert_close(weights[mask.any(-1)].sum(-1), torch.ones(5, dtype=torch.float64))
+    output.sum().backward()
+    assert torch.isfinite(q.grad).all() and (q.grad[0, 1] == 0).all()
+
+
+def test_torch_behaviour_on_fully_masked_rows_is_as_the_module_docstring_says():
+    """If this fails, PyTorch changed its behaviour: update the docstring of handbook.attention."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 4)
+    nothing = torch.zeros(1, 2, dtype=torch.bool)
+    assert (F.scaled_dot_product_attention(x, x, x, attn_mask=nothing[:, None, :]) == 0).all()
+    torch_attention = nn.MultiheadAttention(4, 1, batch_first=True)
+    output, _ = torch_attention(x, x, x, key_padding_mask=~nothing)
+    assert torch.isnan(output).all()
+    ours = MultiHeadAttention(4, 1).load_from_torch(torch_attention)
+    assert torch.isfinite(ours(x, key_mask=nothing)[0]).all()
+
+
+def test_empty_key_sequence_gives_zeros():
+    q, k, v = random_qkv((2,), 3, 0, 4, 5)
+    output, weights = scaled_dot_product_attention(q, k, v)
+    assert output.shape == (2, 3, 5) and (output == 0).all() and weights.shape == (2, 3, 0)
+    torch.testing.assert_close(chunked_attention(q, k, v), output)
+
+
+def test_dropout_zeroes_and_rescales_weights_only_in_training():
+    q, k, v = random_qkv((2, 2), 6, 6, 4, 4, torch.float64)
+    plain, plain_weights = scaled_dot_product_attention(q, k, v)
+    not_training, _ = scaled_dot_product_attention(q, k, v, dropout_p=0.5, training=False)
+    torch.testing.assert_close(not_training, plain)
+    torch.manual_seed(0)
+    dropped, weights = scaled_dot_product_attention(q, k, v, dropout_p=0.5)
+    kept = weights != 0
+    assert 0 < kept.float().mean() < 1
+    torch.testing.assert_close(weights[kept], 2 * plain_weights[kept])
+    torch.testing.assert_close(dropped, weights @ v)
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        (((2, 5, 64), (2, 6, 32), (2, 6, 8)), "same last dimension, got 64 and 32"),
+        (((2, 5, 8), (2, 6, 8), (2, 7, 8)), "same sequence length S .*got 6 and 7"),
+        (((2, 5, 8), (3, 6, 8), (3, 6, 8)), "broadcastable batch dimensions"),
+        (((8,), (6, 8), (6, 8)), "at least 2 dimensions"),
+    ],
+)
+def test_sdpa_shape_errors_name_the_shapes(shapes, message):
+    q, k, v = (torch.randn(*shape) for shape in shapes)
+    with pytest.raises(ValueError, match=message):
+        scaled_dot_product_attention(q, k, v)
+    with pytest.raises(ValueError, match=message):
+        chunked_attention(q, k, v)
+
+
+def test_sdpa_rejects_bad_masks_dtypes_and_dropout():
+    q, k, v = random_qkv((2,), 5, 6, 8, 8)
+    with pytest.raises(
+        ValueError, match=r"mask of shape \(5, 5\) does not broadcast .*\(2, 5, 6\)"
+    ):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(5, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 5, 6\)"):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(3, 5, 6, dtype=torch.bool))
+    with pytest.raises(TypeError, match="expected a boolean mask"):
+        scaled_dot_product_attention(q, k, v, mask=torch.zeros(5, 6))
+    with pytest.raises(ValueError, match="same dtype"):
+        scaled_dot_product_attention(q, k.double(), v)
+    with pytest.raises(ValueError, match="floating-point"):
+        scaled_dot_product_attention(q.long(), k.long(), v.long())
+    with pytest.raises(ValueError, match="dropout_p"):
+        scaled_dot_product_attention(q, k, v, dropout_p=1.0)
+
+
+def test_sdpa_gradcheck_float64():
+    q, k, v = (t.requires_grad_(True) for t in random_qkv((2,), 3, 4, 5, 2, torch.float64))
+    mask = torch.rand(2, 3, 4, generator=torch.Generator().manual_seed(1)) > 0.3
+    mask[1, 2] = False  # a fully masked row
+
+    def attend(q, k, v):
+        return scaled_dot_product_attention(q, k, v, mask=mask, causal=True)[0]
+
+    assert torch.autograd.gradcheck(attend, (q, k, v))
+
+
+def test_masked_softmax():
+    scores = torch.randn(3, 4, dtype=torch.float64)
+    torch.testing.assert_close(masked_softmax(scores), torch.softmax(scores, -1))
+    mask = torch.tensor([[True, False, True, True], [False] * 4, [True, True, True, True]])
+    weights = masked_softmax(scores, mask)
+    torch.testing.assert_close(weights[0, [0, 2, 3]], torch.softmax(scores[0, [0, 2, 3]], -1))
+    assert weights[0, 1] == 0 and (weights[1] == 0).all()
+
+
+def test_causal_and_padding_masks():
+    assert causal_mask(2, 3).tolist() == [[True, False, False], [True, True, False]]
+    assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True] * 3]
+    assert padding_mask([2, 0, 3]).tolist() == [
+        [True, True, False],
+        [False, False, False],
+        [True, True, True],
+    ]
+    assert padding_mask(torch.tensor([1]), max_len=3).tolist() == [[True, False, False]]
+    with pytest.raises(ValueError, match="length 4 does not fit in max_len=3"):
+        padding_mask([4, 1], max_len=3)
+    with pytest.raises(ValueError, match="non-negative"):
+        padding_mask([-1, 1])
+    with pytest.raises(ValueError, match="1-D tensor of integer lengths"):
+        padding_mask(torch.tensor([1.5]))
+
+
+# ------------------------------------------------------------------------------------------
+# chunked (online-softmax) attention
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 4, 7, 100])
+@pytest.mark.parametrize("mask_kind", ["none", "random", "padding", "causal-flag", "row", "empty"])
+def test_chunked_equals_plain(chunk_size, mask_kind):
+    batch_shape, L, S = (2, 3), 5, 7
+    q, k, v = random_qkv(batch_shape, L, S, 8, 4, torch.float64, seed=chunk_size)
+    causal = mask_kind == "causal-flag"
+    if mask_kind == "row":  # broadcast along S: some queries may attend everything, others nothing
+        mask = torch.tensor([True, False, True, True, False])[:, None]
+    elif mask_kind == "empty":  # fully masked rows, some only empty in some chunks
+        mask = make_mask("random", batch_shape, L, S)
+        mask[0, 1, 2] = False
+        mask[1, :, 4, :3] = False
+    else:
+        mask = None if causal else make_mask(mask_kind, batch_shape, L, S)
+    expected, _ = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal)
+    output = chunked_attention(q, k, v, mask=mask, causal=causal, chunk_size=chunk_size)
+    torch.testing.assert_close(output, expected, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_size", [2, 5])
+def test_chunked_causal_with_mask_and_float32(chunk_size):
+    q, k, v = random_qkv((2, 2), 6, 9, 8, 8, torch.float32)
+    mask = make_mask("random", (2, 2), 6, 9)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask & causal_mask(6, 9))
+    output = chunked_attention(q, k, v, mask=mask, causal=True, chunk_size=chunk_size)
+    torch.testing.assert_close(output, expected, **TOLERANCE[torch.float32])
+
+
+class LargestTensorRecorder(TorchFunctionMode):
+    """Records the largest number of elements of any tensor a torch function returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        outputs = result if isinstance(result, tuple | list) else (result,)
+        for output in outputs:
+            if isinstance(output, torch.Tensor):
+                self.largest = max(self.largest, output.numel())
+        return result
+
+
+def test_chunked_attention_never_builds_the_score_matrix():
+    L = S = 64
+    q, k, v = random_qkv((1,), L, S, 4, 4)
+    with LargestTensorRecorder() as chunked:
+        chunked_attention(q, k, v, causal=True, chunk_size=8)
+    with LargestTensorRecorder() as plain:
+        scaled_dot_product_attention(q, k, v, causal=True)
+    assert plain.largest >= L * S
+    assert chunked.largest <= L * 8
+
+
+def test_chunked_gradcheck_float64():
+    q, k, v = (t.requires_grad_(True) for t in random_qkv((2,), 3, 5, 4, 2, torch.float64))
+    mask = torch.rand(2, 3, 5, generator=torch.Generator().manual_seed(2)) > 0.3
+    mask[0, 0] = False  # a fully masked row
+    mask[1, 2, :2] = False  # a row whose first chunk is empty
+
+    def attend(q, k, v):
+        return chunked_attention(q, k, v, mask=mask, causal=True, chunk_size=2)
+
+    assert torch.autograd.gradcheck(attend, (q, k, v))
+
+
+def test_chunked_rejects_bad_chunk_size():
+    q, k, v = random_qkv((1,), 2, 2, 2, 2)
+    with pytest.raises(ValueError, match="chunk_size >= 1, got 0"):
+        chunked_attention(q, k, v, chunk_size=0)
+
+
+# ------------------------------------------------------------------------------------------
+# The article's snippet (claim C1)
+# ------------------------------------------------------------------------------------------
+
+
+def test_article_snippet_as_printed_does_not_run_and_only_line_breaks_were_restored():
+    with pytest.raises(SyntaxError):
+        compile(ARTICLE_SNIPPET_AS_PRINTED, "article", "exec")
+    restored = inspect.getsource(article_attention).replace(
+        "article_attention", "scaled_dot_product_attention"
+    )
+    assert "".join(ARTICLE_SNIPPET_AS_PRINTED.split()) == "importtorch" + "".join(restored.split())
+
+
+def test_article_attention_matches_torch_in_float32():
+    q, k, v = random_qkv((4,), 10, 12, 64, 32)
+    difference = (article_attention(q, k, v) - F.scaled_dot_product_attention(q, k, v)).abs()
+    assert difference.max() < 1e-5
+
+
+def test_article_scale_is_a_float32_tensor_even_for_float64_inputs():
+    assert torch.sqrt(torch.tensor(64)).dtype == torch.get_default_dtype() == torch.float32
+    perfect_square = random_qkv((2,), 5, 5, 64, 8, torch.float64)
+    not_square = random_qkv((2,), 5, 5, 10, 8, torch.float64)
+    exact = article_attention(*perfect_square) - F.scaled_dot_product_attention(*perfect_square)
+    rounded = article_attention(*not_square) - F.scaled_dot_product_attention(*not_square)
+    assert article_attention(*not_square).dtype == torch.float64
+    assert exact.abs().max() < 1e-13
+    assert 1e-11 < rounded.abs().max() < 1e-6
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [(torch.float16, 5e-3), (torch.bfloat16, 5e-2)])
+def test_article_attention_in_16_bit_is_within_rounding(dtype, tolerance):
+    q, k, v = random_qkv((2,), 8, 8, 64, 16, dtype)
+    output = article_attention(q, k, v)
+    assert output.dtype == dtype
+    reference = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
+    assert (output.double() - reference).abs().max() < tolerance
+
+
+def test_article_attention_overflows_in_float16_where_scaling_first_does_not():
+    q = torch.full((1, 2, 64), 40.0, dtype=torch.float16)  # q . k = 102400 > 65504
+    assert torch.isinf(torch.bmm(q, q.transpose(1, 2))).all()
+    assert torch.isnan(article_attention(q, q, q)).all()
+    ours, _ = scaled_dot_product_attention(q, q, q)
+    torch.testing.assert_close(ours, q)
+    torch.testing.assert_close(chunked_attention(q, q, q, chunk_size=1), q)
+    torch.testing.assert_close(F.scaled_dot_product_attention(q, q, q), q)
+
+
+def test_article_attention_lacks_heads_and_integer_support():
+    with pytest.raises(RuntimeError, match="3D"):
+        article_attention(*random_qkv((2, 4), 5, 5, 8, 8))
+    ones = torch.ones(1, 2, 4, dtype=torch.long)
+    with pytest.raises(RuntimeError):
+        article_attention(ones, ones, ones)
+
+
+# ------------------------------------------------------------------------------------------
+# Multi-head attention
+# ------------------------------------------------------------------------------------------
+
+
+def torch_and_ours(d_model=16, num_heads=4, bias=True, seed=0):
+    torch.manual_seed(seed)
+    theirs = nn.MultiheadAttention(d_model, num_heads, bias=bias, batch_first=True)
+    with torch.no_grad():  # torch initializes biases to 0: make them count
+        for parameter in theirs.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    theirs.eval()
+    return theirs, MultiHeadAttention(d_model, num_heads, bias=bias).load_from_torch(theirs).eval()
+
+
+def test_split_and_merge_heads_are_inverse():
+    x = torch.randn(2, 5, 12)
+    heads = split_heads(x, 3)
+    assert heads.shape == (2, 3, 5, 4)
+    torch.testing.assert_close(heads[:, 1], x[..., 4:8])
+    torch.testing.assert_close(merge_heads(heads), x)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("masks", ["none", "padding", "causal", "padding+causal"])
+@pytest.mark.parametrize("cross", [False, True], ids=["self", "cross"])
+def test_multihead_matches_torch(cross, masks, bias):
+    theirs, ours = torch_and_ours(bias=bias)
+    x = torch.randn(3, 5, 16)
+    memory = torch.randn(3, 7, 16) if cross else x
+    S = memory.shape[1]
+    key_mask = padding_mask([S, 2, 4], S) if "padding" in masks else None
+    causal = "causal" in masks
+    expected, expected_weights = theirs(
+        x,
+        memory,
+        memory,
+        key_padding_mask=None if key_mask is None else ~key_mask,
+        attn_mask=~causal_mask(5, S) if causal else None,
+    )
+    output, weights = ours(x, memory, memory, key_mask=key_mask, causal=causal)
+    torch.testing.assert_close(output, expected, **TOLERANCE[torch.float32])
+    torch.testing.assert_close(weights, expected_weights, **TOLERANCE[torch.float32])
+    _, per_head = ours(
+        x, memory, memory, key_mask=key_mask, causal=causal, average_attn_weights=False
+    )
+    _, expected_per_head = theirs(
+        x,
+        memory,
+        memory,
+        key_padding_mask=None if key_mask is None else ~key_mask,
+        attn_mask=~causal_mask(5, S) if causal else None,
+        average_attn_weights=False,
+    )
+    assert per_head.shape == (3, 4, 5, S)
+    torch.testing.assert_close(per_head, expected_per_head, **TOLERANCE[torch.float32])
+
+
+def test_multihead_batched_attn_mask_matches_torch_per_head_layout():
+    theirs, ours = torch_and_ours()
+    x = torch.randn(2, 5, 16)
+    mask = make_mask("random", (2,), 5, 5, seed=3)
+    output, _ = ours(x, attn_mask=mask)
+    # torch wants a 3-D mask as (batch * heads, L, S), ours as (batch, L, S)
+    expected, _ = theirs(x, x, x, attn_mask=~mask.repeat_interleave(4, dim=0))
+    torch.testing.assert_close(output, expected, **TOLERANCE[torch.float32])
+    head_mask = mask[:, None].expand(2, 4, 5, 5)
+    torch.testing.assert_close(ours(x, attn_mask=head_mask)[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_multihead_to_torch_round_trip():
+    torch.manual_seed(1)
+    ours = MultiHeadAttention(8, 2).eval()
+    theirs = ours.to_torch().eval()
+    x = torch.randn(2, 4, 8)
+    torch.testing.assert_close(ours(x)[0], theirs(x, x, x)[0])
+    assert ours(x, need_weights=False)[1] is None
+
+
+def test_multihead_gradcheck_float64():
+    torch.manual_seed(0)
+    ours = MultiHeadAttention(8, 2).double()
+    query = torch.randn(2, 3, 8, dtype=torch.float64, requires_grad=True)
+    memory = torch.randn(2, 4, 8, dtype=torch.float64, requires_grad=True)
+    key_mask = padding_mask([4, 2], 4)
+
+    def attend(query, memory):
+        return ours(query, memory, memory, key_mask=key_mask)[0]
+
+    assert torch.autograd.gradcheck(attend, (query, memory))
+
+
+def test_multihead_errors_speak_to_the_learner():
+    with pytest.raises(ValueError, match="d_model=10 is not divisible by num_heads=4"):
+        MultiHeadAttention(10, 4)
+    ours = MultiHeadAttention(8, 2)
+    with pytest.raises(ValueError, match=r"expected query of shape \(batch, seq, d_model=8\)"):
+        ours(torch.randn(2, 3, 6))
+    with pytest.raises(ValueError, match="same batch size, got 2, 3, 3"):
+        ours(torch.randn(2, 3, 8), torch.randn(3, 3, 8))
+    with pytest.raises(ValueError, match=r"key_mask of shape \(batch, S\) = \(2, 3\)"):
+        ours(torch.randn(2, 3, 8), key_mask=torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="embed_dim=8 and num_heads=2, got 8 and 4"):
+        ours.load_from_torch(nn.MultiheadAttention(8, 4))
+    with pytest.raises(ValueError, match="kdim = vdim = embed_dim"):
+        ours.load_from_torch(nn.MultiheadAttention(8, 2, kdim=4, vdim=4))
+    with pytest.raises(ValueError, match="bias=True"):
+        ours.load_from_torch(nn.MultiheadAttention(8, 2, bias=False))
+
+
+# ------------------------------------------------------------------------------------------
+# Positional encoding
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d_model", [1, 6, 7])
+def test_sinusoidal_positional_encoding_follows_the_paper(d_model):
+    encoding = sinusoidal_positional_encoding(50, d_model)
+    assert encoding.shape == (50, d_model) and encoding.dtype == torch.float32
+    for position in (0, 1, 17, 49):
+        for feature in range(d_model):
+            angle = position / 10000 ** (2 * (feature // 2) / d_model)
+            value = math.sin(angle) if feature % 2 == 0 else math.cos(angle)
+            assert encoding[position, feature].item() == pytest.approx(value, abs=1e-6)
+
+
+def test_positional_encoding_module_adds_the_table_and_checks_length():
+    module = PositionalEncoding(8, max_len=10)
+    x = torch.randn(2, 6, 8)
+    torch.testing.assert_close(module(x), x + sinusoidal_positional_encoding(10, 8)[:6])
+    with pytest.raises(ValueError, match="length 11 is longer than .* max_len=10"):
+        module(torch.randn(1, 11, 8))
+    with pytest.raises(ValueError, match="max_len >= 0 and d_model >= 1"):
+        sinusoidal_positional_encoding(4, 0)
+
+
+# ------------------------------------------------------------------------------------------
+# Encoder and decoder blocks
+# ------------------------------------------------------------------------------------------
+
+
+def perturbed(layer):
+    """Torch's layers start with zero biases and unit LayerNorms: randomize so that all count."""
+    with torch.no_grad():
+        for parameter in layer.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    return layer
+
+
+@pytest.mark.parametrize("grad_enabled", [True, False], ids=["autograd", "inference"])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
+def test_encoder_block_matches_torch(norm_first, activation, grad_enabled):
+    torch.manual_seed(0)
+    options = dict(dropout=0.0, activation=activation, norm_first=norm_first)
+    theirs = perturbed(nn.TransformerEncoderLayer(16, 4, 32, batch_first=True, **options)).eval()
+    ours = EncoderBlock(16, 4, 32, **options).load_from_torch(theirs).eval()
+    x = torch.randn(3, 6, 16)
+    key_mask = padding_mask([6, 4, 1], 6)
+    with torch.set_grad_enabled(grad_enabled):
+        expected = theirs(x, src_key_padding_mask=~key_mask)
+        output = ours(x, key_mask=key_mask)
+        expected_causal = theirs(x, src_mask=~causal_mask(6), is_causal=True)
+        output_causal = ours(x, attn_mask=causal_mask(6))
+    valid = key_mask[..., None].expand_as(x)  # torch's inference fast path may skip padding rows
+    torch.testing.assert_close(output[valid], expected[valid], atol=2e-5, rtol=2e-5)
+    torch.testing.assert_close(output_causal, expected_causal, atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
+def test_decoder_block_matches_torch(norm_first):
+    torch.manual_seed(0)
+    theirs = nn.TransformerDecoderLayer(
+        16, 4, 32, dropout=0.0, norm_first=norm_first, batch_first=True
+    )
+    theirs = perturbed(theirs).eval()
+    ours = DecoderBlock(16, 4, 32, dropout=0.0, norm_first=norm_first).load_from_torch(theirs)
+    x, memory = torch.randn(3, 5, 16), torch.randn(3, 7, 16)
+    tgt_mask, memory_mask = padding_mask([5, 5, 3], 5), padding_mask([7, 2, 5], 7)
+    expected = theirs(
+        x,
+        memory,
+        tgt_mask=~causal_mask(5),
+        tgt_is_causal=True,
+        tgt_key_padding_mask=~tgt_mask,
+        memory_key_padding_mask=~memory_mask,
+    )
+    output = ours.eval()(x, memory, key_mask=tgt_mask, memory_key_mask=memory_mask)
+    torch.testing.assert_close(output, expected, atol=2e-5, rtol=2e-5)
+
+
+def test_block_loading_checks_the_layer_matches():
+    encoder = EncoderBlock(16, 4, 32, norm_first=False)
+    with pytest.raises(ValueError, match="norm_first=False .* got norm_first=True"):
+        encoder.load_from_torch(nn.TransformerEncoderLayer(16, 4, 32, norm_first=True))
+    with pytest.raises(ValueError, match="activation='relu'.*activation='gelu'"):
+        encoder.load_from_torch(nn.TransformerEncoderLayer(16, 4, 32, activation="gelu"))
+    with pytest.raises(ValueError, match="dim_feedforward=32, got 64"):
+        encoder.load_from_torch(nn.TransformerEncoderLayer(16, 4, 64))
+    decoder = DecoderBlock(16, 4, 32, activation="gelu")
+    with pytest.raises(ValueError, match="activation='relu'"):
+        decoder.load_from_torch(nn.TransformerDecoderLayer(16, 4, 32))
+    with pytest.raises(ValueError, match="activation must be one of"):
+        EncoderBlock(16, 4, 32, activation="tanh")
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
+def test_residual_switch_removes_the_skip_connection(norm_first):
+    torch.manual_seed(0)
+    block = EncoderBlock(8, 2, 16, dropout=0.0, norm_first=norm_first, residual=False).eval()
+    x = torch.randn(2, 5, 8)
+
+    def attend(h):
+        return block.self_attention(h)[0]
+
+    if norm_first:
+        expected = block.feed_forward(block.norm2(attend(block.norm1(x))))
+    else:
+        expected = block.norm2(block.feed_forward(block.norm1(attend(x))))
+    torch.testing.assert_close(block(x), expected)
+    block.residual = True
+    assert not torch.allclose(block(x), expected)
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
+def test_residuals_carry_the_gradient_down_a_deep_stack(norm_first):
+    """Claim C2's mechanism: without residuals the first layers of 16 get far less gradient."""
+
+    def first_to_last_gradient_ratio(residual):
+        torch.manual_seed(0)
+        stack = nn.Sequential(
+            *[
+                EncoderBlock(16, 2, 32, dropout=0.0, norm_first=norm_first, residual=residual)
+                for _ in range(16)
+            ]
+        )
+        x = torch.randn(4, 8, 16)
+        output = stack(x)
+        (output * torch.randn_like(output)).mean().backward()
+        first = stack[0].feed_forward.linear1.weight.grad.norm()
+        last = stack[-1].feed_forward.linear1.weight.grad.norm()
+        return (first / last).item()
+
+    assert first_to_last_gradient_ratio(False) < first_to_last_gradient_ratio(True) / 10
+
+
+# ------------------------------------------------------------------------------------------
+# The Transformer
+# ------------------------------------------------------------------------------------------
+
+PAD, BOS, EOS = 0, 1, 2
+
+
+def tiny_transformer(seed=0, **options):
+    torch.manual_seed(seed)
+    settings = dict(
+        src_vocab_size=11,
+        tgt_vocab_size=10,
+        d_model=16,
+        num_heads=2,
+        num_encoder_layers=2,
+        num_decoder_layers=2,
+        d_ff=32,
+        dropout=0.0,
+        max_len=20,
+        pad_id=PAD,
+    )
+    settings.update(options)
+    return Transformer(**settings)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_shapes(norm_first):
+    model = tiny_transformer(norm_first=norm_first)
+    src, tgt = torch.randint(3, 10, (3, 7)), torch.randint(3, 10, (3, 5))
+    assert model.encode(src).shape == (3, 7, 16)
+    assert model(src, tgt).shape == (3, 5, 10)
+    assert isinstance(model.encoder_norm, nn.LayerNorm) == norm_first
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
+def test_transformer_decoder_is_causal(norm_first):
+    model = tiny_transformer(norm_first=norm_first).eval()
+    src, tgt = torch.randint(3, 10, (2, 6)), torch.randint(3, 10, (2, 5))
+    logits = model(src, tgt)
+    changed = tgt.clone()
+    changed[:, 3] = torch.where(tgt[:, 3] == 3, 4, 3)
+    changed_logits = model(src, changed)
+    torch.testing.assert_close(changed_logits[:, :3], logits[:, :3])
+    assert not torch.allclose(changed_logits[:, 3:], logits[:, 3:])
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["post-norm", "pre-norm"])
+def test_without_residuals_positions_collapse_to_one_vector(norm_first):
+    """Two layers without residuals already make every source position nearly the same vector,
+    so the decoder's output no longer depends on its own earlier tokens (rank collapse)."""
+
+    def relative_spread_and_target_influence(residual):
+        model = tiny_transformer(residual=residual, norm_first=norm_first).eval()
+        src, tgt = torch.randint(3, 10, (2, 6)), torch.randint(3, 10, (2, 5))
+        memory = model.encode(src)
+        spread = (memory - memory.mean(dim=1, keepdim=True)).norm(dim=-1) / memory.norm(dim=-1)
+        changed = tgt.clone()
+        changed[:, 0] = torch.where(tgt[:, 0] == 3, 4, 3)
+        influence = (model(src, changed) - model(src, tgt)).abs().max()
+        return spread.mean().item(), influence.item()
+
+    spread_with, influence_with = relative_spread_and_target_influence(residual=True)
+    spread_without, influence_without = relative_spread_and_target_influence(residual=False)
+    assert spread_without < spread_with / 10
+    assert influence_without < influence_with / 100
+
+
+def test_transformer_ignores_source_padding():
+    model = tiny_transformer().eval()
+    src, tgt = torch.randint(3, 10, (2, 5)), torch.randint(3, 10, (2, 4))
+    padded = torch.cat([src, torch.full((2, 3), PAD)], dim=1)
+    torch.testing.assert_close(model(padded, tgt), model(src, tgt), atol=1e-5, rtol=1e-5)
+    unmasked = tiny_transformer(pad_id=None).eval()
+    assert not torch.allclose(unmasked(padded, tgt), unmasked(src, tgt), atol=1e-3)
+
+
+def test_transformer_errors_speak_to_the_learner():
+    model = tiny_transformer()
+    src, tgt = torch.randint(3, 10, (2, 5)), torch.randint(3, 10, (2, 4))
+    with pytest.raises(ValueError, match=r"integer token ids of shape \(batch, seq\)"):
+        model(src.float(), tgt)
+    with pytest.raises(ValueError, match=r"integer token ids of shape \(batch, seq\)"):
+        model(src[0], tgt)
+    with pytest.raises(ValueError, match="token id 10, out of range for a vocabulary of 10"):
+        model(src, torch.tensor([[1, 10], [1, 2]]))
+    with pytest.raises(ValueError, match="same batch size, got 2 and 3"):
+        model(src, torch.randint(3, 10, (3, 4)))
+    with pytest.raises(ValueError, match="length 21 is longer than .* max_len=20"):
+        model(torch.randint(3, 10, (2, 21)), tgt)
+    with pytest.raises(ValueError, match="beam_size >= 1"):
+        model.beam_search(src, 5, BOS, EOS, beam_size=0)
+    with pytest.raises(ValueError, match="max_len >= 1"):
+        model.greedy_decode(src, 0, BOS, EOS)
+
+
+def copy_task(count=6, seed=0):
+    """Sources of length 3-5 over tokens 3..9, padded; the target is the source itself."""
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(3, 6, (count,), generator=generator)
+    lengths[0] = 5
+    tokens = torch.randint(3, 10, (count, 5), generator=generator)
+    src = tokens.masked_fill(~padding_mask(lengths, 5), PAD)
+    target = torch.full((count, 6), PAD)
+    for row, length in enumerate(lengths.tolist()):
+        target[row, :length] = src[row, :length]
+        target[row, length] = EOS
+    decoder_input = torch.cat([torch.full((count, 1), BOS), target[:, :-1]], dim=1)
+    return src, decoder_input, target, lengths
+
+
+@pytest.fixture(scope="module")
+def copy_model():
+    src, decoder_input, target, lengths = copy_task()
+    model = tiny_transformer(
+        src_vocab_size=10, d_model=32, num_encoder_layers=1, num_decoder_layers=1, d_ff=64
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        logits = model(src, decoder_input)
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+    return model, src, target, lengths
+
+
+def test_greedy_decode_copies_after_overfitting(copy_model):
+    model, src, target, lengths = copy_model
+    model.train()
+    output = model.greedy_decode(src, max_len=8, bos_id=BOS, eos_id=EOS)
+    assert model.training, "greedy_decode must restore the training mode"
+    assert output.shape == (6, 7) and (output[:, 0] == BOS).all()
+    assert torch.equal(output[:, 1:], target)  # EOS, then PAD filling after it
+
+
+def test_beam_search_copies_and_beam_of_one_is_greedy(copy_model):
+    model, src, target, lengths = copy_model
+    beams = model.beam_search(src, max_len=8, bos_id=BOS, eos_id=EOS, beam_size=3)
+    for row, length in enumerate(lengths.tolist()):
+        assert beams[row].tolist() == [BOS, *target[row, : length + 1].tolist()]
+    untrained = tiny_transformer(seed=3).eval()
+    sources = torch.randint(3, 10, (3, 4))
+    greedy = untrained.greedy_decode(sources, 6, BOS, EOS)
+    for row, beam in enumerate(untrained.beam_search(sources, 6, BOS, EOS, beam_size=1)):
+        trimmed = greedy[row][: len(beam)]
+        assert beam.tolist() == trimmed.tolist()
+
+
+def sequence_score(model, src, generated, length_penalty):
+    tokens = torch.tensor([[BOS, *generated]])
+    log_probs = torch.log_softmax(model(src, tokens[:, :-1]), dim=-1)[0]
+    total = log_probs[torch.arange(len(generated)), torch.tensor(generated)].sum().item()
+    return total / len(generated) ** length_penalty
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_wide_beam_search_finds_the_exhaustive_best(length_penalty):
+    model = tiny_transformer(seed=5, tgt_vocab_size=4, pad_id=None).eval()
+    src = torch.randint(3, 10, (1, 4))
+    max_len, vocabulary = 3, range(4)
+    candidates = [[a] for a in vocabulary]
+    complete = []
+    for _ in range(max_len - 1):
+        complete += [c for c in candidates if c[-1] == EOS]
+        candidates = [c + [t] for c in candidates if c[-1] != EOS for t in vocabulary]
+    complete += candidates
+    with torch.no_grad():
+        best = max(complete, key=lambda c: sequence_score(model, src, c, length_penalty))
+    found = model.beam_search(src, max_len, BOS, EOS, beam_size=64, length_penalty=length_penalty)
+    assert found[0].tolist() == [BOS, *best]
+
+
+def test_public_api_is_exported():
+    for name in attention.__all__:
+        assert hasattr(attention, name), name

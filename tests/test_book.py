@@ -1,0 +1,136 @@
+"""The book's structure: table of contents, notebooks' conventions, environment files."""
+
+import ast
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import tomllib
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def _toc_files(node) -> list[str]:
+    files = []
+    if isinstance(node, dict):
+        if "file" in node:
+            files.append(node["file"])
+        if "root" in node:
+            files.append(node["root"])
+        for value in node.values():
+            files.extend(_toc_files(value))
+    elif isinstance(node, list):
+        for item in node:
+            files.extend(_toc_files(item))
+    return files
+
+
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
+TOC_FILES = _toc_files(TOC)
+
+
+def test_every_page_and_notebook_is_in_the_table_of_contents():
+    pages = [f"book/{path.stem}" for path in (ROOT / "book").glob("*.md")]
+    notebooks = [f"notebooks/{path.stem}" for path in NOTEBOOKS]
+    missing = sorted(set(pages + notebooks) - set(TOC_FILES))
+    assert not missing, f"add these to _toc.yml: {missing}"
+
+
+def test_every_table_of_contents_entry_exists():
+    for entry in TOC_FILES:
+        assert any((ROOT / f"{entry}{suffix}").is_file() for suffix in (".md", ".ipynb")), entry
+    assert len(TOC_FILES) == len(set(TOC_FILES)), "an entry appears twice in _toc.yml"
+
+
+def test_config_renders_without_executing():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert all((ROOT / bib).is_file() for bib in config["bibtex_bibfiles"])
+    assert config["launch_buttons"]["colab_url"] and config["launch_buttons"]["binderhub_url"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebooks_are_committed_without_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    dirty = [
+        index
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count)
+    ]
+    assert not dirty, f"{path.name}: clear the outputs of cells {dirty}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_first_code_cell_holds_the_parameters(path):
+    notebook = nbformat.read(path, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    assert "parameters" in first.metadata.get("tags", [])
+    assert "SMOKE = handbook.smoke_mode()" in first.source
+    assert re.search(r"^SEED = \d+", first.source, re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_every_chapter_has_three_self_checked_exercises(path):
+    notebook = nbformat.read(path, as_version=4)
+    solutions = [cell for cell in notebook.cells if "solution" in cell.metadata.get("tags", [])]
+    assert len(solutions) >= 3
+    for cell in solutions:
+        assert "hide-input" in cell.metadata["tags"]
+        position = notebook.cells.index(cell)
+        check = notebook.cells[position + 1]
+        assert check.cell_type == "code" and ".check_" in check.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebooks_define_no_reusable_functions_outside_exercises(path):
+    notebook = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code" or "solution" in cell.metadata.get("tags", []):
+            continue
+        tree = ast.parse(cell.source)
+        definitions = [
+            node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+        ]
+        assert not definitions, f"{path.name} cell {index}: move {definitions} into handbook"
+
+
+def _requirement_floors(requirements) -> dict[str, str]:
+    floors = {}
+    for requirement in requirements:
+        name, specifier = re.match(r"([A-Za-z0-9_.-]+)(.*)", requirement.replace(" ", "")).groups()
+        floors[name.lower()] = specifier
+    return floors
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    expected = _requirement_floors(
+        project["dependencies"] + project["optional-dependencies"]["dev"]
+    )
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda_names = {"pytorch": "torch"}
+    listed = _requirement_floors(
+        item
+        for item in environment["dependencies"]
+        if isinstance(item, str) and item != "pip" and not item.startswith("python=")
+    )
+    listed = {conda_names.get(name, name): floor for name, floor in listed.items()}
+    assert listed == expected
+    assert {"pip": ["-e ."]} in environment["dependencies"]
+    assert "conda-forge" in environment["channels"]
+
+
+def test_readme_shows_the_two_commands_first():
+    readme = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", readme, re.DOTALL).group(1)
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
+    assert commands == ["make book", "make test"]
+    for target in ("make lab", "make student", "make bench", "handbook grade"):
+        assert target in readme
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("book:", "test:", "lab:", "student:", "bench:"):
+        assert f"\n{target}" in makefile
+    assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -1,0 +1,44 @@
+import pytest
+
+from handbook import claims, cli
+
+
+def test_ledger_command_prints_the_records(capsys):
+    claims.record(
+        "C24",
+        claim="start with digits",
+        article_value="advice",
+        measured=98.0,
+        unit="%",
+        verdict="reproduced",
+        note="n",
+        chapter="00_digits",
+    )
+    assert cli.main(["ledger"]) == 0
+    out = capsys.readouterr().out
+    assert "| C24 | start with digits |" in out and "98 %" in out
+
+
+def test_unknown_notebook_is_named():
+    with pytest.raises(SystemExit, match="no notebook 'nope.ipynb'"):
+        cli.main(["run", "nope.ipynb"])
+
+
+def test_grade_refuses_missing_files():
+    with pytest.raises(SystemExit, match="no such notebook"):
+        cli.main(["grade", "missing.ipynb"])
+
+
+def test_stage_and_ledger_include(tmp_path):
+    cli.stage_book_sources(tmp_path)
+    for name in ("_config.yml", "_toc.yml", "references.bib", "book/intro.md"):
+        assert (tmp_path / name).is_file()
+    include = cli.write_ledger_include(tmp_path)
+    assert include.read_text().startswith("| claim |")
+    assert "No claim has been measured" in include.read_text()
+
+
+def test_bench_command_prints_one_table(capsys):
+    assert cli.main(["bench", "--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "speed-up" in out and "SmallCNN" in out

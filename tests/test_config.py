@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+import handbook
+from handbook import config
+
+
+@pytest.mark.parametrize(
+    "value, expected", [("1", True), ("true", True), ("0", False), ("", False)]
+)
+def test_smoke_mode_reads_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv(config.SMOKE_ENV, value)
+    assert handbook.smoke_mode() is expected
+
+
+def test_smoke_mode_rejects_an_unclear_value(monkeypatch):
+    monkeypatch.setenv(config.SMOKE_ENV, "maybe")
+    with pytest.raises(ValueError, match="HANDBOOK_SMOKE='maybe'"):
+        handbook.smoke_mode()
+
+
+def test_project_root_holds_the_book():
+    root = config.project_root()
+    assert (root / "_toc.yml").is_file()
+    assert (root / "handbook" / "config.py").is_file()
+    assert config.build_dir() == root / "_build"
+
+
+def test_ledger_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(config.LEDGER_ENV, str(tmp_path / "elsewhere"))
+    assert config.ledger_dir() == tmp_path / "elsewhere"
+    monkeypatch.delenv(config.LEDGER_ENV)
+    assert config.ledger_dir() == config.project_root() / "_build" / "ledger"
+
+
+def test_import_handbook_stays_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, handbook; heavy = [m for m in ('matplotlib', 'torch', 'fastapi', 'papermill',"
+        " 'datasets') if m in sys.modules]; print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent,
+    )
+    assert result.stdout.strip() == ""

@@ -1,0 +1,225 @@
+"""Chapter 0's exercise checks: right answers pass, typical mistakes fail with a useful message.
+
+The reference solutions live here, not in the package, so that a learner reading
+``handbook.exercises.ch00`` finds the checks but not the answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from handbook import config
+from handbook.exercises import ch00
+from handbook.exercises.checks import ExerciseFailed, ExerciseResult
+
+
+@pytest.fixture(autouse=True)
+def lenient_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts outside strict mode and without a grade file, whatever the shell says."""
+    monkeypatch.setenv(config.STRICT_EXERCISES_ENV, "0")
+    monkeypatch.delenv(config.GRADE_FILE_ENV, raising=False)
+
+
+def stub(*arguments: object) -> object:
+    """What the student edition holds before the learner starts."""
+    raise NotImplementedError("Exercise 0.x: not written yet")
+
+
+# Exercise 0.1 ---------------------------------------------------------------------------------
+
+
+def normalize_images(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(images, dtype=np.float32) / 16).reshape(-1, 1, 8, 8)
+
+
+def normalize_by_255(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(images, dtype=np.float32) / 255).reshape(-1, 1, 8, 8)
+
+
+def normalize_by_batch_maximum(images: np.ndarray) -> torch.Tensor:
+    scaled = np.asarray(images, dtype=np.float32) / np.float32(np.max(images, initial=1))
+    return torch.from_numpy(scaled).reshape(-1, 1, 8, 8)
+
+
+def normalize_in_float64(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(images, dtype=np.float64) / 16).reshape(-1, 1, 8, 8)
+
+
+def normalize_without_reshaping(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(images, dtype=np.float32) / 16)
+
+
+def normalize_transposed(images: np.ndarray) -> torch.Tensor:
+    return normalize_images(images).transpose(2, 3)
+
+
+def normalize_to_numpy(images: np.ndarray) -> np.ndarray:
+    return normalize_images(images).numpy()
+
+
+def normalize_and_clobber_input(images: np.ndarray) -> torch.Tensor:
+    result = normalize_images(images)
+    images[...] = 0
+    return result
+
+
+# Exercise 0.2 ---------------------------------------------------------------------------------
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    if len(labels) == 0:
+        raise ValueError("accuracy of an empty batch is undefined")
+    return (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+def accuracy_as_tensor(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return torch.tensor(accuracy(logits, labels))
+
+
+def accuracy_of_argmin(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return accuracy(-logits, labels)
+
+
+def count_of_correct(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return accuracy(logits, labels) * len(labels)
+
+
+def accuracy_without_empty_check(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+# Exercise 0.3 ---------------------------------------------------------------------------------
+
+
+def confusion_matrix(
+    predictions: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    counts = torch.bincount(labels * num_classes + predictions, minlength=num_classes**2)
+    return counts.reshape(num_classes, num_classes)
+
+
+def confusion_transposed(
+    predictions: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    return confusion_matrix(predictions, labels, num_classes).T
+
+
+def confusion_sized_by_the_data(
+    predictions: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    seen = int(max(predictions.max(), labels.max())) + 1
+    return confusion_matrix(predictions, labels, seen)
+
+
+def confusion_of_floats(
+    predictions: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> torch.Tensor:
+    return confusion_matrix(predictions, labels, num_classes).float()
+
+
+# The checks against them ----------------------------------------------------------------------
+
+CHECKS = {
+    "0.1": ch00.check_normalize_images,
+    "0.2": ch00.check_accuracy,
+    "0.3": ch00.check_confusion_matrix,
+}
+SOLUTIONS = {"0.1": normalize_images, "0.2": accuracy, "0.3": confusion_matrix}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CHECKS))
+def test_the_reference_solution_passes_every_case(exercise_id: str, capsys) -> None:
+    result = CHECKS[exercise_id](SOLUTIONS[exercise_id])
+
+    assert (result.id, result.status, result.messages) == (exercise_id, "passed", [])
+    assert result.passed == result.total >= 6
+    assert capsys.readouterr().out.startswith(f"✓ Exercise {exercise_id} ")
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CHECKS))
+def test_a_stub_reads_as_not_done(exercise_id: str) -> None:
+    result = CHECKS[exercise_id](stub)
+
+    assert result.status == "not done"
+    assert result.messages[0].startswith(f"Exercise {exercise_id} (")
+    assert "replace the `raise NotImplementedError`" in result.messages[0]
+
+
+def test_strict_mode_turns_a_wrong_answer_into_an_exception(monkeypatch) -> None:
+    monkeypatch.setenv(config.STRICT_EXERCISES_ENV, "1")
+
+    assert ch00.check_accuracy(accuracy).status == "passed"
+    with pytest.raises(ExerciseFailed, match="Exercise 0.2 \\(accuracy\\): 1 of 7 checks passed"):
+        ch00.check_accuracy(accuracy_as_tensor)
+
+
+MISTAKES = [
+    ("0.1", normalize_by_255, "failed", "(n=1): normalize_images(images) values: 56 of 64 "),
+    ("0.1", normalize_by_batch_maximum, "failed", "a faint image (no pixel above 8): "),
+    ("0.1", normalize_in_float64, "failed", "dtype: expected torch.float32, got torch.float64"),
+    ("0.1", normalize_without_reshaping, "failed", "expected shape (5, 1, 8, 8), got (5, 64)"),
+    ("0.1", normalize_transposed, "failed", "the first 10 images of sklearn's load_digits"),
+    ("0.1", normalize_to_numpy, "failed", "expected a Tensor, got ndarray"),
+    ("0.1", normalize_and_clobber_input, "failed", "the input array is left unchanged: the array"),
+    ("0.2", accuracy_as_tensor, "failed", "accuracy(logits, labels): expected a float, got Tensor"),
+    ("0.2", accuracy_of_argmin, "failed", "every prediction right: accuracy(logits, labels): "),
+    ("0.2", count_of_correct, "failed", "200 samples, 10 classes: accuracy(logits, labels): "),
+    ("0.2", accuracy_without_empty_check, "failed", "expected ValueError, but it returned nan"),
+    ("0.3", confusion_transposed, "failed", "expected array of shape (2, 2) and dtype int64:\n"),
+    ("0.3", confusion_sized_by_the_data, "error", "expected shape (5, 5), got (2, 2)"),
+    ("0.3", confusion_of_floats, "failed", "expected an integer dtype (counts of samples)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("exercise_id", "implementation", "status", "message"),
+    MISTAKES,
+    ids=[implementation.__name__ for _, implementation, _, _ in MISTAKES],
+)
+def test_a_typical_mistake_fails_with_a_message_saying_what_was_expected(
+    exercise_id: str, implementation: Callable, status: str, message: str
+) -> None:
+    result: ExerciseResult = CHECKS[exercise_id](implementation)
+
+    assert result.status == status
+    assert 0 <= result.passed < result.total
+    assert len(result.messages) == result.total - result.passed
+    assert any(message in line for line in result.messages), result.messages
+
+
+def test_a_partly_right_answer_counts_the_cases_it_passes() -> None:
+    result = ch00.check_accuracy(accuracy_without_empty_check)
+
+    assert (result.status, result.passed, result.total) == ("failed", 6, 7)
+    assert result.messages == [
+        "an empty batch (0 samples): accuracy of an empty batch: expected ValueError, "
+        "but it returned nan"
+    ]
+
+
+def test_a_transposed_confusion_matrix_shows_both_matrices() -> None:
+    result = ch00.check_confusion_matrix(confusion_transposed)
+
+    swapped = next(line for line in result.messages if line.startswith("3 samples of class 0"))
+    assert swapped == (
+        "3 samples of class 0, all predicted as class 1: confusion_matrix(predictions, labels, "
+        "num_classes=2): 2 of 4 values differ, the first at index (0, 1): expected 3, got 0\n"
+        "expected array of shape (2, 2) and dtype int64:\n[[0 3]\n [0 0]]\n"
+        "got tensor of shape (2, 2) and dtype torch.int64:\n[[0 0]\n [3 0]]"
+    )
+
+
+def test_the_checks_leave_the_learners_inputs_to_the_learner() -> None:
+    """A function that scribbles on its arguments must not corrupt the following cases."""
+
+    def clobbering_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+        value = accuracy(logits, labels)
+        logits.zero_()
+        labels.fill_(-1)
+        return value
+
+    assert ch00.check_accuracy(clobbering_accuracy).status == "passed"

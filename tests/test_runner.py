@@ -1,0 +1,62 @@
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+from handbook import cli, config, runner
+
+
+def _notebook(path, *sources):
+    nbformat.write(new_notebook(cells=[new_code_cell(source) for source in sources]), path)
+    return path
+
+
+def test_chapter_notebooks_are_in_book_order():
+    names = [path.name for path in runner.chapter_notebooks()]
+    assert names and names == sorted(names)
+    assert names[0] == "00_digits.ipynb"
+
+
+def test_smoke_mode_and_the_ledger_reach_the_kernel(tmp_path):
+    notebook = _notebook(
+        tmp_path / "probe.ipynb",
+        "import os, handbook\n"
+        "print('smoke', handbook.smoke_mode(), os.environ['HANDBOOK_LEDGER_DIR'], "
+        "os.environ['HF_HUB_OFFLINE'], os.getcwd())",
+    )
+    environment = runner.notebook_environment(
+        smoke=True, strict_exercises=True, ledger_dir=tmp_path / "ledger"
+    )
+    run = runner.execute_notebook(
+        notebook, tmp_path / "out" / "probe.ipynb", environment=environment
+    )
+    assert run.ok, run.error
+    text = nbformat.read(run.output, as_version=4).cells[0].outputs[0]["text"]
+    assert text.split() == ["smoke", "True", str(tmp_path / "ledger"), "1", str(tmp_path)]
+
+
+def test_a_failure_names_the_notebook_the_cell_and_the_error(tmp_path, capsys):
+    notebook = _notebook(
+        tmp_path / "broken.ipynb", "x = 1", "y = 2", "raise KeyError('the missing key')"
+    )
+    runs = runner.run_notebooks(
+        [notebook],
+        tmp_path / "out",
+        environment=runner.notebook_environment(smoke=True, strict_exercises=True),
+    )
+    assert not runs[0].ok
+    assert "broken.ipynb" in runs[0].error
+    assert "cell 2" in runs[0].error and "raise KeyError" in runs[0].error
+    assert "KeyError" in runs[0].error and "the missing key" in runs[0].error
+    printed = capsys.readouterr().out
+    assert "[1/1] broken.ipynb ... FAILED in" in printed
+
+
+def test_cli_run_reports_failure_with_exit_status(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(config, "build_dir", lambda: tmp_path / "_build")
+    good = _notebook(tmp_path / "good.ipynb", "print('fine')")
+    bad = _notebook(tmp_path / "bad.ipynb", "1 / 0")
+    assert cli.main(["run", "--smoke", str(good)]) == 0
+    assert (tmp_path / "_build" / "site" / "notebooks" / "good.ipynb").is_file()
+    assert cli.main(["run", "--smoke", str(good), str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert "1/2 notebooks ran" in captured.out
+    assert "ZeroDivisionError" in captured.err
