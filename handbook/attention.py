@@ -782,7 +782,7 @@ def _evaluation_mode(module: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        pass
+        module.train(was_training)
 
 
 class Transformer(nn.Module):

@@ -1,0 +1,54 @@
+"""The student edition of every real chapter: no solution source, runs to the end, reports
+each exercise as not yet done (the instructor's grade table says so too)."""
+
+import ast
+import csv
+
+import nbformat
+import pytest
+
+from handbook import runner
+from handbook.exercises import grading, student
+
+CHAPTERS = runner.chapter_notebooks()
+
+
+def _solution_body_lines(notebook) -> list[str]:
+    lines = []
+    for cell in notebook.cells:
+        if "solution" not in cell.metadata.get("tags", []):
+            continue
+        for node in ast.parse(cell.source).body:
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            body = node.body[1:] if ast.get_docstring(node) else node.body
+            for statement in body:
+                segment = ast.get_source_segment(cell.source, statement) or ""
+                lines.extend(line.strip() for line in segment.splitlines() if line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.name)
+def test_student_edition_holds_no_solution(chapter, tmp_path):
+    source = nbformat.read(chapter, as_version=4)
+    edition = nbformat.read(student.make_student_edition(chapter, tmp_path / chapter.name), 4)
+    student_text = "\n".join(cell.source for cell in edition.cells)
+    solution_lines = _solution_body_lines(source)
+    assert solution_lines, "the chapter should have solution cells"
+    leaked = [line for line in solution_lines if line in student_text]
+    assert not leaked, f"solution lines left in the student edition: {leaked}"
+    assert student.exercise_ids(edition) == student.exercise_ids(source)
+    assert all(not cell.get("outputs") for cell in edition.cells if cell.cell_type == "code")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.name)
+def test_student_edition_runs_and_reports_exercises_not_done(chapter, tmp_path):
+    edition = student.make_student_edition(chapter, tmp_path / "student" / chapter.name)
+    csv_path = tmp_path / "grades.csv"
+    grades = grading.grade_notebooks([edition], csv_path=csv_path, smoke=True)
+    grade = grades[0]
+    assert grade.error is None, grade.error
+    assert grade.results and {result.status for result in grade.results} == {"not done"}
+    assert grade.score == 0
+    rows = list(csv.DictReader(csv_path.open()))
+    assert rows[0]["score"] == "0"
