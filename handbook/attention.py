@@ -7,7 +7,7 @@ Everything here is written to be read top to bottom and is checked against PyTor
 ``torch.nn.TransformerEncoderLayer`` / ``TransformerDecoderLayer`` (same weights, same outputs).
 
 Shapes are written ``(batch, heads, L, d_head)``: ``L`` is the number of queries, ``S`` the
-number of keys and values. The "...": any number of leading batch dimensions.
+number of keys and values; ``...`` stands for any number of leading batch dimensions.
 
 Masks: one convention throughout. A mask is a boolean tensor and ``True`` means "this query may
 attend to this key", the convention of the boolean ``attn_mask`` of
@@ -15,8 +15,9 @@ attend to this key", the convention of the boolean ``attn_mask`` of
 and ``torch.nn.Transformer*Layer`` use the opposite convention for their boolean masks
 (``True`` = "masked out"), so convert with ``~mask`` when moving between the two.
 
-Fully masked rows: a query that may attend to no key at all (a padding query under a padding
-mask, or ``L > S`` with some masks) gets an output of zeros and attention weights of zeros here.
+Fully masked rows: a query that may attend to no key at all (every query of an empty sequence
+under a padding mask; the first, padding, positions of a left-padded sequence under a causal
+mask) gets an output of zeros and attention weights of zeros here.
 PyTorch's ``scaled_dot_product_attention`` returns zeros too since PyTorch 2.5 (it returned NaN
 before, see pytorch/pytorch#133882), but ``torch.nn.MultiheadAttention`` with
 ``need_weights=True`` (its default) still returns NaN for such rows (checked with PyTorch 2.14).
@@ -42,11 +43,14 @@ PyTorch 2.14 on CPU (``tests/test_attention.py`` pins each point):
 - float16 inputs: runs (on CPU too) and returns float16, within float16 rounding of PyTorch
   (about 1e-3), but the scores ``Q @ K^T`` are formed *before* dividing by sqrt(d_k): a dot
   product above 65504, the float16 maximum, overflows to ``inf`` and the softmax turns the whole
-  row into NaN (e.g. entries of 40 with d_k = 64: 64 * 40 * 40 = 102400). PyTorch's kernel and
-  :func:`scaled_dot_product_attention` here scale the queries first and return the right answer.
+  row into NaN (e.g. entries of 40 with d_k = 64: 64 * 40 * 40 = 102400). On the same input
+  PyTorch's ``scaled_dot_product_attention`` returns the right answer, and so does
+  :func:`scaled_dot_product_attention` here, which scales the queries before the product.
 - bfloat16 inputs: runs, within bfloat16 rounding (about 1e-2); bfloat16 has float32's range,
   so no overflow.
 - Integer inputs fail with ``RuntimeError`` in the second ``bmm`` (float weights times int V).
+- Not measured on a GPU: PyTorch lets a 0-dim CPU tensor such as this divisor combine with CUDA
+  tensors, so the snippet should behave the same there.
 - It lacks masks (no padding, no causal decoding), multiple heads and batched heads:
   ``torch.bmm`` accepts only 3-D tensors, so ``(batch, heads, seq, d)`` inputs raise
   ``RuntimeError: batch1 must be a 3D tensor``. It has no dropout and returns no weights.
@@ -193,7 +197,9 @@ def _check_mask(mask: Tensor, scores_shape: tuple[int, ...]) -> None:
         )
 
 
-def _combine_masks(mask: Tensor | None, causal: bool, L: int, S: int, device) -> Tensor | None:
+def _combine_masks(
+    mask: Tensor | None, causal: bool, L: int, S: int, device: torch.device
+) -> Tensor | None:
     """The user's mask AND the causal mask (either may be absent)."""
     if causal:
         causal_part = causal_mask(L, S, device=device)
@@ -217,7 +223,9 @@ def masked_softmax(scores: Tensor, mask: Tensor | None = None) -> Tensor:
         return torch.softmax(work, dim=-1).to(scores.dtype)
     work = work.masked_fill(~mask, float("-inf"))
     row_has_key = mask.any(dim=-1, keepdim=True)
-    # a finite row keeps softmax's backward free of NaN; its weights are zeroed just after
+    # an all -inf row is NaN in softmax's forward and backward (masked_fill's backward would hide
+    # the NaN gradient, torch.autograd.detect_anomaly would not): give it finite scores, and
+    # zero its weights just after
     work = work.masked_fill(~row_has_key, 0.0)
     weights = torch.softmax(work, dim=-1).masked_fill(~row_has_key, 0.0)
     return weights.to(scores.dtype)
@@ -320,7 +328,7 @@ def chunked_attention(
 
 
 def _chunk_of_mask(
-    mask: Tensor | None, causal: bool, L: int, start: int, stop: int, device
+    mask: Tensor | None, causal: bool, L: int, start: int, stop: int, device: torch.device
 ) -> Tensor | None:
     """The columns ``start:stop`` of the combined mask, built without the full ``(L, S)``."""
     part = None

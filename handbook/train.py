@@ -1,9 +1,11 @@
 """One small training loop for every chapter: seeding, device choice, autocast, progress, history.
 
 ``fit`` trains a model for a number of epochs and returns a :class:`History`; ``evaluate``
-measures loss and accuracy on a loader. The one contract: a loader yields ``(inputs, targets)``
-and ``loss_fn(model(inputs), targets)`` is a scalar. Accuracy is counted when the targets are
-class indices and the model's output has a class dimension last; otherwise it is reported as 0.
+measures loss and accuracy on a loader. The one contract: a loader yields
+``(*inputs, targets)`` and ``loss_fn(model(*inputs), targets)`` is a scalar; a sequence-to-sequence
+model gets ``(source, target_in)`` as inputs. Accuracy is counted when the targets are class
+indices and the model's output has a class dimension last (per token for sequences, ignoring
+targets equal to ``IGNORE_INDEX``, the padding convention of ``cross_entropy``); otherwise 0.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from handbook import config
+
+#: Targets with this value are padding: ignored by the loss and by accuracy.
+IGNORE_INDEX = -100
 
 
 def set_seed(seed: int) -> torch.Generator:
@@ -46,21 +51,22 @@ def pick_device(preferred: str | None = None) -> torch.device:
 
 
 def make_loader(
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    *,
+    *tensors: torch.Tensor,
     batch_size: int,
     shuffle: bool,
     seed: int = 0,
 ) -> DataLoader:
-    """A ``DataLoader`` over two aligned tensors, seeded, with ``num_workers=0``."""
-    if len(inputs) != len(targets):
+    """A ``DataLoader`` over aligned tensors (inputs first, targets last), seeded, no workers."""
+    if len(tensors) < 2:
+        raise ValueError(f"expected at least inputs and targets, got {len(tensors)} tensor(s)")
+    lengths = [len(tensor) for tensor in tensors]
+    if len(set(lengths)) != 1:
         raise ValueError(
-            f"expected as many inputs as targets, got {len(inputs)} and {len(targets)}"
+            f"expected as many inputs as targets, got {' and '.join(map(str, lengths))}"
         )
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
-        TensorDataset(inputs, targets),
+        TensorDataset(*tensors),
         batch_size=batch_size,
         shuffle=shuffle,
         generator=generator if shuffle else None,
@@ -95,10 +101,18 @@ def autocast_context(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def _count_correct(logits: torch.Tensor, targets: torch.Tensor) -> int:
-    if logits.ndim < 2 or targets.dtype not in (torch.int64, torch.int32):
-        return 0
-    return int((logits.argmax(dim=-1) == targets).sum())
+def _count_correct(logits: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:
+    """(correct, counted) predictions; padding targets are not counted."""
+    if logits.ndim != targets.ndim + 1 or targets.dtype not in (torch.int64, torch.int32):
+        return 0, 0
+    counted = targets != IGNORE_INDEX
+    correct = (logits.argmax(dim=-1) == targets) & counted
+    return int(correct.sum()), int(counted.sum())
+
+
+def _to_device(batch, device: torch.device) -> tuple[list[torch.Tensor], torch.Tensor]:
+    *inputs, targets = (tensor.to(device) for tensor in batch)
+    return inputs, targets
 
 
 @torch.no_grad()
@@ -113,18 +127,22 @@ def evaluate(
     """Mean loss and accuracy (fraction, 0 for non-classification targets) over ``loader``."""
     device = device or next(model.parameters()).device
     model.eval()
-    total_loss, correct, count = 0.0, 0, 0
-    for inputs, targets in loader:
-        inputs, targets = inputs.to(device), targets.to(device)
+    total_loss, correct, counted, count = 0.0, 0, 0, 0
+    for batch in loader:
+        inputs, targets = _to_device(batch, device)
         with autocast_context(device, use_autocast):
-            logits = model(inputs)
+            logits = model(*inputs)
             loss = loss_fn(logits, targets)
         total_loss += float(loss) * len(targets)
-        correct += _count_correct(logits, targets)
-        count += len(targets)
+        batch_correct, batch_counted = _count_correct(logits, targets)
+        correct, counted, count = (
+            correct + batch_correct,
+            counted + batch_counted,
+            count + len(targets),
+        )
     if count == 0:
         raise ValueError("cannot evaluate on an empty loader")
-    return total_loss / count, correct / count
+    return total_loss / count, correct / max(counted, 1)
 
 
 @torch.no_grad()
@@ -170,24 +188,25 @@ def fit(
     for _ in bar:
         start = time.perf_counter()
         model.train()
-        total_loss, correct, count = 0.0, 0, 0
-        for inputs, targets in train_loader:
-            inputs, targets = inputs.to(device), targets.to(device)
+        total_loss, correct, counted, count = 0.0, 0, 0, 0
+        for batch in train_loader:
+            inputs, targets = _to_device(batch, device)
             optimizer.zero_grad(set_to_none=True)
             with autocast_context(device, use_autocast):
-                logits = model(inputs)
+                logits = model(*inputs)
                 loss = loss_fn(logits, targets)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             total_loss += float(loss.detach()) * len(targets)
-            correct += _count_correct(logits.detach(), targets)
+            batch_correct, batch_counted = _count_correct(logits.detach(), targets)
+            correct, counted = correct + batch_correct, counted + batch_counted
             count += len(targets)
         history.learning_rate.append(optimizer.param_groups[0]["lr"])
         if scheduler is not None:
             scheduler.step()
         history.train_loss.append(total_loss / max(count, 1))
-        history.train_accuracy.append(correct / max(count, 1))
+        history.train_accuracy.append(correct / max(counted, 1))
         if val_loader is not None:
             val_loss, val_accuracy = evaluate(
                 model, val_loader, loss_fn, device=device, use_autocast=use_autocast
@@ -204,4 +223,3 @@ def fit(
         summary = ", ".join(f"{name} {value}" for name, value in postfix.items())
         print(f"{description}: {epochs} epochs in {history.total_seconds:.1f} s, {summary}")
     return history
-

@@ -50,3 +50,27 @@ def test_load_by_name(tmp_path):
     assert len(datasets.load("digits")["test"]) == 360
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
         datasets.load("imagenet")
+
+
+def test_number_words_split_never_shares_a_number():
+    data = datasets.number_words(max_number=500, test_size=0.2, seed=0)
+    train, test = set(data["train"]["number"]), set(data["test"]["number"])
+    assert not train & test
+    assert train | test == set(range(1, 501))
+    row = (
+        next(row for row in data["train"] if row["number"] == 21)
+        if 21 in train
+        else next(row for row in data["test"] if row["number"] == 21)
+    )
+    assert row["english"] == "twenty-one" and row["german"] == "einundzwanzig"
+
+
+@pytest.mark.parametrize("max_number", [5, 1_000_000])
+def test_number_words_rejects_sizes_out_of_range(max_number):
+    with pytest.raises(ValueError, match="max_number must be"):
+        datasets.number_words(max_number=max_number)
+
+
+def test_wmt14_names_the_offline_alternative():
+    with pytest.raises(datasets.OfflineDataError, match=r"number_words\(\)"):
+        datasets.load("wmt14")

@@ -112,3 +112,22 @@ def test_fit_under_cpu_autocast_uses_bfloat16():
     )
     assert set(dtypes) == {torch.bfloat16}
     assert history.train_loss[0] > 0
+
+
+def test_sequence_targets_count_accuracy_per_token_ignoring_padding():
+    class Echo(nn.Module):
+        """Logits that predict each source token: (batch, seq) -> (batch, seq, vocab)."""
+
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(()))
+
+        def forward(self, source, target_in):
+            return nn.functional.one_hot(source, 5).float() * self.scale + 0 * target_in[..., None]
+
+    source = torch.tensor([[1, 2, 3], [4, 4, 0]])
+    targets = torch.tensor([[1, 2, 0], [4, train.IGNORE_INDEX, train.IGNORE_INDEX]])
+    loader = train.make_loader(source, source, targets, batch_size=2, shuffle=False)
+    loss_fn = lambda logits, target: nn.functional.cross_entropy(logits.transpose(1, 2), target)  # noqa: E731
+    _, accuracy = train.evaluate(Echo(), loader, loss_fn)
+    assert accuracy == pytest.approx(3 / 4)  # 4 counted tokens, the third of the first row wrong
