@@ -183,7 +183,6 @@ def command_grade(arguments: argparse.Namespace) -> int:
     if missing:
         raise SystemExit(f"no such notebook(s): {', '.join(missing)}")
     grading.grade_notebooks(notebooks, csv_path=Path(arguments.csv), smoke=not arguments.full)
-    print(f"scores written to {arguments.csv}")
     return 0
 
 
