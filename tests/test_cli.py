@@ -38,7 +38,22 @@ def test_stage_and_ledger_include(tmp_path):
     assert "No claim has been measured" in include.read_text()
 
 
-def test_bench_command_prints_one_table(capsys):
+def test_bench_command_prints_one_table(capsys, monkeypatch):
+    # each chapter module's benchmarks() is tested in its own test file; here, the command
+    monkeypatch.setattr(cli, "BENCHMARK_MODULES", ["handbook.digits"])
     assert cli.main(["bench", "--smoke"]) == 0
     out = capsys.readouterr().out
     assert "speed-up" in out and "SmallCNN" in out
+
+
+def test_every_registered_benchmark_module_provides_benchmarks():
+    import importlib
+
+    for name in cli.BENCHMARK_MODULES:
+        assert callable(importlib.import_module(name).benchmarks), name
+
+
+def test_student_command_writes_the_edition(tmp_path, capsys):
+    assert cli.main(["student", "00_digits", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "00_digits.ipynb").is_file()
+    assert "solutions removed" in capsys.readouterr().out
