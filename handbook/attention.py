@@ -61,26 +61,40 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from handbook import bench
+
 __all__ = [
     "ARTICLE_SNIPPET_AS_PRINTED",
     "DecoderBlock",
+    "DepthRun",
     "EncoderBlock",
+    "EncoderTagger",
     "FeedForward",
     "MultiHeadAttention",
     "PositionalEncoding",
     "Transformer",
     "article_attention",
+    "attention_scaling",
+    "benchmarks",
     "causal_mask",
     "chunked_attention",
+    "cross_attention_weights",
+    "depth_experiment",
+    "layer_gradient_norms",
     "masked_softmax",
     "merge_heads",
     "padding_mask",
+    "previous_token_batch",
+    "recurrence_vs_attention",
     "scaled_dot_product_attention",
+    "scaling_table",
+    "sequential_steps",
     "sinusoidal_positional_encoding",
     "split_heads",
 ]
@@ -1010,3 +1024,299 @@ def _scored(scores: Tensor, sequences: Tensor, normalizer: float) -> list[tuple[
         (score / normalizer, sequence)
         for score, sequence in zip(scores.tolist(), sequences, strict=True)
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Chapter 1 experiments: what the notebook measures (claims C1-C2, the RNN comparison, bench)
+# ----------------------------------------------------------------------------------------------
+
+
+def cross_attention_weights(
+    model: Transformer, src: Tensor, tgt: Tensor, layer: int = -1
+) -> Tensor:
+    """Where each target token looks in the source: the cross-attention weights of one layer.
+
+    Runs ``model`` with teacher forcing on ``src`` ``(batch, S)`` and ``tgt`` ``(batch, T)`` (in
+    evaluation mode, no gradient) and returns the weights of decoder layer ``layer`` (the last by
+    default), per head: ``(batch, heads, T, S)``; row ``t`` is what the decoder attends to while
+    predicting ``tgt[:, t + 1]``. The blocks ask their attention for no weights, so a forward
+    pre-hook switches ``need_weights`` on for this one call; the model is left unchanged.
+    """
+    attention = model.decoder_layers[layer].cross_attention
+    recorded: list[Tensor] = []
+
+    def ask_for_weights(module, args, kwargs):
+        return args, {**kwargs, "need_weights": True, "average_attn_weights": False}
+
+    def keep_weights(module, args, kwargs, output):
+        recorded.append(output[1])
+
+    handles = [
+        attention.register_forward_pre_hook(ask_for_weights, with_kwargs=True),
+        attention.register_forward_hook(keep_weights, with_kwargs=True),
+    ]
+    try:
+        with torch.no_grad(), _evaluation_mode(model):
+            model(src, tgt)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return recorded[0]
+
+
+class EncoderTagger(nn.Module):
+    """An encoder-only stack for the depth experiment (claim C2): one label per input token.
+
+    Token ids ``(batch, seq)`` -> embedding * sqrt(d_model) + sinusoidal positions ->
+    ``num_layers`` :class:`EncoderBlock` (dropout 0) -> logits ``(batch, seq, num_classes)``.
+    ``residual=False`` removes the residual connection around every sublayer, nothing else.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        num_layers: int,
+        d_model: int = 64,
+        num_heads: int = 4,
+        d_ff: int = 128,
+        residual: bool = True,
+        norm_first: bool = False,
+        max_len: int = 64,
+    ):
+        super().__init__()
+        self.d_model = d_model
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.positional_encoding = PositionalEncoding(d_model, max_len=max_len)
+        self.layers = nn.ModuleList(
+            EncoderBlock(
+                d_model, num_heads, d_ff, dropout=0.0, norm_first=norm_first, residual=residual
+            )
+            for _ in range(num_layers)
+        )
+        self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        self.head = nn.Linear(d_model, num_classes)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        x = self.positional_encoding(self.embedding(tokens) * math.sqrt(self.d_model))
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.final_norm(x))
+
+
+def previous_token_batch(
+    batch_size: int, seq_len: int, vocab_size: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """A batch of the toy task of the depth experiment: output the previous token.
+
+    Returns ``tokens`` and ``targets``, both int64 ``(batch_size, seq_len)``, with
+    ``targets[:, i] = tokens[:, i - 1]`` (and ``tokens[:, 0]`` at position 0): each position must
+    fetch its neighbour's token, which takes attention and positions.
+    """
+    tokens = torch.randint(0, vocab_size, (batch_size, seq_len), generator=generator)
+    return tokens, torch.cat([tokens[:, :1], tokens[:, :-1]], dim=1)
+
+
+def layer_gradient_norms(model: EncoderTagger, tokens: Tensor, targets: Tensor) -> list[float]:
+    """L2 norm of the loss gradient with respect to each layer's parameters, first layer first.
+
+    ``tokens``, ``targets`` ``(batch, seq)``; the loss is the mean token cross-entropy. The
+    model's gradients are cleared before and after, so this can be called at initialization.
+    """
+    model.zero_grad(set_to_none=True)
+    logits = model(tokens)
+    F.cross_entropy(logits.transpose(1, 2), targets).backward()
+    norms = []
+    for layer in model.layers:
+        squares = [p.grad.pow(2).sum() for p in layer.parameters() if p.grad is not None]
+        norms.append(float(torch.stack(squares).sum().sqrt()))
+    model.zero_grad(set_to_none=True)
+    return norms
+
+
+@dataclass
+class DepthRun:
+    """One arm of the depth experiment: gradient norms at initialization, then a short training.
+
+    ``gradient_norms`` has one entry per layer (first layer first); ``losses`` one per step;
+    ``accuracy`` is the token accuracy on a fresh batch after training (0-1).
+    """
+
+    residual: bool
+    gradient_norms: list[float]
+    losses: list[float]
+    accuracy: float
+
+
+def depth_experiment(
+    residual: bool,
+    *,
+    num_layers: int = 24,
+    steps: int = 150,
+    batch_size: int = 32,
+    seq_len: int = 10,
+    vocab_size: int = 16,
+    d_model: int = 64,
+    learning_rate: float = 3e-4,
+    seed: int = 0,
+) -> DepthRun:
+    """Build a ``num_layers``-deep post-norm :class:`EncoderTagger` with or without residual
+    connections, measure :func:`layer_gradient_norms` at initialization, then train it with Adam
+    for ``steps`` steps on :func:`previous_token_batch` (a fresh batch per step) and report the loss
+    curve and the final token accuracy. Same seed, same data, same weights for both arms."""
+    torch.manual_seed(seed)
+    model = EncoderTagger(vocab_size, vocab_size, num_layers, d_model=d_model, residual=residual)
+    generator = torch.Generator().manual_seed(seed)
+    tokens, targets = previous_token_batch(batch_size, seq_len, vocab_size, generator)
+    norms = layer_gradient_norms(model, tokens, targets)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        tokens, targets = previous_token_batch(batch_size, seq_len, vocab_size, generator)
+        loss = F.cross_entropy(model(tokens).transpose(1, 2), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    tokens, targets = previous_token_batch(256, seq_len, vocab_size, generator)
+    with torch.no_grad():
+        accuracy = float((model(tokens).argmax(dim=-1) == targets).float().mean())
+    return DepthRun(residual, norms, losses, accuracy)
+
+
+def sequential_steps(seq_len: int) -> dict[str, int]:
+    """Operations that must run one after another in one layer over ``seq_len`` tokens.
+
+    An RNN (LSTM) computes ``h_t`` from ``h_{t-1}``: ``seq_len`` dependent steps. Self-attention
+    computes every position from the previous layer at once: 1 step (a few matrix products).
+    """
+    if seq_len < 1:
+        raise ValueError(f"expected seq_len >= 1, got {seq_len}")
+    return {"LSTM": seq_len, "self-attention": 1}
+
+
+def recurrence_vs_attention(
+    seq_lens: Sequence[int],
+    *,
+    batch_size: int = 16,
+    d_model: int = 64,
+    num_heads: int = 4,
+    repeats: int = 5,
+    seed: int = 0,
+) -> list[dict]:
+    """Forward time of one ``torch.nn.LSTM`` layer and one :class:`MultiHeadAttention` layer
+    (same ``d_model``) on a batch ``(batch_size, L, d_model)``, for each ``L`` in ``seq_lens``.
+
+    Returns rows ``{"seq_len", "variant", "ms", "peak_bytes": None, "sequential_steps"}``,
+    the median milliseconds over ``repeats`` of :func:`handbook.bench.time_callable`.
+    """
+    torch.manual_seed(seed)
+    lstm = nn.LSTM(d_model, d_model, batch_first=True).eval()
+    attention = MultiHeadAttention(d_model, num_heads).eval()
+    rows = []
+    for seq_len in seq_lens:
+        x = torch.randn(batch_size, seq_len, d_model)
+        steps = sequential_steps(seq_len)
+        variants = {
+            "LSTM": lambda x=x: lstm(x),
+            "self-attention": lambda x=x: attention(x, need_weights=False),
+        }
+        for name, fn in variants.items():
+            with torch.inference_mode():
+                timing = bench.time_callable(fn, warmup=1, repeats=repeats)
+            rows.append(
+                {
+                    "seq_len": seq_len,
+                    "variant": name,
+                    "ms": timing.median_ms,
+                    "peak_bytes": None,
+                    "sequential_steps": steps[name],
+                }
+            )
+    return rows
+
+
+def _attention_variants(
+    seq_len: int, heads: int, d_head: int, chunk_size: int, seed: int
+) -> dict[str, Callable[[], Tensor]]:
+    generator = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(1, heads, seq_len, d_head, generator=generator) for _ in range(3))
+
+    def plain() -> Tensor:
+        with torch.inference_mode():
+            return scaled_dot_product_attention(q, k, v)[0]
+
+    def chunked() -> Tensor:
+        with torch.inference_mode():
+            return chunked_attention(q, k, v, chunk_size=chunk_size)
+
+    def torch_sdpa() -> Tensor:
+        with torch.inference_mode():
+            return F.scaled_dot_product_attention(q, k, v)
+
+    return {"plain": plain, "chunked": chunked, "torch SDPA": torch_sdpa}
+
+
+def attention_scaling(
+    seq_lens: Sequence[int],
+    *,
+    heads: int = 1,
+    d_head: int = 64,
+    chunk_size: int = 128,
+    repeats: int = 3,
+    seed: int = 0,
+) -> list[bench.Measurement]:
+    """Time and peak memory of the three attentions at each sequence length, side by side.
+
+    Variants: ``plain`` (:func:`scaled_dot_product_attention`, builds the ``(L, L)`` scores),
+    ``chunked`` (:func:`chunked_attention`, ``(L, chunk_size)`` at a time) and ``torch SDPA``
+    (``torch.nn.functional.scaled_dot_product_attention``, a fused kernel) on q, k, v of shape
+    ``(1, heads, L, d_head)`` in float32, inference mode. One :class:`handbook.bench.Measurement`
+    per variant and length (group ``"attention, L=..."``; ``ratio`` = plain's time over the
+    variant's; ``peak_bytes`` = peak growth of the process's resident memory while it runs).
+    """
+    rows = []
+    for seq_len in seq_lens:
+        rows += bench.compare(
+            f"ch01 attention, L={seq_len}",
+            _attention_variants(seq_len, heads, d_head, chunk_size, seed),
+            baseline="plain",
+            warmup=1,
+            repeats=repeats,
+            measure_memory=True,
+            details={"chunked": f"chunk_size={chunk_size}"},
+        )
+    return rows
+
+
+def scaling_table(measurements: Sequence[bench.Measurement]) -> list[dict]:
+    """Rows ``{"seq_len", "variant", "ms", "peak_bytes"}`` of :func:`attention_scaling`'s output,
+    for :func:`handbook.plots.scaling_plot` (``peak_bytes`` is None where memory is not
+    measurable)."""
+    return [
+        {
+            "seq_len": int(row.group.rsplit("L=", 1)[1]),
+            "variant": row.variant,
+            "ms": row.median_ms,
+            "peak_bytes": row.peak_bytes,
+        }
+        for row in measurements
+    ]
+
+
+#: Sequence lengths of ``make bench``: full mode stops at 4096 (see :func:`benchmarks`).
+BENCH_SEQ_LENS = (128, 512, 1024, 2048, 4096)
+SMOKE_BENCH_SEQ_LENS = (64, 256)
+
+
+def benchmarks(smoke: bool = False) -> list[bench.Measurement]:
+    """``make bench``: plain vs chunked vs PyTorch attention, one head of width 64, float32.
+
+    Full mode: L = 128 ... 4096. Not 8192: plain attention holds two ``(L, L)`` float32 matrices
+    (scores, weights; 512 MiB at 8192) and takes seconds per call on a 2-core CPU, while the
+    question it answers (how memory grows with L) is already settled at 4096.
+    """
+    lengths = SMOKE_BENCH_SEQ_LENS if smoke else BENCH_SEQ_LENS
+    return attention_scaling(lengths, repeats=2 if smoke else 5)

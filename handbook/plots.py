@@ -141,3 +141,493 @@ def bar_comparison(
         axis.set_title(title)
     figure.tight_layout()
     return figure
+
+
+# Chapter 1: attention and the Transformer -----------------------------------------------------
+
+
+def attention_heatmap(
+    weights: np.ndarray,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    *,
+    title: str | None = None,
+):
+    """Attention weights as a heat map: one row per target token, one column per source token.
+
+    ``weights``: ``(T, S)`` with ``T = len(target_tokens)`` and ``S = len(source_tokens)``, each
+    row a distribution over the source (sums to 1).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(target_tokens), len(source_tokens)):
+        raise ValueError(
+            f"expected weights of shape (len(target_tokens), len(source_tokens)) = "
+            f"({len(target_tokens)}, {len(source_tokens)}), got {weights.shape}"
+        )
+    plt = _pyplot()
+    figure, axis = plt.subplots(
+        figsize=(1.2 + 0.75 * len(source_tokens), 1.0 + 0.42 * len(target_tokens))
+    )
+    image = axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    figure.colorbar(image, ax=axis, fraction=0.046, label="attention weight")
+    axis.set_xticks(np.arange(len(source_tokens)), source_tokens, rotation=45, ha="right")
+    axis.set_yticks(np.arange(len(target_tokens)), target_tokens)
+    axis.set_xlabel("source (English) token")
+    axis.set_ylabel("target (German) token being predicted")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def layer_gradient_norms(norms: Mapping[str, Sequence[float]], *, title: str | None = None):
+    """Gradient norm per layer (first layer left) for several models, on a log scale.
+
+    ``norms``: name -> one norm per layer ``(num_layers,)``.
+    """
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.0, 3.6))
+    for name, values in norms.items():
+        layers = np.arange(1, len(values) + 1)
+        axis.plot(layers, values, marker="o", markersize=3, label=name)
+    axis.set_yscale("log")
+    axis.set_xlabel("layer (1 = next to the input)")
+    axis.set_ylabel("gradient norm at initialization")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def loss_curves(
+    losses: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str = "step",
+    title: str | None = None,
+    reference: float | None = None,
+    reference_label: str = "",
+):
+    """Training loss per step for several runs, with an optional horizontal reference line.
+
+    ``losses``: name -> one loss per step ``(steps,)``.
+    """
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.0, 3.6))
+    for name, values in losses.items():
+        axis.plot(np.arange(1, len(values) + 1), values, label=name)
+    if reference is not None:
+        axis.axhline(reference, color="gray", linestyle=":", label=reference_label)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("loss")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def scaling_plot(rows: Sequence[Mapping], *, title: str | None = None):
+    """Time (and peak memory, where measured) against sequence length, one line per variant.
+
+    ``rows``: dicts with ``seq_len``, ``variant``, ``ms`` and ``peak_bytes`` (None where not
+    measured); log-log axes. A memory panel is drawn only when some row has ``peak_bytes``.
+    """
+    if not rows:
+        raise ValueError("expected at least one row to plot")
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    with_memory = any(row.get("peak_bytes") is not None for row in rows)
+    panels = [("ms", "time per call (ms)", 1.0)]
+    if with_memory:
+        panels.append(("peak_bytes", "peak memory (MiB)", 2.0**20))
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
+    for axis, (key, label, divisor) in zip(axes.flat, panels, strict=True):
+        for variant in variants:
+            points = sorted(
+                (row["seq_len"], row[key] / divisor)
+                for row in rows
+                if row["variant"] == variant and row.get(key) is not None and row[key] > 0
+            )
+            if points:
+                axis.plot(*zip(*points, strict=True), marker="o", label=variant)
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel("sequence length L (tokens)")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+# Chapter 9: ethics and safety ------------------------------------------------------------------
+
+
+def accuracy_under_attack(
+    epsilons: Sequence[float],
+    accuracies: Mapping[str, Sequence[float]],
+    *,
+    marked_epsilon: float | None = None,
+    title: str | None = None,
+):
+    """Accuracy against the perturbation size, one line per model and attack (chapter 9).
+
+    ``epsilons``: ``(k,)`` perturbation sizes (max change per pixel, pixels in [0, 1]);
+    ``accuracies``: ``{label: (k,) accuracies as fractions}``. ``marked_epsilon`` draws a dotted
+    vertical line where the chapter reads off its numbers. Dashed lines for labels with "PGD".
+    """
+    epsilons = np.asarray(epsilons, dtype=np.float64)
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 3.8))
+    for label, values in accuracies.items():
+        if len(values) != len(epsilons):
+            raise ValueError(
+                f"{label!r}: expected {len(epsilons)} accuracies (one per epsilon), "
+                f"got {len(values)}"
+            )
+        style = "--" if "PGD" in label else "-"
+        axis.plot(epsilons, 100 * np.asarray(values), style, marker="o", markersize=4, label=label)
+    if marked_epsilon is not None:
+        axis.axvline(marked_epsilon, color="grey", linestyle=":", label=f"ε = {marked_epsilon:g}")
+    axis.set_xlabel("ε (largest change of any pixel, pixels scaled to [0, 1])")
+    axis.set_ylabel("accuracy under attack (%)")
+    axis.set_ylim(0, 102)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def group_selection_rates(
+    rates: Mapping[str, Mapping[str, float]],
+    *,
+    title: str | None = None,
+    four_fifths: bool = True,
+):
+    """Pass rate of each group under several decision rules, with each rule's gap (chapter 9).
+
+    ``rates``: ``{rule: {group: selection rate as a fraction}}``. With ``four_fifths`` a
+    marker shows 4/5 of the highest rate of each rule: a group below it fails the rule.
+    """
+    rules = list(rates)
+    groups = sorted({group for rule in rules for group in rates[rule]})
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(1.2 + 1.45 * len(rules), 3.8))
+    width = 0.8 / max(len(groups), 1)
+    positions = np.arange(len(rules))
+    for index, group in enumerate(groups):
+        values = [100 * rates[rule].get(group, np.nan) for rule in rules]
+        offset = (index - (len(groups) - 1) / 2) * width
+        axis.bar(positions + offset, values, width, label=f"group {group}")
+    for position, rule in zip(positions, rules, strict=True):
+        values = 100 * np.array(list(rates[rule].values()))
+        axis.text(
+            position,
+            values.max() + 2,
+            f"gap {values.max() - values.min():.1f} pp",
+            ha="center",
+            fontsize=8,
+        )
+        if four_fifths:
+            axis.plot(
+                [position - 0.4, position + 0.4],
+                [0.8 * values.max()] * 2,
+                color="crimson",
+                linestyle=":",
+                label="4/5 of the highest rate" if position == 0 else None,
+            )
+    axis.set_xticks(positions, rules, rotation=20, ha="right", fontsize=8)
+    axis.set_ylabel("pass rate (%)")
+    axis.set_ylim(0, 100)
+    axis.legend(fontsize=8, loc="upper right")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def feature_attributions(
+    importances: Mapping[str, Mapping[str, float]],
+    *,
+    xlabel: str = "mean |attribution| (log-odds)",
+    highlight: Sequence[str] = (),
+    title: str | None = None,
+):
+    """How much each feature moves each model's output: horizontal bars grouped by feature.
+
+    ``importances``: ``{model: {feature: value}}`` (same features for every model);
+    features named in ``highlight`` (a protected attribute and its proxy) get red labels.
+    """
+    models = list(importances)
+    features = list(next(iter(importances.values()))) if models else []
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 1.2 + 0.22 * len(features) * max(len(models), 1)))
+    height = 0.8 / max(len(models), 1)
+    positions = np.arange(len(features))
+    for index, model in enumerate(models):
+        if list(importances[model]) != features:
+            raise ValueError(
+                f"{model!r}: expected the features {features}, got {list(importances[model])}"
+            )
+        offset = (index - (len(models) - 1) / 2) * height  # first model on top (axis inverted)
+        values = [importances[model][feature] for feature in features]
+        axis.barh(positions + offset, values, height, label=model)
+    axis.set_yticks(positions, features)
+    for label in axis.get_yticklabels():
+        if label.get_text() in highlight:
+            label.set_color("crimson")
+            label.set_fontweight("bold")
+    axis.invert_yaxis()
+    axis.set_xlabel(xlabel)
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def saliency_maps(
+    images: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    labels: Sequence,
+    *,
+    title: str | None = None,
+):
+    """Each image beside its attribution maps: one row per image, one column per model.
+
+    ``images`` and every map: ``(n, side, side)`` or ``(n, 1, side, side)``. Maps use a
+    diverging scale symmetric about 0 per image (red: evidence for the class, blue: against);
+    a map's name is its column title, broken onto two lines after a comma.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    images = images.reshape(len(images), images.shape[-2], images.shape[-1])
+    if len(labels) != len(images):
+        raise ValueError(
+            f"expected one label per image, got {len(images)} images, {len(labels)} labels"
+        )
+    arrays = {}
+    for name, values in maps.items():
+        values = np.asarray(values, dtype=np.float32)
+        if values.size != images.size:
+            raise ValueError(
+                f"map {name!r}: expected the images' shape {images.shape}, got {values.shape}"
+            )
+        arrays[name] = values.reshape(images.shape)
+    plt = _pyplot()
+    columns = 1 + len(arrays)
+    figure, axes = plt.subplots(
+        len(images), columns, figsize=(1.6 * columns, 1.6 * len(images)), squeeze=False
+    )
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(image, cmap="gray_r", vmin=0, vmax=1)
+        axes[row, 0].set_ylabel(f"{labels[row]}", rotation=0, labelpad=12, fontsize=11)
+        for column, (name, values) in enumerate(arrays.items(), start=1):
+            limit = float(np.abs(values[row]).max()) or 1.0
+            axes[row, column].imshow(values[row], cmap="RdBu_r", vmin=-limit, vmax=limit)
+            if row == 0:
+                axes[row, column].set_title(name.replace(", ", ",\n"), fontsize=9)
+        if row == 0:
+            axes[row, 0].set_title("input", fontsize=9)
+    for axis in axes.flat:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the ``(cost, quality)`` points no other point beats on both, by rising cost.
+
+    A point is dominated when another costs no more and scores at least as well (and is strictly
+    better on one of the two).
+    """
+    order = sorted(range(len(points)), key=lambda index: (points[index][0], -points[index][1]))
+    front, best = [], -np.inf
+    for index in order:
+        if points[index][1] > best:
+            front.append(index)
+            best = points[index][1]
+    return front
+
+
+def compression_tradeoff(
+    variants: Mapping[str, Mapping[str, float]],
+    *,
+    title: str | None = None,
+):
+    """Accuracy against model size and against latency for every variant, Pareto fronts dashed.
+
+    ``variants``: ``{name: {"accuracy": fraction, "size_bytes": bytes, "latency_ms": ms}}``.
+    Left panel: size in KiB (log scale); right panel: latency in milliseconds (log scale).
+    """
+    for name, values in variants.items():
+        missing = {"accuracy", "size_bytes", "latency_ms"} - set(values)
+        if missing:
+            raise ValueError(f"variant {name!r} lacks {sorted(missing)}")
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    names = list(variants)
+    accuracy = [100 * variants[name]["accuracy"] for name in names]
+    panels = (
+        ("size_bytes", 1 / 1024, "model size (KiB, log scale)"),
+        ("latency_ms", 1.0, "latency, batch 1, one thread (ms, log scale)"),
+    )
+    for axis, (key, factor, label) in zip(axes, panels, strict=True):
+        cost = [variants[name][key] * factor for name in names]
+        axis.scatter(cost, accuracy, color="tab:blue", zorder=3)
+        for name, x, y in zip(names, cost, accuracy, strict=True):
+            axis.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        front = pareto_front(list(zip(cost, accuracy, strict=True)))
+        axis.plot(
+            [cost[i] for i in front],
+            [accuracy[i] for i in front],
+            linestyle="--",
+            color="tab:orange",
+            label="Pareto front",
+        )
+        axis.set_xscale("log")
+        axis.set_xlabel(label)
+        axis.set_ylabel("test accuracy (%)")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8, loc="lower right")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+# Chapter 3: data engineering ------------------------------------------------------------------
+
+
+def padding_per_batch(
+    batch_lengths: Mapping[str, Sequence[Sequence[int]]], *, title: str | None = None
+):
+    """Real tokens and padding of every batch, one panel per batching strategy.
+
+    ``batch_lengths``: for each strategy, one sequence of row lengths per batch (tokens). Each
+    batch is a bar as tall as ``rows x longest row``; its dark part is real tokens, the light
+    part padding; the panel title gives the padding share over all batches.
+    """
+    if not batch_lengths:
+        raise ValueError("expected at least one batching strategy to draw")
+    plt = _pyplot()
+    figure, axes = plt.subplots(
+        1,
+        len(batch_lengths),
+        figsize=(5.2 * len(batch_lengths), 3.4),
+        squeeze=False,
+        sharey=True,
+    )
+    for axis, (name, batches) in zip(axes.flat, batch_lengths.items(), strict=True):
+        real = np.array([np.sum(lengths) for lengths in batches], dtype=float)
+        slots = np.array([len(lengths) * np.max(lengths) for lengths in batches], dtype=float)
+        positions = np.arange(len(batches))
+        axis.bar(positions, real, width=1.0, color="#4c72b0", label="real tokens")
+        axis.bar(positions, slots - real, bottom=real, width=1.0, color="#f2a65a", label="padding")
+        share = 1.0 - real.sum() / slots.sum() if slots.sum() else 0.0
+        axis.set_title(f"{name}: {100 * share:.1f}% padding", fontsize=10)
+        axis.set_xlabel("batch")
+    axes.flat[0].set_ylabel("positions in the batch")
+    axes.flat[0].legend(fontsize=8, loc="lower right")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def detection_scores(scores: Mapping[str, Mapping[str, float]], *, title: str | None = None):
+    """Grouped bars of detection quality: one group per detector, one bar per metric.
+
+    ``scores``: ``{detector: {"precision": 0.9, "recall": 0.8, ...}}``, values in [0, 1].
+    """
+    if not scores:
+        raise ValueError("expected at least one detector to draw")
+    metrics = list(next(iter(scores.values())))
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(1.8 + 1.9 * len(scores), 3.4))
+    width = 0.8 / len(metrics)
+    positions = np.arange(len(scores))
+    for offset, metric in enumerate(metrics):
+        values = [float(detector[metric]) for detector in scores.values()]
+        bars = axis.bar(
+            positions + (offset - (len(metrics) - 1) / 2) * width, values, width, label=metric
+        )
+        axis.bar_label(bars, fmt="%.2f", fontsize=8)
+    axis.set_xticks(positions, list(scores))
+    axis.set_ylim(0, 1.12)
+    axis.set_ylabel("score")
+    axis.legend(fontsize=8, loc="lower right")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+# Chapter 2: training optimization -------------------------------------------------------------
+
+
+def learning_rate_schedules(
+    schedules: Mapping[str, Sequence[float]],
+    *,
+    xlabel: str = "epoch",
+    title: str | None = None,
+):
+    """Learning rate against step for several schedules, one line each.
+
+    ``schedules``: name -> learning rate of each step ``(steps,)``, starting at step 0.
+    """
+    if not schedules:
+        raise ValueError("expected at least one schedule to draw")
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(7.0, 3.6))
+    for name, values in schedules.items():
+        axis.plot(np.arange(len(values)), values, marker="o", markersize=2.5, label=name)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("learning rate")
+    axis.set_ylim(bottom=0)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+def seed_comparison(
+    results: Mapping[str, Sequence[float]],
+    *,
+    ylabel: str,
+    title: str | None = None,
+):
+    """One column per configuration: a dot per seed, the mean as a bar, +- one std as an error bar.
+
+    ``results``: configuration name -> one score per seed ``(seeds,)``.
+    """
+    if not results or any(len(values) == 0 for values in results.values()):
+        raise ValueError("expected at least one configuration, each with at least one score")
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(1.8 + 1.8 * len(results), 3.6))
+    positions = np.arange(len(results))
+    means = [float(np.mean(values)) for values in results.values()]
+    spreads = [float(np.std(values)) for values in results.values()]
+    bars = axis.bar(positions, means, 0.6, yerr=spreads, capsize=6, color="#4c72b0", alpha=0.45)
+    axis.bar_label(bars, labels=[f"{mean:.1f}" for mean in means], label_type="center")
+    for position, values in zip(positions, results.values(), strict=True):
+        axis.scatter(np.full(len(values), position), values, color="black", s=14, zorder=3)
+    axis.set_xticks(positions, list(results))
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3, axis="y")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure

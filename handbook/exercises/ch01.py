@@ -1,0 +1,233 @@
+"""Checks for the exercises of chapter 1, attention and the Transformer.
+
+Each check runs the learner's function on several shapes and edge cases and compares it with
+PyTorch (``torch.nn.functional.scaled_dot_product_attention``) or with the tested reference in
+:mod:`handbook.attention`. Masks follow the book's convention: a boolean tensor, ``True`` =
+"this query may attend to this key". Call them from the check cells:
+``ch01.check_causal_mask(causal_mask)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from handbook import attention
+from handbook.exercises.checks import (
+    Case,
+    ExerciseResult,
+    check_exercise,
+    expect,
+    expect_close,
+    expect_equal,
+    expect_raises,
+    expect_shape,
+    expect_type,
+)
+
+# Exercise 1.1 ---------------------------------------------------------------------------------
+
+
+def check_causal_mask(causal_mask: Callable[[int], torch.Tensor]) -> ExerciseResult:
+    """Exercise 1.1: ``causal_mask(seq_len)``.
+
+    The answer is a boolean tensor ``(seq_len, seq_len)`` whose entry ``[i, j]`` is True when
+    query ``i`` may attend to key ``j``, that is when ``j <= i``; ``seq_len = 0`` gives an empty
+    ``(0, 0)`` mask.
+    """
+    cases = [_causal_case(causal_mask, f"seq_len={n}", n) for n in (4, 1, 7, 0)]
+    return check_exercise("1.1", "causal mask", cases)
+
+
+def _causal_case(causal_mask: Callable[[int], torch.Tensor], description: str, n: int) -> Case:
+    def run() -> None:
+        result = causal_mask(n)
+        what = f"causal_mask({n})"
+        expect_type(result, torch.Tensor, what)
+        expect(
+            result.dtype == torch.bool,
+            f"{what}: expected a boolean tensor (True = may attend), got dtype {result.dtype}",
+        )
+        expect_equal(result, attention.causal_mask(n), what)
+
+    return Case(description, run)
+
+
+# Exercise 1.2 ---------------------------------------------------------------------------------
+
+
+def _qkv(shape_q, shape_k, dv, seed, scale=1.0):
+    generator = torch.Generator().manual_seed(seed)
+    q = torch.randn(*shape_q, generator=generator) * scale
+    k = torch.randn(*shape_k, generator=generator) * scale
+    v = torch.randn(*shape_k[:-1], dv, generator=generator)
+    return q, k, v
+
+
+def check_attention(
+    scaled_dot_product_attention: Callable[..., torch.Tensor],
+) -> ExerciseResult:
+    """Exercise 1.2: ``scaled_dot_product_attention(q, k, v, mask=None)``.
+
+    ``q`` ``(..., L, d)``, ``k`` ``(..., S, d)``, ``v`` ``(..., S, dv)``, ``mask`` boolean and
+    broadcastable to ``(..., L, S)``, True = may attend. The answer is the output
+    ``softmax(q k^T / sqrt(d)) v`` of shape ``(..., L, dv)``, compared with
+    ``torch.nn.functional.scaled_dot_product_attention`` (tolerance 1e-5).
+    """
+    causal = attention.causal_mask(6)
+    padding = attention.padding_mask([6, 3])[:, None, None, :]
+    cases = [
+        _attention_case(
+            scaled_dot_product_attention,
+            "3-D inputs (2, 5, 8)",
+            _qkv((2, 5, 8), (2, 5, 8), 8, seed=1),
+        ),
+        _attention_case(
+            scaled_dot_product_attention,
+            "batch and heads (2, 3, 6, 16)",
+            _qkv((2, 3, 6, 16), (2, 3, 6, 16), 16, seed=2),
+        ),
+        _attention_case(
+            scaled_dot_product_attention,
+            "4 queries, 7 keys, values of width 5",
+            _qkv((1, 4, 8), (1, 7, 8), 5, seed=3),
+        ),
+        _attention_case(
+            scaled_dot_product_attention,
+            "large scores (d = 64, entries ~ 3)",
+            _qkv((2, 6, 64), (2, 6, 64), 4, seed=4, scale=3.0),
+        ),
+        _attention_case(
+            scaled_dot_product_attention,
+            "a causal mask (6, 6)",
+            _qkv((2, 3, 6, 8), (2, 3, 6, 8), 8, seed=5),
+            mask=causal,
+        ),
+        _attention_case(
+            scaled_dot_product_attention,
+            "a padding mask (2, 1, 1, 6): the second sequence has 3 real keys",
+            _qkv((2, 3, 6, 8), (2, 3, 6, 8), 8, seed=6),
+            mask=padding,
+        ),
+    ]
+    return check_exercise("1.2", "scaled dot-product attention", cases)
+
+
+def _attention_case(function, description, qkv, mask=None) -> Case:
+    def run() -> None:
+        q, k, v = qkv
+        arguments = (q.clone(), k.clone(), v.clone())
+        result = function(*arguments) if mask is None else function(*arguments, mask=mask)
+        what = "scaled_dot_product_attention(q, k, v" + (
+            ", mask=mask)" if mask is not None else ")"
+        )
+        if isinstance(result, tuple):
+            raise AssertionError(
+                f"{what}: expected the output tensor only, got a tuple of {len(result)} items"
+            )
+        expect_type(result, torch.Tensor, what)
+        expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        expect_shape(result, tuple(expected.shape), what)
+        expect_close(result, expected, what, atol=1e-5, rtol=1e-4)
+
+    return Case(description, run)
+
+
+# Exercise 1.3 ---------------------------------------------------------------------------------
+
+
+def check_split_and_merge_heads(
+    split_heads: Callable[[torch.Tensor, int], torch.Tensor],
+    merge_heads: Callable[[torch.Tensor], torch.Tensor],
+) -> ExerciseResult:
+    """Exercise 1.3: ``split_heads(x, num_heads)`` and ``merge_heads(x)``.
+
+    ``split_heads``: ``(batch, seq, d_model)`` -> ``(batch, heads, seq, d_model // heads)``,
+    head ``h`` holding features ``h * d_head .. (h + 1) * d_head - 1`` of every token (the layout
+    of ``torch.nn.MultiheadAttention``); a ``d_model`` not divisible by ``num_heads`` raises
+    ValueError. ``merge_heads`` undoes it: ``merge_heads(split_heads(x, h))`` equals ``x``.
+    """
+    generator = torch.Generator().manual_seed(7)
+    inputs = [
+        ("(2, 5, 8) into 2 heads", torch.randn(2, 5, 8, generator=generator), 2),
+        ("(3, 4, 12) into 4 heads", torch.randn(3, 4, 12, generator=generator), 4),
+        ("(1, 1, 6) into 1 head", torch.randn(1, 1, 6, generator=generator), 1),
+        ("(2, 3, 16) into 16 heads of width 1", torch.randn(2, 3, 16, generator=generator), 16),
+    ]
+    cases = [_split_case(split_heads, d, x, h) for d, x, h in inputs]
+    cases += [_merge_case(split_heads, merge_heads, d, x, h) for d, x, h in inputs[:2]]
+    cases.append(
+        Case(
+            "d_model = 10 into 4 heads",
+            lambda: expect_raises(
+                lambda: split_heads(torch.zeros(1, 2, 10), 4), ValueError, "split_heads(x, 4)"
+            ),
+        )
+    )
+    return check_exercise("1.3", "split and merge heads", cases)
+
+
+def _split_case(split_heads, description, x, num_heads) -> Case:
+    def run() -> None:
+        result = split_heads(x.clone(), num_heads)
+        what = f"split_heads(x of shape {tuple(x.shape)}, {num_heads})"
+        expect_type(result, torch.Tensor, what)
+        expected = attention.split_heads(x, num_heads)
+        expect_shape(result, tuple(expected.shape), what)
+        expect(
+            torch.equal(result, expected),
+            f"{what}: right shape, wrong values; head 0 should hold features "
+            f"0..{x.shape[-1] // num_heads - 1} of every token, e.g. result[0, 0, 0] should be "
+            f"{expected[0, 0, 0].tolist()}, got {result[0, 0, 0].tolist()}",
+        )
+
+    return Case(f"split {description}", run)
+
+
+def _merge_case(split_heads, merge_heads, description, x, num_heads) -> Case:
+    def run() -> None:
+        heads = attention.split_heads(x, num_heads)
+        result = merge_heads(heads.clone())
+        what = f"merge_heads(x of shape {tuple(heads.shape)})"
+        expect_type(result, torch.Tensor, what)
+        expect_shape(result, tuple(x.shape), what)
+        expect_close(result, x, what, atol=0.0, rtol=0.0)
+
+    return Case(f"merge {description} back", run)
+
+
+# Exercise 1.4 ---------------------------------------------------------------------------------
+
+
+def check_positional_encoding(
+    positional_encoding: Callable[[int, int], torch.Tensor],
+) -> ExerciseResult:
+    """Exercise 1.4: ``positional_encoding(max_len, d_model)``.
+
+    A float32 tensor ``(max_len, d_model)`` with ``PE[pos, 2i] = sin(pos / 10000^(2i/d_model))``
+    and ``PE[pos, 2i+1] = cos(pos / 10000^(2i/d_model))``, compared with
+    :func:`handbook.attention.sinusoidal_positional_encoding` (tolerance 1e-5).
+    """
+    sizes = [(10, 16), (50, 64), (1, 8), (128, 32), (6, 2)]
+    cases = [
+        _encoding_case(positional_encoding, f"max_len={n}, d_model={d}", n, d) for n, d in sizes
+    ]
+    return check_exercise("1.4", "sinusoidal positional encoding", cases)
+
+
+def _encoding_case(positional_encoding, description, max_len, d_model) -> Case:
+    def run() -> None:
+        result = positional_encoding(max_len, d_model)
+        what = f"positional_encoding({max_len}, {d_model})"
+        expect_type(result, torch.Tensor, what)
+        expected = attention.sinusoidal_positional_encoding(max_len, d_model)
+        expect_shape(result, tuple(expected.shape), what)
+        expect(
+            result.dtype == torch.float32,
+            f"{what}: expected dtype torch.float32, got {result.dtype}",
+        )
+        expect_close(result, expected, what, atol=1e-5, rtol=1e-5)
+
+    return Case(description, run)

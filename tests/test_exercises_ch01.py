@@ -1,0 +1,202 @@
+"""Chapter 1's exercise checks: right answers pass, typical mistakes fail with a useful message.
+
+The reference solutions live here, not in the package.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from handbook import config
+from handbook.exercises import ch01
+
+
+@pytest.fixture(autouse=True)
+def lenient_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(config.STRICT_EXERCISES_ENV, "0")
+    monkeypatch.delenv(config.GRADE_FILE_ENV, raising=False)
+
+
+def stub(*arguments: object) -> object:
+    raise NotImplementedError("Exercise 1.x: not written yet")
+
+
+# Exercise 1.1
+
+
+def causal_mask(seq_len: int) -> torch.Tensor:
+    return torch.ones(seq_len, seq_len, dtype=torch.bool).tril()
+
+
+def causal_mask_of_the_future(seq_len: int) -> torch.Tensor:
+    return torch.ones(seq_len, seq_len, dtype=torch.bool).triu()
+
+
+def causal_mask_without_the_diagonal(seq_len: int) -> torch.Tensor:
+    return torch.ones(seq_len, seq_len, dtype=torch.bool).tril(-1)
+
+
+def causal_mask_of_floats(seq_len: int) -> torch.Tensor:
+    return torch.ones(seq_len, seq_len).tril()
+
+
+# Exercise 1.2
+
+
+def attention(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def attention_without_scaling(q, k, v, mask=None):
+    return attention(q * math.sqrt(q.shape[-1]), k, v, mask)
+
+
+def attention_ignoring_the_mask(q, k, v, mask=None):
+    return attention(q, k, v)
+
+
+def attention_over_the_wrong_axis(q, k, v, mask=None):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-2) @ v
+
+
+def attention_returning_weights(q, k, v, mask=None):
+    return attention(q, k, v, mask), None
+
+
+# Exercise 1.3
+
+
+def split_heads(x, num_heads):
+    batch, seq, d_model = x.shape
+    if d_model % num_heads:
+        raise ValueError("d_model must be divisible by num_heads")
+    return x.reshape(batch, seq, num_heads, d_model // num_heads).transpose(1, 2)
+
+
+def merge_heads(x):
+    batch, heads, seq, d_head = x.shape
+    return x.transpose(1, 2).reshape(batch, seq, heads * d_head)
+
+
+def split_heads_by_reshaping_only(x, num_heads):
+    batch, seq, d_model = x.shape
+    if d_model % num_heads:
+        raise ValueError("d_model must be divisible by num_heads")
+    return x.reshape(batch, num_heads, seq, d_model // num_heads)
+
+
+def merge_heads_by_reshaping_only(x):
+    batch, heads, seq, d_head = x.shape
+    return x.reshape(batch, seq, heads * d_head)
+
+
+# Exercise 1.4
+
+
+def positional_encoding(max_len, d_model):
+    positions = torch.arange(max_len, dtype=torch.float64)[:, None]
+    angles = positions / 10000 ** (torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)
+    encoding = torch.zeros(max_len, d_model, dtype=torch.float64)
+    encoding[:, 0::2] = torch.sin(angles)
+    encoding[:, 1::2] = torch.cos(angles)
+    return encoding.float()
+
+
+def positional_encoding_swapped(max_len, d_model):
+    return positional_encoding(max_len, d_model)[:, [i ^ 1 for i in range(d_model)]]
+
+
+def positional_encoding_in_float64(max_len, d_model):
+    return positional_encoding(max_len, d_model).double()
+
+
+def positional_encoding_with_exponent_i(max_len, d_model):
+    positions = torch.arange(max_len, dtype=torch.float64)[:, None]
+    angles = positions / 10000 ** (torch.arange(d_model // 2, dtype=torch.float64) / d_model)
+    encoding = torch.zeros(max_len, d_model, dtype=torch.float64)
+    encoding[:, 0::2] = torch.sin(angles)
+    encoding[:, 1::2] = torch.cos(angles)
+    return encoding.float()
+
+
+CHECKS: dict[str, Callable] = {
+    "1.1": ch01.check_causal_mask,
+    "1.2": ch01.check_attention,
+    "1.3": lambda solution: ch01.check_split_and_merge_heads(*solution),
+    "1.4": ch01.check_positional_encoding,
+}
+SOLUTIONS = {
+    "1.1": causal_mask,
+    "1.2": attention,
+    "1.3": (split_heads, merge_heads),
+    "1.4": positional_encoding,
+}
+STUBS = {"1.1": stub, "1.2": stub, "1.3": (stub, stub), "1.4": stub}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CHECKS))
+def test_the_reference_solution_passes_every_case(exercise_id: str, capsys) -> None:
+    result = CHECKS[exercise_id](SOLUTIONS[exercise_id])
+
+    assert (result.id, result.status, result.messages) == (exercise_id, "passed", [])
+    assert result.passed == result.total >= 4
+    assert capsys.readouterr().out.startswith(f"✓ Exercise {exercise_id} ")
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CHECKS))
+def test_a_stub_reads_as_not_done(exercise_id: str) -> None:
+    result = CHECKS[exercise_id](STUBS[exercise_id])
+
+    assert result.status == "not done"
+    assert result.messages[0].startswith(f"Exercise {exercise_id} (")
+
+
+MISTAKES = [
+    ("1.1", causal_mask_of_the_future, "causal_mask(4): 12 of 16 values differ"),
+    (
+        "1.1",
+        causal_mask_without_the_diagonal,
+        "the first at index (0, 0): expected True, got False",
+    ),
+    ("1.1", causal_mask_of_floats, "expected a boolean tensor (True = may attend), got dtype"),
+    ("1.2", attention_without_scaling, "large scores (d = 64, entries ~ 3): "),
+    ("1.2", attention_ignoring_the_mask, "a causal mask (6, 6): "),
+    ("1.2", attention_over_the_wrong_axis, "3-D inputs (2, 5, 8): "),
+    ("1.2", attention_returning_weights, "expected the output tensor only, got a tuple of 2"),
+    ("1.3", (split_heads_by_reshaping_only, merge_heads), "right shape, wrong values; head 0"),
+    ("1.3", (split_heads, merge_heads_by_reshaping_only), "merge (2, 5, 8) into 2 heads back"),
+    ("1.4", positional_encoding_swapped, "max_len=10, d_model=16: "),
+    ("1.4", positional_encoding_in_float64, "expected dtype torch.float32, got torch.float64"),
+    ("1.4", positional_encoding_with_exponent_i, "max_len=50, d_model=64: "),
+]
+
+
+@pytest.mark.parametrize(
+    ("exercise_id", "implementation", "message"),
+    MISTAKES,
+    ids=[f"{exercise_id}-{index}" for index, (exercise_id, _, _) in enumerate(MISTAKES)],
+)
+def test_a_typical_mistake_fails_with_a_message_saying_what_was_expected(
+    exercise_id: str, implementation, message: str
+) -> None:
+    result = CHECKS[exercise_id](implementation)
+
+    assert result.status == "failed", result.messages
+    assert 0 <= result.passed < result.total
+    assert any(message in line for line in result.messages), result.messages
+
+
+def test_the_attention_check_gives_the_expected_and_actual_values() -> None:
+    result = ch01.check_attention(attention_ignoring_the_mask)
+    line = next(line for line in result.messages if line.startswith("a causal mask"))
+    assert "expected" in line and "got" in line
