@@ -20,7 +20,7 @@ from pathlib import Path
 from handbook import config
 
 #: Chapter modules that provide ``benchmarks(smoke) -> list[bench.Measurement]``.
-BENCHMARK_MODULES = ["handbook.digits", "handbook.attention"]
+BENCHMARK_MODULES = ["handbook.digits", "handbook.attention", "handbook.data"]
 
 #: What the staged book source holds besides the executed notebooks.
 BOOK_SOURCES = ["_config.yml", "_toc.yml", "references.bib", "book"]

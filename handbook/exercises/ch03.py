@@ -1,0 +1,214 @@
+"""Checks for the exercises of chapter 3, data engineering.
+
+Each check runs the learner's function on several inputs, edge cases included, and compares it
+with a library that does the same job wherever one exists (pandas for deduplication,
+scikit-learn for Jaccard similarity). Call them from the check cells:
+``ch03.check_deduplicate(deduplicate)``.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from handbook.exercises.checks import (
+    Case,
+    ExerciseResult,
+    check_exercise,
+    expect,
+    expect_close,
+    expect_equal,
+    expect_type,
+)
+
+# Exercise 3.1 ---------------------------------------------------------------------------------
+
+
+def _pandas_kept(texts: Sequence[str]) -> list[int]:
+    """Indices kept by pandas' drop_duplicates on the normalized texts."""
+    import pandas as pd
+
+    normalized = (
+        pd.Series(list(texts), dtype=object)
+        .str.lower()
+        .str.replace(f"[{string.punctuation}]", "", regex=True)
+        .str.split()
+        .str.join(" ")
+    )
+    return [int(index) for index in normalized.drop_duplicates().index]
+
+
+def check_deduplicate(deduplicate: Callable[[list[str]], list[int]]) -> ExerciseResult:
+    """Exercise 3.1: ``deduplicate(texts)``.
+
+    Returns the indices of the texts to keep, ascending: the first text of every group of
+    texts that are equal after lower-casing, deleting the characters of
+    ``string.punctuation`` and collapsing white space (ends stripped). Compared with pandas'
+    ``drop_duplicates`` on the normalized texts.
+    """
+    rng = np.random.default_rng(3)
+    words = ["red", "green", "blue", "sky", "sea"]
+    random_texts = [" ".join(rng.choice(words, 2)) for _ in range(40)]
+    cases = [
+        _dedup_case(deduplicate, "no duplicates", ["one fish", "two fish", "red fish"]),
+        _dedup_case(deduplicate, "the same text twice", ["a cat", "a dog", "a cat"]),
+        _dedup_case(deduplicate, "duplicates that differ in case", ["Hello World", "hello world"]),
+        _dedup_case(
+            deduplicate,
+            "duplicates that differ in punctuation and spacing",
+            ["Stop, now!", "stop now", "  stop   now ", "stop no"],
+        ),
+        _dedup_case(deduplicate, "40 random two-word texts", random_texts),
+        _dedup_case(deduplicate, "a single text", ["alone"]),
+        _dedup_case(deduplicate, "no texts", []),
+    ]
+    return check_exercise("3.1", "deduplicate by normalized hash", cases)
+
+
+def _dedup_case(deduplicate: Callable, description: str, texts: list[str]) -> Case:
+    def run() -> None:
+        result = deduplicate(list(texts))
+        what = f"deduplicate({texts!r})" if len(texts) <= 4 else "deduplicate(texts)"
+        expect_type(result, list, what)
+        expect_equal([int(index) for index in result], _pandas_kept(texts), what)
+
+    return Case(description, run)
+
+
+# Exercise 3.2 ---------------------------------------------------------------------------------
+
+
+def _padding(batches: Sequence[Sequence[int]], lengths: np.ndarray) -> float:
+    slots = sum(len(batch) * int(lengths[list(batch)].max()) for batch in batches if len(batch))
+    real = sum(int(lengths[list(batch)].sum()) for batch in batches if len(batch))
+    return 0.0 if slots == 0 else 1.0 - real / slots
+
+
+def check_bucket_batches(
+    bucket_batches: Callable[[Sequence[int], int, int], list[list[int]]],
+) -> ExerciseResult:
+    """Exercise 3.2: ``bucket_batches(lengths, batch_size, seed)``.
+
+    Returns a list of batches (lists of indices): every index exactly once, no batch larger
+    than ``batch_size``, at most one smaller batch, padding no more than 2 percentage points
+    above sorting the whole data set by length, batches in a random order that depends on
+    ``seed``.
+    """
+    rng = np.random.default_rng(4)
+    lengths = rng.integers(3, 60, 1000)
+    cases = [
+        Case("every index once", lambda: _expect_partition(bucket_batches, lengths, 32)),
+        Case(
+            "batches of 7 over 50 rows", lambda: _expect_partition(bucket_batches, lengths[:50], 7)
+        ),
+        Case(
+            "a batch size larger than the data",
+            lambda: _expect_partition(bucket_batches, lengths[:5], 16),
+        ),
+        Case(
+            "no data",
+            lambda: expect_equal(list(bucket_batches([], 8, 0)), [], "bucket_batches([], 8, 0)"),
+        ),
+        Case("little padding", lambda: _expect_little_padding(bucket_batches, lengths, 32)),
+        Case("a random order of batches", lambda: _expect_shuffled(bucket_batches, lengths, 32)),
+    ]
+    return check_exercise("3.2", "bucketing sampler", cases)
+
+
+def _expect_partition(bucket_batches: Callable, lengths: np.ndarray, batch_size: int) -> None:
+    what = f"bucket_batches(lengths of {len(lengths)} rows, batch_size={batch_size}, seed=0)"
+    batches = bucket_batches(lengths.tolist(), batch_size, 0)
+    expect_type(batches, list, what)
+    indices = sorted(int(index) for batch in batches for index in batch)
+    expect(
+        indices == list(range(len(lengths))),
+        f"{what}: expected every index 0..{len(lengths) - 1} exactly once, got "
+        f"{len(indices)} indices of which {len(set(indices))} distinct",
+    )
+    sizes = [len(batch) for batch in batches]
+    expect(max(sizes) <= batch_size, f"{what}: a batch holds {max(sizes)} rows")
+    expect(
+        sum(size < batch_size for size in sizes) <= 1,
+        f"{what}: expected at most one batch smaller than {batch_size}, got sizes {sizes}",
+    )
+
+
+def _expect_little_padding(bucket_batches: Callable, lengths: np.ndarray, batch_size: int) -> None:
+    batches = bucket_batches(lengths.tolist(), batch_size, 0)
+    order = np.argsort(lengths, kind="stable")
+    best = _padding([order[i : i + batch_size] for i in range(0, len(order), batch_size)], lengths)
+    got = _padding(batches, lengths)
+    expect(
+        got <= best + 0.02,
+        f"padding share {100 * got:.1f}%, expected at most {100 * (best + 0.02):.1f}% "
+        f"(sorting everything by length gives {100 * best:.1f}%, random batches about 45%)",
+    )
+
+
+def _expect_shuffled(bucket_batches: Callable, lengths: np.ndarray, batch_size: int) -> None:
+    first = bucket_batches(lengths.tolist(), batch_size, 0)
+    maxima = [int(lengths[list(batch)].max()) for batch in first if len(batch)]
+    expect(
+        maxima != sorted(maxima) and maxima != sorted(maxima, reverse=True),
+        "the batches come sorted by length: shuffle their order, or every epoch starts with "
+        "the shortest sequences and ends with the longest",
+    )
+    second = bucket_batches(lengths.tolist(), batch_size, 1)
+    expect(
+        [sorted(batch) for batch in first] != [sorted(batch) for batch in second],
+        "seeds 0 and 1 gave the same batches in the same order: use the seed",
+    )
+
+
+# Exercise 3.3 ---------------------------------------------------------------------------------
+
+
+def _sklearn_jaccard(first: str, second: str, k: int) -> float:
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.metrics import jaccard_score
+
+    vectorizer = CountVectorizer(analyzer="char", ngram_range=(k, k), lowercase=False, binary=True)
+    matrix = vectorizer.fit_transform([first, second]).toarray()
+    return float(jaccard_score(matrix[0], matrix[1], zero_division=1.0))
+
+
+def check_jaccard(jaccard_shingles: Callable[[str, str, int], float]) -> ExerciseResult:
+    """Exercise 3.3: ``jaccard_shingles(first, second, k)``.
+
+    The Jaccard similarity of the sets of character ``k``-grams of two strings (taken as they
+    are, no normalization), a float; 1.0 when both sets are empty. Compared with scikit-learn's
+    ``jaccard_score`` on ``CountVectorizer(analyzer="char")`` presence vectors.
+    """
+    pairs = [
+        ("the cat sat on the mat", "the cat sat on a mat", 3),
+        ("the cat sat on the mat", "the cat sat on the mat", 5),
+        ("abcdef", "uvwxyz", 2),
+        ("banana", "bandana", 2),
+        ("aaaa", "aaaaaaaa", 2),
+        ("Night", "night", 3),
+    ]
+    cases = [
+        Case(
+            f"{first!r} and {second!r}, k={k}",
+            lambda first=first, second=second, k=k: _expect_jaccard(
+                jaccard_shingles, first, second, k, _sklearn_jaccard(first, second, k)
+            ),
+        )
+        for first, second, k in pairs
+    ]
+    cases.append(
+        Case(
+            "two texts shorter than k (no shingles at all)",
+            lambda: _expect_jaccard(jaccard_shingles, "ab", "cd", 3, 1.0),
+        )
+    )
+    return check_exercise("3.3", "Jaccard similarity of shingles", cases)
+
+
+def _expect_jaccard(function: Callable, first: str, second: str, k: int, expected: float) -> None:
+    what = f"jaccard_shingles({first!r}, {second!r}, {k})"
+    result = function(first, second, k)
+    expect_type(result, float, what)
+    expect_close(result, expected, what, atol=1e-9)

@@ -1,0 +1,180 @@
+"""Chapter 3's exercise checks: right answers pass, typical mistakes fail with a useful message.
+
+The reference solutions live here, not in the package, so that a learner reading
+``handbook.exercises.ch03`` finds the checks but not the answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from handbook import config
+from handbook.exercises import ch03
+from handbook.exercises.checks import ExerciseFailed, ExerciseResult
+
+
+@pytest.fixture(autouse=True)
+def lenient_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(config.STRICT_EXERCISES_ENV, "0")
+    monkeypatch.delenv(config.GRADE_FILE_ENV, raising=False)
+
+
+def stub(*arguments: object) -> object:
+    raise NotImplementedError("Exercise 3.x: not written yet")
+
+
+# Exercise 3.1 ---------------------------------------------------------------------------------
+
+_TABLE = str.maketrans("", "", string.punctuation)
+
+
+def deduplicate(texts):
+    seen, kept = set(), []
+    for index, text in enumerate(texts):
+        key = hashlib.sha1(" ".join(text.lower().translate(_TABLE).split()).encode()).hexdigest()
+        if key not in seen:
+            seen.add(key)
+            kept.append(index)
+    return kept
+
+
+def deduplicate_without_normalizing(texts):
+    return [i for i, text in enumerate(texts) if text not in texts[:i]]
+
+
+def deduplicate_keeping_punctuation(texts):
+    keys = [" ".join(text.lower().split()) for text in texts]
+    return [i for i, key in enumerate(keys) if key not in keys[:i]]
+
+
+def deduplicate_keeping_the_last(texts):
+    keys = [" ".join(text.lower().translate(_TABLE).split()) for text in texts]
+    return [i for i, key in enumerate(keys) if key not in keys[i + 1 :]]
+
+
+def deduplicate_returning_a_set(texts):
+    return set(deduplicate(texts))
+
+
+# Exercise 3.2 ---------------------------------------------------------------------------------
+
+
+def bucket_batches(lengths, batch_size, seed):
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(np.asarray(lengths)[order], kind="stable")] if len(lengths) else order
+    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def random_batching(lengths, batch_size, seed):
+    order = np.random.default_rng(seed).permutation(len(lengths)).tolist()
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def sorted_unshuffled(lengths, batch_size, seed):
+    order = np.argsort(np.asarray(lengths), kind="stable").tolist()
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def dropping_the_last_batch(lengths, batch_size, seed):
+    return [
+        batch for batch in bucket_batches(lengths, batch_size, seed) if len(batch) == batch_size
+    ]
+
+
+# Exercise 3.3 ---------------------------------------------------------------------------------
+
+
+def jaccard_shingles(first, second, k):
+    a = {first[i : i + k] for i in range(len(first) - k + 1)}
+    b = {second[i : i + k] for i in range(len(second) - k + 1)}
+    return 1.0 if not a | b else len(a & b) / len(a | b)
+
+
+def jaccard_of_words(first, second, k):
+    a, b = set(first.split()), set(second.split())
+    return len(a & b) / len(a | b)
+
+
+def jaccard_over_the_smaller_set(first, second, k):
+    a = {first[i : i + k] for i in range(len(first) - k + 1)}
+    b = {second[i : i + k] for i in range(len(second) - k + 1)}
+    return 1.0 if not a | b else len(a & b) / min(len(a), len(b))
+
+
+def jaccard_of_lists(first, second, k):
+    a = [first[i : i + k] for i in range(len(first) - k + 1)]
+    b = [second[i : i + k] for i in range(len(second) - k + 1)]
+    union = len(a) + len(b) - len(set(a) & set(b))
+    return 1.0 if union == 0 else len(set(a) & set(b)) / union
+
+
+def jaccard_empty_is_zero(first, second, k):
+    a = {first[i : i + k] for i in range(len(first) - k + 1)}
+    b = {second[i : i + k] for i in range(len(second) - k + 1)}
+    return 0.0 if not a | b else len(a & b) / len(a | b)
+
+
+CHECKS = {
+    "3.1": ch03.check_deduplicate,
+    "3.2": ch03.check_bucket_batches,
+    "3.3": ch03.check_jaccard,
+}
+SOLUTIONS = {"3.1": deduplicate, "3.2": bucket_batches, "3.3": jaccard_shingles}
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CHECKS))
+def test_the_reference_solution_passes_every_case(exercise_id: str, capsys) -> None:
+    result = CHECKS[exercise_id](SOLUTIONS[exercise_id])
+    assert (result.id, result.status, result.messages) == (exercise_id, "passed", [])
+    assert result.passed == result.total >= 6
+    assert capsys.readouterr().out.startswith(f"✓ Exercise {exercise_id} ")
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CHECKS))
+def test_a_stub_reads_as_not_done(exercise_id: str) -> None:
+    result = CHECKS[exercise_id](stub)
+    assert result.status == "not done"
+    assert "replace the `raise NotImplementedError`" in result.messages[0]
+
+
+def test_strict_mode_turns_a_wrong_answer_into_an_exception(monkeypatch) -> None:
+    monkeypatch.setenv(config.STRICT_EXERCISES_ENV, "1")
+    assert ch03.check_jaccard(jaccard_shingles).status == "passed"
+    with pytest.raises(ExerciseFailed, match="Exercise 3.3"):
+        ch03.check_jaccard(jaccard_of_words)
+
+
+MISTAKES = [
+    ("3.1", deduplicate_without_normalizing, "duplicates that differ in case"),
+    ("3.1", deduplicate_keeping_punctuation, "differ in punctuation and spacing"),
+    ("3.1", deduplicate_keeping_the_last, "the same text twice"),
+    ("3.1", deduplicate_returning_a_set, "expected a list, got set"),
+    ("3.2", random_batching, "padding share"),
+    ("3.2", sorted_unshuffled, "the batches come sorted by length"),
+    ("3.2", dropping_the_last_batch, "exactly once"),
+    ("3.3", jaccard_of_words, "'banana' and 'bandana', k=2"),
+    ("3.3", jaccard_over_the_smaller_set, "'banana' and 'bandana', k=2"),
+    ("3.3", jaccard_of_lists, "'aaaa' and 'aaaaaaaa', k=2"),
+    ("3.3", jaccard_empty_is_zero, "two texts shorter than k"),
+]
+
+
+@pytest.mark.parametrize(
+    ("exercise_id", "implementation", "message"),
+    MISTAKES,
+    ids=[implementation.__name__ for _, implementation, _ in MISTAKES],
+)
+def test_a_typical_mistake_fails_with_a_message_saying_what_was_expected(
+    exercise_id: str, implementation: Callable, message: str
+) -> None:
+    result: ExerciseResult = CHECKS[exercise_id](implementation)
+    assert result.status in ("failed", "error")
+    assert 0 <= result.passed < result.total
+    assert any(message in line for line in result.messages), result.messages
