@@ -20,7 +20,12 @@ from pathlib import Path
 from handbook import config
 
 #: Chapter modules that provide ``benchmarks(smoke) -> list[bench.Measurement]``.
-BENCHMARK_MODULES = ["handbook.digits", "handbook.attention", "handbook.data"]
+BENCHMARK_MODULES = [
+    "handbook.digits",
+    "handbook.attention",
+    "handbook.data",
+    "handbook.compress",
+]
 
 #: What the staged book source holds besides the executed notebooks.
 BOOK_SOURCES = ["_config.yml", "_toc.yml", "references.bib", "book"]
