@@ -1,5 +1,12 @@
-"""The student edition of every real chapter: no solution source, runs to the end, reports
-each exercise as not yet done (the instructor's grade table says so too)."""
+"""The student edition of every real chapter: no solution source, no cell outside the exercise
+that needs a solution, and (executed for chapter 0) it runs to the end reporting every exercise
+as not yet done.
+
+Executing every chapter's student edition would cost one more smoke run per chapter; the only
+way a student edition can behave differently from its source notebook (which ``make test``
+executes under nbval) is a stubbed function being called outside its own check cell, which
+``test_solutions_are_used_only_by_their_check_cell`` rules out for every chapter.
+"""
 
 import ast
 import csv
@@ -28,6 +35,14 @@ def _solution_body_lines(notebook) -> list[str]:
     return lines
 
 
+def _defined_functions(source: str) -> set[str]:
+    return {node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)}
+
+
+def _used_names(source: str) -> set[str]:
+    return {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+
+
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.name)
 def test_student_edition_holds_no_solution(chapter, tmp_path):
     source = nbformat.read(chapter, as_version=4)
@@ -42,7 +57,24 @@ def test_student_edition_holds_no_solution(chapter, tmp_path):
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.name)
-def test_student_edition_runs_and_reports_exercises_not_done(chapter, tmp_path):
+def test_solutions_are_used_only_by_their_check_cell(chapter):
+    cells = nbformat.read(chapter, as_version=4).cells
+    for index, cell in enumerate(cells):
+        if "solution" not in cell.metadata.get("tags", []):
+            continue
+        defined = _defined_functions(cell.source)
+        for later_index, later in enumerate(cells[index + 2 :], start=index + 2):
+            if later.cell_type != "code" or "solution" in later.metadata.get("tags", []):
+                continue
+            misuse = defined & _used_names(later.source)
+            assert not misuse, (
+                f"{chapter.name} cell {later_index} uses {sorted(misuse)}, defined in the "
+                f"exercise cell {index}: the student edition would crash there"
+            )
+
+
+def test_student_edition_runs_and_reports_exercises_not_done(tmp_path):
+    chapter = CHAPTERS[0]
     edition = student.make_student_edition(chapter, tmp_path / "student" / chapter.name)
     csv_path = tmp_path / "grades.csv"
     grades = grading.grade_notebooks([edition], csv_path=csv_path, smoke=True)
