@@ -23,6 +23,7 @@ from handbook import config
 BENCHMARK_MODULES = [
     "handbook.digits",
     "handbook.attention",
+    "handbook.optim",
     "handbook.data",
     "handbook.compress",
 ]

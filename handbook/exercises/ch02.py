@@ -1,0 +1,307 @@
+"""Checks for the exercises of chapter 2, training optimization.
+
+Each check runs the learner's function on several inputs and compares it with the PyTorch piece
+that does the same job: ``torch.optim.lr_scheduler`` for the schedule, ``torch.optim.AdamW``
+for the optimizer step, ``torch._amp_update_scale_`` (the kernel behind
+``torch.amp.GradScaler.update``) for the loss scale. Call them from the check cells:
+``ch02.check_warmup_cosine(warmup_cosine_lr)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from handbook.exercises.checks import (
+    Case,
+    ExerciseResult,
+    check_exercise,
+    expect,
+    expect_close,
+    expect_equal,
+    expect_type,
+)
+
+# Exercise 2.1 ---------------------------------------------------------------------------------
+
+
+def _torch_warmup_cosine(
+    base_lr: float, warmup_steps: int, total_steps: int, min_lr: float
+) -> list[float]:
+    """Learning rates of steps 0..total_steps from torch's schedulers."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base_lr)
+    schedulers, milestones = [], []
+    if warmup_steps > 0:
+        schedulers.append(
+            torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: step / warmup_steps)
+        )
+        milestones.append(warmup_steps)
+    schedulers.append(
+        torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=total_steps - warmup_steps, eta_min=min_lr
+        )
+    )
+    scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers, milestones)
+    rates = []
+    for _ in range(total_steps + 1):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def check_warmup_cosine(warmup_cosine_lr: Callable[..., float]) -> ExerciseResult:
+    """Exercise 2.1: ``warmup_cosine_lr(step, base_lr, warmup_steps, total_steps, min_lr)``.
+
+    Expects a Python float: ``base_lr * step / warmup_steps`` during the warm-up, then a half
+    cosine from ``base_lr`` (at ``warmup_steps``) down to ``min_lr`` (at ``total_steps``), and
+    ``min_lr`` after that; compared step by step with ``LambdaLR`` + ``CosineAnnealingLR``
+    chained by ``SequentialLR``.
+    """
+    cases = [
+        _schedule_case(warmup_cosine_lr, "5 warm-up steps of 20, base 1e-3", 1e-3, 5, 20, 0.0),
+        _schedule_case(warmup_cosine_lr, "no warm-up (warmup_steps=0)", 3e-4, 0, 12, 0.0),
+        _schedule_case(warmup_cosine_lr, "a single warm-up step", 0.1, 1, 10, 0.0),
+        _schedule_case(warmup_cosine_lr, "a floor: min_lr=1e-5", 3e-4, 3, 30, 1e-5),
+        _schedule_case(warmup_cosine_lr, "the cosine lasts one step", 1.0, 4, 5, 0.0),
+        Case(
+            "steps after total_steps stay at min_lr",
+            lambda: _expect_after_the_end(warmup_cosine_lr),
+        ),
+    ]
+    return check_exercise("2.1", "cosine schedule with warm-up", cases)
+
+
+def _schedule_case(
+    warmup_cosine_lr: Callable[..., float],
+    description: str,
+    base_lr: float,
+    warmup_steps: int,
+    total_steps: int,
+    min_lr: float,
+) -> Case:
+    def run() -> None:
+        expected = _torch_warmup_cosine(base_lr, warmup_steps, total_steps, min_lr)
+        actual = []
+        for step in range(total_steps + 1):
+            value = warmup_cosine_lr(step, base_lr, warmup_steps, total_steps, min_lr)
+            expect_type(value, float, f"warmup_cosine_lr(step={step}, ...)")
+            actual.append(value)
+        what = (
+            f"learning rates of steps 0..{total_steps} (base_lr={base_lr}, "
+            f"warmup_steps={warmup_steps}, total_steps={total_steps}, min_lr={min_lr})"
+        )
+        expect_close(torch.tensor(actual), torch.tensor(expected), what, atol=1e-9, rtol=1e-6)
+
+    return Case(description, run)
+
+
+def _expect_after_the_end(warmup_cosine_lr: Callable[..., float]) -> None:
+    for step in (11, 15, 100):
+        value = warmup_cosine_lr(step, 1e-3, 2, 10, 1e-5)
+        expect_close(value, 1e-5, f"warmup_cosine_lr(step={step}, total_steps=10, min_lr=1e-5)")
+
+
+# Exercise 2.2 ---------------------------------------------------------------------------------
+
+
+def check_adamw_step(adamw_update: Callable[..., tuple]) -> ExerciseResult:
+    """Exercise 2.2: ``adamw_update(param, grad, exp_avg, exp_avg_sq, step, lr, betas, eps,
+    weight_decay)``.
+
+    Expects new ``(param, exp_avg, exp_avg_sq)`` tensors after one AdamW update (``step``
+    counts from 1), leaving its inputs unchanged; compared over several steps with
+    ``torch.optim.AdamW`` in float64.
+    """
+    cases = [
+        _adamw_case(adamw_update, "one step from zero moments", (4,), 1, 1e-3, 0.01),
+        _adamw_case(adamw_update, "five steps on a (3, 5) matrix", (3, 5), 5, 1e-2, 0.1),
+        _adamw_case(adamw_update, "no weight decay", (6,), 3, 1e-3, 0.0),
+        _adamw_case(adamw_update, "strong weight decay (0.5)", (2, 2), 4, 0.1, 0.5),
+        _adamw_case(
+            adamw_update,
+            "betas (0.8, 0.9), eps 1e-3",
+            (5,),
+            3,
+            1e-2,
+            0.1,
+            betas=(0.8, 0.9),
+            eps=1e-3,
+        ),
+        _adamw_case(
+            adamw_update,
+            "a zero gradient still decays the weights",
+            (3,),
+            2,
+            1e-2,
+            0.1,
+            zero_grad=True,
+        ),
+        Case("the input tensors are left unchanged", lambda: _expect_inputs_kept(adamw_update)),
+    ]
+    return check_exercise("2.2", "one AdamW step", cases)
+
+
+def _adamw_case(
+    adamw_update: Callable[..., tuple],
+    description: str,
+    shape: tuple[int, ...],
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    *,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    zero_grad: bool = False,
+) -> Case:
+    def run() -> None:
+        generator = torch.Generator().manual_seed(len(shape) * 100 + steps)
+        start = torch.randn(shape, generator=generator, dtype=torch.float64)
+        grads = [torch.randn(shape, generator=generator, dtype=torch.float64) for _ in range(steps)]
+        if zero_grad:
+            grads = [torch.zeros_like(start) for _ in range(steps)]
+        reference = torch.nn.Parameter(start.clone())
+        optimizer = torch.optim.AdamW(
+            [reference], lr=lr, betas=betas, eps=eps, weight_decay=weight_decay
+        )
+        param, exp_avg, exp_avg_sq = start.clone(), torch.zeros_like(start), torch.zeros_like(start)
+        for step, grad in enumerate(grads, start=1):
+            reference.grad = grad.clone()
+            optimizer.step()
+            result = adamw_update(
+                param, grad.clone(), exp_avg, exp_avg_sq, step, lr, betas, eps, weight_decay
+            )
+            what = f"adamw_update(...) at step {step}"
+            expect(
+                isinstance(result, tuple) and len(result) == 3,
+                f"{what}: expected a tuple (param, exp_avg, exp_avg_sq), got "
+                f"{type(result).__name__}",
+            )
+            param, exp_avg, exp_avg_sq = result
+            state = optimizer.state[reference]
+            for name, actual, expected in (
+                ("exp_avg (first moment)", exp_avg, state["exp_avg"]),
+                ("exp_avg_sq (second moment)", exp_avg_sq, state["exp_avg_sq"]),
+                ("the new param", param, reference.detach()),
+            ):
+                expect_type(actual, torch.Tensor, f"{what}: {name}")
+                expect_close(actual, expected, f"{what}: {name}", atol=1e-10, rtol=1e-7)
+
+    return Case(description, run)
+
+
+def _expect_inputs_kept(adamw_update: Callable[..., tuple]) -> None:
+    generator = torch.Generator().manual_seed(7)
+    inputs = [torch.randn(4, generator=generator, dtype=torch.float64) for _ in range(4)]
+    inputs[3] = inputs[3].abs()
+    originals = [tensor.clone() for tensor in inputs]
+    adamw_update(*inputs, 3, 1e-2, (0.9, 0.999), 1e-8, 0.1)
+    for name, tensor, original in zip(
+        ("param", "grad", "exp_avg", "exp_avg_sq"), inputs, originals, strict=True
+    ):
+        expect(
+            torch.equal(tensor, original),
+            f"adamw_update modified its argument {name} in place; expected new tensors to be "
+            "returned and the inputs left as they were",
+        )
+
+
+# Exercise 2.3 ---------------------------------------------------------------------------------
+
+
+def _torch_scale_update(
+    grads: list[torch.Tensor],
+    scale: float,
+    growth_tracker: int,
+    growth_factor: float,
+    backoff_factor: float,
+    growth_interval: int,
+) -> tuple[bool, float, int]:
+    found_inf = torch.zeros(1)
+    if grads:
+        copies = [grad.clone() for grad in grads]
+        torch._amp_foreach_non_finite_check_and_unscale_(copies, found_inf, torch.ones(1))
+    scale_tensor = torch.tensor([scale])
+    tracker = torch.tensor([growth_tracker], dtype=torch.int32)
+    torch._amp_update_scale_(
+        scale_tensor, tracker, found_inf, growth_factor, backoff_factor, growth_interval
+    )
+    return bool(found_inf.item()), float(scale_tensor.item()), int(tracker.item())
+
+
+def check_loss_scale_update(update_loss_scale: Callable[..., tuple]) -> ExerciseResult:
+    """Exercise 2.3: ``update_loss_scale(grads, scale, growth_tracker, growth_factor,
+    backoff_factor, growth_interval)``.
+
+    Expects ``(found_inf, new_scale, new_growth_tracker)`` as ``(bool, float, int)``: whether any
+    gradient holds inf or NaN, then GradScaler's rule (compared with ``torch._amp_update_scale_``,
+    the kernel behind ``torch.amp.GradScaler.update``).
+    """
+    finite = [torch.tensor([0.5, -2.0]), torch.ones(2, 2)]
+    cases = [
+        _scale_case(
+            update_loss_scale, "finite gradients, tracker below the interval", finite, 1024.0, 3
+        ),
+        _scale_case(
+            update_loss_scale, "finite gradients completing the interval", finite, 1024.0, 9
+        ),
+        _scale_case(
+            update_loss_scale, "an inf gradient", [torch.tensor([1.0, math.inf])], 65536.0, 5
+        ),
+        _scale_case(update_loss_scale, "a NaN gradient", [torch.tensor([math.nan])], 8.0, 0),
+        _scale_case(
+            update_loss_scale,
+            "-inf in the second of two tensors",
+            [torch.ones(3), torch.tensor([[0.0, -math.inf]])],
+            2.0**16,
+            9,
+        ),
+        _scale_case(update_loss_scale, "no gradients at all", [], 4.0, 2),
+        Case(
+            "a run of 12 steps with two overflows (growth_interval=3)",
+            lambda: _scale_run(update_loss_scale),
+        ),
+    ]
+    return check_exercise("2.3", "update the loss scale", cases)
+
+
+def _expect_scale_result(result: object, expected: tuple[bool, float, int], what: str) -> None:
+    expect(
+        isinstance(result, tuple) and len(result) == 3,
+        f"{what}: expected a tuple (found_inf, new_scale, new_growth_tracker), "
+        f"got {type(result).__name__}",
+    )
+    found_inf, scale, tracker = result
+    expect_type(found_inf, bool, f"{what}: found_inf")
+    expect_equal(found_inf, expected[0], f"{what}: found_inf")
+    expect_close(float(scale), expected[1], f"{what}: new_scale")
+    expect_equal(int(tracker), expected[2], f"{what}: new_growth_tracker")
+
+
+def _scale_case(
+    update_loss_scale: Callable[..., tuple],
+    description: str,
+    grads: list[torch.Tensor],
+    scale: float,
+    tracker: int,
+) -> Case:
+    def run() -> None:
+        expected = _torch_scale_update(grads, scale, tracker, 2.0, 0.5, 10)
+        result = update_loss_scale([grad.clone() for grad in grads], scale, tracker, 2.0, 0.5, 10)
+        what = f"update_loss_scale(grads, scale={scale}, growth_tracker={tracker}, interval 10)"
+        _expect_scale_result(result, expected, what)
+
+    return Case(description, run)
+
+
+def _scale_run(update_loss_scale: Callable[..., tuple]) -> None:
+    scale, tracker = 128.0, 0
+    for step in range(12):
+        value = math.inf if step in (4, 5) else 1.0
+        grads = [torch.full((3,), value)]
+        expected = _torch_scale_update(grads, scale, tracker, 2.0, 0.5, 3)
+        result = update_loss_scale(grads, scale, tracker, 2.0, 0.5, 3)
+        _expect_scale_result(result, expected, f"step {step} (scale {scale}, tracker {tracker})")
+        _, scale, tracker = expected
