@@ -26,6 +26,7 @@ BENCHMARK_MODULES = [
     "handbook.optim",
     "handbook.data",
     "handbook.compress",
+    "handbook.ethics",
 ]
 
 #: What the staged book source holds besides the executed notebooks.
