@@ -25,7 +25,9 @@ def train_word_tokenizer(texts: list[str]):
 
     tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS))
+    tokenizer.train_from_iterator(
+        texts, trainers.WordLevelTrainer(special_tokens=SPECIAL_TOKENS, show_progress=False)
+    )
     return tokenizer
 
 
@@ -41,7 +43,10 @@ def train_subword_tokenizer(texts: list[str], vocab_size: int = 128):
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer.decoder = decoders.BPEDecoder(suffix="</w>")
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, end_of_word_suffix="</w>"
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        end_of_word_suffix="</w>",
+        show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
     return tokenizer
