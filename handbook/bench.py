@@ -51,7 +51,12 @@ def _synchronizer() -> Callable[[], None]:
         import torch
     except ImportError:
         return lambda: None
-    return torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    if torch.cuda.is_available():
+        return torch.cuda.synchronize
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.mps.synchronize
+    return lambda: None
 
 
 _STATUS = Path("/proc/self/status")

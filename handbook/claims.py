@@ -83,7 +83,7 @@ def _cpu_model() -> str:
 def _validate(claim_id: str, verdict: str, measured: float | None) -> None:
     if claim_id not in CLAIM_IDS:
         raise ValueError(
-            f"unknown claim id {claim_id!r}: expected one of C1 ... C24 (CURRICULUM.md)"
+            f"unknown claim id {claim_id!r}: expected one of C1 ... C24 (the claims ledger page)"
         )
     if verdict not in VERDICTS:
         raise ValueError(f"unknown verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")

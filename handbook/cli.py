@@ -38,6 +38,18 @@ def _executed_dir() -> Path:
     return config.build_dir() / "site" / "notebooks"
 
 
+def _output_dir_for(notebook: Path) -> Path:
+    """Chapter notebooks go to the site; any other notebook to ``<build dir>/executed``."""
+    chapters = config.project_root() / "notebooks"
+    return _executed_dir() if notebook.parent == chapters else config.build_dir() / "executed"
+
+
+def clear_ledger(ledger: Path) -> None:
+    """Remove the claim records of an earlier run (only those: the folder may hold more)."""
+    for record in ledger.glob("C*.json"):
+        record.unlink()
+
+
 def _resolve_notebooks(names: list[str]) -> list[Path]:
     from handbook import runner
 
@@ -64,14 +76,17 @@ def command_run(arguments: argparse.Namespace) -> int:
 
     notebooks = _resolve_notebooks(arguments.notebooks)
     ledger = config.ledger_dir()
-    if not arguments.notebooks and ledger.is_dir():
-        shutil.rmtree(ledger)  # a full run rebuilds the ledger from scratch
+    if not arguments.notebooks:
+        clear_ledger(ledger)  # a run of every chapter rebuilds the ledger from scratch
     environment = runner.notebook_environment(
         smoke=arguments.smoke, strict_exercises=True, ledger_dir=ledger
     )
     mode = "smoke" if arguments.smoke else "full"
-    print(f"executing {len(notebooks)} notebook(s) in {mode} mode into {_executed_dir()}")
-    runs = runner.run_notebooks(notebooks, _executed_dir(), environment=environment)
+    print(f"executing {len(notebooks)} notebook(s) in {mode} mode into {config.build_dir()}")
+    runs = []
+    for output_dir in sorted({_output_dir_for(notebook) for notebook in notebooks}):
+        batch = [notebook for notebook in notebooks if _output_dir_for(notebook) == output_dir]
+        runs.extend(runner.run_notebooks(batch, output_dir, environment=environment))
     failed = [run for run in runs if not run.ok]
     total = sum(run.seconds for run in runs)
     print(f"{len(runs) - len(failed)}/{len(runs)} notebooks ran in {total:.1f} s")
@@ -105,18 +120,22 @@ def write_ledger_include(site_dir: Path) -> Path:
 
 
 def _check_every_notebook_executed(site_dir: Path) -> None:
+    """Every chapter has an executed copy, and none of them stopped on an error."""
+    import nbformat
+
     from handbook import runner
 
-    missing = [
-        notebook.name
-        for notebook in runner.chapter_notebooks()
-        if not (site_dir / "notebooks" / notebook.name).is_file()
-    ]
-    if missing:
-        raise SystemExit(
-            f"not executed yet: {', '.join(missing)}; "
-            "run `python -m handbook run` (or drop --no-run)"
-        )
+    missing, failed = [], []
+    for notebook in runner.chapter_notebooks():
+        executed = site_dir / "notebooks" / notebook.name
+        if not executed.is_file():
+            missing.append(notebook.name)
+        elif nbformat.read(executed, as_version=4).metadata.get("papermill", {}).get("exception"):
+            failed.append(notebook.name)
+    if missing or failed:
+        problems = [f"not executed yet: {', '.join(missing)}"] * bool(missing)
+        problems += [f"their last run failed: {', '.join(failed)}"] * bool(failed)
+        raise SystemExit("; ".join(problems) + "; run `python -m handbook run` (or drop --no-run)")
 
 
 def _jupyter_book_executable() -> str:
@@ -142,7 +161,7 @@ def command_book(arguments: argparse.Namespace) -> int:
         "build",
         str(site_dir),
         "--path-output",
-        str(config.build_dir()),
+        str(config.site_output_root()),
         "--warningiserror",
         "--keep-going",
         "--quiet",
@@ -155,7 +174,7 @@ def command_book(arguments: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return result.returncode
-    index = config.build_dir() / "_build" / "html" / "index.html"
+    index = config.html_dir() / "index.html"
     print(f"\nThe book is ready: open file://{index}")
     return 0
 
@@ -172,6 +191,13 @@ def command_student(arguments: argparse.Namespace) -> int:
 
     notebooks = _resolve_notebooks(arguments.notebooks)
     out_dir = Path(arguments.out)
+    existing = [n for n in notebooks if (out_dir / n.name).exists() and not arguments.force]
+    for notebook in existing:
+        print(
+            f"kept {out_dir / notebook.name}: it exists and may hold your answers "
+            "(--force replaces it)"
+        )
+    notebooks = [notebook for notebook in notebooks if notebook not in existing]
     written = student.make_student_editions(notebooks, out_dir)
     for path in written:
         print(f"wrote {path}")
@@ -231,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     student_parser = commands.add_parser("student", help="write the student edition")
     student_parser.add_argument("notebooks", nargs="*", help="default: every chapter")
     student_parser.add_argument("--out", default="student", help="output folder (default: student)")
+    student_parser.add_argument(
+        "--force", action="store_true", help="replace student notebooks that already exist"
+    )
     student_parser.set_defaults(handler=command_student)
 
     grade = commands.add_parser("grade", help="execute students' notebooks and score the exercises")

@@ -15,6 +15,7 @@ LEDGER_ENV = "HANDBOOK_LEDGER_DIR"
 STRICT_EXERCISES_ENV = "HANDBOOK_EXERCISES_STRICT"
 GRADE_FILE_ENV = "HANDBOOK_GRADE_FILE"
 PROGRESS_ENV = "HANDBOOK_PROGRESS"
+BUILD_ENV = "HANDBOOK_BUILD_DIR"
 
 #: Variables set for every notebook kernel the tooling starts: no hub, no network.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -47,7 +48,7 @@ def strict_exercises() -> bool:
 def live_progress() -> bool:
     """False when ``HANDBOOK_PROGRESS=0``: executed copies for the static book get one summary
     line per loop instead of hundreds of progress-bar redraws."""
-    return os.environ.get(PROGRESS_ENV, "1").strip() != "0"
+    return PROGRESS_ENV not in os.environ or _flag(PROGRESS_ENV)
 
 
 def project_root() -> Path:
@@ -68,8 +69,24 @@ def project_root() -> Path:
 
 
 def build_dir() -> Path:
-    """``<root>/_build``: executed notebooks, the ledger records, the HTML site."""
-    return project_root() / "_build"
+    """``<root>/_build``, or ``$HANDBOOK_BUILD_DIR`` (relative to the root): executed notebooks,
+    the ledger records and the HTML site. ``make test`` builds into ``_build/smoke`` so that it
+    never overwrites the full-mode book that ``make book`` made."""
+    override = os.environ.get(BUILD_ENV)
+    root = project_root()
+    return root / override if override else root / "_build"
+
+
+def html_dir() -> Path:
+    """Where the HTML site is written: ``_build/html`` (``<build dir>/_build/html`` when the
+    build directory is overridden). Jupyter Book always writes ``<path-output>/_build/html``."""
+    return site_output_root() / "_build" / "html"
+
+
+def site_output_root() -> Path:
+    """The ``--path-output`` given to Jupyter Book (see :func:`html_dir`)."""
+    folder = build_dir()
+    return folder.parent if folder == project_root() / "_build" else folder
 
 
 def ledger_dir() -> Path:

@@ -94,10 +94,11 @@ class History:
 
 
 def autocast_context(device: torch.device, enabled: bool):
-    """Mixed precision for ``device``: float16 on CUDA, bfloat16 elsewhere; a no-op if disabled."""
+    """Mixed precision for ``device``: float16 on CUDA and Apple MPS (MPS autocast takes only
+    float16), bfloat16 on CPUs; a no-op if disabled."""
     if not enabled:
         return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    dtype = torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 

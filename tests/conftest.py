@@ -16,6 +16,8 @@ def isolated_ledger(tmp_path, monkeypatch):
     folder = tmp_path / "ledger"
     monkeypatch.setenv("HANDBOOK_LEDGER_DIR", str(folder))
     monkeypatch.delenv("HANDBOOK_SMOKE", raising=False)
+    monkeypatch.delenv("HANDBOOK_BUILD_DIR", raising=False)
+    monkeypatch.delenv("HANDBOOK_PROGRESS", raising=False)
     monkeypatch.delenv("HANDBOOK_EXERCISES_STRICT", raising=False)
     monkeypatch.delenv("HANDBOOK_GRADE_FILE", raising=False)
     return folder

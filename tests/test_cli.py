@@ -57,3 +57,36 @@ def test_student_command_writes_the_edition(tmp_path, capsys):
     assert cli.main(["student", "00_digits", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "00_digits.ipynb").is_file()
     assert "solutions removed" in capsys.readouterr().out
+
+
+def test_clear_ledger_removes_only_claim_records(tmp_path):
+    (tmp_path / "C3.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("mine")
+    cli.clear_ledger(tmp_path)
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_book_refuses_notebooks_whose_last_run_failed(tmp_path, monkeypatch):
+    import nbformat
+    from nbformat.v4 import new_notebook
+
+    from handbook import runner
+
+    site = tmp_path / "site"
+    (site / "notebooks").mkdir(parents=True)
+    for chapter in runner.chapter_notebooks():
+        notebook = new_notebook()
+        notebook.metadata["papermill"] = {"exception": chapter.name == "00_digits.ipynb"}
+        nbformat.write(notebook, site / "notebooks" / chapter.name)
+    with pytest.raises(SystemExit, match="their last run failed: 00_digits.ipynb"):
+        cli._check_every_notebook_executed(site)
+
+
+def test_student_command_keeps_existing_work(tmp_path, capsys):
+    answer = tmp_path / "00_digits.ipynb"
+    answer.write_text("my answers")
+    assert cli.main(["student", "00_digits", "--out", str(tmp_path)]) == 0
+    assert answer.read_text() == "my answers"
+    assert "kept" in capsys.readouterr().out
+    assert cli.main(["student", "00_digits", "--out", str(tmp_path), "--force"]) == 0
+    assert answer.read_text() != "my answers"

@@ -50,3 +50,22 @@ def test_import_handbook_stays_light():
         cwd=Path(__file__).parent,
     )
     assert result.stdout.strip() == ""
+
+
+def test_build_dir_override_keeps_smoke_builds_apart(monkeypatch):
+    root = config.project_root()
+    assert config.html_dir() == root / "_build" / "html"
+    monkeypatch.setenv(config.BUILD_ENV, "_build/smoke")
+    monkeypatch.delenv(config.LEDGER_ENV)  # set per test by conftest
+    assert config.build_dir() == root / "_build" / "smoke"
+    assert config.ledger_dir() == root / "_build" / "smoke" / "ledger"
+    assert config.html_dir() == root / "_build" / "smoke" / "_build" / "html"
+
+
+@pytest.mark.parametrize(
+    "value, expected", [(None, True), ("0", False), ("no", False), ("1", True)]
+)
+def test_live_progress_switch(monkeypatch, value, expected):
+    if value is not None:
+        monkeypatch.setenv(config.PROGRESS_ENV, value)
+    assert config.live_progress() is expected

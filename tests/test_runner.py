@@ -55,7 +55,9 @@ def test_cli_run_reports_failure_with_exit_status(tmp_path, monkeypatch, capsys)
     good = _notebook(tmp_path / "good.ipynb", "print('fine')")
     bad = _notebook(tmp_path / "bad.ipynb", "1 / 0")
     assert cli.main(["run", "--smoke", str(good)]) == 0
-    assert (tmp_path / "_build" / "site" / "notebooks" / "good.ipynb").is_file()
+    # not a chapter: executed beside the site, never in place of a chapter's executed copy
+    assert (tmp_path / "_build" / "executed" / "good.ipynb").is_file()
+    assert not (tmp_path / "_build" / "site" / "notebooks" / "good.ipynb").exists()
     assert cli.main(["run", "--smoke", str(good), str(bad)]) == 1
     captured = capsys.readouterr()
     assert "1/2 notebooks ran" in captured.out

@@ -1,12 +1,6 @@
 """The student edition of every real chapter: no solution source, no cell outside the exercise
-that needs a solution, and (executed for chapter 0) it runs to the end reporting every exercise
-as not yet done.
-
-Executing every chapter's student edition would cost one more smoke run per chapter; the only
-way a student edition can behave differently from its source notebook (which ``make test``
-executes under nbval) is a stubbed function being called outside its own check cell, which
-``test_solutions_are_used_only_by_their_check_cell`` rules out for every chapter.
-"""
+that needs a solution, and, executed in smoke mode, it runs to the end reporting every exercise
+as not yet done (what the instructor's grade table shows for an untouched notebook)."""
 
 import ast
 import csv
@@ -73,8 +67,8 @@ def test_solutions_are_used_only_by_their_check_cell(chapter):
             )
 
 
-def test_student_edition_runs_and_reports_exercises_not_done(tmp_path):
-    chapter = CHAPTERS[0]
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda path: path.name)
+def test_student_edition_runs_and_reports_exercises_not_done(chapter, tmp_path):
     edition = student.make_student_edition(chapter, tmp_path / "student" / chapter.name)
     csv_path = tmp_path / "grades.csv"
     grades = grading.grade_notebooks([edition], csv_path=csv_path, smoke=True)
