@@ -474,19 +474,31 @@ def compression_tradeoff(
         missing = {"accuracy", "size_bytes", "latency_ms"} - set(values)
         if missing:
             raise ValueError(f"variant {name!r} lacks {sorted(missing)}")
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
     plt = _pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     names = list(variants)
     accuracy = [100 * variants[name]["accuracy"] for name in names]
     panels = (
         ("size_bytes", 1 / 1024, "model size (KiB, log scale)"),
         ("latency_ms", 1.0, "latency, batch 1, one thread (ms, log scale)"),
     )
+    # one marker per variant, named once in a shared legend: labels beside crowded points overlap
+    markers = "os^vD<>pPX*h"
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for axis, (key, factor, label) in zip(axes, panels, strict=True):
         cost = [variants[name][key] * factor for name in names]
-        axis.scatter(cost, accuracy, color="tab:blue", zorder=3)
-        for name, x, y in zip(names, cost, accuracy, strict=True):
-            axis.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        for index, (name, x, y) in enumerate(zip(names, cost, accuracy, strict=True)):
+            axis.scatter(
+                x,
+                y,
+                marker=markers[index % len(markers)],
+                s=45,
+                zorder=3,
+                color=colors[index % len(colors)],
+                label=name,
+            )
         front = pareto_front(list(zip(cost, accuracy, strict=True)))
         axis.plot(
             [cost[i] for i in front],
@@ -496,13 +508,19 @@ def compression_tradeoff(
             label="Pareto front",
         )
         axis.set_xscale("log")
+        axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_minor_formatter(plt.NullFormatter())
         axis.set_xlabel(label)
         axis.set_ylabel("test accuracy (%)")
         axis.grid(alpha=0.3, which="both")
-        axis.legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(
+        handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False
+    )
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.06 + 0.045 * ((len(labels) - 1) // 4), 1, 1))
     return figure
 
 
