@@ -330,7 +330,10 @@ def test_compression_tradeoff_plots_two_panels_and_marks_the_front():
     figure = plots.compression_tradeoff(variants, title="t")
 
     assert len(figure.axes) == 2
-    assert {text.get_text() for text in figure.axes[0].texts} >= {"fp32", "int8", "bad"}
+    legend_names = {text.get_text() for text in figure.legends[0].get_texts()}
+    assert legend_names == {"fp32", "int8", "bad", "Pareto front"}
+    front_line = next(line for line in figure.axes[0].lines if line.get_label() == "Pareto front")
+    assert list(front_line.get_xdata()) == [60_000 / 1024, 200_000 / 1024]
     assert plots.pareto_front([(1.0, 0.98), (0.3, 0.975), (2.0, 0.9)]) == [1, 0]
     with pytest.raises(ValueError, match="accuracy"):
         plots.compression_tradeoff({"x": {"size_bytes": 1, "latency_ms": 1}})
