@@ -105,18 +105,46 @@ def number_words(max_number: int = 9999, test_size: float = 0.1, seed: int = 0):
         )
     if not 0.0 < test_size < 1.0:
         raise ValueError(f"test_size must be a fraction between 0 and 1, got {test_size}")
+    table = _number_word_pairs(list(range(1, max_number + 1)))
+    return table.train_test_split(test_size=test_size, seed=seed)
+
+
+def _number_word_pairs(numbers: list[int]):
+    """A ``datasets.Dataset`` with columns number, english, german for ``numbers``."""
     from datasets import Dataset
     from num2words import num2words
 
-    numbers = list(range(1, max_number + 1))
-    table = Dataset.from_dict(
+    return Dataset.from_dict(
         {
             "number": numbers,
             "english": [num2words(number, lang="en") for number in numbers],
             "german": [num2words(number, lang="de") for number in numbers],
         }
     )
-    return table.train_test_split(test_size=test_size, seed=seed)
+
+
+def number_words_sample(sizes: dict[str, int], *, max_number: int = 99_999, seed: int = 0):
+    """A small English -> German number-words corpus: ``sizes`` numbers per split, disjoint.
+
+    The same pairs as :func:`number_words` (``num2words``), but drawn at
+    random from ``1..max_number`` so that a few hundred training pairs cover a wide range, and
+    without generating the whole range. Returns a ``datasets.DatasetDict`` with one split per
+    key of ``sizes`` and columns ``number``, ``english``, ``german``.
+    """
+    import random
+
+    from datasets import DatasetDict
+
+    total = sum(sizes.values())
+    if total > max_number:
+        raise ValueError(f"asked for {total} distinct numbers but max_number is {max_number}")
+    numbers = random.Random(seed).sample(range(1, max_number + 1), total)
+    splits, start = {}, 0
+    for name, size in sizes.items():
+        chosen = numbers[start : start + size]
+        start += size
+        splits[name] = _number_word_pairs(chosen)
+    return DatasetDict(splits)
 
 
 def wmt14(*_, **__):

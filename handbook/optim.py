@@ -15,20 +15,20 @@ enough to read, and tests it against the PyTorch piece that does the same job:
 - activation memory counted exactly (:func:`saved_tensor_bytes`: the bytes autograd keeps for
   the backward pass) and peak memory from the profiler or the CUDA allocator;
 - the chapter's experiment: the chapter-1 translator trained under a :class:`Recipe` on a
-  deliberately small sample of the number-words corpus (:func:`number_words_sample`).
+  deliberately small sample of the number-words corpus
+  (:func:`handbook.datasets.number_words_sample`).
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
-from handbook import bench, train, translation
+from handbook import bench, datasets, train, translation
 from handbook.attention import Transformer
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "lambda_scheduler",
     "linear_warmup",
     "make_optimizer",
-    "number_words_sample",
     "peak_memory_bytes",
     "saved_tensor_bytes",
     "schedule_values",
@@ -391,35 +390,6 @@ TRANSLATOR_SIZES = dict(
 )
 
 
-def number_words_sample(sizes: dict[str, int], *, max_number: int = 99_999, seed: int = 0):
-    """A small English -> German number-words corpus: ``sizes`` numbers per split, disjoint.
-
-    The same pairs as :func:`handbook.datasets.number_words` (``num2words``), but drawn at
-    random from ``1..max_number`` so that a few hundred training pairs cover a wide range, and
-    without generating the whole range. Returns a ``datasets.DatasetDict`` with one split per
-    key of ``sizes`` and columns ``number``, ``english``, ``german``.
-    """
-    from datasets import Dataset, DatasetDict
-    from num2words import num2words
-
-    total = sum(sizes.values())
-    if total > max_number:
-        raise ValueError(f"asked for {total} distinct numbers but max_number is {max_number}")
-    numbers = random.Random(seed).sample(range(1, max_number + 1), total)
-    splits, start = {}, 0
-    for name, size in sizes.items():
-        chosen = numbers[start : start + size]
-        start += size
-        splits[name] = Dataset.from_dict(
-            {
-                "number": chosen,
-                "english": [num2words(number, lang="en") for number in chosen],
-                "german": [num2words(number, lang="de") for number in chosen],
-            }
-        )
-    return DatasetDict(splits)
-
-
 @dataclass(frozen=True)
 class Recipe:
     """One training configuration of the translator.
@@ -621,7 +591,7 @@ def benchmarks(smoke: bool = False) -> list[bench.Measurement]:
     The detail column holds the activation bytes saved for backward (exact, from
     :func:`saved_tensor_bytes`).
     """
-    data = number_words_sample({"train": 64 if smoke else 512}, seed=0)
+    data = datasets.number_words_sample({"train": 64 if smoke else 512}, seed=0)
     task = translation.build_task(data)
     results = compare_precision(
         task, batch_size=32 if smoke else 128, warmup=1 if smoke else 2, repeats=2 if smoke else 7

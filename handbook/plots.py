@@ -17,6 +17,14 @@ def _pyplot():
     return plt
 
 
+def _finish(figure, axis, title: str | None):
+    """Title the axis (if a title is given), tighten the layout, return the figure."""
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
 def image_grid(
     images: np.ndarray,
     labels: Sequence,
@@ -111,10 +119,7 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, title: s
                     fontsize=8,
                     color=color,
                 )
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 def bar_comparison(
@@ -137,10 +142,7 @@ def bar_comparison(
     axis.set_ylabel(ylabel)
     if ylim is not None:
         axis.set_ylim(*ylim)
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 # Chapter 1: attention and the Transformer -----------------------------------------------------
@@ -174,10 +176,7 @@ def attention_heatmap(
     axis.set_yticks(np.arange(len(target_tokens)), target_tokens)
     axis.set_xlabel("source (English) token")
     axis.set_ylabel("target (German) token being predicted")
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 def layer_gradient_norms(norms: Mapping[str, Sequence[float]], *, title: str | None = None):
@@ -195,10 +194,7 @@ def layer_gradient_norms(norms: Mapping[str, Sequence[float]], *, title: str | N
     axis.set_ylabel("gradient norm at initialization")
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=8)
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 def loss_curves(
@@ -223,10 +219,7 @@ def loss_curves(
     axis.set_ylabel("loss")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 def scaling_plot(rows: Sequence[Mapping], *, title: str | None = None):
@@ -299,10 +292,7 @@ def accuracy_under_attack(
     axis.set_ylim(0, 102)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 def group_selection_rates(
@@ -347,10 +337,7 @@ def group_selection_rates(
     axis.set_ylabel("pass rate (%)")
     axis.set_ylim(0, 100)
     axis.legend(fontsize=8, loc="upper right")
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 def feature_attributions(
@@ -388,10 +375,7 @@ def feature_attributions(
     axis.set_xlabel(xlabel)
     axis.grid(axis="x", alpha=0.3)
     axis.legend(fontsize=8)
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 def saliency_maps(
@@ -585,10 +569,7 @@ def detection_scores(scores: Mapping[str, Mapping[str, float]], *, title: str | 
     axis.set_ylim(0, 1.12)
     axis.set_ylabel("score")
     axis.legend(fontsize=8, loc="lower right")
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 # Chapter 2: training optimization -------------------------------------------------------------
@@ -615,10 +596,7 @@ def learning_rate_schedules(
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)
 
 
 def seed_comparison(
@@ -645,7 +623,4 @@ def seed_comparison(
     axis.set_xticks(positions, list(results))
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3, axis="y")
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
+    return _finish(figure, axis, title)

@@ -21,3 +21,15 @@ def isolated_ledger(tmp_path, monkeypatch):
     monkeypatch.delenv("HANDBOOK_EXERCISES_STRICT", raising=False)
     monkeypatch.delenv("HANDBOOK_GRADE_FILE", raising=False)
     return folder
+
+
+def pytest_generate_tests(metafunc):
+    """Parametrize the shared exercise-check tests (tests/exercise_harness.py) per chapter."""
+    from exercise_harness import mistake_id, mistake_rows
+
+    module = metafunc.module
+    if "exercise_id" in metafunc.fixturenames and hasattr(module, "CHECKS"):
+        metafunc.parametrize("exercise_id", sorted(module.CHECKS))
+    if "mistake" in metafunc.fixturenames and hasattr(module, "MISTAKES"):
+        rows = mistake_rows(module)
+        metafunc.parametrize("mistake", rows, ids=[mistake_id(row) for row in rows])

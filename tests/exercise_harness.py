@@ -1,40 +1,59 @@
-"""Assertions shared by every chapter's exercise-check tests (tests/test_exercises_chNN.py).
+"""The tests every chapter's exercise checks must pass, written once.
 
-Each chapter's test file keeps its own reference solutions and typical mistakes; what a right
-answer, an untouched stub and a wrong answer must produce is the same for every chapter.
+A chapter's test file (``tests/test_exercises_chNN.py``) defines its tables and imports the three
+``test_*`` functions below, which pytest then collects in that module:
+
+- ``CHECKS``: exercise id -> check function; ``SOLUTIONS``: exercise id -> reference solution
+  (the reference solutions live in the test file, never in the package);
+- ``MISTAKES``: ``(exercise_id, implementation, status, message)`` rows (``status`` may be left
+  out: then "failed" or "error" both count, unless the module sets ``MISTAKE_STATUS``);
+- ``stub`` (a function raising ``NotImplementedError``) or ``STUBS`` (exercise id -> stub);
+- optional ``MIN_CASES`` (default 6): how many cases a check must run at least.
+
+``conftest.py``'s ``pytest_generate_tests`` parametrizes ``exercise_id`` and ``mistake`` from
+those tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from handbook.exercises.checks import ExerciseResult
 
 
-def assert_reference_passes(
-    check: Callable, solution: Callable, exercise_id: str, capsys, min_cases: int = 6
-) -> None:
-    """The reference solution passes every case (at least ``min_cases``); the report says so."""
-    result: ExerciseResult = check(solution)
+def mistake_rows(module) -> list[tuple]:
+    """``(exercise_id, implementation, status or None, message)`` for every row of MISTAKES."""
+    default = getattr(module, "MISTAKE_STATUS", None)
+    return [
+        (row[0], row[1], row[2], row[3]) if len(row) == 4 else (row[0], row[1], default, row[2])
+        for row in module.MISTAKES
+    ]
+
+
+def mistake_id(row: tuple) -> str:
+    return f"{row[0]}-{getattr(row[1], '__name__', 'pair')}"
+
+
+def test_the_reference_solution_passes_every_case(exercise_id: str, request, capsys) -> None:
+    module = request.module
+    result: ExerciseResult = module.CHECKS[exercise_id](module.SOLUTIONS[exercise_id])
     assert (result.id, result.status, result.messages) == (exercise_id, "passed", [])
-    assert result.passed == result.total >= min_cases
+    assert result.passed == result.total >= getattr(module, "MIN_CASES", 6)
     assert capsys.readouterr().out.startswith(f"✓ Exercise {exercise_id} ")
 
 
-def assert_not_done(check: Callable, stub: Callable, exercise_id: str) -> None:
-    """A stub raising NotImplementedError reads as "not done", telling the learner what to do."""
-    result: ExerciseResult = check(stub)
+def test_a_stub_reads_as_not_done(exercise_id: str, request) -> None:
+    module = request.module
+    stub = getattr(module, "STUBS", {}).get(exercise_id, getattr(module, "stub", None))
+    result: ExerciseResult = module.CHECKS[exercise_id](stub)
     assert result.status == "not done"
     assert result.messages[0].startswith(f"Exercise {exercise_id} (")
     assert "replace the `raise NotImplementedError`" in result.messages[0]
 
 
-def assert_mistake_reported(
-    check: Callable, implementation: Callable, message: str, status: str | None = None
-) -> ExerciseResult:
-    """A wrong answer fails (with ``status`` if given), one message per failed case, and one of
-    the messages contains ``message``."""
-    result: ExerciseResult = check(implementation)
+def test_a_typical_mistake_fails_with_a_message_saying_what_was_expected(
+    mistake: tuple, request
+) -> None:
+    exercise_id, implementation, status, message = mistake
+    result: ExerciseResult = request.module.CHECKS[exercise_id](implementation)
     if status is None:
         assert result.status in ("failed", "error")
     else:
@@ -42,4 +61,3 @@ def assert_mistake_reported(
     assert 0 <= result.passed < result.total
     assert len(result.messages) == result.total - result.passed
     assert any(message in line for line in result.messages), result.messages
-    return result

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from handbook import optim, plots, translation
+from handbook import datasets, optim, plots, translation
 
 
 def torch_rates(make_scheduler, steps: int, base_lr: float) -> list[float]:
@@ -232,7 +232,7 @@ def test_saved_tensor_bytes_counts_what_autograd_keeps() -> None:
 
 
 def test_mixed_precision_saves_fewer_activation_bytes_and_profiler_sees_memory() -> None:
-    data = optim.number_words_sample({"train": 64}, seed=1)
+    data = datasets.number_words_sample({"train": 64}, seed=1)
     task = translation.build_task(data)
     results = optim.compare_precision(task, batch_size=64, warmup=0, repeats=1)
     by_name = {result.variant: result for result in results}
@@ -245,19 +245,19 @@ def test_mixed_precision_saves_fewer_activation_bytes_and_profiler_sees_memory()
 
 
 def test_number_words_sample_gives_disjoint_splits() -> None:
-    data = optim.number_words_sample({"train": 30, "test": 10}, max_number=99_999, seed=3)
+    data = datasets.number_words_sample({"train": 30, "test": 10}, max_number=99_999, seed=3)
     assert (len(data["train"]), len(data["test"])) == (30, 10)
     assert not set(data["train"]["number"]) & set(data["test"]["number"])
     assert (
         data["train"]["number"]
-        == optim.number_words_sample({"train": 30, "test": 10}, seed=3)["train"]["number"]
+        == datasets.number_words_sample({"train": 30, "test": 10}, seed=3)["train"]["number"]
     )
     with pytest.raises(ValueError, match="distinct numbers"):
-        optim.number_words_sample({"train": 20}, max_number=10)
+        datasets.number_words_sample({"train": 20}, max_number=10)
 
 
 def test_train_translation_runs_a_recipe_end_to_end() -> None:
-    data = optim.number_words_sample({"train": 64, "validation": 16, "test": 16}, seed=0)
+    data = datasets.number_words_sample({"train": 64, "validation": 16, "test": 16}, seed=0)
     task = translation.build_task(data)
     recipe = optim.Recipe(
         "tiny", dropout=0.1, weight_decay=1e-5, schedule="restarts", mixed_precision=True
