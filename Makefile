@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: book test lab student bench lint clean
+.PHONY: book test lab student serve bench lint clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, this is " + sys.version.split()[0])'
@@ -41,6 +41,11 @@ lab: $(STAMP)
 ## make student: the student edition (solutions removed, outputs cleared) in student/
 student: $(STAMP)
 	$(PY) -m handbook student --out student
+
+## make serve: the chapter-5 prediction server on http://127.0.0.1:8000 (docs at /docs);
+## builds the model first (about 30 s) if _build/models/topics does not exist yet
+serve: $(STAMP)
+	$(PY) -m handbook serve $(SERVE_OPTIONS)
 
 ## make bench: every chapter's benchmarks, measured side by side in one run
 bench: $(STAMP)

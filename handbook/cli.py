@@ -27,6 +27,7 @@ BENCHMARK_MODULES = [
     "handbook.data",
     "handbook.compress",
     "handbook.ethics",
+    "handbook.serve.loadtest",
 ]
 
 #: What the staged book source holds besides the executed notebooks.
@@ -233,6 +234,12 @@ def command_bench(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_serve(arguments: argparse.Namespace) -> int:
+    from handbook.serve.__main__ import main as serve_main  # FastAPI loads only for this command
+
+    return serve_main(["--build", *arguments.options])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handbook", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -267,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--csv", default="grades/grades.csv", help="where to write the score table")
     grade.add_argument("--full", action="store_true", help="run in full mode (default: smoke)")
     grade.set_defaults(handler=command_grade)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the chapter-5 model on 127.0.0.1:8000 (builds it first if missing)",
+        description="Options after `serve` go to `python -m handbook.serve` (see its --help).",
+    )
+    serve.add_argument("options", nargs=argparse.REMAINDER, help="e.g. --backend int8 --port 8080")
+    serve.set_defaults(handler=command_serve)
 
     bench_parser = commands.add_parser("bench", help="run every chapter's benchmarks side by side")
     bench_parser.add_argument("--smoke", action="store_true", help="fewer repeats")

@@ -100,8 +100,9 @@ def test_notebooks_define_no_reusable_functions_outside_exercises(path):
 def _requirement_floors(requirements) -> dict[str, str]:
     floors = {}
     for requirement in requirements:
-        name, specifier = re.match(r"([A-Za-z0-9_.-]+)(.*)", requirement.replace(" ", "")).groups()
-        floors[name.lower()] = specifier
+        match = re.match(r"([A-Za-z0-9_.-]+)(\[[^\]]*\])?(.*)", requirement.replace(" ", ""))
+        name, _extras, specifier = match.groups()  # conda has no extras: it names a package
+        floors[name.lower().replace("_", "-")] = specifier
     return floors
 
 
@@ -115,7 +116,7 @@ def test_environment_yml_matches_pyproject():
     requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
     expected = _requirement_floors(r for r in requirements if "python_version" not in r)
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
-    conda_names = {"pytorch": "torch"}
+    conda_names = {"pytorch": "torch", "uvicorn-standard": "uvicorn"}
     listed = _requirement_floors(
         item
         for item in environment["dependencies"]

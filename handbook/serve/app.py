@@ -1,0 +1,365 @@
+"""The FastAPI app: ``POST /predict``, ``GET /health``, ``GET /ready``, ``GET /metrics``.
+
+``create_app(Settings(...))`` builds the app; the model is loaded (and its checksums verified)
+when the app starts, not when it is created. What a request can get back:
+
+- 200 with ``{"model_version", "backend", "predictions": [{"prediction", "probabilities"}]}``,
+  one prediction per text, for ``{"text": "..."}`` or ``{"texts": ["...", ...]}``;
+- 422 naming the field for a body that is not valid (wrong type, empty text, text too long,
+  both or neither of ``text``/``texts``, an unknown field, more texts than the limit);
+- 413 for a body over ``max_body_bytes``; 415 for a body that is not JSON; 404 for an unknown
+  route; 405 for a wrong method;
+- 503 from ``/ready`` (and ``/predict``) until the model is loaded.
+
+Every response carries an ``x-request-id`` (the client's, if it sent a valid one) and every
+request is logged as one JSON line on stderr with that id, the route, status and duration:
+the format an ELK stack (Filebeat -> Elasticsearch) ingests without a parser.
+"""
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from handbook.serve.backends import BACKENDS, make_backend
+from handbook.serve.batching import MicroBatcher
+from handbook.serve.metrics import ServerMetrics
+from handbook.serve.model import default_model_dir, load_artifact
+
+LOGGER = logging.getLogger("handbook.serve")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+#: Routes the app defines: the only values the ``route`` label takes besides "unmatched".
+ROUTES = ("/predict", "/health", "/ready", "/metrics")
+
+
+@dataclass
+class Settings:
+    """Everything a deployment can tune. ``batching=False`` is the naive server: each request
+    runs the model by itself, inside the request handler, as the article's snippet does."""
+
+    model_dir: Path | str | None = None
+    backend: str = "onnx"
+    batching: bool = True
+    max_batch_size: int = 64
+    max_wait_ms: float = 5.0
+    max_texts_per_request: int = 32
+    max_text_chars: int = 2000
+    max_body_bytes: int = 256 * 1024
+    threads: int | None = None
+    log_requests: bool = True
+
+    def __post_init__(self):
+        self.model_dir = Path(self.model_dir or default_model_dir())
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        for name in ("max_batch_size", "max_texts_per_request", "max_text_chars", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_texts_per_request > self.max_batch_size:
+            raise ValueError(
+                f"max_texts_per_request ({self.max_texts_per_request}) must not exceed "
+                f"max_batch_size ({self.max_batch_size}): a request is never split across batches"
+            )
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be 0 or more, got {self.max_wait_ms}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1 (or None), got {self.threads}")
+
+
+class Prediction(BaseModel):
+    prediction: str = Field(description="the most probable label")
+    probabilities: dict[str, float] = Field(description="every label's probability; sums to 1")
+
+
+class PredictResponse(BaseModel):
+    model_version: str
+    backend: str
+    predictions: list[Prediction]
+
+
+def request_model(max_text_chars: int, max_texts: int) -> type[BaseModel]:
+    """The ``/predict`` body: exactly one of ``text`` or ``texts``, with these limits."""
+    Text = Annotated[str, StringConstraints(min_length=1, max_length=max_text_chars)]
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={"examples": [{"text": "The striker scored in the final match."}]},
+        )
+        text: Text | None = Field(None, description="one text to classify")
+        texts: Annotated[list[Text], Field(min_length=1, max_length=max_texts)] | None = Field(
+            None, description=f"up to {max_texts} texts, classified together"
+        )
+
+        @model_validator(mode="after")
+        def exactly_one_input(self):
+            if (self.text is None) == (self.texts is None):
+                raise ValueError("give exactly one of 'text' (a string) or 'texts' (a list)")
+            return self
+
+        def all_texts(self) -> list[str]:
+            return [self.text] if self.text is not None else list(self.texts)
+
+    return PredictRequest
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, message, and every ``extra={...}`` field."""
+
+    _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        return json.dumps(entry, default=str)
+
+
+def configure_json_logging(level: str = "INFO", stream=None) -> None:
+    """Send the server's log records to ``stream`` (stderr) as JSON lines."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.Formatter.converter = time.gmtime
+    LOGGER.handlers[:] = [handler]
+    LOGGER.setLevel(level.upper())
+    LOGGER.propagate = False
+
+
+def _error(status: int, error: str, **details) -> JSONResponse:
+    return JSONResponse({"error": error, **details}, status_code=status)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Observability:
+    """ASGI middleware: request id, in-flight gauge, request counter, latency histogram, JSON
+    log line, and the body-size limit (413) enforced on the bytes actually received."""
+
+    def __init__(self, app, *, metrics: ServerMetrics, max_body_bytes: int, log_requests: bool):
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.log_requests = log_requests
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = {"code": 500, "started": False}
+
+        async def send_with_id(message):
+            if message["type"] == "http.response.start":
+                status["code"], status["started"] = message["status"], True
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise _BodyTooLarge
+            return message
+
+        self.metrics.in_flight.inc()
+        try:
+            declared = headers.get(b"content-length", b"0")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise _BodyTooLarge
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge:
+            if not status["started"]:
+                response = _error(413, "request body too large", limit_bytes=self.max_body_bytes)
+                await response(scope, receive, send_with_id)
+        finally:
+            self.metrics.in_flight.dec()
+            self._observe(scope, status["code"], time.perf_counter() - started, request_id)
+
+    def _observe(self, scope, status: int, seconds: float, request_id: str) -> None:
+        route = getattr(scope.get("route"), "path", None) or scope["path"]
+        route = route if route in ROUTES else "unmatched"
+        self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+        self.metrics.latency.labels(route).observe(seconds)
+        if self.log_requests:
+            LOGGER.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 3),
+                },
+            )
+
+
+def _field_errors(error: RequestValidationError) -> list[dict]:
+    """FastAPI's validation errors as ``{"field", "message", "type"}``, the field dotted."""
+    rows = []
+    for item in error.errors():
+        location = [str(part) for part in item.get("loc", ()) if part != "body"]
+        message = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
+        if item.get("type") == "json_invalid":  # the location is a character position
+            position = location[0] if location else "?"
+            location = []
+            reason = (item.get("ctx") or {}).get("error", "JSON decode error")
+            message = f"the body is not valid JSON ({reason} at character {position})"
+        rows.append(
+            {"field": ".".join(location) or "body", "message": message, "type": item.get("type")}
+        )
+    return rows
+
+
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for ``settings``; the model loads at startup (lifespan), failing loudly."""
+    settings = settings or Settings()
+    metrics = ServerMetrics()
+    state: dict = {"ready": False}
+
+    def classify(texts: list[str]) -> list[np.ndarray]:
+        return list(state["backend"].predict_proba(state["vocabulary"].encode(texts)))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        artifact = load_artifact(settings.model_dir)
+        state.update(
+            artifact=artifact,
+            vocabulary=artifact.vocabulary,
+            labels=artifact.labels,
+            version=artifact.version,
+            backend=make_backend(settings.backend, artifact, settings.threads),
+        )
+        metrics.model_info.labels(artifact.version, settings.backend).set(1)
+        batcher = None
+        if settings.batching:
+            batcher = MicroBatcher(
+                classify,
+                max_batch_size=settings.max_batch_size,
+                max_wait_ms=settings.max_wait_ms,
+                on_batch=metrics.batch_size.observe,
+            )
+            await batcher.start()
+        state.update(batcher=batcher, ready=True)
+        LOGGER.info(
+            "ready", extra={"model_version": artifact.version, "settings": asdict(settings)}
+        )
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            if batcher is not None:
+                await batcher.stop()
+
+    app = FastAPI(
+        title="From Theory to Practice: topic classifier",
+        version="1.0",
+        description="Chapter 5 of the book: a validated, observable prediction endpoint.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.model = state
+    PredictRequest = request_model(settings.max_text_chars, settings.max_texts_per_request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError):
+        if request.method == "POST" and not _is_json(request):
+            return _error(
+                415,
+                "expected a JSON body with Content-Type: application/json, got "
+                f"{request.headers.get('content-type') or 'no Content-Type'}",
+            )
+        return _error(422, "invalid request", detail=_field_errors(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        return _error(error.status_code, str(error.detail), path=request.url.path)
+
+    errors = {413: {}, 415: {}, 422: {}, 503: {}}
+
+    @app.post("/predict", response_model=PredictResponse, responses=errors)
+    async def predict(body: PredictRequest):  # type: ignore[valid-type]
+        if not state["ready"]:
+            return _error(503, "the model is not loaded yet")
+        texts = body.all_texts()
+        if state["batcher"] is not None:
+            rows = await state["batcher"].submit(texts)
+        else:  # the naive server: the model runs right here, blocking the event loop
+            rows = classify(texts)
+            metrics.batch_size.observe(len(texts))
+        labels = state["labels"]
+        predictions = []
+        for row in rows:
+            label = labels[int(np.argmax(row))]
+            metrics.predictions.labels(label).inc()
+            predictions.append(
+                {
+                    "prediction": label,
+                    "probabilities": dict(zip(labels, map(float, row), strict=True)),
+                }
+            )
+        return {
+            "model_version": state["version"],
+            "backend": settings.backend,
+            "predictions": predictions,
+        }
+
+    @app.get("/health")
+    async def health():
+        """Liveness: the process answers. Kubernetes restarts the pod when this fails."""
+        return {"status": "ok"}
+
+    @app.get("/ready", responses={503: {}})
+    async def ready():
+        """Readiness: the model is loaded. Kubernetes sends traffic only while this is 200."""
+        if not state["ready"]:
+            return _error(503, "the model is not loaded yet")
+        return {"status": "ready", "model_version": state["version"], "backend": settings.backend}
+
+    @app.get("/metrics", response_class=Response)
+    async def prometheus_metrics():
+        """Prometheus text format: scraped by Prometheus, drawn by Grafana."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(
+        Observability,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        log_requests=settings.log_requests,
+    )
+    return app

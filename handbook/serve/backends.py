@@ -1,0 +1,78 @@
+"""Three ways to run the same classifier, behind one interface.
+
+A backend turns token ids ``(batch, seq)`` int64 into class probabilities ``(batch, classes)``
+float32: :class:`EagerBackend` (the PyTorch module), :class:`OnnxBackend` on ``model.onnx``
+(fp32 in ONNX Runtime) or on ``model.int8.onnx`` (INT8 weights, chapter 4). The server, the
+micro-batcher and the load test never know which one they hold.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from handbook.serve.model import ONNX_FP32, ONNX_INT8, Artifact
+
+#: Names accepted by :func:`make_backend` (and by ``--backend``).
+BACKENDS = ("eager", "onnx", "int8")
+
+
+class Backend(Protocol):
+    name: str
+
+    def predict_proba(self, tokens: np.ndarray) -> np.ndarray:
+        """Token ids ``(batch, seq)`` int64 -> probabilities ``(batch, classes)`` float32."""
+        ...
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+class EagerBackend:
+    """The PyTorch module in inference mode (no autograd bookkeeping)."""
+
+    name = "eager"
+
+    def __init__(self, artifact: Artifact):
+        self.model = artifact.model.eval()
+
+    def predict_proba(self, tokens: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)))
+        return _softmax(logits.numpy())
+
+
+class OnnxBackend:
+    """ONNX Runtime on the CPU; ``quantized=True`` runs the INT8 file."""
+
+    def __init__(self, artifact: Artifact, *, quantized: bool, threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.inter_op_num_threads = 1
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        self.name = "int8" if quantized else "onnx"
+        path = artifact.directory / (ONNX_INT8 if quantized else ONNX_FP32)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def predict_proba(self, tokens: np.ndarray) -> np.ndarray:
+        feeds = {self.input_name: np.ascontiguousarray(tokens, dtype=np.int64)}
+        return _softmax(self.session.run(None, feeds)[0])
+
+
+def make_backend(name: str, artifact: Artifact, threads: int | None = None) -> Backend:
+    """The backend called ``name`` (one of :data:`BACKENDS`) over a loaded artifact."""
+    if name == "eager":
+        if threads is not None:
+            torch.set_num_threads(threads)
+        return EagerBackend(artifact)
+    if name in ("onnx", "int8"):
+        return OnnxBackend(artifact, quantized=name == "int8", threads=threads)
+    raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")

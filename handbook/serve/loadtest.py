@@ -1,0 +1,208 @@
+"""A bounded load test: a fixed number of requests from N concurrent clients, loopback only.
+
+``run_load(url, texts, concurrency=64, requests=2000)`` opens ``concurrency`` clients (one
+keep-alive connection each, like 64 independent callers), sends exactly ``requests``
+``POST /predict`` requests between them (after one untimed warm-up request per client, which
+opens its connection; the server's metrics count those too) and returns a :class:`LoadResult`:
+the latency of every request, its status, and the wall time. It refuses any host but
+127.0.0.1/localhost, so a notebook cell can never load-test somebody else's server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import numpy as np
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass
+class LoadResult:
+    """What one load test measured. Latencies in milliseconds, in the order requests ended."""
+
+    concurrency: int
+    seconds: float
+    latencies_ms: np.ndarray
+    statuses: Counter = field(default_factory=Counter)
+    label: str = ""
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def throughput(self) -> float:
+        """Answered requests per second of wall time."""
+        return self.requests / self.seconds
+
+    @property
+    def errors(self) -> int:
+        """Requests not answered with 200 (transport failures count as status 0)."""
+        return self.requests - self.statuses.get(200, 0)
+
+    def percentile(self, q: float) -> float:
+        """Latency percentile ``q`` (0-100), milliseconds."""
+        return float(np.percentile(self.latencies_ms, q))
+
+    def summary(self) -> dict:
+        return {
+            "server": self.label,
+            "clients": self.concurrency,
+            "requests": self.requests,
+            "errors": self.errors,
+            "req/s": round(self.throughput, 1),
+            "p50 ms": round(self.percentile(50), 2),
+            "p95 ms": round(self.percentile(95), 2),
+            "p99 ms": round(self.percentile(99), 2),
+        }
+
+
+def _check_loopback(url: str) -> None:
+    host = urlsplit(url).hostname
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"load tests run against this machine only (127.0.0.1), got host {host!r}")
+
+
+async def _load(
+    url: str, bodies: Sequence[dict], concurrency: int, requests: int, timeout_s: float
+) -> tuple[list[float], list[int], float]:
+    import httpx
+
+    tickets = iter(range(requests))
+    latencies: list[float] = []
+    statuses: list[int] = []
+    connected = 0
+    all_connected = asyncio.Event()
+
+    async def client(worker: int) -> None:
+        nonlocal connected
+        async with httpx.AsyncClient(base_url=url, timeout=timeout_s) as session:
+            # One untimed request opens the keep-alive connection: the clock measures serving,
+            # not 64 simultaneous TCP handshakes.
+            with contextlib.suppress(httpx.HTTPError):
+                await session.post("/predict", json=bodies[worker % len(bodies)])
+            connected += 1
+            if connected == concurrency:
+                all_connected.set()
+            await all_connected.wait()
+            for ticket in tickets:  # the shared iterator hands out exactly `requests` tickets
+                body = bodies[(ticket * 7919 + worker) % len(bodies)]
+                started = time.perf_counter()
+                try:
+                    status = (await session.post("/predict", json=body)).status_code
+                except httpx.HTTPError:
+                    status = 0
+                latencies.append((time.perf_counter() - started) * 1000)
+                statuses.append(status)
+
+    tasks = [asyncio.create_task(client(worker)) for worker in range(concurrency)]
+    await all_connected.wait()
+    started = time.perf_counter()
+    await asyncio.gather(*tasks)
+    return latencies, statuses, time.perf_counter() - started
+
+
+def run_load(
+    url: str,
+    texts: Sequence[str],
+    *,
+    concurrency: int,
+    requests: int,
+    timeout_s: float = 30.0,
+    label: str = "",
+) -> LoadResult:
+    """Send ``requests`` single-text requests from ``concurrency`` clients; see the module doc.
+
+    Works inside Jupyter too (whose event loop is already running): the clients run on a fresh
+    event loop in a helper thread.
+    """
+    _check_loopback(url)
+    if concurrency < 1 or requests < 1:
+        raise ValueError(
+            f"expected concurrency >= 1 and requests >= 1, got {concurrency} and {requests}"
+        )
+    if not texts:
+        raise ValueError("texts must hold at least one text to send")
+    bodies = [{"text": text} for text in itertools.islice(itertools.cycle(texts), 1000)]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        latencies, statuses, seconds = pool.submit(
+            asyncio.run, _load(url, bodies, concurrency, requests, timeout_s)
+        ).result()
+    return LoadResult(concurrency, seconds, np.asarray(latencies), Counter(statuses), label)
+
+
+#: The servers the chapter and ``make bench`` compare: (backend, extra server flags).
+SERVER_VARIANTS = {
+    "naive eager per-request": ("eager", ["--no-batching"]),
+    "batched eager": ("eager", []),
+    "batched + ONNX Runtime": ("onnx", []),
+    "batched + ORT INT8": ("int8", []),
+}
+
+
+def compare_servers(
+    model_dir,
+    texts: Sequence[str],
+    *,
+    concurrency: int,
+    requests: int,
+    variants: dict[str, tuple[str, list[str]]] | None = None,
+    log_dir=None,
+) -> list[LoadResult]:
+    """Start each server variant in turn, load it, stop it; one :class:`LoadResult` each.
+
+    The servers log no line per request here (``--no-request-log``): the comparison is about
+    the serving path. Each server first gets a short untimed warm-up load.
+    """
+    from handbook.serve.process import ServerProcess
+
+    results = []
+    for name, (backend, flags) in (variants or SERVER_VARIANTS).items():
+        log_path = None if log_dir is None else f"{log_dir}/{backend}-{len(results)}.log"
+        with ServerProcess(
+            model_dir, backend=backend, options=[*flags, "--no-request-log"], log_path=log_path
+        ) as server:
+            run_load(server.url, texts, concurrency=min(concurrency, 8), requests=50)
+            results.append(
+                run_load(server.url, texts, concurrency=concurrency, requests=requests, label=name)
+            )
+    return results
+
+
+def benchmarks(smoke: bool = False) -> list:
+    """``make bench`` rows: throughput of each server at 64 concurrent clients, side by side.
+
+    ``median_ms`` is milliseconds per answered request (1 / throughput), so ``ratio`` is the
+    throughput over the naive server's; ``detail`` gives req/s, p50 and p99 latency, errors.
+    Builds the model folder first if it does not exist (about 30 s).
+    """
+    from handbook import bench
+    from handbook.serve import model
+
+    model_dir = model.default_model_dir()
+    if not (model_dir / model.MANIFEST).exists():
+        model.build_artifact(model_dir)
+    texts = model.topic_corpus(100, 300, seed=1)[2]
+    results = compare_servers(model_dir, texts, concurrency=64, requests=300 if smoke else 2000)
+    baseline = results[0].throughput
+    return [
+        bench.Measurement(
+            "serving, 64 clients (ms/request)",
+            result.label,
+            1000 / result.throughput,
+            result.throughput / baseline,
+            None,
+            f"{result.throughput:.0f} req/s, p50 {result.percentile(50):.0f} ms, "
+            f"p99 {result.percentile(99):.0f} ms, {result.errors} errors",
+        )
+        for result in results
+    ]

@@ -1,0 +1,139 @@
+"""Run the server in a child process for a notebook or a test, and always stop it.
+
+:class:`ServerProcess` starts ``python -m handbook.serve`` on 127.0.0.1 and a free port, waits
+until ``GET /ready`` answers 200, and stops the process when the ``with`` block ends, on an
+exception, when the interpreter exits, and (on Linux) when the parent process dies, so a
+crashed or restarted notebook kernel never leaves a server behind. The server's JSON log goes
+to ``log_path``. A separate process also keeps the load generator and the server out of each
+other's way (no shared interpreter lock), as a real client and server are.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port nobody listens on right now."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # runs in the child, between fork and exec
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class ServerProcess:
+    """``with ServerProcess(model_dir, backend="onnx") as server: httpx.get(server.url + ...)``.
+
+    ``options`` are extra command-line flags of ``python -m handbook.serve`` (for example
+    ``["--no-batching"]``). Raises ``RuntimeError`` with the end of the server's log if it exits
+    or is not ready within ``startup_timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        backend: str = "onnx",
+        options: list[str] | None = None,
+        port: int | None = None,
+        log_path: str | Path | None = None,
+        startup_timeout: float = 60.0,
+    ):
+        self.model_dir = Path(model_dir)
+        self.backend = backend
+        self.options = list(options or [])
+        self.port = port or free_port()
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(suffix=".log")[1])
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen | None = None
+        self._finalizer = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> ServerProcess:
+        command = [
+            sys.executable, "-m", "handbook.serve", "--model-dir", str(self.model_dir),
+            "--backend", self.backend, "--host", LOOPBACK, "--port", str(self.port), *self.options,
+        ]  # fmt: skip
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent if os.name == "posix" else None,
+                env={**os.environ, "HANDBOOK_PROGRESS": "0"},
+            )
+        self._finalizer = weakref.finalize(self, _stop, self.process)
+        atexit.register(self._finalizer)
+        self._wait_until_ready()
+        return self
+
+    def _wait_until_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the server exited with code {self.process.returncode}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(
+            f"the server was not ready after {self.startup_timeout:.0f} s:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of the server's log."""
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()  # runs _stop once, however many times stop() is called
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
