@@ -147,8 +147,13 @@ def _error(status: int, error: str, **details) -> JSONResponse:
     return JSONResponse({"error": error, **details}, status_code=status)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(StarletteHTTPException):
+    """The body passed ``max_body_bytes``. An HTTP exception because FastAPI re-raises those
+    while it reads a body, and turns any other error there into a 400 ("error parsing the body"),
+    which is what a body without Content-Length (chunked) over the limit used to get."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "request body too large")
 
 
 class Observability:
@@ -245,6 +250,23 @@ def _is_json(request: Request) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
+def article_app(model_predict) -> FastAPI:
+    """The article's snippet, as printed (line breaks restored, curly quotes straightened).
+
+    ``model_predict(text) -> label``. Because ``text: str`` is a plain parameter, FastAPI reads
+    it from the *query string*: ``POST /predict?text=...``; a JSON body is ignored and the call
+    fails with 422 "query.text missing". The chapter uses it to show why a body is right.
+    """
+    article = FastAPI()
+
+    @article.post("/predict")
+    async def predict(text: str):
+        result = model_predict(text)
+        return {"prediction": result}
+
+    return article
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app for ``settings``; the model loads at startup (lifespan), failing loudly."""
     settings = settings or Settings()
@@ -308,7 +330,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
-        return _error(error.status_code, str(error.detail), path=request.url.path)
+        if isinstance(error, _BodyTooLarge):  # a body without Content-Length, over the limit
+            return _error(413, str(error.detail), limit_bytes=settings.max_body_bytes)
+        response = _error(error.status_code, str(error.detail), path=request.url.path)
+        response.headers.update(error.headers or {})  # a 405 must say what is Allow-ed
+        return response
 
     errors = {413: {}, 415: {}, 422: {}, 503: {}}
 

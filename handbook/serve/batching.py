@@ -64,6 +64,8 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
+        # every submitted request not answered yet, queued or already taken by the worker
+        self._unanswered: set[asyncio.Future] = set()
 
     @property
     def running(self) -> bool:
@@ -84,10 +86,13 @@ class MicroBatcher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
+        # the queued requests, and those the worker had taken into a batch it never finished
+        for future in list(self._unanswered):
+            if not future.done():
+                future.set_exception(RuntimeError("the server is shutting down"))
+        self._unanswered.clear()
         while self._queue is not None and not self._queue.empty():
-            pending = self._queue.get_nowait()
-            if not pending.future.done():
-                pending.future.set_exception(RuntimeError("the server is shutting down"))
+            self._queue.get_nowait()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -101,6 +106,8 @@ class MicroBatcher:
                 f"a request must hold 1 to {self.max_batch_size} items, got {len(items)}"
             )
         future = asyncio.get_running_loop().create_future()
+        self._unanswered.add(future)
+        future.add_done_callback(self._unanswered.discard)
         self._queue.put_nowait(_Pending(list(items), future))
         return await future
 

@@ -2,8 +2,8 @@
 
 ``run_load(url, texts, concurrency=64, requests=2000)`` opens ``concurrency`` clients (one
 keep-alive connection each, like 64 independent callers), sends exactly ``requests``
-``POST /predict`` requests between them (after one untimed warm-up request per client, which
-opens its connection; the server's metrics count those too) and returns a :class:`LoadResult`:
+``POST /predict`` requests between them (after one untimed, valid warm-up request per client,
+which opens its connection; the server's metrics count those too) and returns a :class:`LoadResult`:
 the latency of every request, its status, and the wall time. It refuses any host but
 127.0.0.1/localhost, so a notebook cell can never load-test somebody else's server.
 """
@@ -46,8 +46,8 @@ class LoadResult:
 
     @property
     def errors(self) -> int:
-        """Requests not answered with 200 (transport failures count as status 0)."""
-        return self.requests - self.statuses.get(200, 0)
+        """Requests answered with a 5xx or not at all (status 0): the server's failures."""
+        return sum(count for status, count in self.statuses.items() if status == 0 or status >= 500)
 
     def percentile(self, q: float) -> float:
         """Latency percentile ``q`` (0-100), milliseconds."""
@@ -59,6 +59,7 @@ class LoadResult:
             "clients": self.concurrency,
             "requests": self.requests,
             "errors": self.errors,
+            "4xx": sum(n for status, n in self.statuses.items() if 400 <= status < 500),
             "req/s": round(self.throughput, 1),
             "p50 ms": round(self.percentile(50), 2),
             "p95 ms": round(self.percentile(95), 2),
@@ -80,6 +81,7 @@ async def _load(
     tickets = iter(range(requests))
     latencies: list[float] = []
     statuses: list[int] = []
+    warm_up = next(body for body in bodies if body["text"])  # always a valid body: answered 200
     connected = 0
     all_connected = asyncio.Event()
 
@@ -89,13 +91,13 @@ async def _load(
             # One untimed request opens the keep-alive connection: the clock measures serving,
             # not 64 simultaneous TCP handshakes.
             with contextlib.suppress(httpx.HTTPError):
-                await session.post("/predict", json=bodies[worker % len(bodies)])
+                await session.post("/predict", json=warm_up)
             connected += 1
             if connected == concurrency:
                 all_connected.set()
             await all_connected.wait()
             for ticket in tickets:  # the shared iterator hands out exactly `requests` tickets
-                body = bodies[(ticket * 7919 + worker) % len(bodies)]
+                body = bodies[ticket % len(bodies)]
                 started = time.perf_counter()
                 try:
                     status = (await session.post("/predict", json=body)).status_code
@@ -119,8 +121,12 @@ def run_load(
     requests: int,
     timeout_s: float = 30.0,
     label: str = "",
+    invalid_every: int = 0,
 ) -> LoadResult:
     """Send ``requests`` single-text requests from ``concurrency`` clients; see the module doc.
+
+    ``invalid_every=k`` makes every k-th body invalid (an empty text, answered 422), to watch
+    the error-rate panel move; 0 sends only valid bodies.
 
     Works inside Jupyter too (whose event loop is already running): the clients run on a fresh
     event loop in a helper thread.
@@ -132,7 +138,14 @@ def run_load(
         )
     if not texts:
         raise ValueError("texts must hold at least one text to send")
+    if invalid_every < 0:
+        raise ValueError(f"invalid_every must be 0 (never) or a positive k, got {invalid_every}")
     bodies = [{"text": text} for text in itertools.islice(itertools.cycle(texts), 1000)]
+    if invalid_every:
+        bodies = [
+            {"text": ""} if (position + 1) % invalid_every == 0 else body
+            for position, body in enumerate(bodies)
+        ]
     with ThreadPoolExecutor(max_workers=1) as pool:
         latencies, statuses, seconds = pool.submit(
             asyncio.run, _load(url, bodies, concurrency, requests, timeout_s)
@@ -153,27 +166,29 @@ def compare_servers(
     model_dir,
     texts: Sequence[str],
     *,
-    concurrency: int,
+    clients: Sequence[int],
     requests: int,
     variants: dict[str, tuple[str, list[str]]] | None = None,
     log_dir=None,
 ) -> list[LoadResult]:
-    """Start each server variant in turn, load it, stop it; one :class:`LoadResult` each.
+    """Start each server variant in turn, load it at every number of ``clients``, stop it.
 
+    Returns one :class:`LoadResult` per (variant, clients), labelled with the variant's name.
     The servers log no line per request here (``--no-request-log``): the comparison is about
     the serving path. Each server first gets a short untimed warm-up load.
     """
     from handbook.serve.process import ServerProcess
 
     results = []
-    for name, (backend, flags) in (variants or SERVER_VARIANTS).items():
-        log_path = None if log_dir is None else f"{log_dir}/{backend}-{len(results)}.log"
+    for index, (name, (backend, flags)) in enumerate((variants or SERVER_VARIANTS).items()):
+        log_path = None if log_dir is None else f"{log_dir}/server-{index}-{backend}.log"
         with ServerProcess(
             model_dir, backend=backend, options=[*flags, "--no-request-log"], log_path=log_path
         ) as server:
-            run_load(server.url, texts, concurrency=min(concurrency, 8), requests=50)
-            results.append(
-                run_load(server.url, texts, concurrency=concurrency, requests=requests, label=name)
+            run_load(server.url, texts, concurrency=8, requests=50)
+            results.extend(
+                run_load(server.url, texts, concurrency=count, requests=requests, label=name)
+                for count in clients
             )
     return results
 
@@ -192,7 +207,7 @@ def benchmarks(smoke: bool = False) -> list:
     if not (model_dir / model.MANIFEST).exists():
         model.build_artifact(model_dir)
     texts = model.topic_corpus(100, 300, seed=1)[2]
-    results = compare_servers(model_dir, texts, concurrency=64, requests=300 if smoke else 2000)
+    results = compare_servers(model_dir, texts, clients=[64], requests=300 if smoke else 2000)
     baseline = results[0].throughput
     return [
         bench.Measurement(

@@ -13,8 +13,11 @@ exact percentile of the latencies the load test measured.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections.abc import Sequence
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 # The *_created series (a timestamp per label set) double the scrape and no panel uses them.
@@ -133,3 +136,94 @@ def latency_buckets(scrape: dict, route: str) -> tuple[list[float], list[float]]
         if series == f"{LATENCY}_bucket" and dict(pairs).get("route") == route
     )
     return [bound for bound, _ in rows], [count for _, count in rows]
+
+
+def latency_window(before: dict, after: dict, route: str) -> tuple[list[float], list[float]]:
+    """``(upper bounds, cumulative counts)`` of the latency observations of ``route`` made
+    between two scrapes (a route not yet seen in ``before`` counts from zero)."""
+    bounds, counts_after = latency_buckets(after, route)
+    counts_before = dict(zip(*latency_buckets(before, route), strict=True))
+    return bounds, [
+        count - counts_before.get(bound, 0.0)
+        for bound, count in zip(bounds, counts_after, strict=True)
+    ]
+
+
+def scrape(url: str, timeout_s: float = 5.0) -> dict:
+    """``GET url/metrics``, parsed by :func:`parse_metrics`."""
+    import httpx
+
+    response = httpx.get(url.rstrip("/") + "/metrics", timeout=timeout_s)
+    response.raise_for_status()
+    return parse_metrics(response.text)
+
+
+class MetricsMonitor:
+    """Scrape ``/metrics`` every ``interval_s`` seconds in a background thread, as Prometheus
+    does, while the ``with`` block runs; ``samples`` holds ``(seconds since start, scrape)``.
+
+    One scrape is taken on entry and one on exit, so rates cover the whole block.
+    """
+
+    def __init__(self, url: str, interval_s: float = 0.5):
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {interval_s}")
+        self.url = url
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, dict]] = []
+
+    def _take(self) -> None:
+        self.samples.append((time.perf_counter() - self._started, scrape(self.url)))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._take()
+
+    def __enter__(self) -> MetricsMonitor:
+        self._started = time.perf_counter()
+        self._stop = threading.Event()
+        self._take()
+        self._thread = threading.Thread(target=self._loop, name="metrics-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._take()
+
+
+def dashboard_series(samples: Sequence[tuple[float, dict]], route: str = "/predict") -> dict:
+    """What the Grafana panels compute from consecutive scrapes: Prometheus's ``rate()``.
+
+    Returns arrays, one value per interval between scrapes: ``time`` (the interval's end,
+    seconds), ``qps`` (requests per second to ``route``), ``error_rate`` (fraction of them not
+    2xx), ``p50_ms``/``p99_ms`` (:func:`histogram_quantile` of the interval's latency
+    observations), ``batch_size`` (mean texts per model call). NaN where nothing happened.
+    """
+    rows = []
+    for (t0, before), (t1, after) in zip(samples[:-1], samples[1:], strict=True):
+        seconds = t1 - t0
+
+        def delta(name, _before=before, _after=after, **labels):
+            return series_total(_after, name, **labels) - series_total(_before, name, **labels)
+
+        total = delta(REQUESTS, route=route)
+        ok = sum(delta(REQUESTS, route=route, status=str(code)) for code in (200, 201, 204))
+        bounds, interval = latency_window(before, after, route)
+        calls = delta(f"{BATCH_SIZE}_count")
+        rows.append(
+            (
+                t1,
+                total / seconds,
+                (total - ok) / total if total else math.nan,
+                1000 * histogram_quantile(0.5, bounds, interval) if bounds else math.nan,
+                1000 * histogram_quantile(0.99, bounds, interval) if bounds else math.nan,
+                delta(f"{BATCH_SIZE}_sum") / calls if calls else math.nan,
+            )
+        )
+    names = ("time", "qps", "error_rate", "p50_ms", "p99_ms", "batch_size")
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return {
+        name: np.asarray(column, dtype=float) for name, column in zip(names, columns, strict=True)
+    }

@@ -188,10 +188,10 @@ def topic_corpus(train_size: int, test_size: int, seed: int):
     )
     names = corpus["train"].features["label"].names
     return (
-        corpus["train"]["text"],
-        corpus["train"]["label"],
-        corpus["test"]["text"],
-        corpus["test"]["label"],
+        list(corpus["train"]["text"]),
+        list(corpus["train"]["label"]),
+        list(corpus["test"]["text"]),
+        list(corpus["test"]["label"]),
         names,
     )
 

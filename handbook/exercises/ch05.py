@@ -1,0 +1,446 @@
+"""Checks for the exercises of chapter 5, serving a model.
+
+Each check runs the learner's function on several inputs, edge cases included, and compares it
+with the code the chapter's server runs: :func:`handbook.serve.app.request_model` for the
+``/predict`` body, :func:`handbook.serve.batching.should_flush` for the micro-batcher, and
+:func:`handbook.serve.metrics.histogram_quantile` (Prometheus's estimate, checked here on buckets
+filled by a real ``prometheus_client.Histogram``). Call them from the check cells:
+``ch05.check_flush_rule(should_flush)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from handbook.exercises.checks import (
+    Case,
+    ExerciseResult,
+    check_exercise,
+    describe,
+    expect,
+    expect_close,
+    expect_raises,
+    expect_type,
+)
+
+# Exercise 5.1 ---------------------------------------------------------------------------------
+
+#: ``(max_chars, max_texts)`` pairs every payload is tried with: a model built for one pair must
+#: follow its own arguments, not limits written into it.
+REQUEST_LIMITS = ((12, 3), (40, 1))
+
+Payload = Callable[[int, int], dict[str, Any]]
+
+#: ``(group, what the payload is, payload for (max_chars, max_texts), accepted by the server)``.
+#: The check compares with the reference model; the last column documents the intent (the tests
+#: check that the two agree).
+REQUEST_PAYLOADS: tuple[tuple[str, str, Payload, bool], ...] = (
+    ("valid", "one text", lambda chars, texts: {"text": "goal"}, True),
+    ("valid", "a list of one text", lambda chars, texts: {"texts": ["goal"]}, True),
+    (
+        "valid",
+        "a text with spaces around it (kept as sent)",
+        lambda chars, texts: {"text": " a goal "},
+        True,
+    ),
+    ("at limit", "a text of exactly max_chars", lambda chars, texts: {"text": "a" * chars}, True),
+    (
+        "at limit",
+        "a text of max_chars accented letters (characters count, not bytes)",
+        lambda chars, texts: {"text": "é" * chars},
+        True,
+    ),
+    (
+        "at limit",
+        "exactly max_texts texts of max_chars each",
+        lambda chars, texts: {"texts": ["b" * chars] * texts},
+        True,
+    ),
+    (
+        "over",
+        "a text one character too long",
+        lambda chars, texts: {"text": "c" * (chars + 1)},
+        False,
+    ),
+    (
+        "over",
+        "a list holding a text one character too long",
+        lambda chars, texts: {"texts": ["d" * (chars + 1)]},
+        False,
+    ),
+    (
+        "over",
+        "one text more than max_texts",
+        lambda chars, texts: {"texts": ["e"] * (texts + 1)},
+        False,
+    ),
+    ("empty", "an empty text", lambda chars, texts: {"text": ""}, False),
+    ("empty", "an empty list", lambda chars, texts: {"texts": []}, False),
+    ("empty", "an empty string inside the list", lambda chars, texts: {"texts": [""]}, False),
+    ("one of", "both text and texts", lambda chars, texts: {"text": "f", "texts": ["g"]}, False),
+    ("one of", "neither text nor texts", lambda chars, texts: {}, False),
+    (
+        "extra",
+        "an unknown field next to a valid text",
+        lambda chars, texts: {"text": "h", "lang": "en"},
+        False,
+    ),
+    ("extra", "a misspelled field name", lambda chars, texts: {"txt": "h"}, False),
+    ("type", "a number as the text", lambda chars, texts: {"text": 5}, False),
+    ("type", "a decimal number as the text", lambda chars, texts: {"text": 1.5}, False),
+    ("type", "a boolean as the text", lambda chars, texts: {"text": True}, False),
+    ("type", "a list given as the text", lambda chars, texts: {"text": ["i"]}, False),
+    ("type", "an object given as the text", lambda chars, texts: {"text": {"body": "j"}}, False),
+    ("type", "a single string given as texts", lambda chars, texts: {"texts": "k"}, False),
+    ("in list", "a number inside the list", lambda chars, texts: {"texts": [7]}, False),
+    ("in list", "a null inside the list", lambda chars, texts: {"texts": [None]}, False),
+    ("in list", "a list inside the list", lambda chars, texts: {"texts": [["l"]]}, False),
+)
+
+
+def check_request_model(make_request_model: Callable[[int, int], type]) -> ExerciseResult:
+    """Exercise 5.1: ``make_request_model(max_chars, max_texts)``.
+
+    Returns a pydantic (v2) model class for the ``/predict`` body: exactly one of ``text`` (a
+    non-empty string of at most ``max_chars`` characters) or ``texts`` (a list of 1 to
+    ``max_texts`` such strings); an unknown field is rejected (nothing a client sends is
+    silently dropped) and nothing is coerced to a string (``5`` is not ``"5"``). A payload that
+    breaks a rule makes ``model_validate`` raise ``pydantic.ValidationError``. Every payload is
+    tried with two sets of limits and must be accepted or rejected exactly as
+    :func:`handbook.serve.app.request_model` does; an accepted payload keeps its text as sent.
+    The model's JSON schema (what the OpenAPI docs show) must state both limits, as
+    ``maxLength`` and ``maxItems``.
+    """
+
+    def case(description: str, group: str) -> Case:
+        rows = [(what, payload) for kind, what, payload, _ in REQUEST_PAYLOADS if kind == group]
+        return Case(description, lambda: _expect_verdicts(make_request_model, rows))
+
+    cases = [
+        Case("the result is a pydantic model class", lambda: _expect_model(make_request_model)),
+        case("valid requests", "valid"),
+        case("at the limits exactly", "at limit"),
+        case("one over a limit", "over"),
+        case("empty inputs", "empty"),
+        case("both text and texts, or neither", "one of"),
+        case("unknown fields (nothing a client sends may be silently dropped)", "extra"),
+        case("wrong types where a string belongs (nothing is coerced to a string)", "type"),
+        case("wrong types inside the list of texts", "in list"),
+        Case(
+            "the JSON schema (the OpenAPI docs) states the limits",
+            lambda: _expect_schema_limits(make_request_model),
+        ),
+    ]
+    return check_exercise("5.1", "a request model with limits", cases)
+
+
+def _reference_request_model(max_chars: int, max_texts: int) -> type:
+    from handbook.serve.app import request_model
+
+    return request_model(max_chars, max_texts)
+
+
+def _expect_model(make_request_model: Callable[[int, int], type]) -> None:
+    from pydantic import BaseModel
+
+    for max_chars, max_texts in REQUEST_LIMITS:
+        model = make_request_model(max_chars, max_texts)
+        what = f"make_request_model({max_chars}, {max_texts})"
+        expect(
+            isinstance(model, type) and issubclass(model, BaseModel),
+            f"{what}: expected a subclass of pydantic.BaseModel (the class, not an instance), "
+            f"got {describe(model)}",
+        )
+
+
+def _accepts(model: type, payload: dict[str, Any]) -> tuple[bool, Any]:
+    """``(True, instance)`` when ``model`` validates ``payload``, ``(False, the error)``."""
+    from pydantic import ValidationError
+
+    try:
+        return True, model.model_validate(payload)
+    except ValidationError as error:
+        return False, error
+
+
+def _expect_verdicts(
+    make_request_model: Callable[[int, int], type], rows: Sequence[tuple[str, Payload]]
+) -> None:
+    for max_chars, max_texts in REQUEST_LIMITS:
+        model = make_request_model(max_chars, max_texts)
+        reference = _reference_request_model(max_chars, max_texts)
+        for what, build in rows:
+            payload = build(max_chars, max_texts)
+            expected, _ = _accepts(reference, payload)
+            accepted, outcome = _accepts(model, payload)
+            where = (
+                f"{what}, {describe(payload)}, with make_request_model(max_chars={max_chars}, "
+                f"max_texts={max_texts})"
+            )
+            if expected and not accepted:
+                first = outcome.errors()[0]
+                location = ".".join(str(part) for part in first.get("loc", ())) or "body"
+                raise AssertionError(
+                    f"{where}: expected it to be accepted, but validation failed "
+                    f"({location}: {first.get('msg')})"
+                )
+            expect(
+                accepted == expected,
+                f"{where}: expected it to be rejected (pydantic.ValidationError), but the model "
+                "accepted it",
+            )
+            if accepted:
+                _expect_kept(outcome, payload, where)
+
+
+def _expect_kept(instance: Any, payload: dict[str, Any], where: str) -> None:
+    for name, sent in payload.items():
+        kept = getattr(instance, name, None)
+        kept = list(kept) if isinstance(kept, (list, tuple)) else kept
+        expect(
+            kept == sent,
+            f"{where}: accepted, but the model's {name!r} holds {describe(kept)}; expected the "
+            f"value sent, {describe(sent)}",
+        )
+
+
+def _schema_values(schema: Any, key: str) -> list[Any]:
+    """Every value stored under ``key`` anywhere in a JSON schema (nested dicts and lists)."""
+    if isinstance(schema, dict):
+        found = [schema[key]] if key in schema else []
+        return found + [value for item in schema.values() for value in _schema_values(item, key)]
+    if isinstance(schema, list):
+        return [value for item in schema for value in _schema_values(item, key)]
+    return []
+
+
+def _expect_schema_limits(make_request_model: Callable[[int, int], type]) -> None:
+    for max_chars, max_texts in REQUEST_LIMITS:
+        schema = make_request_model(max_chars, max_texts).model_json_schema()
+        what = f"the JSON schema of make_request_model({max_chars}, {max_texts})"
+        for key, limit, meaning in (
+            ("maxLength", max_chars, "the longest text"),
+            ("maxItems", max_texts, "the most texts in a list"),
+        ):
+            stated = _schema_values(schema, key)
+            expect(
+                limit in stated,
+                f"{what}: expected {key!r}: {limit} ({meaning}) somewhere in it, found "
+                f"{key!r} values {stated}; a limit the schema does not state is invisible in the "
+                "OpenAPI docs",
+            )
+
+
+# Exercise 5.2 ---------------------------------------------------------------------------------
+
+
+def check_flush_rule(should_flush: Callable[[int, int, float, float], bool]) -> ExerciseResult:
+    """Exercise 5.2: ``should_flush(pending_items, max_batch_size, waited_ms, max_wait_ms)``.
+
+    ``pending_items`` (at least 1) items are gathered and the oldest has waited ``waited_ms``
+    milliseconds. Returns a ``bool``: True when the batch must run now, because it is full or
+    because its oldest request has waited ``max_wait_ms`` (``max_wait_ms = 0`` runs whatever is
+    waiting at once); compared with :func:`handbook.serve.batching.should_flush`.
+    """
+
+    def single(description: str, *arguments: float) -> Case:
+        return Case(description, lambda: _expect_flush(should_flush, [arguments]))
+
+    cases = [
+        single("a full batch, no time waited", 8, 8, 0.0, 5.0),
+        single("more items than the batch size, no time waited", 11, 8, 0.0, 5.0),
+        single("half a batch whose oldest request waited exactly max_wait_ms", 4, 8, 5.0, 5.0),
+        single("half a batch whose oldest request waited just under max_wait_ms", 4, 8, 4.999, 5.0),
+        single("one item, no time waited, max_wait_ms = 0", 1, 8, 0.0, 0.0),
+        single("max_batch_size = 1: a single item is a full batch", 1, 1, 0.0, 5.0),
+        single("one item that waited longer than max_wait_ms", 1, 64, 12.5, 5.0),
+        single("one item, a little time waited, well under max_wait_ms", 3, 64, 1.0, 5.0),
+        Case(
+            "a grid of batch sizes, waits and limits",
+            lambda: _expect_flush(should_flush, list(_flush_grid())),
+        ),
+        Case("the answer is a bool (True or False)", lambda: _expect_flush_bool(should_flush)),
+    ]
+    return check_exercise("5.2", "the micro-batcher's flush rule", cases)
+
+
+def _flush_grid():
+    for max_batch_size, max_wait_ms in itertools.product((1, 4, 8, 32), (0.0, 2.0, 5.0)):
+        for pending_items in sorted({1, 2, max_batch_size - 1, max_batch_size, max_batch_size + 1}):
+            if pending_items < 1:
+                continue
+            for waited_ms in (0.0, 0.5, 1.999, 2.0, 4.999, 5.0, 5.001, 20.0):
+                yield pending_items, max_batch_size, waited_ms, max_wait_ms
+
+
+def _flush_call(arguments: Sequence[float]) -> str:
+    pending_items, max_batch_size, waited_ms, max_wait_ms = arguments
+    return (
+        f"should_flush(pending_items={pending_items}, max_batch_size={max_batch_size}, "
+        f"waited_ms={waited_ms}, max_wait_ms={max_wait_ms})"
+    )
+
+
+def _expect_flush(should_flush: Callable, calls: Sequence[Sequence[float]]) -> None:
+    from handbook.serve.batching import should_flush as reference
+
+    wrong = []
+    for arguments in calls:
+        result = should_flush(*arguments)
+        expected = reference(*arguments)
+        if not (result is expected or (result in (True, False) and bool(result) == expected)):
+            wrong.append((arguments, expected, result))
+    if wrong:
+        arguments, expected, result = wrong[0]
+        more = f" ({len(wrong)} of {len(calls)} calls wrong)" if len(calls) > 1 else ""
+        raise AssertionError(
+            f"{_flush_call(arguments)}: expected {expected}, got {describe(result)}{more}"
+        )
+
+
+def _expect_flush_bool(should_flush: Callable) -> None:
+    for arguments in ((8, 8, 0.0, 5.0), (2, 8, 1.0, 5.0), (2, 8, 6.0, 5.0)):
+        result = should_flush(*arguments)
+        kind = type(result)
+        expect(
+            kind is bool,
+            f"{_flush_call(arguments)}: expected a Python bool (True or False), got "
+            f"{describe(result)} of type {kind.__module__}.{kind.__qualname__}",
+        )
+
+
+# Exercise 5.3 ---------------------------------------------------------------------------------
+
+#: The quantiles every histogram is read at (0.0 only where the first bucket is not empty).
+QUANTILES = (0.5, 0.9, 0.95, 0.99, 1.0, 0.0)
+
+
+def check_histogram_quantile(
+    histogram_quantile: Callable[[float, Sequence[float], Sequence[float]], float],
+) -> ExerciseResult:
+    """Exercise 5.3: ``histogram_quantile(q, upper_bounds, cumulative)``.
+
+    ``upper_bounds``: the buckets' ``le`` values, increasing, the last one ``inf``;
+    ``cumulative[i]``: how many observations are ``<= upper_bounds[i]``. Returns a float,
+    Prometheus's estimate of the ``q``-quantile: the rank ``q * total`` is located in the first
+    bucket whose cumulative count reaches it and interpolated linearly inside that bucket (the
+    first bucket starts at 0); a rank in the ``+Inf`` bucket gives the last finite bound. NaN
+    when there are no observations; ``ValueError`` for ``q`` outside [0, 1]. Compared with
+    :func:`handbook.serve.metrics.histogram_quantile` to a relative 1e-9, on hand-made
+    histograms and on buckets filled by a real ``prometheus_client.Histogram``.
+    """
+    from handbook.serve.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
+
+    rng = np.random.default_rng(53)
+    latencies = np.r_[rng.lognormal(math.log(0.02), 0.7, 497), [12.0, 14.5, 30.0]]
+    batch_sizes = rng.integers(1, 65, 300)
+    inf = math.inf
+
+    def case(description: str, bounds: Sequence[float], counts: Sequence[float]) -> Case:
+        return Case(
+            description, lambda: _expect_quantiles(histogram_quantile, list(bounds), list(counts))
+        )
+
+    cases = [
+        case(
+            "100 latencies in 6 buckets, 3 of them slower than the last finite bound",
+            [0.05, 0.1, 0.25, 0.5, 1.0, inf],
+            [20, 55, 80, 95, 97, 100],
+        ),
+        case(
+            "ranks that land exactly on a bucket's count, with an empty bucket after it",
+            [1.0, 2.0, 4.0, 8.0, inf],
+            [2, 5, 5, 9, 10],
+        ),
+        case("every observation in the first bucket", [0.5, 1.0, inf], [4, 4, 4]),
+        case("one finite bucket and +Inf", [1.0, inf], [3, 5]),
+        case("every observation in the +Inf bucket", [0.1, 0.2, inf], [0, 0, 5]),
+        Case(
+            "500 random latencies observed by a prometheus_client Histogram (the server's "
+            "latency buckets)",
+            lambda: _expect_quantiles(
+                histogram_quantile, *_observed_buckets(LATENCY_BUCKETS, latencies)
+            ),
+        ),
+        Case(
+            "300 batch sizes observed by a prometheus_client Histogram (whole numbers, many on "
+            "a bucket's bound)",
+            lambda: _expect_quantiles(
+                histogram_quantile, *_observed_buckets(BATCH_BUCKETS, batch_sizes)
+            ),
+        ),
+        Case(
+            "no observations at all",
+            lambda: _expect_empty(histogram_quantile, [0.1, 0.5, 1.0, inf], [0, 0, 0, 0]),
+        ),
+        Case("q outside [0, 1]", lambda: _expect_bad_q(histogram_quantile)),
+    ]
+    return check_exercise("5.3", "a quantile from a Prometheus histogram", cases)
+
+
+def _observed_buckets(buckets: Sequence[float], values: np.ndarray) -> tuple[list, list]:
+    """``(upper bounds, cumulative counts)`` of a fresh ``prometheus_client.Histogram`` after
+    observing ``values``, read back from its registry as a scrape would see them."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    registry = CollectorRegistry()
+    histogram = Histogram("check_observed", "exercise 5.3", buckets=buckets, registry=registry)
+    for value in values:
+        histogram.observe(float(value))
+    rows = sorted(
+        (float(sample.labels["le"]), float(sample.value))
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_bucket")
+    )
+    return [bound for bound, _ in rows], [count for _, count in rows]
+
+
+def _quantile_call(q: float, bounds: Sequence[float], counts: Sequence[float]) -> str:
+    return f"histogram_quantile({q}, upper_bounds={bounds}, cumulative={counts})"
+
+
+def _expect_number(result: object, what: str) -> None:
+    expect_type(result, (float, int, np.floating, np.integer), what)
+    expect(not isinstance(result, bool), f"{what}: expected a float, got a bool")
+
+
+def _expect_quantiles(
+    histogram_quantile: Callable, bounds: list[float], counts: list[float]
+) -> None:
+    from handbook.serve.metrics import histogram_quantile as reference
+
+    for q in QUANTILES:
+        if q == 0.0 and counts[0] == 0:
+            continue
+        result = histogram_quantile(q, list(bounds), list(counts))
+        what = _quantile_call(q, bounds, counts)
+        _expect_number(result, what)
+        expect_close(float(result), reference(q, bounds, counts), what, atol=1e-12, rtol=1e-9)
+
+
+def _expect_empty(histogram_quantile: Callable, bounds: list[float], counts: list[float]) -> None:
+    for q in (0.5, 0.99):
+        result = histogram_quantile(q, list(bounds), list(counts))
+        what = _quantile_call(q, bounds, counts)
+        _expect_number(result, what)
+        expect(
+            math.isnan(float(result)),
+            f"{what}: expected NaN (there is no quantile without observations), got "
+            f"{describe(result)}",
+        )
+
+
+def _expect_bad_q(histogram_quantile: Callable) -> None:
+    bounds, counts = [0.1, 0.5, 1.0, math.inf], [2, 6, 9, 10]
+    for q in (-0.1, 1.5, 99.0):
+        expect_raises(
+            lambda q=q: histogram_quantile(q, list(bounds), list(counts)),
+            ValueError,
+            _quantile_call(q, bounds, counts),
+        )
