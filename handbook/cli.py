@@ -237,7 +237,7 @@ def command_bench(arguments: argparse.Namespace) -> int:
 def command_serve(arguments: argparse.Namespace) -> int:
     from handbook.serve.__main__ import main as serve_main  # FastAPI loads only for this command
 
-    return serve_main(["--build", *arguments.options])
+    return serve_main(["--build", *arguments.extra])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -278,10 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve the chapter-5 model on 127.0.0.1:8000 (builds it first if missing)",
-        description="Options after `serve` go to `python -m handbook.serve` (see its --help).",
+        description="Every option goes to `python -m handbook.serve` (see its --help), e.g. "
+        "`handbook serve --backend int8 --port 8080`.",
     )
-    serve.add_argument("options", nargs=argparse.REMAINDER, help="e.g. --backend int8 --port 8080")
-    serve.set_defaults(handler=command_serve)
+    serve.set_defaults(handler=command_serve, passes_options=True)
 
     bench_parser = commands.add_parser("bench", help="run every chapter's benchmarks side by side")
     bench_parser.add_argument("--smoke", action="store_true", help="fewer repeats")
@@ -290,7 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
+    parser = build_parser()
+    arguments, extra = parser.parse_known_args(argv)
+    if extra and not getattr(arguments, "passes_options", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    arguments.extra = extra  # `handbook serve --port 8080`: options of python -m handbook.serve
     return arguments.handler(arguments)
 
 

@@ -90,3 +90,21 @@ def test_student_command_keeps_existing_work(tmp_path, capsys):
     assert "kept" in capsys.readouterr().out
     assert cli.main(["student", "00_digits", "--out", str(tmp_path), "--force"]) == 0
     assert answer.read_text() != "my answers"
+
+
+def test_serve_command_passes_options_and_builds_first(monkeypatch):
+    import handbook.serve.__main__ as serve_main
+
+    seen = []
+    monkeypatch.setattr(serve_main, "main", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["serve", "--backend", "int8", "--port", "8080"]) == 0
+    assert seen == [["--build", "--backend", "int8", "--port", "8080"]]
+
+
+def test_import_handbook_does_not_load_the_server():
+    import subprocess
+    import sys
+
+    code = "import sys, handbook, handbook.cli; print('fastapi' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert loaded.stdout.strip() == "False", loaded.stderr

@@ -44,3 +44,50 @@ def test_bar_comparison_labels_bars():
         {"a": 0.9, "b": 0.95}, ylabel="accuracy", reference=0.97, reference_label="target"
     )
     assert len(figure.axes[0].patches) == 2
+
+
+def _load_rows():
+    return [
+        {"server": server, "clients": clients, "req/s": rate, "p99 ms": p99}
+        for server, scale in (("naive", 1.0), ("batched", 4.0))
+        for clients, rate, p99 in ((1, 100.0 * scale, 10.0), (64, 110.0 * scale, 600.0 / scale))
+    ]
+
+
+def test_throughput_and_latency_draws_one_line_per_server_in_each_panel():
+    figure = plots.throughput_and_latency(_load_rows())
+    throughput, latency = figure.axes
+    assert [line.get_label() for line in throughput.lines] == ["naive", "batched"]
+    assert list(throughput.lines[1].get_ydata()) == [400.0, 440.0]
+    assert latency.get_yscale() == "log" and len(latency.lines) == 2
+    with pytest.raises(ValueError, match="at least one load-test row"):
+        plots.throughput_and_latency([])
+
+
+def test_latency_distributions_is_a_cdf_ending_at_one():
+    figure = plots.latency_distributions({"a": np.array([3.0, 1.0, 2.0]), "b": np.arange(1, 101)})
+    cdf = figure.axes[0].lines[0]
+    assert list(cdf.get_xdata()) == [1.0, 2.0, 3.0] and cdf.get_ydata()[-1] == 1.0
+    with pytest.raises(ValueError, match="no latencies for 'c'"):
+        plots.latency_distributions({"c": np.array([])})
+
+
+def test_serving_dashboard_has_the_four_grafana_panels():
+    series = {name: np.arange(3.0) for name in ("time", "qps", "p50_ms", "p99_ms", "error_rate")}
+    with pytest.raises(ValueError, match="batch_size"):
+        plots.serving_dashboard(series)
+    figure = plots.serving_dashboard({**series, "batch_size": np.ones(3)})
+    assert [axis.get_title() for axis in figure.axes] == [
+        "QPS",
+        "latency (from histogram buckets)",
+        "error rate",
+        "batch size",
+    ]
+
+
+def test_autoscaling_plots_traffic_and_each_fleets_capacity():
+    traffic = np.array([10.0, 50.0, 100.0])
+    figure = plots.autoscaling(traffic, {"static": np.array([3, 3, 3])}, capacity_rps=40.0)
+    axis = figure.axes[0]
+    assert list(axis.lines[1].get_ydata()) == [120.0, 120.0, 120.0]
+    assert figure.axes[1].get_ylabel() == "replicas"
