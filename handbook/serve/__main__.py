@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         max_texts_per_request=arguments.max_texts_per_request,
         threads=arguments.threads,
         log_requests=not arguments.no_request_log,
+        load_in_background=True,  # /health answers while the model loads; /ready waits for it
     )
     configure_json_logging(arguments.log_level)
     uvicorn.run(

@@ -9,13 +9,15 @@ when the app starts, not when it is created. What a request can get back:
   both or neither of ``text``/``texts``, an unknown field, more texts than the limit);
 - 413 for a body over ``max_body_bytes``; 415 for a body that is not JSON; 404 for an unknown
   route; 405 for a wrong method;
-- 503 from ``/ready`` (and ``/predict``) until the model is loaded.
+- 503 from ``/ready`` (and ``/predict``) until the model is loaded, or if it failed to load.
 
 Every response carries an ``x-request-id`` (the client's, if it sent a valid one) and every
 request is logged as one JSON line on stderr with that id, the route, status and duration:
 the format an ELK stack (Filebeat -> Elasticsearch) ingests without a parser.
 """
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -41,7 +43,7 @@ from handbook.serve.metrics import ServerMetrics
 from handbook.serve.model import default_model_dir, load_artifact
 
 LOGGER = logging.getLogger("handbook.serve")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch
 #: Routes the app defines: the only values the ``route`` label takes besides "unmatched".
 ROUTES = ("/predict", "/health", "/ready", "/metrics")
 
@@ -49,7 +51,12 @@ ROUTES = ("/predict", "/health", "/ready", "/metrics")
 @dataclass
 class Settings:
     """Everything a deployment can tune. ``batching=False`` is the naive server: each request
-    runs the model by itself, inside the request handler, as the article's snippet does."""
+    runs the model by itself, inside the request handler, as the article's snippet does.
+
+    ``load_in_background=True`` (what ``python -m handbook.serve`` uses) opens the port before
+    the model is loaded, so ``/health`` answers at once and ``/ready`` says 503 until the model
+    is ready, as Kubernetes' probes expect; ``False`` loads it before the app takes requests.
+    """
 
     model_dir: Path | str | None = None
     backend: str = "onnx"
@@ -61,6 +68,7 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     threads: int | None = None
     log_requests: bool = True
+    load_in_background: bool = False
 
     def __post_init__(self):
         self.model_dir = Path(self.model_dir or default_model_dir())
@@ -118,7 +126,9 @@ def request_model(max_text_chars: int, max_texts: int) -> type[BaseModel]:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, message, and every ``extra={...}`` field."""
+    """One JSON object per line: time (UTC), level, message, and every ``extra={...}`` field."""
+
+    converter = time.gmtime
 
     _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 
@@ -137,7 +147,6 @@ def configure_json_logging(level: str = "INFO", stream=None) -> None:
     """Send the server's log records to ``stream`` (stderr) as JSON lines."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
-    logging.Formatter.converter = time.gmtime
     LOGGER.handlers[:] = [handler]
     LOGGER.setLevel(level.upper())
     LOGGER.propagate = False
@@ -172,7 +181,7 @@ class Observability:
         started = time.perf_counter()
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = {"code": 500, "started": False}
 
@@ -247,7 +256,10 @@ def _field_errors(error: RequestValidationError) -> list[dict]:
 
 def _is_json(request: Request) -> bool:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return media_type == "application/json" or media_type.endswith("+json")
+    # FastAPI parses application/json and application/*+json bodies, nothing else
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
 def article_app(model_predict) -> FastAPI:
@@ -268,44 +280,65 @@ def article_app(model_predict) -> FastAPI:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The app for ``settings``; the model loads at startup (lifespan), failing loudly."""
+    """The app for ``settings``; the model loads at startup (lifespan): before the first request,
+    or in the background with ``settings.load_in_background``."""
     settings = settings or Settings()
     metrics = ServerMetrics()
-    state: dict = {"ready": False}
+    state: dict = {"ready": False, "batcher": None, "error": None}
 
     def classify(texts: list[str]) -> list[np.ndarray]:
         return list(state["backend"].predict_proba(state["vocabulary"].encode(texts)))
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        artifact = load_artifact(settings.model_dir)
+    async def load_model() -> None:
+        """Load and verify the artifact, build the backend (in a thread), start the batcher."""
+        try:
+            artifact = await asyncio.to_thread(load_artifact, settings.model_dir)
+            backend = await asyncio.to_thread(
+                make_backend, settings.backend, artifact, settings.threads
+            )
+        except Exception as error:
+            state["error"] = f"{type(error).__name__}: {error}"
+            LOGGER.error("the model failed to load", extra={"error": state["error"]})
+            raise
         state.update(
             artifact=artifact,
             vocabulary=artifact.vocabulary,
             labels=artifact.labels,
             version=artifact.version,
-            backend=make_backend(settings.backend, artifact, settings.threads),
+            backend=backend,
         )
         metrics.model_info.labels(artifact.version, settings.backend).set(1)
-        batcher = None
         if settings.batching:
-            batcher = MicroBatcher(
+            state["batcher"] = MicroBatcher(
                 classify,
                 max_batch_size=settings.max_batch_size,
                 max_wait_ms=settings.max_wait_ms,
                 on_batch=metrics.batch_size.observe,
             )
-            await batcher.start()
-        state.update(batcher=batcher, ready=True)
+            await state["batcher"].start()
+        state["ready"] = True
         LOGGER.info(
             "ready", extra={"model_version": artifact.version, "settings": asdict(settings)}
         )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loading = None
+        if settings.load_in_background:  # the port opens now: /health 200, /ready 503 until loaded
+            loading = asyncio.create_task(load_model())
+            loading.add_done_callback(lambda task: task.cancelled() or task.exception())
+        else:
+            await load_model()
         try:
             yield
         finally:
             state["ready"] = False
-            if batcher is not None:
-                await batcher.stop()
+            if loading is not None and not loading.done():
+                loading.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await loading
+            if state.get("batcher") is not None:
+                await state["batcher"].stop()
 
     app = FastAPI(
         title="From Theory to Practice: topic classifier",
@@ -373,6 +406,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/ready", responses={503: {}})
     async def ready():
         """Readiness: the model is loaded. Kubernetes sends traffic only while this is 200."""
+        if state["error"]:
+            return _error(503, "the model failed to load", detail=state["error"])
         if not state["ready"]:
             return _error(503, "the model is not loaded yet")
         return {"status": "ready", "model_version": state["version"], "backend": settings.backend}

@@ -61,6 +61,13 @@ class Fleet:
         return int(self.replicas.sum())
 
 
+def _check_sizes(capacity_rps: float, target_utilization: float) -> None:
+    if capacity_rps <= 0:
+        raise ValueError(f"capacity_rps must be positive requests/s, got {capacity_rps}")
+    if not 0 < target_utilization <= 1:
+        raise ValueError(f"target_utilization must be in (0, 1], got {target_utilization}")
+
+
 def _fleet(traffic: np.ndarray, replicas: np.ndarray, capacity_rps: float) -> Fleet:
     provisioned = replicas * capacity_rps
     served = np.minimum(traffic, provisioned)
@@ -69,12 +76,18 @@ def _fleet(traffic: np.ndarray, replicas: np.ndarray, capacity_rps: float) -> Fl
 
 def static_fleet(traffic: np.ndarray, capacity_rps: float, target_utilization: float) -> Fleet:
     """A fixed number of replicas, enough for the day's peak at ``target_utilization``."""
+    _check_sizes(capacity_rps, target_utilization)
     count = math.ceil(traffic.max() / (capacity_rps * target_utilization))
     return _fleet(traffic, np.full(len(traffic), count), capacity_rps)
 
 
 def hpa_desired(current: int, utilization: float, target: float, tolerance: float = 0.1) -> int:
     """The HPA's recommendation for one step (Kubernetes' documented formula)."""
+    if current < 1 or not 0 < target <= 1 or utilization < 0:
+        raise ValueError(
+            f"expected current >= 1, target in (0, 1] and utilization >= 0, got {current}, "
+            f"{target} and {utilization}"
+        )
     ratio = utilization / target
     if abs(ratio - 1.0) <= tolerance:
         return current
@@ -92,8 +105,7 @@ def autoscaled_fleet(
     scale_down_window: int = 5,
 ) -> Fleet:
     """Replicas chosen minute by minute by the HPA rule from the last minute's utilization."""
-    if not 0 < target_utilization <= 1:
-        raise ValueError(f"target_utilization must be in (0, 1], got {target_utilization}")
+    _check_sizes(capacity_rps, target_utilization)
     minutes = len(traffic)
     wanted = np.zeros(minutes, dtype=int)
     ready = np.zeros(minutes, dtype=int)

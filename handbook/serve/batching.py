@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -155,7 +156,10 @@ class MicroBatcher:
                     pending.future.set_exception(error)
             return
         if self.on_batch is not None:
-            self.on_batch(len(items))
+            try:
+                self.on_batch(len(items))
+            except Exception:  # a broken observer must not stop the batcher or lose answers
+                logging.getLogger("handbook.serve").exception("on_batch failed")
         start = 0
         for pending in batch:
             stop = start + len(pending.items)

@@ -105,7 +105,9 @@ def histogram_quantile(
     in_bucket = float(cumulative[index]) - below
     if in_bucket == 0:
         return float(upper_bounds[index])
-    return lower + (float(upper_bounds[index]) - lower) * (rank - below) / in_bucket
+    # Prometheus's order of operations: the fraction first, so the estimate never passes the
+    # bucket's upper bound by a rounding error
+    return lower + (float(upper_bounds[index]) - lower) * ((rank - below) / in_bucket)
 
 
 def parse_metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

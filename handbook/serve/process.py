@@ -39,6 +39,12 @@ def _die_with_parent() -> None:  # runs in the child, between fork and exec
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _temporary_log() -> Path:
+    descriptor, name = tempfile.mkstemp(prefix="handbook-serve-", suffix=".log")
+    os.close(descriptor)  # start() reopens it by name; an open descriptor here would leak
+    return Path(name)
+
+
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.terminate()
@@ -71,7 +77,7 @@ class ServerProcess:
         self.backend = backend
         self.options = list(options or [])
         self.port = port or free_port()
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(suffix=".log")[1])
+        self.log_path = Path(log_path) if log_path else _temporary_log()
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self._finalizer = None
