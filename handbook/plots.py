@@ -701,6 +701,7 @@ def serving_dashboard(series: Mapping[str, np.ndarray], *, title: str | None = N
     axes[1].legend(fontsize=8)
     axes[2].plot(t, 100 * series["error_rate"], marker=".", color="crimson")
     axes[2].set_ylabel("% not 2xx")
+    axes[2].set_ylim(bottom=0.0)
     axes[2].set_title("error rate")
     axes[3].plot(t, series["batch_size"], marker=".", color="darkgreen")
     axes[3].set_ylabel("texts per model call")
