@@ -6,6 +6,15 @@ from handbook import plots
 from handbook.train import History
 
 
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Every test draws figures; close them so that pyplot does not keep dozens alive."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 def test_image_grid_accepts_flat_and_channel_images():
     flat = plots.image_grid(np.random.rand(12, 64), list(range(12)), columns=5)
     assert isinstance(flat, Figure) and len(flat.axes) == 15
