@@ -126,7 +126,7 @@ def test_scale_down_waits_for_the_stabilization_window():
 
 
 def test_fleet_arithmetic():
-    fleet = Fleet(np.array([1, 2, 3]), np.array([0.5, 1.0, 0.75]), 1)
+    fleet = Fleet(np.array([1, 2, 3]), np.array([0.5, 1.0, 0.75]), 1, 0.0)
     assert fleet.replica_minutes == 6 and fleet.mean_utilization == pytest.approx(0.75)
 
 
@@ -143,3 +143,12 @@ def test_fleet_arithmetic():
 def test_invalid_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_dropped_fraction_counts_the_requests_over_capacity():
+    traffic = np.array([100.0, 300.0])  # 400 requests/s in all; one replica of 200 serves 300
+    fleet = static_fleet(traffic, capacity_rps=200.0, target_utilization=1.0)  # 2 replicas
+    assert fleet.dropped_fraction == 0.0
+    small = autoscaled_fleet(traffic, 200.0, 1.0, max_replicas=1)  # capped at one replica
+    assert small.dropped_fraction == pytest.approx(100.0 / 400.0)
+    assert small.overloaded_minutes == 1 and list(small.utilization) == [0.5, 1.0]

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from handbook.serve.__main__ import main
+from handbook.serve.app import Settings
 from handbook.serve.loadtest import LoadResult, run_load
 from handbook.serve.metrics import (
     BATCH_SIZE,
@@ -78,7 +79,8 @@ def test_the_metrics_count_every_request_of_a_real_load(model_dir, built, tmp_pa
 
 
 def test_the_body_limit_holds_on_the_real_server(model_dir, tmp_path):
-    big = json.dumps({"text": "a" * 300_000}).encode()  # over the default 256 KiB
+    limit = Settings().max_body_bytes  # the default: the largest body the text limits allow
+    big = json.dumps({"text": "a" * (limit + 1)}).encode()
 
     def chunks():
         for start in range(0, len(big), 16_384):
@@ -97,7 +99,7 @@ def test_the_body_limit_holds_on_the_real_server(model_dir, tmp_path):
             outcomes.append((response.status_code, response.json().get("limit_bytes")))
         ok = httpx.post(server.url + "/predict", json={"text": "rain"}, timeout=10)
         scrape = _scrape(server)
-    assert outcomes == [(413, 256 * 1024)] * 2
+    assert outcomes == [(413, limit)] * 2
     assert ok.status_code == 200
     assert series_total(scrape, REQUESTS, route="/predict", status="413") == 2
 

@@ -117,7 +117,12 @@ def test_the_manifest_describes_the_folder(model_dir, artifact):
     manifest = json.loads((model_dir / MANIFEST).read_text())
     weights_hash = hashlib.sha256((model_dir / WEIGHTS).read_bytes()).hexdigest()
 
-    assert manifest["version"] == f"topics-{weights_hash[:12]}" == artifact.version
+    content = json.dumps(
+        [weights_hash, manifest["labels"], manifest["vocabulary"], manifest["model"]],
+        sort_keys=True,
+    )
+    expected = "topics-" + hashlib.sha256(content.encode()).hexdigest()[:12]
+    assert manifest["version"] == expected == artifact.version
     assert manifest["sha256"] == {
         name: hashlib.sha256((model_dir / name).read_bytes()).hexdigest()
         for name in (WEIGHTS, ONNX_FP32, ONNX_INT8)
@@ -189,9 +194,32 @@ def test_a_broken_manifest_is_refused(model_dir, tmp_path):
 def test_a_manifest_with_another_checksum_is_refused(model_dir, tmp_path):
     folder = _copy(model_dir, tmp_path)
     manifest = json.loads((folder / MANIFEST).read_text())
-    manifest["sha256"][WEIGHTS] = "0" * 64
+    manifest["sha256"][WEIGHTS] = "0" * 64  # the version no longer matches the weights' hash
     (folder / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match=WEIGHTS):
+    with pytest.raises(ArtifactError, match="was edited"):
+        verify_artifact(folder)
+    manifest["sha256"][ONNX_INT8] = "0" * 64  # not part of the version: the checksum catches it
+    manifest["sha256"][WEIGHTS] = json.loads((model_dir / MANIFEST).read_text())["sha256"][WEIGHTS]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=ONNX_INT8):
+        verify_artifact(folder)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda manifest: manifest["labels"].reverse(),
+        lambda manifest: manifest["vocabulary"].append("goal"),
+        lambda manifest: manifest["model"].update(max_tokens=8),
+    ],
+    ids=["labels swapped", "vocabulary grown", "sizes changed"],
+)
+def test_an_edited_manifest_is_refused(model_dir, tmp_path, edit):
+    folder = _copy(model_dir, tmp_path)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    edit(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="was edited"):
         verify_artifact(folder)
 
 

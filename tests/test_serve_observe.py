@@ -7,6 +7,7 @@ requests actually sent. Nothing here asserts a timing.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -79,13 +80,16 @@ def test_background_loading_answers_health_before_ready(model_dir):
 def test_a_model_that_fails_to_load_in_the_background_keeps_ready_at_503(tmp_path):
     app = create_app(Settings(model_dir=tmp_path, load_in_background=True, log_requests=False))
     with TestClient(app) as client:
-        assert client.get("/health").status_code == 200
         deadline = time.monotonic() + 10
         while "detail" not in client.get("/ready").json() and time.monotonic() < deadline:
             time.sleep(0.05)
         ready = client.get("/ready")
         assert ready.status_code == 503 and "manifest.json is missing" in ready.json()["detail"]
         assert client.post("/predict", json={"text": "rain"}).status_code == 503
+        # a model that failed to load never recovers by waiting: liveness fails, so a
+        # Kubernetes pod is restarted instead of staying alive and never ready
+        health = client.get("/health")
+        assert health.status_code == 503 and "manifest.json" in health.json()["detail"]
 
 
 def test_monitor_and_compare_servers_on_real_servers(model_dir, built, tmp_path):
@@ -109,3 +113,62 @@ def test_monitor_and_compare_servers_on_real_servers(model_dir, built, tmp_path)
     ]
     with pytest.raises(ValueError, match="interval_s must be positive"):
         metrics.MetricsMonitor(server.url, interval_s=0)
+
+
+def test_every_prediction_says_how_much_of_its_text_the_model_read(model_dir, artifact):
+    known = artifact.vocabulary.tokens[2]
+    long_text = " ".join([known] * (artifact.vocabulary.max_tokens + 5))
+    texts = [known, "zzzq " + known, "数据 123", long_text]
+    with TestClient(create_app(Settings(model_dir=model_dir, log_requests=False))) as client:
+        answer = client.post("/predict", json={"texts": texts}).json()
+    coverage = [prediction["input"] for prediction in answer["predictions"]]
+    assert coverage == [
+        {"words": 1, "unknown_words": 0, "truncated": False},
+        {"words": 2, "unknown_words": 1, "truncated": False},
+        {"words": 0, "unknown_words": 0, "truncated": False},  # no word the tokenizer can read
+        {"words": artifact.vocabulary.max_tokens + 5, "unknown_words": 0, "truncated": True},
+    ]
+
+
+def test_a_server_bug_is_a_json_500_carrying_the_request_id(model_dir, json_log):
+    app = create_app(Settings(model_dir=model_dir))
+
+    class Broken:
+        def predict_proba(self, tokens):
+            raise RuntimeError("backend exploded")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        app.state.model["backend"] = Broken()
+        response = client.post("/predict", json={"text": "rain"}, headers={"x-request-id": "r-1"})
+        scrape = metrics.parse_metrics(client.get("/metrics").text)
+    assert response.status_code == 500 and response.headers["x-request-id"] == "r-1"
+    assert response.json() == {"error": "internal error", "request_id": "r-1"}
+    assert metrics.series_total(scrape, metrics.REQUESTS, route="/predict", status="500") == 1
+    logged = json_log.getvalue()
+    assert "backend exploded" in logged and '"request_id": "r-1"' in logged
+
+
+def test_odd_methods_and_unusable_request_ids_stay_bounded_but_logged(model_dir, json_log):
+    app = create_app(Settings(model_dir=model_dir))
+    with TestClient(app) as client:
+        odd = client.request("PROPFIND", "/predict", headers={"x-request-id": "a b=c"})
+        scrape = metrics.parse_metrics(client.get("/metrics").text)
+    assert odd.status_code == 405 and odd.headers["x-request-id"] != "a b=c"
+    assert metrics.series_total(scrape, metrics.REQUESTS, method="other", status="405") == 1
+    assert metrics.series_total(scrape, metrics.REQUESTS, method="PROPFIND") == 0
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    request = next(line for line in lines if line.get("status") == 405)
+    assert request["client_request_id"] == "a b=c" and request["method"] == "other"
+
+
+def test_the_default_body_limit_admits_the_largest_valid_body(model_dir):
+    settings = Settings(model_dir=model_dir, log_requests=False)
+    largest = json.dumps(
+        {"texts": ["é" * settings.max_text_chars] * settings.max_texts_per_request}
+    ).encode()  # json.dumps escapes every é as \\u00e9: 6 bytes a character
+    assert len(largest) <= settings.max_body_bytes
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/predict", content=largest, headers={"content-type": "application/json"}
+        )
+    assert response.status_code == 200

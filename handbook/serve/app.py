@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from handbook.serve.backends import BACKENDS, make_backend
-from handbook.serve.batching import MicroBatcher
+from handbook.serve.batching import MicroBatcher, ShuttingDown
 from handbook.serve.metrics import ServerMetrics
 from handbook.serve.model import default_model_dir, load_artifact
 
@@ -46,12 +46,17 @@ LOGGER = logging.getLogger("handbook.serve")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch
 #: Routes the app defines: the only values the ``route`` label takes besides "unmatched".
 ROUTES = ("/predict", "/health", "/ready", "/metrics")
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 @dataclass
 class Settings:
     """Everything a deployment can tune. ``batching=False`` is the naive server: each request
     runs the model by itself, inside the request handler, as the article's snippet does.
+
+    ``max_body_bytes`` defaults to the largest body the text limits allow (every character
+    escaped as ``\\uXXXX``, as ``json.dumps`` writes non-ASCII text), so a body that obeys the
+    schema never gets a 413.
 
     ``load_in_background=True`` (what ``python -m handbook.serve`` uses) opens the port before
     the model is loaded, so ``/health`` answers at once and ``/ready`` says 503 until the model
@@ -65,13 +70,15 @@ class Settings:
     max_wait_ms: float = 5.0
     max_texts_per_request: int = 32
     max_text_chars: int = 2000
-    max_body_bytes: int = 256 * 1024
+    max_body_bytes: int | None = None
     threads: int | None = None
     log_requests: bool = True
     load_in_background: bool = False
 
     def __post_init__(self):
         self.model_dir = Path(self.model_dir or default_model_dir())
+        if self.max_body_bytes is None:  # the largest valid body, every character as \uXXXX
+            self.max_body_bytes = 6 * self.max_text_chars * self.max_texts_per_request + 4096
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         for name in ("max_batch_size", "max_texts_per_request", "max_text_chars", "max_body_bytes"):
@@ -88,9 +95,16 @@ class Settings:
             raise ValueError(f"threads must be at least 1 (or None), got {self.threads}")
 
 
+class Coverage(BaseModel):
+    words: int = Field(description="words found in the text (runs of the letters a-z)")
+    unknown_words: int = Field(description="of those, words the model never saw in training")
+    truncated: bool = Field(description="true when words past the model's limit were ignored")
+
+
 class Prediction(BaseModel):
     prediction: str = Field(description="the most probable label")
     probabilities: dict[str, float] = Field(description="every label's probability; sums to 1")
+    input: Coverage = Field(description="how much of the text the model could read")
 
 
 class PredictResponse(BaseModel):
@@ -140,6 +154,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
+        if record.exc_info:  # the traceback, in the same line, so that it is never lost
+            entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
@@ -152,8 +168,8 @@ def configure_json_logging(level: str = "INFO", stream=None) -> None:
     LOGGER.propagate = False
 
 
-def _error(status: int, error: str, **details) -> JSONResponse:
-    return JSONResponse({"error": error, **details}, status_code=status)
+def _error(status: int, error: str, headers: dict | None = None, **details) -> JSONResponse:
+    return JSONResponse({"error": error, **details}, status_code=status, headers=headers)
 
 
 class _BodyTooLarge(StarletteHTTPException):
@@ -214,27 +230,34 @@ class Observability:
             if not status["started"]:
                 response = _error(413, "request body too large", limit_bytes=self.max_body_bytes)
                 await response(scope, receive, send_with_id)
+        except Exception:  # our bug, not the client's: a JSON 500 that carries the request id
+            LOGGER.exception("unhandled error", extra={"request_id": request_id})
+            if not status["started"]:
+                response = _error(500, "internal error", request_id=request_id)
+                await response(scope, receive, send_with_id)
         finally:
             self.metrics.in_flight.dec()
-            self._observe(scope, status["code"], time.perf_counter() - started, request_id)
+            self._observe(scope, status["code"], time.perf_counter() - started, request_id, given)
 
-    def _observe(self, scope, status: int, seconds: float, request_id: str) -> None:
+    def _observe(self, scope, status: int, seconds: float, request_id: str, client_id: str) -> None:
         route = getattr(scope.get("route"), "path", None) or scope["path"]
         route = route if route in ROUTES else "unmatched"
-        self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+        # label values must stay few: any method outside HTTP's usual ones counts as "other"
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        self.metrics.requests.labels(route, method, str(status)).inc()
         self.metrics.latency.labels(route).observe(seconds)
         if self.log_requests:
-            LOGGER.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 3),
-                },
-            )
+            extra = {
+                "request_id": request_id,
+                "method": method,
+                "path": scope["path"],
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+            }
+            if client_id and client_id != request_id:  # a client id we could not use, kept
+                extra["client_request_id"] = client_id[:200]
+            LOGGER.info("request", extra=extra)
 
 
 def _field_errors(error: RequestValidationError) -> list[dict]:
@@ -377,19 +400,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(503, "the model is not loaded yet")
         texts = body.all_texts()
         if state["batcher"] is not None:
-            rows = await state["batcher"].submit(texts)
+            try:
+                rows = await state["batcher"].submit(texts)
+            except ShuttingDown:
+                return _error(503, "the server is shutting down", headers={"retry-after": "1"})
         else:  # the naive server: the model runs right here, blocking the event loop
             rows = classify(texts)
             metrics.batch_size.observe(len(texts))
         labels = state["labels"]
         predictions = []
-        for row in rows:
+        for text, row in zip(texts, rows, strict=True):
             label = labels[int(np.argmax(row))]
             metrics.predictions.labels(label).inc()
             predictions.append(
                 {
                     "prediction": label,
                     "probabilities": dict(zip(labels, map(float, row), strict=True)),
+                    "input": state["vocabulary"].coverage(text),
                 }
             )
         return {
@@ -400,7 +427,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health():
-        """Liveness: the process answers. Kubernetes restarts the pod when this fails."""
+        """Liveness: the process answers and its model did not fail to load (a failed load
+        never recovers by waiting: Kubernetes restarts the pod when this fails)."""
+        if state["error"]:
+            return _error(503, "the model failed to load", detail=state["error"])
         return {"status": "ok"}
 
     @app.get("/ready", responses={503: {}})

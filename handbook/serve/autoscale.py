@@ -9,7 +9,12 @@ against that capacity twice: with a fixed fleet sized for the peak, and with the
 
 (no change within a 10% tolerance; scale-down only to the highest recommendation of the last
 ``scale_down_window`` minutes, as the HPA's stabilization window does; new pods serve after
-``startup_minutes``). Utilization is served load over provisioned capacity, per minute.
+``startup_minutes``). Utilization is served load over provisioned capacity, per minute; an
+overloaded minute counts as fully used, so :attr:`Fleet.dropped_fraction` reports what it cost.
+
+The capacity only sets how many replicas there are: with enough replicas to round over, the
+utilization gain depends on the traffic's shape (how quiet the quiet hours are), not on how fast
+one replica is.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class Fleet:
     replicas: np.ndarray
     utilization: np.ndarray
     overloaded_minutes: int
+    dropped_fraction: float  # of all requests, those over the provisioned capacity
 
     @property
     def mean_utilization(self) -> float:
@@ -71,7 +77,8 @@ def _check_sizes(capacity_rps: float, target_utilization: float) -> None:
 def _fleet(traffic: np.ndarray, replicas: np.ndarray, capacity_rps: float) -> Fleet:
     provisioned = replicas * capacity_rps
     served = np.minimum(traffic, provisioned)
-    return Fleet(replicas, served / provisioned, int((traffic > provisioned).sum()))
+    dropped = float((traffic - served).sum() / traffic.sum())
+    return Fleet(replicas, served / provisioned, int((traffic > provisioned).sum()), dropped)
 
 
 def static_fleet(traffic: np.ndarray, capacity_rps: float, target_utilization: float) -> Fleet:

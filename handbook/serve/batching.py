@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class ShuttingDown(RuntimeError):
+    """The batcher stopped before this request's batch ran (the server answers 503)."""
+
+
 def should_flush(
     pending_items: int, max_batch_size: int, waited_ms: float, max_wait_ms: float
 ) -> bool:
@@ -81,7 +85,7 @@ class MicroBatcher:
         self._worker = asyncio.create_task(self._work(), name="micro-batcher")
 
     async def stop(self) -> None:
-        """Stop the worker; requests still waiting get a ``RuntimeError``."""
+        """Stop the worker; requests still waiting get :class:`ShuttingDown`."""
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -90,7 +94,7 @@ class MicroBatcher:
         # the queued requests, and those the worker had taken into a batch it never finished
         for future in list(self._unanswered):
             if not future.done():
-                future.set_exception(RuntimeError("the server is shutting down"))
+                future.set_exception(ShuttingDown("the server is shutting down"))
         self._unanswered.clear()
         while self._queue is not None and not self._queue.empty():
             self._queue.get_nowait()

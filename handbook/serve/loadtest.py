@@ -87,7 +87,8 @@ async def _load(
 
     async def client(worker: int) -> None:
         nonlocal connected
-        async with httpx.AsyncClient(base_url=url, timeout=timeout_s) as session:
+        # trust_env=False: a proxy from the environment must never carry a loopback load test
+        async with httpx.AsyncClient(base_url=url, timeout=timeout_s, trust_env=False) as session:
             # One untimed request opens the keep-alive connection: the clock measures serving,
             # not 64 simultaneous TCP handshakes.
             with contextlib.suppress(httpx.HTTPError):

@@ -155,7 +155,7 @@ def scrape(url: str, timeout_s: float = 5.0) -> dict:
     """``GET url/metrics``, parsed by :func:`parse_metrics`."""
     import httpx
 
-    response = httpx.get(url.rstrip("/") + "/metrics", timeout=timeout_s)
+    response = httpx.get(url.rstrip("/") + "/metrics", timeout=timeout_s, trust_env=False)
     response.raise_for_status()
     return parse_metrics(response.text)
 

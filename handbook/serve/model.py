@@ -71,6 +71,17 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.tokens)
 
+    def coverage(self, text: str) -> dict[str, int | bool]:
+        """What the model sees of ``text``: ``words`` found, ``unknown_words`` among them (all
+        become one "unknown" token) and whether words past ``max_tokens`` were ``truncated``.
+        The server returns it with every prediction, so that no input is cut silently."""
+        found = words(text)
+        return {
+            "words": len(found),
+            "unknown_words": sum(word not in self.index for word in found),
+            "truncated": len(found) > self.max_tokens,
+        }
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Token ids ``(len(texts), longest)`` int64, padded with 0, cut at ``max_tokens``.
 
@@ -253,8 +264,8 @@ def build_artifact(
     """Train, export and write a model folder (see the module docstring); return its path.
 
     About 10-20 s on two CPU cores with the defaults. ``cfg`` overrides :class:`ModelConfig`
-    sizes (``{"num_layers": 2}``). The version is ``topics-<first 12 hex of the weights' hash>``,
-    so the same weights always carry the same version.
+    sizes (``{"num_layers": 2}``). The version is :func:`model_version`: the same weights,
+    labels and vocabulary always carry the same version.
     """
     from safetensors.torch import save_file
 
@@ -276,7 +287,7 @@ def build_artifact(
     export_artifact_onnx(model, directory)
     hashes = {name: sha256_of(directory / name) for name in ARTIFACT_FILES}
     manifest = Manifest(
-        version=f"topics-{hashes[WEIGHTS][:12]}",
+        version=model_version(hashes[WEIGHTS], list(names), vocabulary.tokens, asdict(model_cfg)),
         labels=list(names),
         vocabulary=vocabulary.tokens,
         model=asdict(model_cfg),
@@ -292,6 +303,15 @@ def build_artifact(
     )
     (directory / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
     return directory
+
+
+def model_version(
+    weights_sha256: str, labels: list[str], vocabulary: list[str], model: dict
+) -> str:
+    """``topics-`` + 12 hex digits of a hash of the weights' hash, labels, vocabulary and sizes:
+    the same model always has the same version, and an edited manifest no longer matches it."""
+    content = json.dumps([weights_sha256, labels, vocabulary, model], sort_keys=True)
+    return "topics-" + hashlib.sha256(content.encode()).hexdigest()[:12]
 
 
 def read_manifest(directory: str | Path) -> Manifest:
@@ -312,6 +332,14 @@ def verify_artifact(directory: str | Path) -> Manifest:
     """Check every file against the manifest's SHA-256; return the manifest or raise."""
     directory = Path(directory)
     manifest = read_manifest(directory)
+    expected_version = model_version(
+        manifest.sha256.get(WEIGHTS, ""), manifest.labels, manifest.vocabulary, manifest.model
+    )
+    if manifest.version != expected_version:
+        raise ArtifactError(
+            f"{directory / MANIFEST} was edited: its labels, vocabulary or sizes no longer match "
+            f"version {manifest.version} (they give {expected_version}); rebuild the model folder"
+        )
     for name in ARTIFACT_FILES:
         path = directory / name
         if not path.is_file():

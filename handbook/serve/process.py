@@ -33,10 +33,25 @@ def free_port(host: str = LOOPBACK) -> int:
         return probe.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # runs in the child, between fork and exec
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _find_prctl():
+    """libc's ``prctl``, looked up here in the parent: between fork and exec, in a process with
+    threads (a Jupyter kernel), the child may only call functions that are already resolved."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _find_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child, between fork and exec: no imports here
+    # The signal is sent when the thread that forked the child exits; notebooks and tests
+    # start servers from their main thread, so that is when the kernel or pytest exits.
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _temporary_log() -> Path:
@@ -98,12 +113,16 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if os.name == "posix" else None,
+                preexec_fn=_die_with_parent if _PRCTL is not None else None,
                 env={**os.environ, "HANDBOOK_PROGRESS": "0"},
             )
         self._finalizer = weakref.finalize(self, _stop, self.process)
         atexit.register(self._finalizer)
-        self._wait_until_ready()
+        try:
+            self._wait_until_ready()
+        except BaseException:  # an error, or Ctrl-C while waiting: never leave the server behind
+            self.stop()
+            raise
         return self
 
     def _wait_until_ready(self) -> None:
@@ -116,8 +135,14 @@ class ServerProcess:
                     f"the server exited with code {self.process.returncode}:\n{self.log_tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + "/ready", timeout=1.0).status_code == 200:
+                # trust_env=False: no HTTP(S)_PROXY from the environment for a loopback call
+                ready = httpx.get(self.url + "/ready", timeout=1.0, trust_env=False)
+                if ready.status_code == 200:
                     return
+                if "detail" in ready.json():  # the model failed to load: waiting will not help
+                    raise RuntimeError(
+                        f"the server could not load its model: {ready.json()['detail']}"
+                    )
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(
