@@ -18,6 +18,7 @@ import inspect
 import json
 import re
 import shlex
+import sys
 from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
@@ -564,3 +565,27 @@ def test_readme_names_only_files_that_exist():
         path = ROOT / match if match.startswith("deploy/") else DEPLOY / match
         assert path.exists(), f"deploy/README.md names {match}, which does not exist"
     assert "docker build -f deploy/Dockerfile" in text and "kubectl apply -f deploy/k8s" in text
+
+
+def test_runtime_stage_installs_only_serving_dependencies_within_pyproject_floors():
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # a dev dependency on Python 3.10 (see pyproject.toml)
+        import tomli as tomllib
+    declared = {}
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"
+    ]:
+        name, floor = re.match(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?(.*)", requirement).groups()
+        declared[name.lower()] = floor.strip()
+    runtime = " ".join(args for args in final_stage("RUN"))
+    pinned = dict(re.findall(r'"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?(>=[^"]+)"', runtime))
+    assert pinned, "the runtime stage installs no versioned requirement"
+    for name, floor in pinned.items():
+        assert declared.get(name.lower()) == floor, (
+            f"runtime requirement {name}{floor} differs from pyproject.toml's "
+            f"{name}{declared.get(name.lower())}"
+        )
+    assert "--no-deps" in runtime, "the package must go in without the book's toolchain"
+    for heavy in ("jupyter-book", "jupyterlab", "papermill", "captum", "fairlearn"):
+        assert heavy not in runtime, f"{heavy} has no place in the serving image"
