@@ -26,7 +26,10 @@ BENCHMARK_MODULES = [
     "handbook.optim",
     "handbook.data",
     "handbook.compress",
+    "handbook.cases",
+    "handbook.multimodal",
     "handbook.ethics",
+    "handbook.continual",
     "handbook.serve.loadtest",
 ]
 

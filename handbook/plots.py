@@ -738,3 +738,455 @@ def autoscaling(
     right.set_ylabel("replicas")
     axis.legend(fontsize=8, loc="upper left")
     return _finish(figure, axis, title)
+
+
+# Chapter 7: continual learning -----------------------------------------------------------------
+
+
+def accuracy_through_stream(
+    accuracies: Mapping[str, np.ndarray],
+    period_names: Sequence[str],
+    *,
+    title: str | None = None,
+):
+    """The forgetting picture: one panel per strategy, one line per period of the stream.
+
+    ``accuracies``: ``{strategy: (T, T) matrix}``, entry ``[i, j]`` the accuracy (fraction) on
+    period ``j``'s test set after training on period ``i``; ``period_names``: ``T`` labels
+    ("sports, weather"). Each line starts where its period is learned; a falling line is
+    forgetting.
+    """
+    periods = len(period_names)
+    for name, matrix in accuracies.items():
+        if np.shape(matrix) != (periods, periods):
+            raise ValueError(
+                f"{name!r}: expected a ({periods}, {periods}) accuracy matrix, "
+                f"got {np.shape(matrix)}"
+            )
+    plt = _pyplot()
+    figure, axes = plt.subplots(
+        1, len(accuracies), figsize=(2.9 * len(accuracies) + 0.6, 3.3), sharey=True, squeeze=False
+    )
+    after = np.arange(periods)
+    for axis, (name, matrix) in zip(axes.flat, accuracies.items(), strict=True):
+        matrix = np.asarray(matrix, dtype=np.float64)
+        for period in range(periods):
+            axis.plot(
+                after[period:],
+                100 * matrix[period:, period],
+                marker="o",
+                markersize=4,
+                label=period_names[period],
+            )
+        axis.set_title(name, fontsize=10)
+        axis.set_xticks(after)
+        axis.set_xlabel("after training on period")
+        axis.set_ylim(-3, 103)
+        axis.grid(alpha=0.3)
+    axes.flat[0].set_ylabel("test accuracy on the period (%)")
+    axes.flat[-1].legend(fontsize=7, title="period's topics", title_fontsize=7, loc="lower left")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def compute_and_accuracy(
+    results: Mapping[str, tuple[float, float, float]],
+    *,
+    reference: str | None = None,
+    title: str | None = None,
+):
+    """Final accuracy against total training compute, one point per strategy.
+
+    ``results``: ``{strategy: (compute, mean accuracy, spread)}``, compute in FLOPs, accuracy
+    and spread (an error bar, e.g. the standard deviation over seeds) as fractions. With
+    ``reference`` (a key, e.g. "retrain") the x axis is compute relative to it, in percent.
+    """
+    if reference is not None and reference not in results:
+        raise ValueError(f"reference {reference!r} is not one of {sorted(results)}")
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    scale = 100 / results[reference][0] if reference is not None else 1.0
+    for name, (compute, accuracy, spread) in results.items():
+        axis.errorbar(
+            compute * scale,
+            100 * accuracy,
+            yerr=100 * spread,
+            marker="o",
+            capsize=3,
+            linestyle="none",
+            label=name,
+        )
+    axis.set_xlabel(
+        f"training compute (% of {reference})" if reference is not None else "training FLOPs"
+    )
+    if reference is None:
+        axis.set_xscale("log")
+    axis.set_ylabel("final accuracy on all topics (%)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return _finish(figure, axis, title)
+
+
+def compute_savings(
+    old_to_new: np.ndarray,
+    curves: Mapping[str, np.ndarray],
+    *,
+    measured: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    claimed: float | None = None,
+    title: str | None = None,
+):
+    """Compute saved by an incremental update against retraining, as old data accumulates.
+
+    ``old_to_new``: ``(k,)`` ratios of old to new data; ``curves``: ``{label: (k,) savings}``
+    (fractions, e.g. from :func:`handbook.continual.replay_compute_share`); ``measured``:
+    ``{label: (ratios, savings)}`` drawn as points; ``claimed``: a horizontal line (the
+    article's figure, a fraction).
+    """
+    old_to_new = np.asarray(old_to_new, dtype=np.float64)
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 3.9))
+    for label, savings in curves.items():
+        if len(savings) != len(old_to_new):
+            raise ValueError(
+                f"{label!r}: expected {len(old_to_new)} savings (one per ratio), got {len(savings)}"
+            )
+        axis.plot(old_to_new, 100 * np.asarray(savings), label=label)
+    for label, (ratios, savings) in (measured or {}).items():
+        axis.plot(ratios, 100 * np.asarray(savings), "o", color="black", markersize=6, label=label)
+    if claimed is not None:
+        axis.axhline(100 * claimed, color="crimson", linestyle=":", label="the article's figure")
+    axis.set_xlabel("old data / new data at the update")
+    axis.set_ylabel("compute saved vs retraining (%)")
+    axis.set_ylim(0, 100)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return _finish(figure, axis, title)
+
+
+def stability_plasticity(
+    sweeps: Mapping[str, Sequence[tuple[float, float, float]]],
+    *,
+    title: str | None = None,
+):
+    """Accuracy on the old periods against accuracy on the newest one, as a knob turns.
+
+    ``sweeps``: ``{label: [(knob value, old accuracy, new accuracy), ...]}`` (fractions), one
+    line per label, each point annotated with its knob value (EWC's lambda). Top right is
+    the goal: remember the old, learn the new.
+    """
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.0, 4.2))
+    for label, points in sweeps.items():
+        if not points:
+            raise ValueError(f"{label!r}: expected at least one (value, old, new) point")
+        values, old, new = np.asarray(points, dtype=np.float64).T
+        axis.plot(100 * new, 100 * old, marker="o", label=label)
+        for value, x, y in zip(values, 100 * new, 100 * old, strict=True):
+            axis.annotate(
+                f"{value:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7
+            )
+    axis.set_xlabel("accuracy on the newest period (%)")
+    axis.set_ylabel("mean accuracy on the older periods (%)")
+    axis.set_xlim(-3, 103)
+    axis.set_ylim(-3, 103)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    return _finish(figure, axis, title)
+
+
+# Chapter 6: industry cases ----------------------------------------------------------------------
+
+
+def event_timelines(
+    users: Mapping[str, Sequence[str]],
+    event_names: Sequence[str],
+    *,
+    session_starts: Mapping[str, Sequence[bool]] | None = None,
+    title: str | None = None,
+):
+    """Users' event sequences as rows of coloured squares, one colour per event type.
+
+    ``users``: ``{row label: the user's events in order}``; ``event_names``: every event type
+    (the legend, in this order). ``session_starts`` (optional): ``{row label: (events,)
+    bools}``, True for an event that starts a new session (after a long pause), drawn after a
+    black bar.
+    """
+    if not users:
+        raise ValueError("expected at least one user's events")
+    unknown = sorted({event for events in users.values() for event in events} - set(event_names))
+    if unknown:
+        raise ValueError(f"events {unknown} are not among event_names {list(event_names)}")
+    plt = _pyplot()
+    longest = max(len(events) for events in users.values())
+    figure, axis = plt.subplots(figsize=(min(2.5 + 0.28 * longest, 16.0), 0.9 + 0.5 * len(users)))
+    colors = plt.get_cmap("tab20").colors
+    color_of = {name: colors[index % len(colors)] for index, name in enumerate(event_names)}
+    for row, (label, events) in enumerate(users.items()):
+        starts = session_starts.get(label) if session_starts else None
+        if starts is not None and len(starts) != len(events):
+            raise ValueError(
+                f"{label!r}: expected one session-start flag per event ({len(events)}), "
+                f"got {len(starts)}"
+            )
+        for position, event in enumerate(events):
+            axis.add_patch(
+                plt.Rectangle((position, -row - 0.4), 0.9, 0.8, facecolor=color_of[event])
+            )
+            if starts is not None and starts[position] and position:
+                axis.plot([position - 0.05] * 2, [-row - 0.5, -row + 0.5], color="black", lw=2)
+    axis.set_xlim(-0.2, longest + 0.2)
+    axis.set_ylim(-len(users) + 0.4, 0.6)
+    axis.set_yticks([-row for row in range(len(users))], list(users))
+    axis.set_xlabel("event number")
+    for spine in ("top", "right", "left"):
+        axis.spines[spine].set_visible(False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=color_of[name]) for name in event_names]
+    axis.legend(
+        handles,
+        event_names,
+        fontsize=7,
+        ncol=min(len(event_names), 6),
+        loc="upper left",
+        bbox_to_anchor=(0.0, -0.25 if len(users) > 3 else -0.45),
+        frameon=False,
+    )
+    return _finish(figure, axis, title)
+
+
+def detection_curves(
+    labels: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    *,
+    operating_points: Mapping[str, Sequence[object]] | None = None,
+    point_names: Sequence[str] = (),
+    title: str | None = None,
+):
+    """Two panels for fraud detectors: the ROC curve (recall against the false-positive rate,
+    log scale) and the precision-recall curve, one line per detector.
+
+    ``labels``: 0/1 ``(n,)``; ``scores``: ``{detector: (n,) scores}``. ``operating_points``:
+    ``{detector: [points]}``, objects with ``recall``, ``false_positive_rate`` and
+    ``precision`` (fractions), drawn as markers on both panels (the k-th point of every
+    detector with the k-th marker, named by ``point_names``).
+    """
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    if not scores:
+        raise ValueError("expected at least one detector's scores")
+    plt = _pyplot()
+    figure, (roc, pr) = plt.subplots(1, 2, figsize=(11.0, 4.0))
+    markers = ("o", "s", "^", "D")
+    truth = np.asarray(labels)
+    for name, values in scores.items():
+        false_positive_rate, recall, _ = roc_curve(truth, np.asarray(values))
+        (line,) = roc.plot(false_positive_rate, recall, label=name)
+        precision, recall_pr, _ = precision_recall_curve(truth, np.asarray(values))
+        pr.plot(recall_pr, precision, color=line.get_color(), label=name)
+        for index, point in enumerate((operating_points or {}).get(name, ())):
+            style = {"color": line.get_color(), "marker": markers[index % len(markers)], "ms": 7}
+            roc.plot(point.false_positive_rate, point.recall, linestyle="none", **style)
+            pr.plot(point.recall, point.precision, linestyle="none", **style)
+    for index, point_name in enumerate(point_names):
+        pr.plot([], [], linestyle="none", color="grey", marker=markers[index], label=point_name)
+    roc.set_xscale("symlog", linthresh=1e-3)
+    roc.set_xlim(0, 1)
+    roc.set_xlabel("false-positive rate (share of legitimate users alerted)")
+    roc.set_ylabel("recall (share of frauds caught)")
+    pr.set_xlabel("recall")
+    pr.set_ylabel("precision (share of alerts that are fraud)")
+    for axis in (roc, pr):
+        axis.set_ylim(0, 1.02)
+        axis.grid(alpha=0.3, which="both")
+    roc.legend(fontsize=8, loc="lower right")
+    pr.legend(fontsize=8, loc="lower left")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def gain_by_mix(
+    shares: Sequence[float],
+    false_positive_change: Mapping[str, Sequence[float]],
+    recall_gain: Mapping[str, Sequence[float]],
+    *,
+    article: tuple[float, float] | None = None,
+    xlabel: str = "share of the frauds visible only in the order of events",
+    title: str | None = None,
+):
+    """How a detector's advantage over a baseline depends on the fraud mix: two panels against
+    ``shares`` (fractions), the change of false positives at a fixed recall (%) and the recall
+    gain at a fixed false-positive rate (percentage points), one line per comparison.
+    ``article``: (false-positive change, recall gain) drawn as dashed reference lines.
+    """
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11.0, 3.8))
+    x = 100 * np.asarray(shares, dtype=np.float64)
+    for axis, series in ((left, false_positive_change), (right, recall_gain)):
+        for name, values in series.items():
+            if len(values) != len(x):
+                raise ValueError(
+                    f"{name!r}: expected {len(x)} values (one per share), got {len(values)}"
+                )
+            axis.plot(x, values, marker="o", label=name)
+        axis.axhline(0, color="black", lw=0.8)
+        axis.set_xlabel(f"{xlabel} (%)")
+        axis.grid(alpha=0.3)
+    if article is not None:
+        left.axhline(article[0], color="crimson", ls="--", label=f"article: {article[0]:+g}%")
+        right.axhline(article[1], color="crimson", ls="--", label=f"article: {article[1]:+g}")
+    left.set_ylabel("change of false positives at equal recall (%)")
+    right.set_ylabel("recall gain at equal false-positive rate (pp)")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def diagnosis_examples(
+    images: np.ndarray,
+    notes: Sequence[str],
+    labels: Sequence[str],
+    *,
+    columns: int = 5,
+    title: str | None = None,
+):
+    """Records of a note and an image: each image with its diagnosis above and its note below.
+
+    ``images``: ``(n, side, side)`` or ``(n, 1, side, side)``; ``notes``, ``labels``: ``n``
+    strings.
+    """
+    import textwrap
+
+    images = np.asarray(images, dtype=np.float32)
+    images = images.reshape(len(images), images.shape[-2], images.shape[-1])
+    if not len(images) == len(notes) == len(labels):
+        raise ValueError(
+            f"expected one note and one label per image, got {len(images)} images, "
+            f"{len(notes)} notes, {len(labels)} labels"
+        )
+    rows = max(1, -(-len(images) // columns))
+    plt = _pyplot()
+    figure, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 3.2 * rows), squeeze=False)
+    low, high = np.percentile(images, [1, 99])
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index >= len(images):
+            continue
+        axis.imshow(images[index], cmap="gray", vmin=low, vmax=high)
+        axis.set_title(labels[index], fontsize=9)
+        axis.text(
+            0.5,
+            -0.05,
+            textwrap.fill(notes[index], 24),
+            transform=axis.transAxes,
+            ha="center",
+            va="top",
+            fontsize=7,
+            family="monospace",
+        )
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_by_class(
+    accuracies: Mapping[str, Mapping[str, float]],
+    *,
+    reference: float | None = None,
+    reference_label: str = "",
+    title: str | None = None,
+):
+    """Grouped bars: the accuracy (fraction) of several models on each class and overall.
+
+    ``accuracies``: ``{model: {class name: accuracy}}``, the same classes for every model (put
+    an ``"overall"`` entry last to show it); ``reference``: a dashed horizontal line (a
+    fraction), e.g. a figure quoted for the overall accuracy.
+    """
+    if not accuracies:
+        raise ValueError("expected at least one model's accuracies")
+    models = list(accuracies)
+    classes = list(accuracies[models[0]])
+    for model in models:
+        if list(accuracies[model]) != classes:
+            raise ValueError(
+                f"{model!r} has classes {list(accuracies[model])}, expected {classes} as for "
+                f"{models[0]!r}"
+            )
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(2.0 + 1.3 * len(classes), 3.8))
+    width = 0.8 / len(models)
+    positions = np.arange(len(classes))
+    for index, model in enumerate(models):
+        values = [100 * accuracies[model][name] for name in classes]
+        offset = (index - (len(models) - 1) / 2) * width
+        axis.bar(positions + offset, values, width, label=model)
+    if reference is not None:
+        axis.axhline(100 * reference, color="crimson", ls="--", label=reference_label or None)
+    axis.set_xticks(positions, classes, rotation=15)
+    axis.set_ylabel("accuracy (%)")
+    axis.set_ylim(0, 105)
+    axis.grid(alpha=0.3, axis="y")
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _finish(figure, axis, title)
+
+
+# Chapter 8: multimodal learning -----------------------------------------------------------------
+
+
+def similarity_matrices(
+    matrices: Mapping[str, np.ndarray],
+    *,
+    xlabel: str = "image",
+    ylabel: str = "caption",
+    title: str | None = None,
+):
+    """Side-by-side heatmaps of ``(captions, images)`` similarity matrices, one per name; a
+    bright diagonal means each caption is most similar to its own image."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(matrices), figsize=(3.6 * len(matrices), 3.4), squeeze=False)
+    for axis, (name, matrix) in zip(axes.flat, matrices.items(), strict=True):
+        shown = axis.imshow(np.asarray(matrix), cmap="viridis")
+        axis.set_title(name, fontsize=10)
+        axis.set_xlabel(xlabel)
+        axis.set_ylabel(ylabel)
+        figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def retrieval_results(
+    queries: Sequence[str], images: np.ndarray, relevant: np.ndarray, *, title: str | None = None
+):
+    """One row per text query: its top-ranked images ``(queries, k, side, side)``, left to right,
+    framed green where the image matches the query and red where it does not."""
+    images = np.asarray(images, dtype=np.float32)
+    rows, columns = images.shape[:2]
+    plt = _pyplot()
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(columns * 0.9 + 2.6, rows * 1.0), squeeze=False
+    )
+    for row in range(rows):
+        for column in range(columns):
+            axis = axes[row, column]
+            axis.imshow(
+                images[row, column].reshape(images.shape[-2], images.shape[-1]), cmap="gray_r"
+            )
+            axis.set_xticks([])
+            axis.set_yticks([])
+            color = "seagreen" if relevant[row][column] else "crimson"
+            for spine in axis.spines.values():
+                spine.set_color(color)
+                spine.set_linewidth(2.5)
+        axes[row, 0].set_ylabel(queries[row], rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure

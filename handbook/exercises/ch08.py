@@ -1,0 +1,203 @@
+"""Checks for the exercises of chapter 8, multimodal learning.
+
+Each check runs the learner's function on several inputs, edge cases included, and compares it
+with ``torch.nn.functional`` (cosine similarity, cross-entropy), scikit-learn
+(``top_k_accuracy_score``) or the tested reference in :mod:`handbook.multimodal`. Call them
+from the check cells: ``ch08.check_cosine_similarity_matrix(cosine_similarity_matrix)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from handbook.exercises.checks import Case, ExerciseResult, check_exercise, expect, expect_close
+
+# Exercise 8.1 ---------------------------------------------------------------------------------
+
+
+def check_cosine_similarity_matrix(
+    cosine_similarity_matrix: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+) -> ExerciseResult:
+    """Exercise 8.1: ``cosine_similarity_matrix(images, texts)``: ``(n, d)`` and ``(m, d)``
+    float tensors in, the ``(n, m)`` tensor of cosine similarities out, compared with
+    ``F.cosine_similarity``."""
+    generator = torch.Generator().manual_seed(81)
+
+    def case(description: str, images: torch.Tensor, texts: torch.Tensor) -> Case:
+        def run() -> None:
+            before = (images.clone(), texts.clone())
+            result = cosine_similarity_matrix(images, texts)
+            expected = F.cosine_similarity(images[:, None, :], texts[None, :, :], dim=2)
+            what = "cosine_similarity_matrix(images, texts)"
+            expect(isinstance(result, torch.Tensor), f"{what}: expected a torch.Tensor")
+            expect_close(result, expected, what, atol=1e-5)
+            expect(
+                torch.equal(images, before[0]) and torch.equal(texts, before[1]),
+                "the tensors passed in were modified; expected them unchanged",
+            )
+
+        return Case(description, run)
+
+    cases = [
+        case("unit vectors along the axes", torch.eye(3), torch.eye(3)[[2, 0]]),
+        case(
+            "vectors of very different lengths",
+            torch.tensor([[3.0, 4.0], [0.1, 0.0]]),
+            torch.tensor([[10.0, 0.0], [0.0, -2.0], [1.0, 1.0]]),
+        ),
+        case(
+            "3 images and 5 captions in 16 dimensions",
+            torch.randn(3, 16, generator=generator),
+            torch.randn(5, 16, generator=generator),
+        ),
+        case(
+            "one image, many captions",
+            torch.randn(1, 8, generator=generator),
+            torch.randn(40, 8, generator=generator) * 7,
+        ),
+        case(
+            "large values (no overflow expected)",
+            torch.randn(4, 6, generator=generator) * 1e4,
+            torch.randn(4, 6, generator=generator) * 1e4,
+        ),
+    ]
+    return check_exercise("8.1", "cosine-similarity matrix", cases)
+
+
+# Exercise 8.2 ---------------------------------------------------------------------------------
+
+
+def _reference_clip_loss(images: torch.Tensor, texts: torch.Tensor, temperature: float):
+    logits = F.normalize(images, dim=1) @ F.normalize(texts, dim=1).T / temperature
+    targets = torch.arange(len(images))
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def check_clip_loss(
+    clip_loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor],
+) -> ExerciseResult:
+    """Exercise 8.2: ``clip_loss(image_embeddings, text_embeddings, temperature)``: two
+    ``(batch, d)`` tensors whose row i belong together, and a positive temperature; a scalar
+    tensor out, the symmetric InfoNCE loss, compared with ``F.cross_entropy`` both ways and its
+    gradient checked."""
+    generator = torch.Generator().manual_seed(82)
+
+    def case(description: str, images: torch.Tensor, texts: torch.Tensor, temperature: float):
+        def run() -> None:
+            result = clip_loss(images, texts, temperature)
+            what = f"clip_loss(images, texts, temperature={temperature})"
+            expect(
+                isinstance(result, torch.Tensor) and result.dim() == 0,
+                f"{what}: expected a scalar tensor, got {type(result).__name__}"
+                + (f" of shape {tuple(result.shape)}" if isinstance(result, torch.Tensor) else ""),
+            )
+            expected = _reference_clip_loss(images, texts, temperature)
+            expect_close(result.detach(), expected, what, atol=1e-4, rtol=1e-4)
+
+        return Case(description, run)
+
+    def gradient_case() -> None:
+        images = torch.randn(5, 4, generator=generator)
+        texts = torch.randn(5, 4, generator=generator)
+        ours = images.clone().requires_grad_(True)
+        theirs = images.clone().requires_grad_(True)
+        result = clip_loss(ours, texts, 0.2)
+        expect(result.requires_grad, "the loss must keep its gradient (do not detach it)")
+        result.backward()
+        _reference_clip_loss(theirs, texts, 0.2).backward()
+        expect_close(ours.grad, theirs.grad, "the gradient with respect to the images", atol=1e-5)
+
+    cases = [
+        case(
+            "a batch of 4 in 8 dimensions, temperature 0.1",
+            torch.randn(4, 8, generator=generator),
+            torch.randn(4, 8, generator=generator),
+            0.1,
+        ),
+        case(
+            "image i confused with caption i+1 but not the other way round",
+            torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+            torch.eye(3),
+            0.5,
+        ),
+        case(
+            "embeddings of different lengths (the loss uses directions only)",
+            torch.randn(6, 5, generator=generator) * 30,
+            torch.randn(6, 5, generator=generator) * 0.01,
+            0.07,
+        ),
+        case(
+            "a batch of one (no negatives)",
+            torch.randn(1, 4, generator=generator),
+            torch.randn(1, 4, generator=generator),
+            0.1,
+        ),
+        case(
+            "temperature 1 on a batch of 32",
+            torch.randn(32, 16, generator=generator),
+            torch.randn(32, 16, generator=generator),
+            1.0,
+        ),
+        Case("the gradient matches the reference", gradient_case),
+    ]
+    return check_exercise("8.2", "symmetric InfoNCE loss", cases)
+
+
+# Exercise 8.3 ---------------------------------------------------------------------------------
+
+
+def check_recall_at_k(
+    recall_at_k: Callable[[torch.Tensor, int], float],
+) -> ExerciseResult:
+    """Exercise 8.3: ``recall_at_k(similarity, k)``: a ``(queries, items)`` tensor whose item i
+    is query i's answer; a float, the fraction of queries whose answer is among their k
+    best-scored items, compared with ``sklearn.metrics.top_k_accuracy_score``."""
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import top_k_accuracy_score
+
+    rng = np.random.default_rng(83)
+
+    def case(description: str, similarity: np.ndarray, k: int) -> Case:
+        def run() -> None:
+            tensor = torch.from_numpy(similarity.astype(np.float32))
+            result = recall_at_k(tensor.clone(), k)
+            what = f"recall_at_k(similarity, k={k})"
+            expect(
+                isinstance(result, (float, np.floating)),
+                f"{what}: expected a float, got {type(result).__name__}",
+            )
+            size = len(similarity)
+            with warnings.catch_warnings():  # k = size is a legitimate edge case here
+                warnings.simplefilter("ignore", UndefinedMetricWarning)
+                expected = top_k_accuracy_score(
+                    np.arange(size), similarity, k=k, labels=np.arange(size)
+                )
+            expect(
+                expected == 0 or not np.isclose(result, 100 * expected),
+                f"{what}: expected a fraction ({expected:.4g}), got {result:.4g} (a percentage?)",
+            )
+            expect_close(result, expected, what, atol=1e-9)
+
+        return Case(description, run)
+
+    hits_only_on_rows = np.eye(4) + 0.5 * np.array(
+        [[0, 0, 0, 0], [2, 0, 0, 0], [3, 3, 0, 0], [0, 0, 0, 0]]
+    )
+    cases = [
+        case("a perfect ranking, k=1", np.eye(5) + 0.01 * rng.random((5, 5)), 1),
+        case("a random 20 x 20 matrix, k=1", rng.normal(size=(20, 20)), 1),
+        case("a random 20 x 20 matrix, k=5", rng.normal(size=(20, 20)), 5),
+        case(
+            "answers ranked second or third, k=1 and the rows differ from the columns",
+            hits_only_on_rows,
+            1,
+        ),
+        case("the same, k=2", hits_only_on_rows, 2),
+        case("k equal to the number of items", rng.normal(size=(6, 6)), 6),
+    ]
+    return check_exercise("8.3", "recall@k", cases)
