@@ -371,15 +371,22 @@ def train_fraud_model(
     learning-rate decay, cross-entropy) on the CPU; returns it in evaluation mode."""
     train.set_seed(seed)
     model = FraudSequenceClassifier(hidden_size=hidden_size)
-    loader = train.make_loader(
-        sequences.events,
-        sequences.gaps,
-        sequences.lengths,
-        sequences.labels,
-        batch_size=batch_size,
-        shuffle=True,
-        seed=seed,
-    )
+    tensors = (sequences.events, sequences.gaps, sequences.lengths, sequences.labels)
+    return _fit_on_cpu(model, tensors, epochs, batch_size, learning_rate, seed, description)
+
+
+def _fit_on_cpu(
+    model: nn.Module,
+    tensors: tuple[torch.Tensor, ...],
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    description: str,
+) -> nn.Module:
+    """The recipe both case models train with: AdamW (weight decay 1e-4) and cosine decay over
+    ``epochs``, through :func:`handbook.train.fit`; ``tensors`` are ``(*inputs, labels)``."""
+    loader = train.make_loader(*tensors, batch_size=batch_size, shuffle=True, seed=seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     train.fit(
@@ -856,27 +863,9 @@ def train_diagnosis_model(
     the CPU; returns it in evaluation mode."""
     train.set_seed(seed)
     model = DiagnosisModel(vocabulary_size, modalities=modalities, side=records.images.shape[-1])
-    loader = train.make_loader(
-        records.tokens,
-        records.lengths,
-        records.images,
-        records.labels,
-        batch_size=batch_size,
-        shuffle=True,
-        seed=seed,
-    )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    train.fit(
-        model,
-        loader,
-        epochs=epochs,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        device="cpu",
-        description=description or " + ".join(model.modalities),
-    )
-    return model.eval()
+    tensors = (records.tokens, records.lengths, records.images, records.labels)
+    description = description or " + ".join(model.modalities)
+    return _fit_on_cpu(model, tensors, epochs, batch_size, learning_rate, seed, description)
 
 
 @torch.no_grad()
