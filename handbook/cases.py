@@ -406,15 +406,20 @@ def fraud_probabilities(
     model: nn.Module, sequences: EventSequences, batch_size: int = 1024
 ) -> np.ndarray:
     """``P(fraud)`` for each user, ``(n,)`` floats in [0, 1]."""
+    inputs = (sequences.events, sequences.gaps, sequences.lengths)
+    return _class_probabilities(model, inputs, batch_size)[:, 1]
+
+
+@torch.no_grad()
+def _class_probabilities(
+    model: nn.Module, inputs: tuple[torch.Tensor, ...], batch_size: int
+) -> np.ndarray:
+    """Softmax of ``model(*inputs)`` computed ``batch_size`` rows at a time, ``(n, classes)``
+    float64; ``inputs`` are aligned tensors whose first dimension is the example."""
     model.eval()
     chunks = [
-        torch.softmax(model(events, gaps, lengths), dim=-1)[:, 1]
-        for events, gaps, lengths in zip(
-            sequences.events.split(batch_size),
-            sequences.gaps.split(batch_size),
-            sequences.lengths.split(batch_size),
-            strict=True,
-        )
+        torch.softmax(model(*batch), dim=-1)
+        for batch in zip(*(tensor.split(batch_size) for tensor in inputs), strict=True)
     ]
     return torch.cat(chunks).numpy().astype(np.float64)
 
@@ -873,17 +878,9 @@ def diagnosis_probabilities(
     model: nn.Module, records: DiagnosisRecords, batch_size: int = 1024
 ) -> np.ndarray:
     """Class probabilities ``(n, classes)`` for every record."""
-    model.eval()
-    chunks = [
-        torch.softmax(model(tokens, lengths, images), dim=-1)
-        for tokens, lengths, images in zip(
-            records.tokens.split(batch_size),
-            records.lengths.split(batch_size),
-            records.images.split(batch_size),
-            strict=True,
-        )
-    ]
-    return torch.cat(chunks).numpy().astype(np.float64)
+    return _class_probabilities(
+        model, (records.tokens, records.lengths, records.images), batch_size
+    )
 
 
 def late_fusion(

@@ -23,6 +23,22 @@ def isolated_ledger(tmp_path, monkeypatch):
     return folder
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One thread for torch and for scikit-learn's OpenMP/BLAS pools, for a module of tiny
+    models: on a shared 2-core CPU, threads waiting for each other cost far more than they bring
+    (a hiring-model epoch took 0.02 s on one thread, 1 s on two). A module opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(threads)
+
+
 def pytest_generate_tests(metafunc):
     """Parametrize the shared exercise-check tests (tests/exercise_harness.py) per chapter."""
     from exercise_harness import mistake_id, mistake_rows

@@ -7,19 +7,13 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import cross_val_predict
-from threadpoolctl import threadpool_limits
 
 from handbook import datasets
 
 TAKEOVER = ("login_new_device", "change_password", "buy_high_value")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """scikit-learn's OpenMP and BLAS threads spin while they wait for a busy CPU; the models
-    here are small enough for one."""
-    with threadpool_limits(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

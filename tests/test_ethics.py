@@ -19,15 +19,7 @@ from torch.nn import functional as F
 from handbook import datasets, ethics, plots, train
 from handbook.digits import SmallCNN
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These models are tiny: on a shared CPU, two threads waiting for each other cost far more
-    than they bring (measured: a hiring-model epoch 0.02 s on one thread, 1 s on two)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Fairness metrics against fairlearn -------------------------------------------------------------

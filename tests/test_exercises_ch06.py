@@ -19,15 +19,7 @@ from handbook import config
 from handbook.exercises import ch06
 from handbook.exercises.checks import ExerciseFailed
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The checks run tiny tensors: on a shared CPU two threads waiting for each other cost
-    more than they bring."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def stub(*arguments: object) -> object:

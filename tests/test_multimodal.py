@@ -13,13 +13,7 @@ from torch.nn import functional as F
 
 from handbook import multimodal
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference_info_nce(logits: torch.Tensor) -> torch.Tensor:
