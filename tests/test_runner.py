@@ -60,5 +60,6 @@ def test_cli_run_reports_failure_with_exit_status(tmp_path, monkeypatch, capsys)
     assert not (tmp_path / "_build" / "site" / "notebooks" / "good.ipynb").exists()
     assert cli.main(["run", "--smoke", str(good), str(bad)]) == 1
     captured = capsys.readouterr()
-    assert "1/2 notebooks ran" in captured.out
+    assert "1/2 notebooks ok (1 cached, 1 executed)" in captured.out
+    assert "good.ipynb ... cached" in captured.out
     assert "ZeroDivisionError" in captured.err

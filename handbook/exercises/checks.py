@@ -12,6 +12,8 @@ What happens next depends on the environment (names in :mod:`handbook.config`):
   reads it back, see :mod:`handbook.exercises.grading`).
 - ``HANDBOOK_EXERCISES_STRICT=1`` (the test suite running the source notebooks): anything but
   "passed" raises :class:`ExerciseFailed`, so a wrong reference solution fails the build.
+  ``HANDBOOK_EXERCISES_EXPECT="not done"`` (the student edition under nbval): anything but "not
+  done" raises, so a solution left in the student edition fails the build.
   Otherwise a check never raises: a learner's notebook always runs to the end.
 
 A case's ``run`` raises ``AssertionError`` with a readable message when the learner's answer is
@@ -150,8 +152,10 @@ def check_exercise(exercise_id: str, title: str, cases: Sequence[Case]) -> Exerc
     result = _run_cases(exercise_id, title, cases)
     print(result.report(), flush=True)
     _append_to_grade_file(result)
-    if config.strict_exercises() and not result.ok:
-        raise ExerciseFailed(result.report())
+    expected = config.expected_exercise_status()
+    if expected is not None and result.status != expected:
+        hint = "" if expected == PASSED else f"\n(expected {expected!r} here: a student edition)"
+        raise ExerciseFailed(result.report() + hint)
     return result
 
 
