@@ -15,9 +15,7 @@ from handbook import cache, cli, config, runner
 
 ROOT = config.project_root()
 CHAPTERS = runner.chapter_notebooks()
-ENVIRONMENT = runner.key_environment(
-    runner.notebook_environment(smoke=True, strict_exercises=True)
-)
+ENVIRONMENT = runner.key_environment(runner.notebook_environment(smoke=True, strict_exercises=True))
 
 
 def _chapters_using(relative_module: str) -> set[str]:
@@ -100,7 +98,9 @@ def test_a_changed_package_version_or_mode_invalidates_the_key(monkeypatch):
 
     def newer_torch(names):
         versions = real_versions(names)
-        return {**versions, "torch": versions["torch"] + ".post1"} if "torch" in versions else versions
+        if "torch" in versions:
+            versions["torch"] += ".post1"
+        return versions
 
     monkeypatch.setattr(cache, "package_versions", newer_torch)
     upgraded = cache.key_components(chapter, environment=ENVIRONMENT, package_root=ROOT)
@@ -133,7 +133,8 @@ PACKAGE_FILES = {
     "__init__.py": "from handbook.config import smoke_mode\n",
     "config.py": "def smoke_mode():\n    return False\n",
     "figures/__init__.py": (
-        "from handbook.figures.alpha import draw_alpha\nfrom handbook.figures.beta import draw_beta\n"
+        "from handbook.figures.alpha import draw_alpha\n"
+        "from handbook.figures.beta import draw_beta\n"
     ),
     "figures/style.py": "def pyplot():\n    return None\n",
     "figures/alpha.py": "from .style import pyplot\n\ndef draw_alpha():\n    return pyplot()\n",

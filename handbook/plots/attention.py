@@ -112,7 +112,18 @@ def scaling_plot(rows: Sequence[Mapping], *, title: str | None = None):
         axis.set_xlabel("sequence length L (tokens)")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3, which="both")
-        axis.legend(fontsize=8)
+        if axis.lines:
+            axis.legend(fontsize=8)
+        else:  # e.g. memory growth below what the measurement resolves at smoke sizes
+            axis.text(
+                0.5,
+                0.5,
+                "nothing measurable at these sizes",
+                ha="center",
+                va="center",
+                transform=axis.transAxes,
+                color="0.4",
+            )
     if title:
         figure.suptitle(title)
     figure.tight_layout()
