@@ -31,6 +31,7 @@ BENCHMARK_MODULES = [
     "handbook.ethics",
     "handbook.continual",
     "handbook.serve.loadtest",
+    "handbook.runner",
 ]
 
 #: What the staged book source holds besides the executed notebooks.

@@ -320,3 +320,77 @@ def run_notebooks(
                 notebook, reason, components = futures[future]
                 runs[notebook] = finish(future.result(), reason, components, started_line=False)
     return [runs[notebook] for notebook in notebooks]
+
+
+# The cache's own benchmark ------------------------------------------------------------------------
+
+#: What a scratch copy of the book needs to build: sources, configuration, the package.
+_BOOK_TREE = ("handbook", "notebooks", "book", "_config.yml", "_toc.yml", "references.bib")
+
+
+def _copy_book(target: Path) -> Path:
+    import shutil
+
+    root = config.project_root()
+    for name in _BOOK_TREE:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def _timed_book_build(root: Path, *options: str) -> float:
+    """Seconds for ``python -m handbook book --smoke`` in the scratch copy ``root``."""
+    import subprocess
+
+    environment = {**os.environ, "PYTHONPATH": str(root), config.BUILD_ENV: "_build/smoke"}
+    environment.pop(config.LEDGER_ENV, None)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "handbook", "book", "--smoke", *options],
+        cwd=root,
+        env=environment,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def _append_to_markdown_cell(notebook: Path, text: str) -> None:
+    import nbformat
+
+    content = nbformat.read(notebook, as_version=4)
+    cell = next(cell for cell in content.cells if cell.cell_type == "markdown")
+    cell.source += text
+    nbformat.write(content, notebook)
+
+
+def benchmarks(smoke: bool = False) -> list:
+    """The execution cache, measured: a smoke-mode build of the whole book (every chapter
+    executed, then the site) against the same build with nothing changed, after editing one
+    chapter's markdown, and after editing ``handbook/multimodal.py`` (chapter 8's module).
+
+    Each build runs once, one after the other in a scratch copy of the book, so the ratios come
+    from one run; ``smoke`` changes nothing (the builds are smoke builds already).
+    """
+    import tempfile
+
+    from handbook import bench
+
+    with tempfile.TemporaryDirectory(prefix="handbook-cache-bench-") as scratch:
+        root = _copy_book(Path(scratch))
+        seconds = {"every chapter executed (--force)": _timed_book_build(root, "--force")}
+        seconds["nothing changed"] = _timed_book_build(root)
+        _append_to_markdown_cell(root / "notebooks" / "08_multimodal.ipynb", "\n\nAn edit.")
+        seconds["chapter 8's markdown edited"] = _timed_book_build(root)
+        module = root / "handbook" / "multimodal.py"
+        module.write_text(module.read_text() + "\n# an edit\n")
+        seconds["handbook/multimodal.py edited"] = _timed_book_build(root)
+    full = seconds["every chapter executed (--force)"]
+    group = "runner: smoke book rebuild"
+    return [
+        bench.Measurement(group, variant, value * 1000.0, full / value, None, "one build each")
+        for variant, value in seconds.items()
+    ]
