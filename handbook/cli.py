@@ -291,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="grade students' notebooks: each solution cell in a sandbox, scored by the grader",
     )
     grade.add_argument(
-        "submissions", nargs="+", help="notebooks, or folders of them (one file or folder per student)"
+        "submissions",
+        nargs="+",
+        help="notebooks, or folders of them (one file or folder per student)",
     )
     grade.add_argument("--out", default="grades", help="output folder (default: grades)")
     grade.add_argument("--csv", help="where to write the score table (default: OUT/grades.csv)")

@@ -113,16 +113,16 @@ def attacks(tmp_path_factory) -> dict:
     stolen = grader_home / "stolen.txt"
     escape = (
         "import os, socket\n"
-        "for target in (%r, %r):\n"
+        f"for target in ({str(honest)!r}, {str(stolen)!r}):\n"
         "    try:\n"
         "        with open(target, 'w') as handle:\n"
         "            handle.write('overwritten')\n"
         "    except OSError:\n"
         "        pass\n"
         "try:\n"
-        "    socket.create_connection(('127.0.0.1', %d), timeout=2).sendall(b'escaped')\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'escaped')\n"
         "except OSError:\n"
-        "    pass\n" % (str(honest), str(stolen), port)
+        "    pass\n"
     ) + DOUBLE
     forged = (
         "import json, os\n"
@@ -149,11 +149,17 @@ def attacks(tmp_path_factory) -> dict:
         "renamed_tag.ipynb": notebook([(DOUBLE, "9.7"), (TOTAL, "9.2")]),
         "deleted_checks.ipynb": notebook([(DOUBLE, "9.1"), (TOTAL, "9.2")]),
         "needs_earlier_cell.ipynb": notebook(
-            [("import numpy as np", None), (DOUBLE, "9.1"), ("def total(a):\n    return float(np.sum(a))", "9.2")]
+            [
+                ("import numpy as np", None),
+                (DOUBLE, "9.1"),
+                ("def total(a):\n    return float(np.sum(a))", "9.2"),
+            ]
         ),
         "infinite_loop.ipynb": with_checks("def double(x):\n    while True:\n        pass\n"),
         "fork_bomb.ipynb": with_checks("import os\nwhile True:\n    os.fork()\n" + DOUBLE),
-        "allocates_50gb.ipynb": with_checks("import numpy as np\nx = np.ones(50 * 2**30 // 8)\n" + DOUBLE),
+        "allocates_50gb.ipynb": with_checks(
+            "import numpy as np\nx = np.ones(50 * 2**30 // 8)\n" + DOUBLE
+        ),
         "prints_1gb.ipynb": with_checks("for _ in range(1024):\n    print('x' * 2**20)\n" + DOUBLE),
         "writes_10gb.ipynb": with_checks(
             "with open('big.bin', 'wb') as handle:\n"
@@ -190,7 +196,11 @@ def attacks(tmp_path_factory) -> dict:
         patch.setenv("HOME", str(grader_home))
         patch.setenv(config.STRICT_EXERCISES_ENV, "1")
         grades = grading.grade_class(
-            [submissions], out_dir=out, exercises=EXERCISES, limits=LIMITS, jobs=2,
+            [submissions],
+            out_dir=out,
+            exercises=EXERCISES,
+            limits=LIMITS,
+            jobs=2,
             stream=Collect(),
         )
     listener.settimeout(0.5)
@@ -218,7 +228,11 @@ def statuses(grade: grading.SubmissionGrade) -> dict[str, str]:
 def test_an_honest_submission_passes_and_a_stub_is_not_done(attacks) -> None:
     grades = attacks["grades"]
     assert statuses(grades["honest"]) == {"9.1": "passed", "9.2": "passed"}
-    assert (grades["honest"].score, grades["honest"].out_of, grades["honest"].problems) == (2, 2, [])
+    assert (grades["honest"].score, grades["honest"].out_of, grades["honest"].problems) == (
+        2,
+        2,
+        [],
+    )
     assert statuses(grades["stub"]) == {"9.1": "not done", "9.2": "passed"}
     assert statuses(grades["deleted_checks"]) == {"9.1": "passed", "9.2": "passed"}
 
@@ -249,9 +263,10 @@ def test_files_that_are_not_this_chapters_notebooks_get_a_reason(attacks) -> Non
 def test_tag_problems_cost_only_their_exercise(attacks) -> None:
     grades = attacks["grades"]
     assert statuses(grades["duplicated_tag"]) == {"9.1": "error", "9.2": "passed"}
-    assert "exercise-9.1 is tagged on cells 1, 2; expected exactly one cell" in grades[
-        "duplicated_tag"
-    ].problems[0]
+    assert (
+        "exercise-9.1 is tagged on cells 1, 2; expected exactly one cell"
+        in grades["duplicated_tag"].problems[0]
+    )
     assert statuses(grades["renamed_tag"]) == {"9.1": "error", "9.2": "passed"}
     assert "no cell is tagged exercise-9.1" in " ".join(grades["renamed_tag"].problems)
     assert "tags of unknown exercises ignored: 9.7" in grades["renamed_tag"].problems
@@ -267,8 +282,11 @@ def test_a_cell_that_needs_an_earlier_cell_is_told_so(attacks) -> None:
     ("name", "reason"),
     [
         ("infinite_loop", r"(CPU time limit 2 s|time limit 20 s) exceeded in cell 2"),
-        ("fork_bomb", r"(process limit \(32 processes\) reached|CPU time limit 2 s exceeded|"
-         r"time limit 20 s exceeded) in cell 2"),
+        (
+            "fork_bomb",
+            r"(process limit \(32 processes\) reached|CPU time limit 2 s exceeded|"
+            r"time limit 20 s exceeded) in cell 2",
+        ),
         ("allocates_50gb", r"memory limit 256 MiB exceeded in cell 2"),
         ("prints_1gb", r"file size limit 8 MiB exceeded in cell 2"),
         ("writes_10gb", r"file size limit 8 MiB exceeded in cell 2"),
@@ -283,7 +301,9 @@ def test_a_broken_limit_is_the_reason_and_the_other_exercise_is_still_graded(
     grade = attacks["grades"][name]
     assert statuses(grade) == {"9.1": "error", "9.2": "passed"}, grade.results
     assert re.search(reason, grade.problems[0]), grade.problems
-    row = next(line for line in attacks["printed"].splitlines() if line.startswith(f"{name}.ipynb:"))
+    row = next(
+        line for line in attacks["printed"].splitlines() if line.startswith(f"{name}.ipynb:")
+    )
     assert re.search(reason, row)
 
 
@@ -307,8 +327,12 @@ def test_the_csv_and_the_feedback_files_hold_every_row(attacks) -> None:
         rows = {row["submission"]: row for row in csv.DictReader(handle)}
     assert len(rows) == len(attacks["originals"])
     assert rows["honest.ipynb"] | {} == {
-        "submission": "honest.ipynb", "9.1": "passed", "9.2": "passed", "score": "2",
-        "out_of": "2", "reason": "",
+        "submission": "honest.ipynb",
+        "9.1": "passed",
+        "9.2": "passed",
+        "score": "2",
+        "out_of": "2",
+        "reason": "",
     }
     assert "memory limit 256 MiB exceeded in cell 2" in rows["allocates_50gb.ipynb"]["reason"]
     feedback = (out / "feedback" / "changes_its_input.md").read_text(encoding="utf-8")
@@ -334,7 +358,10 @@ def test_a_rerun_resumes_without_grading_again(attacks, monkeypatch, tmp_path) -
             """Nothing is buffered."""
 
     grades = grading.grade_class(
-        [attacks["submissions"]], out_dir=attacks["out"], exercises=EXERCISES, limits=LIMITS,
+        [attacks["submissions"]],
+        out_dir=attacks["out"],
+        exercises=EXERCISES,
+        limits=LIMITS,
         stream=Collect(),
     )
     assert f"{len(attacks['originals'])} submission(s) already graded" in "".join(printed)
@@ -392,7 +419,9 @@ def test_a_real_chapter_0_solution_is_graded_full_marks(tmp_path) -> None:
     solved.parent.mkdir(parents=True)
     solved.write_bytes(source.read_bytes())
     with open(os.devnull, "w", encoding="utf-8") as quiet:
-        grades = grading.grade_class([tmp_path / "class"], out_dir=tmp_path / "grades", stream=quiet)
+        grades = grading.grade_class(
+            [tmp_path / "class"], out_dir=tmp_path / "grades", stream=quiet
+        )
     assert [(grade.label, grade.score, grade.out_of) for grade in grades] == [
         ("alice/00_digits.ipynb", 0, 3),
         ("bob/00_digits.ipynb", 3, 3),

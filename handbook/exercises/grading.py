@@ -69,7 +69,7 @@ class ExerciseCheck:
         return getattr(importlib.import_module(module), function)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chapter_checks(chapter: int) -> tuple[ExerciseCheck, ...]:
     """The exercises of ``chapter`` in order, read from the book's source notebook.
 
@@ -175,9 +175,7 @@ def read_cells(data: bytes, exercises: Sequence[ExerciseCheck]) -> _Cells:
         notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as error:  # nbformat raises many kinds; all mean the same thing here
         first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-        raise ValueError(
-            f"not a Jupyter notebook ({type(error).__name__}: {first})"
-        ) from error
+        raise ValueError(f"not a Jupyter notebook ({type(error).__name__}: {first})") from error
     wanted = [exercise.exercise_id for exercise in exercises]
     tagged: dict[str, list[int]] = {}
     for number, cell in enumerate(notebook.cells, start=1):
@@ -262,8 +260,9 @@ def grade_submission(
         cells = read_cells(data, exercises)
     except ValueError as error:
         results = [_unreached(exercise.exercise_id, str(error)) for exercise in exercises]
-        return SubmissionGrade(label, digest, results, error=str(error),
-                               seconds=time.monotonic() - started)
+        return SubmissionGrade(
+            label, digest, results, error=str(error), seconds=time.monotonic() - started
+        )
     grade = SubmissionGrade(label, digest, [], problems=list(cells.notes))
     notebook_deadline = started + limits.notebook_seconds
     preload = imported_modules([source for _, source in cells.found.values()])
@@ -282,8 +281,9 @@ def grade_submission(
                 grade.results.append(_unreached(exercise_id, message))
             else:
                 number, source = cells.found[exercise_id]
-                result, problem = _grade_cell(box, exercise, number, source, limits,
-                                              notebook_deadline)
+                result, problem = _grade_cell(
+                    box, exercise, number, source, limits, notebook_deadline
+                )
                 grade.results.append(result)
                 if problem:
                     grade.problems.append(problem)
@@ -409,7 +409,8 @@ def collect_submissions(paths: Sequence[Path]) -> list[Path]:
         if path.is_dir():
             files.extend(
                 sorted(
-                    item for item in path.rglob("*")
+                    item
+                    for item in path.rglob("*")
                     if item.is_file()
                     and not any(part.startswith(".") for part in item.relative_to(path).parts)
                 )
@@ -456,8 +457,11 @@ def infer_chapter(files: Sequence[Path]) -> int:
 
 
 def _settings_key(exercises: Sequence[ExerciseCheck], limits: sandbox.Limits) -> str:
-    settings = {"version": GRADER_VERSION, "exercises": [asdict(item) for item in exercises],
-                "limits": limits.to_json()}
+    settings = {
+        "version": GRADER_VERSION,
+        "exercises": [asdict(item) for item in exercises],
+        "limits": limits.to_json(),
+    }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -467,12 +471,19 @@ def _store_path(store: Path, path: Path, settings: str) -> Path:
 
 
 def _grade_into_store(
-    path: str, label: str, exercises: tuple[ExerciseCheck, ...], limits: dict,
-    protected: tuple[str, ...], destination: str,
+    path: str,
+    label: str,
+    exercises: tuple[ExerciseCheck, ...],
+    limits: dict,
+    protected: tuple[str, ...],
+    destination: str,
 ) -> str:
     """Grade one submission and write its result as JSON (a pool task returns only the path)."""
     grade = grade_submission(
-        Path(path), label=label, exercises=exercises, limits=sandbox.Limits(**limits),
+        Path(path),
+        label=label,
+        exercises=exercises,
+        limits=sandbox.Limits(**limits),
         protected=[Path(item) for item in protected],
     )
     target = Path(destination)
@@ -517,25 +528,41 @@ def grade_class(
     targets = [_store_path(store, file, settings) for file in files]
     todo = [index for index, target in enumerate(targets) if not target.is_file()]
     if len(todo) < len(files):
-        print(f"{len(files) - len(todo)} submission(s) already graded in {store}; reusing them",
-              file=stream, flush=True)
+        print(
+            f"{len(files) - len(todo)} submission(s) already graded in {store}; reusing them",
+            file=stream,
+            flush=True,
+        )
     arguments = [
-        (str(files[index]), labels[index], exercises, limits.to_json(), protected,
-         str(targets[index]))
+        (
+            str(files[index]),
+            labels[index],
+            exercises,
+            limits.to_json(),
+            protected,
+            str(targets[index]),
+        )
         for index in todo
     ]
     for done, (index, _) in enumerate(_run_tasks(arguments, todo, jobs), start=1):
         grade = _load(targets[index], labels[index])
-        print(f"[{done}/{len(todo)}] {grade.label}: {grade.score}/{grade.out_of} in "
-              f"{grade.seconds:.1f} s", file=stream, flush=True)
+        print(
+            f"[{done}/{len(todo)}] {grade.label}: {grade.score}/{grade.out_of} in "
+            f"{grade.seconds:.1f} s",
+            file=stream,
+            flush=True,
+        )
     grades = [_load(target, label) for target, label in zip(targets, labels, strict=True)]
     csv_path = Path(csv_path) if csv_path else out_dir / "grades.csv"
     print(file=stream)
     print(format_table(grades), file=stream)
     write_csv(grades, csv_path)
     feedback = write_feedback(grades, out_dir / "feedback")
-    print(f"\nwrote {csv_path} and {len(feedback)} feedback file(s) in {out_dir / 'feedback'}",
-          file=stream, flush=True)
+    print(
+        f"\nwrote {csv_path} and {len(feedback)} feedback file(s) in {out_dir / 'feedback'}",
+        file=stream,
+        flush=True,
+    )
     return grades
 
 
@@ -545,8 +572,10 @@ def _run_tasks(arguments: list[tuple], todo: list[int], jobs: int) -> Iterator[t
             yield index, _grade_into_store(*task)
         return
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_grade_into_store, *task): index
-                   for index, task in zip(todo, arguments, strict=True)}
+        futures = {
+            pool.submit(_grade_into_store, *task): index
+            for index, task in zip(todo, arguments, strict=True)
+        }
         for future in as_completed(futures):
             yield futures[future], future.result()
 
@@ -623,8 +652,12 @@ def write_csv(grades: Sequence[SubmissionGrade], csv_path: Path) -> Path:
 def feedback_text(grade: SubmissionGrade) -> str:
     """What a student reads: each exercise's verdict and every failing case with what was
     expected (the checks' messages name expected values, never the solution)."""
-    lines = [f"# Feedback on {grade.label}", "",
-             f"Score: {grade.score} of {grade.out_of} exercises passed.", ""]
+    lines = [
+        f"# Feedback on {grade.label}",
+        "",
+        f"Score: {grade.score} of {grade.out_of} exercises passed.",
+        "",
+    ]
     if grade.error:
         lines += [f"Your notebook could not be graded: {grade.error}", ""]
     for result in grade.results:

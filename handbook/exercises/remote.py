@@ -53,8 +53,15 @@ _HEADER = struct.Struct(">Q")
 #: ``torch.nn`` layers a module argument may be built from: name -> constructor attributes.
 MODULE_LAYERS: dict[str, tuple[str, ...]] = {
     "Linear": ("in_features", "out_features"),
-    "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
-               "groups"),
+    "Conv2d": (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+    ),
     "Flatten": ("start_dim", "end_dim"),
     "Sequential": (),
     "ReLU": (),
@@ -118,9 +125,11 @@ def _from_npy(text: str) -> np.ndarray:
 
 
 def _is_stream(value: object) -> bool:
-    return callable(getattr(value, "remaining", None)) and callable(
-        getattr(value, "advance", None)
-    ) and isinstance(value, Iterator)
+    return (
+        callable(getattr(value, "remaining", None))
+        and callable(getattr(value, "advance", None))
+        and isinstance(value, Iterator)
+    )
 
 
 class _Stream:
@@ -162,7 +171,10 @@ class Codec:
             kind = {list: "list", set: "set", frozenset: "frozenset"}.get(type(value), "tuple")
             return {"$": kind, "items": [self.encode(item) for item in value]}
         if isinstance(value, dict):
-            return {"$": "dict", "items": [[self.encode(k), self.encode(v)] for k, v in value.items()]}
+            return {
+                "$": "dict",
+                "items": [[self.encode(k), self.encode(v)] for k, v in value.items()],
+            }
         if isinstance(value, (bytes, bytearray)):
             return {"$": "bytes", "b64": base64.b64encode(bytes(value)).decode("ascii")}
         if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.hasobject:
@@ -195,8 +207,12 @@ class Codec:
         dtype = str(detached.dtype).removeprefix("torch.")
         if detached.dtype == torch.bfloat16:
             detached = detached.float()
-        record = {"$": "tensor", "npy": _npy(detached.resolve_conj().numpy()), "dtype": dtype,
-                  "requires_grad": bool(tensor.requires_grad)}
+        record = {
+            "$": "tensor",
+            "npy": _npy(detached.resolve_conj().numpy()),
+            "dtype": dtype,
+            "requires_grad": bool(tensor.requires_grad),
+        }
         if tensor.requires_grad:
             self.grad_inputs.append(tensor)
         return record
@@ -214,8 +230,10 @@ class Codec:
             "config": config,
             "children": [self._encode_module(child) for child in module.children()],
             "training": module.training,
-            "state": {name: self.encode(value.detach()) for name, value in
-                      module.state_dict(keep_vars=False).items()},
+            "state": {
+                name: self.encode(value.detach())
+                for name, value in module.state_dict(keep_vars=False).items()
+            },
         }
 
     # decoding ------------------------------------------------------------------------------
@@ -245,7 +263,9 @@ class Codec:
             return self._decode_tensor(data)
         if kind == "torch_dtype":
             dtype = getattr(_torch(), str(data["name"]), None)
-            return dtype if isinstance(dtype, _torch().dtype) else Opaque("dtype", str(data["name"]))
+            return (
+                dtype if isinstance(dtype, _torch().dtype) else Opaque("dtype", str(data["name"]))
+            )
         if kind == "rng":
             return _decode_rng(self.decode(data["state"]))
         if kind == "stream":
@@ -350,8 +370,12 @@ def _after_call_state(codec: Codec, value: object) -> Any:
     if isinstance(value, _Stream):
         return {"$": "stream_read", "read": value.read}
     if _is_module(value):
-        return {"$": "module_state", "state": {name: codec.encode(tensor.detach()) for name, tensor
-                                               in value.state_dict().items()}}
+        return {
+            "$": "module_state",
+            "state": {
+                name: codec.encode(tensor.detach()) for name, tensor in value.state_dict().items()
+            },
+        }
     return codec.encode(value)
 
 
@@ -366,7 +390,9 @@ class Peer:
     learner's functions, on the worker) to callables.
     """
 
-    def __init__(self, sock: socket.socket, side: str, *, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES):
+    def __init__(
+        self, sock: socket.socket, side: str, *, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    ):
         self.sock = sock
         self.side = side
         self.max_frame_bytes = max_frame_bytes
@@ -432,7 +458,7 @@ class Peer:
     # handles -------------------------------------------------------------------------------
 
     def register(self, value: object) -> int:
-        """A handle the other side can use to call ``value`` (the same handle for the same object)."""
+        """A handle the other side can call ``value`` by (the same one for the same object)."""
         key = id(value)
         if key not in self._handle_of:
             handle = len(self._handles) + 1
@@ -479,8 +505,14 @@ class Peer:
 
     def extra_operation(self, message: dict) -> dict:
         """Operations beyond call/backward (the worker adds ``exec``); unknown ones are refused."""
-        return {"reply": True, "raised": {"type": "ValueError", "builtin": "ValueError",
-                                          "message": f"unknown operation {message.get('op')!r}"}}
+        return {
+            "reply": True,
+            "raised": {
+                "type": "ValueError",
+                "builtin": "ValueError",
+                "message": f"unknown operation {message.get('op')!r}",
+            },
+        }
 
     def _target(self, key: object) -> Callable:
         if isinstance(key, int) and key in self._handles:
@@ -519,9 +551,11 @@ class Peer:
         output, leaves = self._graphs[int(message["graph"])]
         gradient = Codec(self).decode(message["gradient"])
         wanted = [leaf for leaf in leaves if leaf.requires_grad]
-        grads = torch.autograd.grad(
-            output, wanted, gradient, retain_graph=True, allow_unused=True
-        ) if wanted and output.requires_grad else [None] * len(wanted)
+        grads = (
+            torch.autograd.grad(output, wanted, gradient, retain_graph=True, allow_unused=True)
+            if wanted and output.requires_grad
+            else [None] * len(wanted)
+        )
         by_leaf = iter(grads)
         answer = [next(by_leaf) if leaf.requires_grad else None for leaf in leaves]
         codec = Codec(self)
@@ -567,10 +601,18 @@ class Peer:
             for key, state in dict(reply.get("changed", {})).items():
                 original = arguments[int(key)] if key.isdigit() else keywords.get(key)
                 apply_update(original, self._decode_state(state))
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as error:
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            AttributeError,
+            RecursionError,
+        ) as error:
             raise PeerGone(f"the worker sent a malformed answer ({error})") from error
-        return self._attach_gradients(result, answer.grad_inputs, codec.grad_inputs,
-                                      list(reply.get("graphs", [])))
+        return self._attach_gradients(
+            result, answer.grad_inputs, codec.grad_inputs, list(reply.get("graphs", []))
+        )
 
     def _decode_state(self, state: Any) -> object:
         if isinstance(state, dict) and state.get("$") == "stream_read":
@@ -600,8 +642,9 @@ class Peer:
         return _replace_tensors(result, replacements)
 
     def backward(self, graph: int, gradient) -> list:
-        reply = self.request({"op": "backward", "graph": graph,
-                              "gradient": Codec(self).encode(gradient)})
+        reply = self.request(
+            {"op": "backward", "graph": graph, "gradient": Codec(self).encode(gradient)}
+        )
         raise_if_failed(reply)
         codec = Codec(self)
         return [None if item is None else codec.decode(item) for item in reply["grads"]]
@@ -654,8 +697,11 @@ _RemoteGradient = _LazyGradient()
 def describe_exception(error: BaseException) -> dict:
     """The plain-data form of an exception: its type, its nearest built-in type, its message."""
     builtin = next(
-        (kind.__name__ for kind in type(error).__mro__
-         if getattr(builtins, kind.__name__, None) is kind and issubclass(kind, Exception)),
+        (
+            kind.__name__
+            for kind in type(error).__mro__
+            if getattr(builtins, kind.__name__, None) is kind and issubclass(kind, Exception)
+        ),
         None,
     )
     try:
@@ -707,19 +753,30 @@ def _remote_model_class(peer: Peer, handle: int, name: str) -> type:
     from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
     def model_validate(cls, payload, *arguments, **keywords):
-        reply = peer.request({"op": "method", "handle": handle, "name": "model_validate",
-                              "payload": Codec(peer).encode(payload)})
+        reply = peer.request(
+            {
+                "op": "method",
+                "handle": handle,
+                "name": "model_validate",
+                "payload": Codec(peer).encode(payload),
+            }
+        )
         raise_if_failed(reply)
         if "rejected" in reply:
             details = [
                 InitErrorDetails(
-                    type=PydanticCustomError("learner_model", str(item.get("msg")).replace("{", "(").replace("}", ")")),
+                    type=PydanticCustomError(
+                        "learner_model", str(item.get("msg")).replace("{", "(").replace("}", ")")
+                    ),
                     loc=tuple(str(part) for part in item.get("loc", [])),
                     input=None,
                 )
                 for item in reply["rejected"]
-            ] or [InitErrorDetails(type=PydanticCustomError("learner_model", "rejected"),
-                                   loc=(), input=None)]
+            ] or [
+                InitErrorDetails(
+                    type=PydanticCustomError("learner_model", "rejected"), loc=(), input=None
+                )
+            ]
             raise ValidationError.from_exception_data(name, details)
         return SimpleNamespace(**Codec(peer).decode(reply["accepted"]))
 
@@ -731,7 +788,9 @@ def _remote_model_class(peer: Peer, handle: int, name: str) -> type:
     return type(
         name,
         (BaseModel,),
-        {"model_validate": classmethod(model_validate),
-         "model_json_schema": classmethod(model_json_schema),
-         "__module__": "learner"},
+        {
+            "model_validate": classmethod(model_validate),
+            "model_json_schema": classmethod(model_json_schema),
+            "__module__": "learner",
+        },
     )

@@ -32,7 +32,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -142,15 +141,15 @@ def _setup_script(limits: Limits, protected: Sequence[Path], uid: int | None) ->
     owner = f",uid={uid},gid={uid}" if uid is not None else ""
     lines.append(f"mount -t tmpfs -o size={limits.scratch_bytes},mode=0700{owner} tmpfs /tmp")
     for folder in ("/dev/shm", "/var/tmp"):
-        lines.append(f"if [ -d {folder} ]; then mount -t tmpfs -o size=1m,mode=0700 tmpfs {folder}; fi")
+        lines.append(
+            f"if [ -d {folder} ]; then mount -t tmpfs -o size=1m,mode=0700 tmpfs {folder}; fi"
+        )
     lines.append("mkdir -p /tmp/home /tmp/tmp /tmp/work")
     if uid is not None:
         lines.append(f"chown {uid}:{uid} /tmp/home /tmp/tmp /tmp/work")
     lines.append("cd /tmp/work")
     user = f"--reuid={uid} --regid={uid} --clear-groups " if uid is not None else ""
-    lines.append(
-        f'exec setpriv {user}--bounding-set=-all --inh-caps=-all --no-new-privs "$@"'
-    )
+    lines.append(f'exec setpriv {user}--bounding-set=-all --inh-caps=-all --no-new-privs "$@"')
     return "\n".join(lines)
 
 
@@ -200,9 +199,19 @@ class Sandbox:
         """Start the supervisor (it imports ``preload`` before forking any cell)."""
         self.close()
         ours, theirs = socket.socketpair()
-        command = [sys.executable, "-m", "handbook.exercises.sandbox", str(theirs.fileno()),
-                   json.dumps({"preload": list(self.preload), "limits": self.limits.to_json(),
-                               "tasks": self._tasks_outside()})]
+        command = [
+            sys.executable,
+            "-m",
+            "handbook.exercises.sandbox",
+            str(theirs.fileno()),
+            json.dumps(
+                {
+                    "preload": list(self.preload),
+                    "limits": self.limits.to_json(),
+                    "tasks": self._tasks_outside(),
+                }
+            ),
+        ]
         if self.isolation.namespaced:
             uid = FIRST_SANDBOX_UID + os.getpid() % 4000 if self.isolation.as_root else None
             script = _setup_script(self.limits, self.protected, uid)
@@ -218,8 +227,13 @@ class Sandbox:
             )
             cwd = os.path.join(self._scratch, "work")
         self._process = subprocess.Popen(
-            command, pass_fds=(theirs.fileno(),), env=environment, cwd=cwd,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            command,
+            pass_fds=(theirs.fileno(),),
+            env=environment,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
         theirs.close()
@@ -396,7 +410,7 @@ def _task_count(uid: int) -> int:
 
 
 def _run_cell(fd: int, limits: Limits, tasks_outside: int) -> None:
-    """The cell process: limits, prints to a capped file, then serve the grader until it hangs up."""
+    """The cell process: limits, prints to a capped file, then serve the grader till it hangs up."""
     try:
         os.setpgid(0, 0)
         output = os.open(f"cell-{os.getpid()}.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
