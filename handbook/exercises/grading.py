@@ -32,6 +32,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -45,6 +46,7 @@ import nbformat
 from handbook import config
 from handbook.exercises import remote, sandbox
 from handbook.exercises.checks import ERROR, FAILED, NOT_REACHED, PASSED, ExerciseResult
+from handbook.exercises import student
 from handbook.exercises.student import cell_tags
 
 _EXERCISE_TAG = re.compile(r"exercise-(?P<id>[0-9]+(?:\.[0-9]+)+)")
@@ -685,3 +687,46 @@ def write_feedback(grades: Sequence[SubmissionGrade], folder: Path) -> list[Path
         target.write_text(feedback_text(grade), encoding="utf-8")
         written.append(target)
     return written
+
+
+# Benchmark ------------------------------------------------------------------------------------
+
+
+def benchmarks(smoke: bool = False) -> list:
+    """A class of chapter-0 submissions graded one at a time and with ``jobs=2``, side by side.
+
+    Half the class hands in the solved notebook, half the student edition; each notebook gets
+    its student's name in a markdown cell, so every file is distinct (no result reused). One
+    run each (a run takes minutes): wall time, and seconds per submission in the detail.
+    """
+    from handbook import bench
+
+    count = 4 if smoke else 30
+    source = config.project_root() / "notebooks" / "00_digits.ipynb"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="handbook-grade-bench-") as folder:
+        root = Path(folder)
+        edition = student.make_student_edition(source, root / "edition.ipynb")
+        for number in range(count):
+            notebook = nbformat.read(source if number % 2 else edition, as_version=4)
+            notebook.cells.insert(0, nbformat.v4.new_markdown_cell(f"Student {number:02d}"))
+            target = root / "class" / f"student{number:02d}" / source.name
+            target.parent.mkdir(parents=True)
+            nbformat.write(notebook, target)
+        seconds = {}
+        for jobs in (1, 2):
+            started = time.perf_counter()
+            with open(os.devnull, "w", encoding="utf-8") as quiet:
+                grade_class([root / "class"], out_dir=root / f"out{jobs}", jobs=jobs, stream=quiet)
+            seconds[jobs] = time.perf_counter() - started
+    for jobs, wall in seconds.items():
+        rows.append(
+            bench.Measurement(
+                group=f"grading: {count} chapter-0 submissions",
+                variant="one at a time" if jobs == 1 else f"--jobs {jobs}",
+                median_ms=wall * 1000,
+                ratio=seconds[1] / wall,
+                detail=f"{wall:.1f} s wall, {wall / count:.2f} s per submission, one run",
+            )
+        )
+    return rows
