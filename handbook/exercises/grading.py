@@ -44,9 +44,8 @@ from typing import TextIO
 import nbformat
 
 from handbook import config
-from handbook.exercises import remote, sandbox
+from handbook.exercises import remote, sandbox, student
 from handbook.exercises.checks import ERROR, FAILED, NOT_REACHED, PASSED, ExerciseResult
-from handbook.exercises import student
 from handbook.exercises.student import cell_tags
 
 _EXERCISE_TAG = re.compile(r"exercise-(?P<id>[0-9]+(?:\.[0-9]+)+)")
