@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from handbook.exercises import remote
-from handbook.exercises.ch07 import _OneShotStream
+from handbook.exercises.remote import OneShotStream
 
 
 @pytest.fixture
@@ -46,9 +46,20 @@ def call(peer: remote.Peer, name: str, *arguments, **keywords):
 def test_plain_values_keep_their_types(connect) -> None:
     peer = connect({"echo": lambda value: value})
     values = [
-        None, True, 3, 2.5, "é", (1, [2, 3]), {"a": {1, 2}}, {(1, 2): frozenset({3})}, b"\x00",
-        np.float32(1.5), np.arange(6, dtype=np.int16).reshape(2, 3), torch.tensor(2.0),
-        torch.ones(2, dtype=torch.bfloat16), torch.int64,
+        None,
+        True,
+        3,
+        2.5,
+        "é",
+        (1, [2, 3]),
+        {"a": {1, 2}},
+        {(1, 2): frozenset({3})},
+        b"\x00",
+        np.float32(1.5),
+        np.arange(6, dtype=np.int16).reshape(2, 3),
+        torch.tensor(2.0),
+        torch.ones(2, dtype=torch.bfloat16),
+        torch.int64,
     ]
     for value in values:
         back = call(peer, "echo", value)
@@ -92,7 +103,7 @@ def test_in_place_changes_come_back_to_the_graders_objects(connect) -> None:
     model = nn.Sequential(nn.Linear(3, 2), nn.Tanh())
     weight = model[0].weight.detach().clone()
     rng, twin = np.random.default_rng(5), np.random.default_rng(5)
-    stream = _OneShotStream(range(10, 20))
+    stream = OneShotStream(range(10, 20))
     array = np.array([3, 1, 2])
     answer = call(peer, "meddle", model, rng, stream, array)
     assert answer == [10, int(twin.integers(1000))]
@@ -107,8 +118,12 @@ def test_exceptions_keep_their_type_or_their_name(connect) -> None:
         pass
 
     def fail(kind):
-        raise {"value": ValueError("bad"), "todo": NotImplementedError("Exercise 9.9"),
-               "custom": Custom("odd"), "exit": SystemExit(3)}[kind]
+        raise {
+            "value": ValueError("bad"),
+            "todo": NotImplementedError("Exercise 9.9"),
+            "custom": Custom("odd"),
+            "exit": SystemExit(3),
+        }[kind]
 
     peer = connect({"fail": fail})
     with pytest.raises(ValueError, match="bad"):

@@ -40,7 +40,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,10 +132,14 @@ def _is_stream(value: object) -> bool:
     )
 
 
-class _Stream:
-    """The callee's copy of a stream: the same items, read at most once, reads counted."""
+class OneShotStream:
+    """An iterator over ``items`` that can be read once and has no length, like a live feed.
 
-    def __init__(self, items: list):
+    ``read`` counts the items taken. The grader sends :meth:`remaining` to the sandbox, which
+    reads its own copy and reports how many it took; :meth:`advance` replays that here.
+    """
+
+    def __init__(self, items: Iterable):
         self._items = iter(items)
         self.read = 0
 
@@ -146,6 +150,17 @@ class _Stream:
         item = next(self._items)
         self.read += 1
         return item
+
+    def remaining(self) -> list:
+        """The items still to come, without reading them."""
+        items = list(self._items)
+        self._items = iter(items)
+        return items
+
+    def advance(self, count: int) -> None:
+        """Read ``count`` items, as the sandboxed function did with its copy."""
+        for _ in range(count):
+            next(self)
 
 
 class Codec:
@@ -269,7 +284,7 @@ class Codec:
         if kind == "rng":
             return _decode_rng(self.decode(data["state"]))
         if kind == "stream":
-            return _Stream([self.decode(item) for item in data["items"]])
+            return OneShotStream([self.decode(item) for item in data["items"]])
         if kind == "module":
             if self.peer.side != "worker":
                 return Opaque("torch.nn.Module", "a module sent by the worker")
@@ -356,7 +371,7 @@ def apply_update(original: object, new_value: object) -> None:
         original.update(new_value)
     elif isinstance(original, np.random.Generator) and isinstance(new_value, np.random.Generator):
         original.bit_generator.state = new_value.bit_generator.state
-    elif _is_stream(original) and isinstance(new_value, _Stream):
+    elif _is_stream(original) and isinstance(new_value, OneShotStream):
         original.advance(new_value.read)
     elif _is_module(original) and isinstance(new_value, dict):
         with torch.no_grad():
@@ -367,7 +382,7 @@ def apply_update(original: object, new_value: object) -> None:
 
 def _after_call_state(codec: Codec, value: object) -> Any:
     """What an argument looks like after the call, as the caller can apply it."""
-    if isinstance(value, _Stream):
+    if isinstance(value, OneShotStream):
         return {"$": "stream_read", "read": value.read}
     if _is_module(value):
         return {
@@ -616,7 +631,7 @@ class Peer:
 
     def _decode_state(self, state: Any) -> object:
         if isinstance(state, dict) and state.get("$") == "stream_read":
-            stream = _Stream([])
+            stream = OneShotStream([])
             stream.read = int(state["read"])
             return stream
         if isinstance(state, dict) and state.get("$") == "module_state":
