@@ -180,7 +180,7 @@ class Codec:
     def encode(self, value: object) -> Any:
         if value is None or isinstance(value, (bool, str)):
             return value
-        if isinstance(value, (int, float)) and type(value) in (int, float):
+        if type(value) in (int, float):
             return value
         if isinstance(value, (list, tuple, set, frozenset)) and not _is_tensor(value):
             kind = {list: "list", set: "set", frozenset: "frozenset"}.get(type(value), "tuple")
@@ -640,21 +640,23 @@ class Peer:
         return Codec(self).decode(state)
 
     def _attach_gradients(self, result, answers: list, inputs: list, graphs: list):
-        """Connect each answer tensor that requires gradients to our inputs through the peer."""
+        """Connect each answer tensor that requires gradients to our inputs through the peer.
+
+        ``answers`` are the decoded answer tensors that came with a gradient graph on the other
+        side, ``inputs`` our argument tensors that require gradients (in the order sent).
+        """
         if not answers:
             return result
-        torch = _torch()
-        replacements = {}
+        connected = {}
         for tensor, graph in zip(answers, graphs, strict=False):
             tensor.requires_grad_(False)
-            grad_inputs = [value for value in inputs if value.requires_grad]
-            if grad_inputs:
-                connected = _RemoteGradient.apply(tensor, self, int(graph), len(inputs), *inputs)
-            else:
-                connected = tensor.detach().requires_grad_(True)
-            replacements[id(tensor)] = connected
-        del torch
-        return _replace_tensors(result, replacements)
+            if inputs:
+                connected[id(tensor)] = _RemoteGradient.apply(
+                    tensor, self, int(graph), len(inputs), *inputs
+                )
+            else:  # a fresh leaf on the other side: nothing of ours to reach
+                connected[id(tensor)] = tensor.detach().requires_grad_(True)
+        return _replace_tensors(result, connected)
 
     def backward(self, graph: int, gradient) -> list:
         reply = self.request(
