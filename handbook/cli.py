@@ -300,10 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--chapter", type=int, help="default: the chapter most submissions are")
     grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     grade.add_argument(
-        "--timeout", type=float, default=120.0, help="wall-clock seconds per cell (default 120)"
+        "--timeout", type=float, default=300.0, help="wall-clock seconds per cell (default 300)"
     )
     grade.add_argument(
-        "--notebook-timeout", type=float, default=600.0, help="seconds per notebook (default 600)"
+        "--notebook-timeout", type=float, default=1800.0, help="seconds per notebook (default 1800)"
     )
     grade.add_argument("--memory", type=int, default=2048, help="MiB per cell (default 2048)")
     grade.add_argument("--cpu", type=int, default=60, help="CPU seconds per cell (default 60)")

@@ -64,8 +64,8 @@ class Limits:
     file_bytes: int = 64 * 2**20
     scratch_bytes: int = 256 * 2**20
     answer_bytes: int = 64 * 2**20
-    cell_seconds: float = 120.0
-    notebook_seconds: float = 600.0
+    cell_seconds: float = 300.0
+    notebook_seconds: float = 1800.0
 
     def to_json(self) -> dict:
         return asdict(self)
