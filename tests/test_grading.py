@@ -428,3 +428,32 @@ def test_a_real_chapter_0_student_edition_with_one_answer_is_graded(tmp_path) ->
     assert statuses(grades[0]) == {"0.1": "not done", "0.2": "passed", "0.3": "not done"}
     stored = json.loads(next((tmp_path / "grades" / "results").glob("*.json")).read_text())
     assert [result["id"] for result in stored["results"]] == ["0.1", "0.2", "0.3"]
+
+
+def test_without_namespaces_grading_still_works_and_says_what_is_not_isolated(
+    monkeypatch, tmp_path
+) -> None:
+    fallback = sandbox.Isolation((), os.geteuid() == 0, "unshare not found (util-linux)")
+    monkeypatch.setattr(sandbox, "isolation", lambda: fallback)
+    submission = tmp_path / "alice.ipynb"
+    submission.write_text(
+        with_checks("import os\nHOME = os.environ['HOME']\n" + DOUBLE), encoding="utf-8"
+    )
+    printed = []
+
+    class Collect:
+        def write(self, text: str) -> None:
+            printed.append(text)
+
+        def flush(self) -> None:
+            """Nothing is buffered."""
+
+    grades = grading.grade_class(
+        [submission],
+        out_dir=tmp_path / "grades",
+        exercises=EXERCISES,
+        limits=LIMITS,
+        stream=Collect(),
+    )
+    assert statuses(grades[0]) == {"9.1": "passed", "9.2": "passed"}
+    assert "".join(printed).splitlines()[0] == fallback.warning()

@@ -183,7 +183,7 @@ class Sandbox:
     limits: Limits
     preload: Sequence[str] = ()
     protected: Sequence[Path] = ()
-    isolation: Isolation = field(default_factory=isolation)
+    isolation: Isolation = field(default_factory=lambda: isolation())
     _process: subprocess.Popen | None = None
     _control: socket.socket | None = None
     _scratch: str | None = None
