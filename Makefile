@@ -20,18 +20,26 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## make book: execute every chapter in full mode, then build the HTML site into _build/html
+## make book: execute every chapter in full mode (only those whose inputs changed since the last
+## run: see handbook/cache.py), then build the HTML site into _build/html.
+## `make book BOOK_OPTIONS=--force` executes every chapter again.
 book: $(STAMP)
-	$(PY) -m handbook book
+	$(PY) -m handbook book $(BOOK_OPTIONS)
 
-## make test: lint, unit tests, every notebook in smoke mode under nbval, then the site build
-## (smoke results go to _build/smoke, never over the full-mode book of `make book`)
+## make test: lint; unit tests (in parallel); every chapter executed once in smoke mode by
+## papermill (exercises must pass) for the smoke site, which is then built; the student edition
+## of every chapter under nbval (it must run to the end with every exercise "not done").
+## Smoke results go to _build/smoke, never over the full-mode book of `make book`; chapters
+## whose inputs did not change since the last `make test` are not executed again.
+TEST_JOBS ?= 2
+SMOKE := _build/smoke
 test: $(STAMP)
 	$(PY) -m ruff check handbook tests notebooks
-	$(PY) -m pytest tests
-	HANDBOOK_BUILD_DIR=_build/smoke HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_STRICT=1 \
-		$(PY) -m pytest --nbval-lax notebooks -p no:cacheprovider
-	HANDBOOK_BUILD_DIR=_build/smoke $(PY) -m handbook book --smoke
+	$(PY) -m pytest tests -n $(TEST_JOBS) --durations=10
+	HANDBOOK_BUILD_DIR=$(SMOKE) $(PY) -m handbook book --smoke --jobs $(TEST_JOBS)
+	$(PY) -m handbook student --out $(SMOKE)/student --force > /dev/null
+	HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_EXPECT="not done" HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
+		$(PY) -m pytest --nbval-lax $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
 
 ## make lab: JupyterLab with a kernel named "Python (handbook)"
 lab: $(STAMP)

@@ -1,6 +1,6 @@
 """The ``handbook`` command: run notebooks, build the book, the student edition, grading, bench.
 
-python -m handbook run [--smoke] [NOTEBOOK ...]   execute chapter notebooks with papermill
+python -m handbook run [--smoke] [NOTEBOOK ...]   execute chapter notebooks (cached) with papermill
 python -m handbook book [--smoke] [--no-run]      run every chapter, then build the HTML site
 python -m handbook ledger                         print the claims ledger of the last run
 python -m handbook student [--out student]        write the student edition (no solutions)
@@ -31,6 +31,7 @@ BENCHMARK_MODULES = [
     "handbook.ethics",
     "handbook.continual",
     "handbook.serve.loadtest",
+    "handbook.runner",
     "handbook.exercises.grading",
 ]
 
@@ -55,6 +56,24 @@ def clear_ledger(ledger: Path) -> None:
         record.unlink()
 
 
+def remove_orphan_records(ledger: Path, chapters: list[Path]) -> list[str]:
+    """Remove the records of chapters that no longer exist (or that name no chapter), so that a
+    run of every chapter leaves exactly what the chapters recorded; returns the claim ids."""
+    import json
+
+    stems = {chapter.stem for chapter in chapters}
+    removed = []
+    for record in sorted(ledger.glob("C*.json")):
+        try:
+            chapter = json.loads(record.read_text()).get("chapter")
+        except (OSError, ValueError):
+            chapter = None
+        if chapter not in stems:
+            record.unlink()
+            removed.append(record.stem)
+    return removed
+
+
 def _resolve_notebooks(names: list[str]) -> list[Path]:
     from handbook import runner
 
@@ -76,25 +95,48 @@ def _resolve_notebooks(names: list[str]) -> list[Path]:
 
 
 def command_run(arguments: argparse.Namespace) -> int:
-    """Execute notebooks into ``_build/site/notebooks``; exit status 1 if any failed."""
+    """Execute notebooks into ``_build/site/notebooks`` behind the execution cache; exit status 1
+    if any failed."""
+    import time
+
     from handbook import runner
 
     notebooks = _resolve_notebooks(arguments.notebooks)
     ledger = config.ledger_dir()
     if not arguments.notebooks:
-        clear_ledger(ledger)  # a run of every chapter rebuilds the ledger from scratch
+        removed = remove_orphan_records(ledger, notebooks)
+        if removed:
+            print(f"removed ledger records of no current chapter: {', '.join(removed)}")
     environment = runner.notebook_environment(
         smoke=arguments.smoke, strict_exercises=True, ledger_dir=ledger
     )
     mode = "smoke" if arguments.smoke else "full"
-    print(f"executing {len(notebooks)} notebook(s) in {mode} mode into {config.build_dir()}")
+    jobs = max(1, arguments.jobs)
+    side_by_side = f", {jobs} at a time" if jobs > 1 else ""
+    print(
+        f"executing {len(notebooks)} notebook(s) in {mode} mode into {config.build_dir()}"
+        f"{side_by_side}"
+    )
+    start = time.perf_counter()
     runs = []
     for output_dir in sorted({_output_dir_for(notebook) for notebook in notebooks}):
         batch = [notebook for notebook in notebooks if _output_dir_for(notebook) == output_dir]
-        runs.extend(runner.run_notebooks(batch, output_dir, environment=environment))
+        runs.extend(
+            runner.run_notebooks(
+                batch,
+                output_dir,
+                environment=environment,
+                cache_dir=config.build_dir() / "cache" / output_dir.name,
+                force=arguments.force,
+                jobs=jobs,
+            )
+        )
     failed = [run for run in runs if not run.ok]
-    total = sum(run.seconds for run in runs)
-    print(f"{len(runs) - len(failed)}/{len(runs)} notebooks ran in {total:.1f} s")
+    cached = sum(run.cached for run in runs)
+    print(
+        f"{len(runs) - len(failed)}/{len(runs)} notebooks ok ({cached} cached, "
+        f"{len(runs) - cached} executed) in {time.perf_counter() - start:.1f} s"
+    )
     if failed:
         print("failures:\n" + "\n".join(f"  {run.error}" for run in failed), file=sys.stderr)
         return 1
@@ -120,7 +162,9 @@ def write_ledger_include(site_dir: Path) -> Path:
     from handbook import claims
 
     target = site_dir / LEDGER_INCLUDE
-    target.write_text(claims.render_markdown(claims.load_records()))
+    text = claims.render_markdown(claims.load_records())
+    if not target.is_file() or target.read_text() != text:  # unchanged: Sphinx skips the page
+        target.write_text(text)
     return target
 
 
@@ -154,7 +198,11 @@ def _jupyter_book_executable() -> str:
 def command_book(arguments: argparse.Namespace) -> int:
     """Execute every chapter (unless --no-run), then build the HTML site with warnings as errors."""
     if not arguments.no_run:
-        status = command_run(argparse.Namespace(notebooks=[], smoke=arguments.smoke))
+        status = command_run(
+            argparse.Namespace(
+                notebooks=[], smoke=arguments.smoke, force=arguments.force, jobs=arguments.jobs
+            )
+        )
         if status:
             return status
     site_dir = config.build_dir() / "site"
@@ -257,6 +305,31 @@ def command_serve(arguments: argparse.Namespace) -> int:
     return serve_main(["--build", *arguments.extra])
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _add_execution_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="execute every notebook even when the cache says nothing changed",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        help="notebooks executed at once (default 1: timings in the ledger need the whole "
+        "machine; make test uses 2 in smoke mode)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="handbook", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -266,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--smoke", action="store_true", help="small sizes: same logic, minutes not hours"
     )
+    _add_execution_options(run)
     run.set_defaults(handler=command_run)
 
     book = commands.add_parser("book", help="execute every chapter and build the HTML site")
@@ -273,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument(
         "--no-run", action="store_true", help="reuse the notebooks executed last time"
     )
+    _add_execution_options(book)
     book.set_defaults(handler=command_book)
 
     ledger = commands.add_parser("ledger", help="print the claims ledger of the last run")

@@ -13,6 +13,7 @@ from pathlib import Path
 SMOKE_ENV = "HANDBOOK_SMOKE"
 LEDGER_ENV = "HANDBOOK_LEDGER_DIR"
 STRICT_EXERCISES_ENV = "HANDBOOK_EXERCISES_STRICT"
+EXPECT_EXERCISES_ENV = "HANDBOOK_EXERCISES_EXPECT"
 PROGRESS_ENV = "HANDBOOK_PROGRESS"
 BUILD_ENV = "HANDBOOK_BUILD_DIR"
 
@@ -42,6 +43,26 @@ def smoke_mode() -> bool:
 def strict_exercises() -> bool:
     """True when an exercise check must raise instead of printing (source notebooks in tests)."""
     return _flag(STRICT_EXERCISES_ENV)
+
+
+def expected_exercise_status() -> str | None:
+    """The status every exercise check must reach, or None (a learner's run: never raise).
+
+    ``HANDBOOK_EXERCISES_STRICT=1`` (the source notebooks, with their solutions) means "passed";
+    ``HANDBOOK_EXERCISES_EXPECT="not done"`` (the student edition under nbval) means every check
+    must find the stub. Checks raise when the status differs (see ``handbook.exercises.checks``).
+    """
+    expected = os.environ.get(EXPECT_EXERCISES_ENV, "").strip()
+    if expected:
+        from handbook.exercises.checks import STATUSES
+
+        if expected not in STATUSES:
+            raise ValueError(
+                f"environment variable {EXPECT_EXERCISES_ENV}={expected!r}: expected one of "
+                f"{', '.join(STATUSES)}"
+            )
+        return expected
+    return "passed" if strict_exercises() else None
 
 
 def live_progress() -> bool:

@@ -22,6 +22,7 @@ enough to read, and tests it against the PyTorch piece that does the same job:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -367,6 +368,10 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str = "cp
     """
     if torch.device(device).type == "cuda":
         return bench.peak_memory_bytes(fn, device="cuda")
+    # Kineto, the profiler's backend, writes start/stop lines and, on a machine without a GPU,
+    # "gpuGetDeviceCount failed" to the process's stderr, where they reach the terminal and the
+    # executed notebook; none says anything about a CPU measurement. A level set by the reader wins.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:

@@ -10,6 +10,23 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 matplotlib.use("Agg")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, each worker gets its share of the cores: two workers that each start
+    two torch threads on a 2-core machine wait on each other far more than they compute (the
+    tests train tiny models). Kernels and subprocesses started by the tests inherit the share."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1:
+        return
+    share = max(1, (os.cpu_count() or 1) // workers)
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[variable] = str(share)
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(share)
+    threadpool_limits(limits=share)  # numpy's and scikit-learn's pools, already started
+
+
 @pytest.fixture(autouse=True)
 def isolated_ledger(tmp_path, monkeypatch):
     """Claims recorded by a test go to a temporary folder, never to the book's ledger."""
@@ -19,6 +36,7 @@ def isolated_ledger(tmp_path, monkeypatch):
     monkeypatch.delenv("HANDBOOK_BUILD_DIR", raising=False)
     monkeypatch.delenv("HANDBOOK_PROGRESS", raising=False)
     monkeypatch.delenv("HANDBOOK_EXERCISES_STRICT", raising=False)
+    monkeypatch.delenv("HANDBOOK_EXERCISES_EXPECT", raising=False)
     monkeypatch.delenv("HANDBOOK_GRADE_FILE", raising=False)
     return folder
 

@@ -139,3 +139,20 @@ def test_readme_shows_the_two_commands_first():
     for target in ("book:", "test:", "lab:", "student:", "bench:"):
         assert f"\n{target}" in makefile
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _make_recipe(target: str) -> str:
+    """The recipe lines of ``target`` in the Makefile, continuation lines joined."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    match = re.search(rf"^{target}:.*\n((?:\t.*\n)+)", text, re.MULTILINE)
+    assert match, f"no {target} target in the Makefile"
+    return match.group(1)
+
+
+def test_make_test_executes_each_chapter_once_and_the_student_edition_under_nbval():
+    recipe = _make_recipe("test")
+    assert "-m handbook book --smoke" in recipe  # papermill: the source notebooks, strict
+    student = next(line for line in recipe.splitlines() if "--nbval-lax" in line)
+    assert 'HANDBOOK_EXERCISES_EXPECT="not done"' in student and "HANDBOOK_SMOKE=1" in student
+    assert "/student" in student and "--nbval-lax notebooks" not in recipe
+    assert "-m handbook student --out" in recipe

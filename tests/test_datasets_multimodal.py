@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from handbook import datasets
+from handbook.datasets import captions
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,11 @@ def test_splits_columns_and_sizes(data):
 
 
 def test_the_caption_names_the_digit_weight_and_slant(data):
-    words = {"weight": datasets._WEIGHT_WORDS, "slant": ("left", "right")}
+    words = {"weight": captions._WEIGHT_WORDS, "slant": ("left", "right")}
     for row in data["test"].select(range(100)):
         caption = row["caption"].split()
         digit = row["label"]
-        assert str(digit) in caption or datasets._DIGIT_WORDS[digit] in caption
+        assert str(digit) in caption or captions._DIGIT_WORDS[digit] in caption
         assert any(word in caption for word in words["weight"][row["weight"]])
         assert not any(word in caption for word in words["weight"][1 - row["weight"]])
         assert words["slant"][row["slant"]] in caption

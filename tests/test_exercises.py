@@ -19,6 +19,7 @@ from handbook.exercises.checks import Case, ExerciseFailed, ExerciseResult, chec
 def lenient_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts outside strict mode, whatever the shell says."""
     monkeypatch.setenv(config.STRICT_EXERCISES_ENV, "0")
+    monkeypatch.delenv(config.EXPECT_EXERCISES_ENV, raising=False)
 
 
 def passing() -> None:
@@ -98,6 +99,17 @@ def test_strict_mode_raises_the_report_unless_passed(monkeypatch, body, verdict)
     assert isinstance(raised.value, AssertionError)
     assert str(raised.value).startswith(f"✗ Exercise 9.1 (double): {verdict}")
     assert check_exercise("9.1", "double", [Case("fine", passing)]).status == "passed"
+
+
+def test_the_student_edition_expectation_raises_unless_not_done(monkeypatch) -> None:
+    monkeypatch.setenv(config.EXPECT_EXERCISES_ENV, "not done")
+
+    assert check_exercise("9.1", "double", [Case("stub", not_done)]).status == "not done"
+    with pytest.raises(ExerciseFailed, match="expected 'not done' here: a student edition"):
+        check_exercise("9.1", "double", [Case("solved", passing)])
+    monkeypatch.setenv(config.EXPECT_EXERCISES_ENV, "finished")
+    with pytest.raises(ValueError, match="HANDBOOK_EXERCISES_EXPECT='finished': expected one of"):
+        check_exercise("9.1", "double", [Case("stub", not_done)])
 
 
 def test_a_result_round_trips_through_json() -> None:

@@ -60,5 +60,39 @@ def test_cli_run_reports_failure_with_exit_status(tmp_path, monkeypatch, capsys)
     assert not (tmp_path / "_build" / "site" / "notebooks" / "good.ipynb").exists()
     assert cli.main(["run", "--smoke", str(good), str(bad)]) == 1
     captured = capsys.readouterr()
-    assert "1/2 notebooks ran" in captured.out
+    assert "1/2 notebooks ok (1 cached, 1 executed)" in captured.out
+    assert "good.ipynb ... cached" in captured.out
     assert "ZeroDivisionError" in captured.err
+
+
+def test_a_kernel_s_stderr_goes_to_its_log_not_the_terminal(tmp_path, capfd):
+    """What child processes (the kernel) write to file descriptor 2 lands in the log."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "logs" / "chapter.log"
+    with runner.stderr_to(log):
+        subprocess.run([sys.executable, "-c", "import os; os.write(2, b'gpu chatter')"], check=True)
+    assert log.read_text() == "gpu chatter"
+    assert "gpu chatter" not in capfd.readouterr().err
+    print("after", file=sys.stderr)
+    assert "after" in capfd.readouterr().err  # restored
+
+
+def test_side_by_side_runs_share_the_cores(tmp_path):
+    assert runner.threads_per_kernel(1) == {}
+    shares = runner.threads_per_kernel(2)
+    assert set(shares) == set(runner.THREAD_VARIABLES) and int(shares["OMP_NUM_THREADS"]) >= 1
+    notebooks = [
+        _notebook(tmp_path / f"n{index}.ipynb", "import os\nprint(os.environ['OMP_NUM_THREADS'])")
+        for index in range(2)
+    ]
+    runs = runner.run_notebooks(
+        notebooks,
+        tmp_path / "out",
+        environment=runner.notebook_environment(smoke=True, strict_exercises=True),
+        jobs=2,
+    )
+    assert [run.ok for run in runs] == [True, True] and [run.notebook for run in runs] == notebooks
+    printed = nbformat.read(runs[0].output, as_version=4).cells[0].outputs[0]["text"]
+    assert printed.strip() == shares["OMP_NUM_THREADS"]

@@ -6,11 +6,17 @@ prints one verdict::
 
     ✓ Exercise 0.2 (accuracy): all 6 checks passed
 
-With ``HANDBOOK_EXERCISES_STRICT=1`` (the test suite running the source notebooks), anything but
-"passed" raises :class:`ExerciseFailed`, so a wrong reference solution fails the build. Otherwise a
-check never raises: a learner's notebook always runs to the end. A check only reports to the
-learner; grading calls the same check functions in the grader's own process
-(:mod:`handbook.exercises.grading`), never trusting what a learner's kernel prints or writes.
+What happens next depends on the environment (names in :mod:`handbook.config`):
+
+- ``HANDBOOK_EXERCISES_STRICT=1`` (the test suite running the source notebooks): anything but
+  "passed" raises :class:`ExerciseFailed`, so a wrong reference solution fails the build.
+  ``HANDBOOK_EXERCISES_EXPECT="not done"`` (the student edition under nbval): anything but "not
+  done" raises, so a solution left in the student edition fails the build.
+  Otherwise a check never raises: a learner's notebook always runs to the end.
+
+A check only reports to the learner; grading calls the same check functions in the grader's own
+process (:mod:`handbook.exercises.grading`), never trusting what a learner's kernel prints or
+writes.
 
 A case's ``run`` raises ``AssertionError`` with a readable message when the learner's answer is
 wrong; the ``expect_*`` helpers below build those messages (expected value, actual value, never
@@ -144,8 +150,10 @@ def check_exercise(exercise_id: str, title: str, cases: Sequence[Case]) -> Exerc
         raise ValueError(f"exercise {exercise_id} ({title}): expected at least one case, got none")
     result = _run_cases(exercise_id, title, cases)
     print(result.report(), flush=True)
-    if config.strict_exercises() and not result.ok:
-        raise ExerciseFailed(result.report())
+    expected = config.expected_exercise_status()
+    if expected is not None and result.status != expected:
+        hint = "" if expected == PASSED else f"\n(expected {expected!r} here: a student edition)"
+        raise ExerciseFailed(result.report() + hint)
     return result
 
 

@@ -233,16 +233,16 @@ def imported_modules(sources: Sequence[str]) -> list[str]:
 
 @contextlib.contextmanager
 def _lenient_checks() -> Iterator[None]:
-    """Checks return their verdict instead of raising, whatever the shell's strict mode says."""
-    previous = os.environ.get(config.STRICT_EXERCISES_ENV)
-    os.environ[config.STRICT_EXERCISES_ENV] = "0"
+    """Checks return their verdict instead of raising, whatever the shell's strict mode or
+    expected status (``HANDBOOK_EXERCISES_EXPECT``) says."""
+    names = (config.STRICT_EXERCISES_ENV, config.EXPECT_EXERCISES_ENV)
+    previous = {name: os.environ.pop(name, None) for name in names}
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(config.STRICT_EXERCISES_ENV, None)
-        else:
-            os.environ[config.STRICT_EXERCISES_ENV] = previous
+        for name, value in previous.items():
+            if value is not None:
+                os.environ[name] = value
 
 
 def grade_submission(

@@ -1,0 +1,84 @@
+"""Every figure the chapters draw, so that notebooks stay narrative.
+
+Each function returns a matplotlib ``Figure``; matplotlib is imported when a figure is drawn,
+never when ``handbook`` is imported.
+
+One module per chapter's figures (``attention``, ``optim``, ``data``, ...) plus ``common`` (figures
+several chapters draw) and ``style`` (shared); the functions are re-exported, so
+``handbook.plots.learning_curves`` works as before. A module's top level only defines names (a test
+checks it), so that the execution cache of :mod:`handbook.runner` can tell which chapter uses which
+figures from the imports alone.
+"""
+
+from handbook.plots.attention import (
+    attention_heatmap,
+    layer_gradient_norms,
+    loss_curves,
+    scaling_plot,
+)
+from handbook.plots.cases import (
+    accuracy_by_class,
+    detection_curves,
+    diagnosis_examples,
+    event_timelines,
+    gain_by_mix,
+)
+from handbook.plots.common import bar_comparison, confusion_matrix, image_grid, learning_curves
+from handbook.plots.compress import compression_tradeoff, pareto_front
+from handbook.plots.continual import (
+    accuracy_through_stream,
+    compute_and_accuracy,
+    compute_savings,
+    stability_plasticity,
+)
+from handbook.plots.data import detection_scores, padding_per_batch
+from handbook.plots.ethics import (
+    accuracy_under_attack,
+    feature_attributions,
+    group_selection_rates,
+    saliency_maps,
+)
+from handbook.plots.multimodal import retrieval_results, similarity_matrices
+from handbook.plots.optim import learning_rate_schedules, seed_comparison
+from handbook.plots.serving import (
+    autoscaling,
+    latency_distributions,
+    serving_dashboard,
+    throughput_and_latency,
+)
+
+__all__ = [
+    "accuracy_by_class",
+    "accuracy_through_stream",
+    "accuracy_under_attack",
+    "attention_heatmap",
+    "autoscaling",
+    "bar_comparison",
+    "compression_tradeoff",
+    "compute_and_accuracy",
+    "compute_savings",
+    "confusion_matrix",
+    "detection_curves",
+    "detection_scores",
+    "diagnosis_examples",
+    "event_timelines",
+    "feature_attributions",
+    "gain_by_mix",
+    "group_selection_rates",
+    "image_grid",
+    "latency_distributions",
+    "layer_gradient_norms",
+    "learning_curves",
+    "learning_rate_schedules",
+    "loss_curves",
+    "padding_per_batch",
+    "pareto_front",
+    "retrieval_results",
+    "saliency_maps",
+    "scaling_plot",
+    "seed_comparison",
+    "serving_dashboard",
+    "similarity_matrices",
+    "stability_plasticity",
+    "throughput_and_latency",
+]

@@ -1,0 +1,88 @@
+"""Chapter 4 figures: the size/speed/quality trade-off of compressed models and its Pareto front."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from handbook.plots.style import pyplot
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the ``(cost, quality)`` points no other point beats on both, by rising cost.
+
+    A point is dominated when another costs no more and scores at least as well (and is strictly
+    better on one of the two).
+    """
+    order = sorted(range(len(points)), key=lambda index: (points[index][0], -points[index][1]))
+    front, best = [], -np.inf
+    for index in order:
+        if points[index][1] > best:
+            front.append(index)
+            best = points[index][1]
+    return front
+
+
+def compression_tradeoff(
+    variants: Mapping[str, Mapping[str, float]],
+    *,
+    title: str | None = None,
+):
+    """Accuracy against model size and against latency for every variant, Pareto fronts dashed.
+
+    ``variants``: ``{name: {"accuracy": fraction, "size_bytes": bytes, "latency_ms": ms}}``.
+    Left panel: size in KiB (log scale); right panel: latency in milliseconds (log scale).
+    """
+    for name, values in variants.items():
+        missing = {"accuracy", "size_bytes", "latency_ms"} - set(values)
+        if missing:
+            raise ValueError(f"variant {name!r} lacks {sorted(missing)}")
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    plt = pyplot()
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    names = list(variants)
+    accuracy = [100 * variants[name]["accuracy"] for name in names]
+    panels = (
+        ("size_bytes", 1 / 1024, "model size (KiB, log scale)"),
+        ("latency_ms", 1.0, "latency, batch 1, one thread (ms, log scale)"),
+    )
+    # one marker per variant, named once in a shared legend: labels beside crowded points overlap
+    markers = "os^vD<>pPX*h"
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, (key, factor, label) in zip(axes, panels, strict=True):
+        cost = [variants[name][key] * factor for name in names]
+        for index, (name, x, y) in enumerate(zip(names, cost, accuracy, strict=True)):
+            axis.scatter(
+                x,
+                y,
+                marker=markers[index % len(markers)],
+                s=45,
+                zorder=3,
+                color=colors[index % len(colors)],
+                label=name,
+            )
+        front = pareto_front(list(zip(cost, accuracy, strict=True)))
+        axis.plot(
+            [cost[i] for i in front],
+            [accuracy[i] for i in front],
+            linestyle="--",
+            color="tab:orange",
+            label="Pareto front",
+        )
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(ScalarFormatter())
+        axis.xaxis.set_minor_formatter(plt.NullFormatter())
+        axis.set_xlabel(label)
+        axis.set_ylabel("test accuracy (%)")
+        axis.grid(alpha=0.3, which="both")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(
+        handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8, frameon=False
+    )
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout(rect=(0, 0.06 + 0.045 * ((len(labels) - 1) // 4), 1, 1))
+    return figure

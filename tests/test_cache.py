@@ -1,0 +1,269 @@
+"""The execution cache: which chapters a change re-executes, what invalidates a key, and what a
+cached run leaves in the ledger."""
+
+import ast
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from handbook import cache, cli, config, runner
+
+ROOT = config.project_root()
+CHAPTERS = runner.chapter_notebooks()
+ENVIRONMENT = runner.key_environment(runner.notebook_environment(smoke=True, strict_exercises=True))
+
+
+def _chapters_using(relative_module: str) -> set[str]:
+    """The chapters whose key includes ``handbook/<relative_module>``."""
+    using = set()
+    for chapter in CHAPTERS:
+        components = cache.key_components(chapter, environment=ENVIRONMENT, package_root=ROOT)
+        if f"module:handbook/{relative_module}" in components:
+            using.add(chapter.stem)
+    return using
+
+
+def _copy_of_the_package(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    shutil.copytree(ROOT / "handbook", root / "handbook", ignore=shutil.ignore_patterns("*.pyc"))
+    return root
+
+
+def _stale_chapters(root: Path, before: dict) -> set[str]:
+    """Chapters whose key computed over ``root`` differs from the keys in ``before``."""
+    stale = set()
+    for chapter in CHAPTERS:
+        components = cache.key_components(chapter, environment=ENVIRONMENT, package_root=root)
+        if cache.digest(components) != before[chapter.stem]:
+            stale.add(chapter.stem)
+    return stale
+
+
+def _keys(root: Path) -> dict:
+    return {
+        chapter.stem: cache.digest(
+            cache.key_components(chapter, environment=ENVIRONMENT, package_root=root)
+        )
+        for chapter in CHAPTERS
+    }
+
+
+def test_editing_a_chapter_module_reexecutes_exactly_the_chapters_that_import_it(tmp_path):
+    root = _copy_of_the_package(tmp_path)
+    before = _keys(root)
+    module = root / "handbook" / "multimodal.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    assert _stale_chapters(root, before) == {"08_multimodal"}
+
+
+def test_an_edit_reaches_chapters_that_import_the_module_indirectly(tmp_path):
+    """attention.py is imported by chapter 1 and, through translation.py and other chapter
+    modules, by later chapters: every one of them must run again, and only those."""
+    expected = _chapters_using("attention.py")
+    assert {"01_attention", "02_optimization"} <= expected
+    assert "00_digits" not in expected and "09_ethics" not in expected
+    root = _copy_of_the_package(tmp_path)
+    before = _keys(root)
+    module = root / "handbook" / "attention.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    assert _stale_chapters(root, before) == expected
+
+
+def test_a_figure_module_invalidates_only_the_chapter_that_draws_it(tmp_path):
+    root = _copy_of_the_package(tmp_path)
+    before = _keys(root)
+    figures = root / "handbook" / "plots" / "ethics.py"
+    figures.write_text(figures.read_text() + "\n# an edit\n")
+    assert _stale_chapters(root, before) == {"09_ethics"}
+    shared = root / "handbook" / "plots" / "style.py"
+    shared.write_text(shared.read_text() + "\n# an edit\n")
+    assert _stale_chapters(root, before) == {chapter.stem for chapter in CHAPTERS}
+
+
+def test_a_changed_package_version_or_mode_invalidates_the_key(monkeypatch):
+    chapter = ROOT / "notebooks" / "00_digits.ipynb"
+    components = cache.key_components(chapter, environment=ENVIRONMENT, package_root=ROOT)
+    assert "package:torch" in components and "package:scikit-learn" in components
+    full = runner.key_environment(runner.notebook_environment(smoke=False, strict_exercises=True))
+    in_full_mode = cache.key_components(chapter, environment=full, package_root=ROOT)
+    assert cache.digest(in_full_mode) != cache.digest(components)
+    assert cache.explain_change(components, in_full_mode) == "mode or parameters changed"
+
+    real_versions = cache.package_versions
+
+    def newer_torch(names):
+        versions = real_versions(names)
+        if "torch" in versions:
+            versions["torch"] += ".post1"
+        return versions
+
+    monkeypatch.setattr(cache, "package_versions", newer_torch)
+    upgraded = cache.key_components(chapter, environment=ENVIRONMENT, package_root=ROOT)
+    assert cache.digest(upgraded) != cache.digest(components)
+    assert "torch" in cache.explain_change(components, upgraded)
+
+
+def test_outputs_and_execution_counts_do_not_change_the_key(tmp_path):
+    notebook = new_notebook(cells=[new_code_cell("x = 1"), new_markdown_cell("# Title")])
+    executed = nbformat.from_dict(json.loads(json.dumps(notebook)))
+    executed.cells[0].outputs = [nbformat.v4.new_output("stream", text="noise")]
+    executed.cells[0].execution_count = 7
+    assert cache.notebook_digest(executed) == cache.notebook_digest(notebook)
+    executed.cells[1].source = "# Another title"
+    assert cache.notebook_digest(executed) != cache.notebook_digest(notebook)
+
+
+# Reading imports, on a small package of its own ------------------------------------------------
+
+
+def _package(tmp_path: Path, files: dict[str, str]) -> cache.Package:
+    for relative, source in files.items():
+        path = tmp_path / "handbook" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+    return cache.Package(tmp_path)
+
+
+PACKAGE_FILES = {
+    "__init__.py": "from handbook.config import smoke_mode\n",
+    "config.py": "def smoke_mode():\n    return False\n",
+    "figures/__init__.py": (
+        "from handbook.figures.alpha import draw_alpha\n"
+        "from handbook.figures.beta import draw_beta\n"
+    ),
+    "figures/style.py": "def pyplot():\n    return None\n",
+    "figures/alpha.py": "from .style import pyplot\n\ndef draw_alpha():\n    return pyplot()\n",
+    "figures/beta.py": "import numpy as np\n\ndef draw_beta():\n    return np.zeros(1)\n",
+    "lesson.py": "from handbook import figures\n\ndef run():\n    return figures.draw_alpha()\n",
+}
+
+
+def _dependencies(package: cache.Package, code: str) -> cache.Dependencies:
+    return cache.module_dependencies(cache.parse_notebook_code([code]), package)
+
+
+def test_a_reexported_name_resolves_to_the_module_that_defines_it(tmp_path):
+    package = _package(tmp_path, PACKAGE_FILES)
+    found = _dependencies(package, "from handbook import lesson\nlesson.run()")
+    assert found.modules == {
+        "handbook/__init__.py",
+        "handbook/lesson.py",
+        "handbook/figures/__init__.py",
+        "handbook/figures/alpha.py",
+        "handbook/figures/style.py",
+    }
+    assert found.third_party == set()
+    direct = _dependencies(package, "from handbook.figures import draw_beta\ndraw_beta()")
+    assert "handbook/figures/beta.py" in direct.modules
+    assert "handbook/figures/alpha.py" not in direct.modules
+    assert direct.third_party == {"numpy"}
+
+
+def test_a_package_used_as_a_value_counts_whole(tmp_path):
+    package = _package(tmp_path, PACKAGE_FILES)
+    found = _dependencies(package, "from handbook import figures\nhelp(figures)")
+    assert {"handbook/figures/alpha.py", "handbook/figures/beta.py"} <= found.modules
+    star = _dependencies(package, "from handbook.figures import *")
+    assert {"handbook/figures/alpha.py", "handbook/figures/beta.py"} <= star.modules
+
+
+def test_import_forms_and_magics(tmp_path):
+    package = _package(tmp_path, PACKAGE_FILES)
+    code = "%matplotlib inline\n!ls\nimport handbook.config as settings\nsettings.smoke_mode()"
+    found = _dependencies(package, code)
+    assert "handbook/config.py" in found.modules and "handbook/lesson.py" not in found.modules
+    dotted = _dependencies(package, "import handbook\nhandbook.smoke_mode()")
+    assert "handbook/config.py" in dotted.modules
+    with pytest.raises(SyntaxError, match="code cell 0"):
+        cache.parse_notebook_code(["def broken(:"])
+
+
+def _top_level_only_defines(path: Path) -> list[str]:
+    """Statements at a module's top level that do more than define names."""
+    allowed = (
+        ast.Import,
+        ast.ImportFrom,
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.ClassDef,
+        ast.Assign,
+        ast.AnnAssign,
+    )
+    tree = ast.parse(path.read_text())
+    offending = []
+    for index, node in enumerate(tree.body):
+        if index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # the docstring
+        if not isinstance(node, allowed):
+            offending.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return offending
+
+
+@pytest.mark.parametrize("package", ["datasets", "plots"])
+def test_reexporting_packages_only_define_names_at_import(package):
+    """What makes resolving a name to one submodule exact (see handbook.cache)."""
+    files = sorted((ROOT / "handbook" / package).glob("*.py"))
+    assert len(files) > 5
+    assert [line for path in files for line in _top_level_only_defines(path)] == []
+
+
+# The cache around real executions ----------------------------------------------------------------
+
+
+def _recording_notebook(path: Path, value: float) -> Path:
+    code = (
+        "from handbook import claims\n"
+        f"claims.record('C1', claim='probe', article_value='1', measured={value}, unit='x', "
+        f"verdict='reproduced', note='probe', chapter='{path.stem}')"
+    )
+    nbformat.write(new_notebook(cells=[new_code_cell(code)]), path)
+    return path
+
+
+def test_a_second_run_reuses_the_executed_copy_and_keeps_the_records(tmp_path, capsys):
+    notebook = _recording_notebook(tmp_path / "probe.ipynb", 2.0)
+    ledger = tmp_path / "ledger"
+    environment = runner.notebook_environment(smoke=True, strict_exercises=True, ledger_dir=ledger)
+    options = {"environment": environment, "cache_dir": tmp_path / "cache"}
+    first = runner.run_notebooks([notebook], tmp_path / "out", **options)[0]
+    assert first.ok and not first.cached, first.error
+    record = (ledger / "C1.json").read_text()
+    assert "not executed yet" in capsys.readouterr().out
+
+    second = runner.run_notebooks([notebook], tmp_path / "out", **options)[0]
+    assert second.cached and (ledger / "C1.json").read_text() == record
+    assert "probe.ipynb ... cached" in capsys.readouterr().out
+
+    (ledger / "C1.json").unlink()  # a record gone: the chapter runs again and writes it back
+    third = runner.run_notebooks([notebook], tmp_path / "out", **options)[0]
+    assert not third.cached and (ledger / "C1.json").is_file()
+    assert "its ledger record C1 is missing" in capsys.readouterr().out
+
+    _recording_notebook(notebook, 3.0)  # an edit: the chapter's record is replaced
+    fourth = runner.run_notebooks([notebook], tmp_path / "out", **options)[0]
+    assert not fourth.cached and "notebook changed" in fourth.reason
+    assert json.loads((ledger / "C1.json").read_text())["measured"] == 3.0
+
+    forced = runner.run_notebooks([notebook], tmp_path / "out", force=True, **options)[0]
+    assert not forced.cached and forced.reason == "--force"
+
+
+def test_the_book_command_removes_records_of_no_current_chapter(tmp_path):
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    for claim_id, chapter in [("C1", "00_digits"), ("C2", "99_gone")]:
+        (ledger / f"{claim_id}.json").write_text(json.dumps({"chapter": chapter}))
+    removed = cli.remove_orphan_records(ledger, CHAPTERS)
+    assert removed == ["C2"]
+    assert sorted(path.stem for path in ledger.glob("*.json")) == ["C1"]
+
+
+def test_jobs_must_be_a_positive_number(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--jobs", "0"])
+    assert "expected a whole number of at least 1, got '0'" in capsys.readouterr().err
