@@ -9,7 +9,9 @@ seconds, 8 MiB files) to keep the file fast.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
@@ -100,10 +102,31 @@ def with_checks(first: str, second: str = TOTAL) -> str:
 
 @pytest.fixture(scope="module")
 def attacks(tmp_path_factory) -> dict:
-    """Write the class (one file per student), grade it once with --jobs 2, return what we need."""
-    root = tmp_path_factory.mktemp("class")
+    """Write the class (one file per student), grade it once with --jobs 2, return what we need.
+
+    Under pytest-xdist the workers share one folder, one at a time: the second finds the first
+    one's results in the store and grades only what differs (its listener's port).
+    """
+    with class_folder(tmp_path_factory) as root:
+        return grade_the_class(root)
+
+
+@contextlib.contextmanager
+def class_folder(tmp_path_factory):
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        yield tmp_path_factory.mktemp("class")
+        return
+    root = tmp_path_factory.getbasetemp().parent / f"grading-class-{run}"
+    root.mkdir(exist_ok=True)
+    with open(root / ".lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield root
+
+
+def grade_the_class(root: Path) -> dict:
     grader_home = root / "grader-home"
-    grader_home.mkdir()
+    grader_home.mkdir(exist_ok=True)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
