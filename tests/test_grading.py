@@ -206,14 +206,7 @@ def grade_the_class(root: Path) -> dict:
         (submissions / name).write_text(text, encoding="utf-8")
     originals = {name: (submissions / name).read_bytes() for name in files}
     out = root / "grades"
-    printed: list[str] = []
-
-    class Collect:
-        def write(self, text: str) -> None:
-            printed.append(text)
-
-        def flush(self) -> None:
-            """Nothing is buffered."""
+    printed = io.StringIO()
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HOME", str(grader_home))
@@ -224,7 +217,7 @@ def grade_the_class(root: Path) -> dict:
             exercises=EXERCISES,
             limits=LIMITS,
             jobs=2,
-            stream=Collect(),
+            stream=printed,
         )
     listener.settimeout(0.5)
     try:
@@ -236,7 +229,7 @@ def grade_the_class(root: Path) -> dict:
     return {
         "grades": {Path(grade.label).stem: grade for grade in grades},
         "out": out,
-        "printed": "".join(printed),
+        "printed": printed.getvalue(),
         "submissions": submissions,
         "originals": originals,
         "grader_home": grader_home,
@@ -371,23 +364,16 @@ def test_a_rerun_resumes_without_grading_again(attacks, monkeypatch, tmp_path) -
         raise AssertionError("a finished submission was graded again")
 
     monkeypatch.setattr(sandbox.Sandbox, "start", refuse)
-    printed = []
-
-    class Collect:
-        def write(self, text: str) -> None:
-            printed.append(text)
-
-        def flush(self) -> None:
-            """Nothing is buffered."""
+    printed = io.StringIO()
 
     grades = grading.grade_class(
         [attacks["submissions"]],
         out_dir=attacks["out"],
         exercises=EXERCISES,
         limits=LIMITS,
-        stream=Collect(),
+        stream=printed,
     )
-    assert f"{len(attacks['originals'])} submission(s) already graded" in "".join(printed)
+    assert f"{len(attacks['originals'])} submission(s) already graded" in printed.getvalue()
     assert [grade.score for grade in grades] == [
         attacks["grades"][Path(grade.label).stem].score for grade in grades
     ]
@@ -462,21 +448,14 @@ def test_without_namespaces_grading_still_works_and_says_what_is_not_isolated(
     submission.write_text(
         with_checks("import os\nHOME = os.environ['HOME']\n" + DOUBLE), encoding="utf-8"
     )
-    printed = []
-
-    class Collect:
-        def write(self, text: str) -> None:
-            printed.append(text)
-
-        def flush(self) -> None:
-            """Nothing is buffered."""
+    printed = io.StringIO()
 
     grades = grading.grade_class(
         [submission],
         out_dir=tmp_path / "grades",
         exercises=EXERCISES,
         limits=LIMITS,
-        stream=Collect(),
+        stream=printed,
     )
     assert statuses(grades[0]) == {"9.1": "passed", "9.2": "passed"}
-    assert "".join(printed).splitlines()[0] == fallback.warning()
+    assert printed.getvalue().splitlines()[0] == fallback.warning()
