@@ -4,7 +4,7 @@ python -m handbook run [--smoke] [NOTEBOOK ...]   execute chapter notebooks (cac
 python -m handbook book [--smoke] [--no-run]      run every chapter, then build the HTML site
 python -m handbook ledger                         print the claims ledger of the last run
 python -m handbook student [--out student]        write the student edition (no solutions)
-python -m handbook grade NOTEBOOK ... [--csv F]   execute students' notebooks, score exercises
+python -m handbook grade SUBMISSION ... [--jobs N]  grade a class, each submission sandboxed
 python -m handbook bench [--smoke]                every chapter's side-by-side benchmarks
 """
 
@@ -32,6 +32,7 @@ BENCHMARK_MODULES = [
     "handbook.continual",
     "handbook.serve.loadtest",
     "handbook.runner",
+    "handbook.exercises.grading",
 ]
 
 #: What the staged book source holds besides the executed notebooks.
@@ -261,13 +262,26 @@ def command_student(arguments: argparse.Namespace) -> int:
 
 
 def command_grade(arguments: argparse.Namespace) -> int:
-    from handbook.exercises import grading
+    """Grade a class in sandboxes (see handbook.exercises.grading); exit status 2 on bad usage."""
+    from handbook.exercises import grading, sandbox
 
-    notebooks = [Path(name) for name in arguments.notebooks]
-    missing = [str(path) for path in notebooks if not path.is_file()]
-    if missing:
-        raise SystemExit(f"no such notebook(s): {', '.join(missing)}")
-    grading.grade_notebooks(notebooks, csv_path=Path(arguments.csv), smoke=not arguments.full)
+    limits = sandbox.Limits(
+        memory_bytes=arguments.memory * 2**20,
+        cpu_seconds=arguments.cpu,
+        cell_seconds=arguments.timeout,
+        notebook_seconds=arguments.notebook_timeout,
+    )
+    try:
+        grading.grade_class(
+            [Path(name) for name in arguments.submissions],
+            out_dir=Path(arguments.out),
+            csv_path=Path(arguments.csv) if arguments.csv else None,
+            chapter=arguments.chapter,
+            limits=limits,
+            jobs=arguments.jobs,
+        )
+    except (FileNotFoundError, ValueError) as error:
+        raise SystemExit(f"handbook grade: {error}") from error
     return 0
 
 
@@ -347,10 +361,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     student_parser.set_defaults(handler=command_student)
 
-    grade = commands.add_parser("grade", help="execute students' notebooks and score the exercises")
-    grade.add_argument("notebooks", nargs="+", help="the students' notebooks")
-    grade.add_argument("--csv", default="grades/grades.csv", help="where to write the score table")
-    grade.add_argument("--full", action="store_true", help="run in full mode (default: smoke)")
+    grade = commands.add_parser(
+        "grade",
+        help="grade students' notebooks: each solution cell in a sandbox, scored by the grader",
+    )
+    grade.add_argument(
+        "submissions",
+        nargs="+",
+        help="notebooks, or folders of them (one file or folder per student)",
+    )
+    grade.add_argument("--out", default="grades", help="output folder (default: grades)")
+    grade.add_argument("--csv", help="where to write the score table (default: OUT/grades.csv)")
+    grade.add_argument("--chapter", type=int, help="default: the chapter most submissions are")
+    grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    grade.add_argument(
+        "--timeout", type=float, default=300.0, help="wall-clock seconds per cell (default 300)"
+    )
+    grade.add_argument(
+        "--notebook-timeout", type=float, default=1800.0, help="seconds per notebook (default 1800)"
+    )
+    grade.add_argument("--memory", type=int, default=2048, help="MiB per cell (default 2048)")
+    grade.add_argument("--cpu", type=int, default=60, help="CPU seconds per cell (default 60)")
     grade.set_defaults(handler=command_grade)
 
     serve = commands.add_parser(

@@ -25,7 +25,7 @@ def test_unknown_notebook_is_named():
 
 
 def test_grade_refuses_missing_files():
-    with pytest.raises(SystemExit, match="no such notebook"):
+    with pytest.raises(SystemExit, match="no submission at missing.ipynb"):
         cli.main(["grade", "missing.ipynb"])
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -18,10 +17,9 @@ from handbook.exercises.checks import Case, ExerciseFailed, ExerciseResult, chec
 
 @pytest.fixture(autouse=True)
 def lenient_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts outside strict mode and without a grade file, whatever the shell says."""
+    """Each test starts outside strict mode, whatever the shell says."""
     monkeypatch.setenv(config.STRICT_EXERCISES_ENV, "0")
     monkeypatch.delenv(config.EXPECT_EXERCISES_ENV, raising=False)
-    monkeypatch.delenv(config.GRADE_FILE_ENV, raising=False)
 
 
 def passing() -> None:
@@ -114,16 +112,9 @@ def test_the_student_edition_expectation_raises_unless_not_done(monkeypatch) -> 
         check_exercise("9.1", "double", [Case("stub", not_done)])
 
 
-def test_grade_file_gets_one_json_line_per_check(monkeypatch, tmp_path: Path) -> None:
-    grade_file = tmp_path / "nested" / "grades.jsonl"
-    monkeypatch.setenv(config.GRADE_FILE_ENV, str(grade_file))
-
-    first = check_exercise("9.1", "double", [Case("one", passing)])
-    second = check_exercise("9.2", "square", [Case("one", failing), Case("two", passing)])
-
-    lines = grade_file.read_text(encoding="utf-8").splitlines()
-    assert [ExerciseResult.from_json(json.loads(line)) for line in lines] == [first, second]
-    assert json.loads(lines[1])["status"] == "failed"
+def test_a_result_round_trips_through_json() -> None:
+    result = check_exercise("9.2", "square", [Case("one", failing), Case("two", passing)])
+    assert ExerciseResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 
 
 def test_a_grade_record_with_an_unknown_status_is_refused() -> None:
@@ -342,159 +333,44 @@ def test_exercise_ids_follow_the_notebook_order_once_each() -> None:
     assert student.exercise_ids(notebook) == ["0.3", "0.1", "0.10"]
 
 
-# The grader ----------------------------------------------------------------------------------
+# The grader's bookkeeping (the grader itself: test_grading.py) -------------------------------
 
 
-def test_results_are_merged_in_notebook_order_with_the_last_run_winning() -> None:
-    reported = [
-        ExerciseResult("0.2", "b", "failed", 1, 2),
-        ExerciseResult("0.9", "extra", "passed", 1, 1),
-        ExerciseResult("0.2", "b", "passed", 2, 2),
-    ]
-    merged = grading.merge_results(["0.1", "0.2"], reported, "cell 4 raised KeyError")
+def test_a_check_result_shows_nothing_more_when_a_cell_ends_with_it() -> None:
+    from IPython.core.formatters import DisplayFormatter
 
-    assert [(result.id, result.status) for result in merged] == [
-        ("0.1", "not reached"),
-        ("0.2", "passed"),
-        ("0.9", "passed"),
-    ]
-    assert merged[0].messages == ["cell 4 raised KeyError"]
+    result = check_exercise("9.1", "double", [Case("one", passing)])
+    assert DisplayFormatter().format(result) == ({}, {})
 
 
-def test_notebooks_are_labelled_by_their_path_below_the_common_folder(tmp_path) -> None:
+def test_submissions_are_labelled_by_their_path_below_the_common_folder(tmp_path) -> None:
     paths = [tmp_path / "alice" / "ch.ipynb", tmp_path / "bob" / "ch.ipynb"]
-    assert grading.notebook_labels(paths) == ["alice/ch.ipynb", "bob/ch.ipynb"]
-    assert grading.notebook_labels(paths[:1]) == ["ch.ipynb"]
+    assert grading.submission_labels(paths) == ["alice/ch.ipynb", "bob/ch.ipynb"]
+    assert grading.submission_labels(paths[:1]) == ["ch.ipynb"]
     with pytest.raises(ValueError, match="more than once"):
-        grading.notebook_labels([paths[0], paths[0]])
+        grading.submission_labels([paths[0], paths[0]])
 
 
-def test_grading_refuses_a_missing_notebook(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no notebook at"):
-        grading.grade_notebooks([tmp_path / "missing.ipynb"], csv_path=tmp_path / "g.csv")
-
-
-def check_cell(exercise_id: str, name: str, cases: list[tuple[str, str]]) -> nbformat.NotebookNode:
-    """A check cell whose cases compare ``name(argument)`` with an expected value."""
-    case_list = ", ".join(
-        f"Case({argument!r}, lambda: expect_equal({name}({argument}), {expected}, "
-        f"'{name}({argument})'))"
-        for argument, expected in cases
-    )
-    return code_cell(f"check_exercise({exercise_id!r}, {name!r}, [{case_list}])")
-
-
-DOUBLE = 'def double(x):\n    """Return twice x."""\n    return 2 * x'
-SQUARE = 'def square(x):\n    """Return x squared."""\n    return x * x'
-WRONG_DOUBLE = 'def double(x):\n    """Return twice x."""\n    return x + 2'
-
-
-def stub_of(source: str, exercise_id: str) -> nbformat.NotebookNode:
-    return code_cell(student.stub_source(source, exercise_id), f"exercise-{exercise_id}")
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory) -> tuple[list[grading.NotebookGrade], Path, str]:
-    """Two submissions of a 2-exercise notebook, graded once for the tests below.
-
-    alice solved 9.1 and left 9.2 as the stub; bob got 9.1 half right and his notebook stops
-    before the check of 9.2. Grading runs with strict mode on in the calling shell to show
-    that a learner's notebook still runs to the end.
-    """
-    root = tmp_path_factory.mktemp("grading")
-    header = code_cell("from handbook.exercises.checks import Case, check_exercise, expect_equal")
-    double_check = check_cell("9.1", "double", [("2", "4"), ("-1", "-2")])
-    square_check = check_cell("9.2", "square", [("3", "9")])
-    alice = write_notebook(
-        root / "submissions" / "alice" / "chapter.ipynb",
-        [
-            header,
-            code_cell(DOUBLE, "exercise-9.1"),
-            double_check,
-            stub_of(SQUARE, "9.2"),
-            square_check,
-        ],
-    )
-    bob = write_notebook(
-        root / "submissions" / "bob" / "chapter.ipynb",
-        [
-            header,
-            code_cell(WRONG_DOUBLE, "exercise-9.1"),
-            double_check,
-            code_cell(SQUARE, "exercise-9.2"),
-            code_cell("raise RuntimeError('bob stopped here')"),
-            square_check,
-        ],
-    )
-    printed = []
-
-    class Collect:
-        def write(self, text: str) -> None:
-            printed.append(text)
-
-        def flush(self) -> None:
-            """Nothing is buffered."""
-
-    csv_path = root / "grades" / "grades.csv"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(config.STRICT_EXERCISES_ENV, "1")
-        grades = grading.grade_notebooks([alice, bob], csv_path=csv_path, stream=Collect())
-    return grades, csv_path, "".join(printed)
-
-
-def test_grading_reports_each_exercise_status(graded) -> None:
-    grades, _, _ = graded
-    alice, bob = grades
-
-    assert [(result.id, result.status) for result in alice.results] == [
-        ("9.1", "passed"),
-        ("9.2", "not done"),
+def test_a_class_folder_is_every_visible_file_below_it(tmp_path: Path) -> None:
+    names = ("bob/00.ipynb", "alice/00.ipynb", "alice/.ipynb_checkpoints/00.ipynb", "carol.txt")
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    found = grading.collect_submissions([tmp_path])
+    assert [path.relative_to(tmp_path).as_posix() for path in found] == [
+        "alice/00.ipynb",
+        "bob/00.ipynb",
+        "carol.txt",
     ]
-    assert alice.error is None
-    assert (alice.score, alice.out_of) == (1, 2)
-    assert [(result.id, result.status, result.passed) for result in bob.results] == [
-        ("9.1", "failed", 1),
-        ("9.2", "not reached", 0),
-    ]
-    assert "RuntimeError: bob stopped here" in bob.error
-    assert bob.results[1].messages == [bob.error]
-    assert (bob.score, bob.out_of) == (0, 2)
+    with pytest.raises(FileNotFoundError, match="no submission at"):
+        grading.collect_submissions([tmp_path / "missing.ipynb"])
 
 
-def test_grading_writes_the_csv_and_prints_the_table(graded) -> None:
-    grades, csv_path, printed = graded
-
-    with csv_path.open(encoding="utf-8") as stream:
-        rows = list(csv.DictReader(stream))
-    assert rows[0] == {
-        "notebook": "alice/chapter.ipynb",
-        "9.1": "passed",
-        "9.2": "not done",
-        "score": "1",
-        "out_of": "2",
-        "error": "",
-    }
-    assert {key: rows[1][key] for key in ("notebook", "9.1", "9.2", "score")} == {
-        "notebook": "bob/chapter.ipynb",
-        "9.1": "1/2",
-        "9.2": "not reached",
-        "score": "0",
-    }
-    assert "bob stopped here" in rows[1]["error"]
-    table = printed.splitlines()
-    assert "alice/chapter.ipynb  ✓    not done     1/2" in table
-    assert "bob/chapter.ipynb    1/2  not reached  0/2" in table
-    assert "bob/chapter.ipynb: cell 4 (execution count 5, starting `raise RuntimeError(" in printed
-    assert grades[0].executed == csv_path.parent / "executed" / "alice" / "chapter.ipynb"
-
-
-def test_a_check_cell_shows_its_report_once(graded) -> None:
-    grades, _, _ = graded
-    executed = nbformat.read(grades[0].executed, as_version=4)
-    check_outputs = [cell.outputs for cell in executed.cells if "check_exercise(" in cell.source]
-
-    assert [[output.output_type for output in outputs] for outputs in check_outputs] == [
-        ["stream"],
-        ["stream"],
-    ]
-    assert check_outputs[0][0].text == "✓ Exercise 9.1 (double): all 2 checks passed\n"
+def test_the_chapter_is_the_one_most_submissions_belong_to(tmp_path: Path) -> None:
+    paths = []
+    for name, tag in (("a", "exercise-0.1"), ("b", "exercise-0.2"), ("c", "exercise-1.1")):
+        paths.append(write_notebook(tmp_path / f"{name}.ipynb", [code_cell("x = 1", tag)]))
+    assert grading.infer_chapter(paths) == 0
+    (tmp_path / "d.ipynb").write_text("not json")
+    with pytest.raises(ValueError, match="give it with --chapter"):
+        grading.infer_chapter([tmp_path / "d.ipynb"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from handbook.exercises.checks import (
     expect_shape,
     expect_type,
 )
+from handbook.exercises.remote import OneShotStream as _OneShotStream
 
 # Exercise 7.1 ---------------------------------------------------------------------------------
 
@@ -153,22 +154,6 @@ def _expect_parameters_unchanged(diagonal_fisher: Callable) -> None:
 
 
 # Exercise 7.2 ---------------------------------------------------------------------------------
-
-
-class _OneShotStream:
-    """An iterator over ``items`` that can be read once and has no length, like a live feed."""
-
-    def __init__(self, items: Iterable):
-        self._items = iter(items)
-        self.read = 0
-
-    def __iter__(self) -> Iterator:
-        return self
-
-    def __next__(self) -> object:
-        item = next(self._items)
-        self.read += 1
-        return item
 
 
 def check_reservoir_sample(

@@ -8,13 +8,15 @@ prints one verdict::
 
 What happens next depends on the environment (names in :mod:`handbook.config`):
 
-- ``HANDBOOK_GRADE_FILE`` set: one JSON line per check is appended to that file (the grader
-  reads it back, see :mod:`handbook.exercises.grading`).
 - ``HANDBOOK_EXERCISES_STRICT=1`` (the test suite running the source notebooks): anything but
   "passed" raises :class:`ExerciseFailed`, so a wrong reference solution fails the build.
   ``HANDBOOK_EXERCISES_EXPECT="not done"`` (the student edition under nbval): anything but "not
   done" raises, so a solution left in the student edition fails the build.
   Otherwise a check never raises: a learner's notebook always runs to the end.
+
+A check only reports to the learner; grading calls the same check functions in the grader's own
+process (:mod:`handbook.exercises.grading`), never trusting what a learner's kernel prints or
+writes.
 
 A case's ``run`` raises ``AssertionError`` with a readable message when the learner's answer is
 wrong; the ``expect_*`` helpers below build those messages (expected value, actual value, never
@@ -23,11 +25,8 @@ the solution).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,7 +108,7 @@ class ExerciseResult:
         """Show nothing when a notebook cell ends with a check: the report is already printed."""
 
     def to_json(self) -> dict[str, Any]:
-        """A plain dict, one line of the grade file."""
+        """A plain dict (the grader's results store)."""
         return asdict(self)
 
     @classmethod
@@ -151,7 +150,6 @@ def check_exercise(exercise_id: str, title: str, cases: Sequence[Case]) -> Exerc
         raise ValueError(f"exercise {exercise_id} ({title}): expected at least one case, got none")
     result = _run_cases(exercise_id, title, cases)
     print(result.report(), flush=True)
-    _append_to_grade_file(result)
     expected = config.expected_exercise_status()
     if expected is not None and result.status != expected:
         hint = "" if expected == PASSED else f"\n(expected {expected!r} here: a student edition)"
@@ -178,16 +176,6 @@ def _run_cases(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseR
         else:
             passed += 1
     return ExerciseResult(exercise_id, title, status, passed, len(cases), messages)
-
-
-def _append_to_grade_file(result: ExerciseResult) -> None:
-    grade_file = os.environ.get(config.GRADE_FILE_ENV)
-    if not grade_file:
-        return
-    path = Path(grade_file)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as stream:
-        stream.write(json.dumps(result.to_json(), ensure_ascii=False) + "\n")
 
 
 def describe(value: object) -> str:

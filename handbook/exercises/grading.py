@@ -1,49 +1,134 @@
-"""Grade learners' notebooks: execute each one, collect its exercise checks, tabulate, write a CSV.
+"""Grade a class: run each learner's solution cells in a sandbox, score them in the grader.
 
-Each notebook runs in a fresh kernel through :func:`handbook.runner.execute_notebook` with
-strict mode off (a wrong answer must not stop the notebook), a throw-away claims ledger (grading
-never writes into the book's ledger) and ``HANDBOOK_GRADE_FILE`` pointing at a scratch JSON-lines
-file into which every check cell appends its :class:`~handbook.exercises.checks.ExerciseResult`.
+For every exercise of the chapter, the grader takes the learner's cell tagged
+``exercise-<id>``, runs it on its own in a fresh process of the submission's sandbox
+(:mod:`handbook.exercises.sandbox`) and calls the chapter's own check function
+(``handbook.exercises.ch00.check_accuracy``) *in the grader's process*, handing it stand-ins for
+the learner's functions (:class:`~handbook.exercises.remote.RemoteFunction`): each case's inputs
+travel to the sandbox as plain data, the answers come back as plain data, and the comparison
+with the expected values happens here. Nothing the learner's code prints, writes or patches can
+change a score; the notebook's own check cells are the learner's feedback, not the grade.
 
-Score rule: an exercise counts 1 when every one of its checks passed, 0 otherwise (failed, not
-done, error, not reached); no partial credit, the ``2/4`` of a failed exercise is feedback only.
-A notebook's score is out of the number of its exercises: the ``exercise-<id>`` tags of its
-cells, plus any other exercise whose check reported a result.
+Which check goes with which exercise, and which functions it takes, is read from the book's
+source notebooks (the cell after a solution cell: ``ch00.check_accuracy(accuracy)``), never from
+a submission.
+
+Score rule: an exercise counts 1 when every one of its checks passed, 0 otherwise; a notebook is
+scored out of the chapter's number of exercises, whatever its tags say. Results are stored in
+``<out>/results/<hash>.json``, keyed on the submission's bytes and the grading settings, so an
+interrupted run resumes without grading a finished submission again.
 """
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import csv
+import functools
+import hashlib
+import importlib
+import io
 import json
 import os
+import re
 import sys
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import TextIO
 
 import nbformat
 
-from handbook import config, runner
-from handbook.exercises.checks import FAILED, NOT_REACHED, PASSED, ExerciseResult
-from handbook.exercises.student import exercise_ids
+from handbook import config
+from handbook.exercises import remote, sandbox, student
+from handbook.exercises.checks import ERROR, FAILED, NOT_REACHED, PASSED, ExerciseResult
+from handbook.exercises.student import cell_tags
+
+_EXERCISE_TAG = re.compile(r"exercise-(?P<id>[0-9]+(?:\.[0-9]+)+)")
+_CHECK_CALL = re.compile(r"\b(ch\d\d)\.(check_\w+)\(")
+#: Bump when a change to the grader changes results, so that stored results are not reused.
+GRADER_VERSION = 2
+
+
+# What to grade: the chapter's exercises and their checks ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ExerciseCheck:
+    """One exercise: its id, its check (``module:function``) and the learner functions it takes."""
+
+    exercise_id: str
+    check: str
+    names: tuple[str, ...]
+
+    def check_function(self) -> Callable[..., ExerciseResult]:
+        module, _, function = self.check.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+@functools.cache
+def chapter_checks(chapter: int) -> tuple[ExerciseCheck, ...]:
+    """The exercises of ``chapter`` in order, read from the book's source notebook.
+
+    The check of an exercise is the ``chNN.check_*(name, ...)`` call in the first code cell
+    after its solution cell.
+    """
+    matches = sorted((config.project_root() / "notebooks").glob(f"{chapter:02d}_*.ipynb"))
+    if not matches:
+        raise ValueError(f"expected a chapter between 0 and 9, got {chapter} (no notebook)")
+    cells = nbformat.read(matches[0], as_version=4).cells
+    exercises = []
+    for index, cell in enumerate(cells):
+        ids = [match["id"] for tag in cell_tags(cell) if (match := _EXERCISE_TAG.fullmatch(tag))]
+        if "solution" not in cell_tags(cell) or not ids:
+            continue
+        check_cell = next(c for c in cells[index + 1 :] if c.cell_type == "code")
+        exercises.append(_parse_check_call(ids[0], check_cell.source, matches[0].name))
+    return tuple(exercises)
+
+
+def _parse_check_call(exercise_id: str, source: str, where: str) -> ExerciseCheck:
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and _CHECK_CALL.match(f"{node.func.value.id}.{node.func.attr}(")
+        ):
+            names = tuple(argument.id for argument in node.args if isinstance(argument, ast.Name))
+            module = f"handbook.exercises.{node.func.value.id}"
+            return ExerciseCheck(exercise_id, f"{module}:{node.func.attr}", names)
+    raise ValueError(f"{where}: no chNN.check_*(...) call after the solution of {exercise_id}")
+
+
+def chapter_of(exercise_id: str) -> int:
+    return int(exercise_id.split(".")[0])
+
+
+# A submission -----------------------------------------------------------------------------------
 
 
 @dataclass
-class NotebookGrade:
-    """One graded notebook: a result per exercise (notebook order) and the run's error, if any."""
+class SubmissionGrade:
+    """One graded submission: a result per exercise of the chapter, and what went wrong.
 
-    notebook: Path
+    ``error`` says why nothing could be graded (not a notebook, another chapter's); ``problems``
+    lists what else the instructor should know (a limit a cell broke, a duplicated tag).
+    """
+
     label: str
-    executed: Path
+    digest: str
     results: list[ExerciseResult]
-    error: str | None
-    seconds: float
+    error: str | None = None
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def score(self) -> int:
-        """How many exercises passed (see the module docstring for the rule)."""
         return sum(result.status == PASSED for result in self.results)
 
     @property
@@ -51,154 +136,476 @@ class NotebookGrade:
         return len(self.results)
 
     def result(self, exercise_id: str) -> ExerciseResult | None:
-        """The result of ``exercise_id``, or None when the notebook has no such exercise."""
         return next((result for result in self.results if result.id == exercise_id), None)
 
+    def to_json(self) -> dict:
+        record = asdict(self)
+        record["results"] = [result.to_json() for result in self.results]
+        return record
 
-def grade_notebooks(
-    notebooks: Sequence[Path],
-    *,
-    csv_path: Path,
-    smoke: bool = True,
-    stream: TextIO | None = None,
-    executed_dir: Path | None = None,
-    timeout_s: int = 1800,
-) -> list[NotebookGrade]:
-    """Execute and grade each notebook, print a table to ``stream``, write it to ``csv_path``.
+    @classmethod
+    def from_json(cls, record: dict) -> SubmissionGrade:
+        return cls(
+            label=str(record["label"]),
+            digest=str(record["digest"]),
+            results=[ExerciseResult.from_json(item) for item in record["results"]],
+            error=record.get("error"),
+            problems=[str(item) for item in record.get("problems", [])],
+            seconds=float(record.get("seconds", 0.0)),
+        )
 
-    Executed copies go to ``executed_dir`` (default: ``executed/`` next to the CSV) so that an
-    instructor can open a learner's notebook with its outputs. Notebooks are named by their
-    path relative to their common folder (``alice/00_digits.ipynb``), so submissions with the
-    same file name stay apart. ``timeout_s`` limits each cell. The CSV has one row per
-    notebook: ``notebook``, one column per exercise id (``passed``, ``2/4`` for a failed one
-    with 2 of 4 checks passed, ``not done``, ``error``, ``not reached``, empty when that
-    notebook has no such exercise), ``score``, ``out_of`` and ``error`` (why the notebook
-    stopped early, empty when it ran to the end). See the module docstring for the score rule.
+
+@dataclass
+class _Cells:
+    """What a submission offers to grade: exercise id -> (cell number, source)."""
+
+    found: dict[str, tuple[int, str]]
+    problems: dict[str, str]
+    notes: list[str]
+
+
+def read_cells(data: bytes, exercises: Sequence[ExerciseCheck]) -> _Cells:
+    """The learner's solution cell of each exercise, or why there is none.
+
+    Raises ValueError with the reason when the file is not a notebook of this chapter.
+    Cell numbers count from 1, every cell (markdown included) counted.
     """
-    stream = stream or sys.stdout
-    csv_path = Path(csv_path)
-    notebooks = [Path(notebook) for notebook in notebooks]
-    _require_notebooks(notebooks)
-    labels = notebook_labels(notebooks)
-    executed_dir = Path(executed_dir) if executed_dir else csv_path.parent / "executed"
-    grades = []
-    with tempfile.TemporaryDirectory(prefix="handbook-grading-") as scratch:
-        for position, (notebook, label) in enumerate(zip(notebooks, labels, strict=True), 1):
-            print(f"[{position}/{len(notebooks)}] {label} ...", end=" ", file=stream, flush=True)
-            grade = grade_notebook(
-                notebook,
-                label=label,
-                executed=executed_dir / label,
-                scratch_dir=Path(scratch) / str(position),
-                smoke=smoke,
-                timeout_s=timeout_s,
+    if not data.strip():
+        raise ValueError(f"empty file ({len(data)} bytes): expected a Jupyter notebook")
+    try:
+        notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception as error:  # nbformat raises many kinds; all mean the same thing here
+        first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise ValueError(f"not a Jupyter notebook ({type(error).__name__}: {first})") from error
+    wanted = [exercise.exercise_id for exercise in exercises]
+    tagged: dict[str, list[int]] = {}
+    for number, cell in enumerate(notebook.cells, start=1):
+        for tag in cell_tags(cell):
+            if match := _EXERCISE_TAG.fullmatch(tag):
+                tagged.setdefault(match["id"], []).append(number)
+    chapter = chapter_of(wanted[0])
+    if tagged and not set(tagged) & set(wanted):
+        others = sorted({chapter_of(exercise_id) for exercise_id in tagged})
+        raise ValueError(
+            f"this is chapter {', '.join(map(str, others))}'s notebook (exercise tags "
+            f"{', '.join(sorted(tagged))}); expected chapter {chapter} "
+            f"(exercises {', '.join(wanted)})"
+        )
+    found, problems = {}, {}
+    for exercise_id in wanted:
+        numbers = tagged.get(exercise_id, [])
+        if not numbers:
+            problems[exercise_id] = (
+                f"no cell is tagged exercise-{exercise_id} (was its tag removed or renamed?)"
             )
-            print(f"{grade.score}/{grade.out_of} in {grade.seconds:.1f} s", file=stream, flush=True)
-            grades.append(grade)
-    print(file=stream)
-    print(format_table(grades), file=stream)
-    write_csv(grades, csv_path)
-    print(f"\nwrote {csv_path}", file=stream, flush=True)
-    return grades
+        elif len(numbers) > 1:
+            problems[exercise_id] = (
+                f"exercise-{exercise_id} is tagged on cells {', '.join(map(str, numbers))}; "
+                "expected exactly one cell"
+            )
+        elif notebook.cells[numbers[0] - 1].cell_type != "code":
+            problems[exercise_id] = f"cell {numbers[0]} tagged exercise-{exercise_id} is not code"
+        else:
+            found[exercise_id] = (numbers[0], notebook.cells[numbers[0] - 1].source)
+    unknown = sorted(set(tagged) - set(wanted))
+    notes = [f"tags of unknown exercises ignored: {', '.join(unknown)}"] if unknown else []
+    return _Cells(found, problems, notes)
 
 
-def grade_notebook(
-    notebook: Path,
+def imported_modules(sources: Sequence[str]) -> list[str]:
+    """Top-level packages the cells import (to import once in the sandbox), in first-seen order."""
+    names: list[str] = []
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found = [node.module]
+            else:
+                continue
+            names.extend(name.split(".")[0] for name in found)
+    return list(dict.fromkeys(name for name in names if name in sandbox.PRELOADABLE))
+
+
+@contextlib.contextmanager
+def _lenient_checks() -> Iterator[None]:
+    """Checks return their verdict instead of raising, whatever the shell's strict mode or
+    expected status (``HANDBOOK_EXERCISES_EXPECT``) says."""
+    names = (config.STRICT_EXERCISES_ENV, config.EXPECT_EXERCISES_ENV)
+    previous = {name: os.environ.pop(name, None) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is not None:
+                os.environ[name] = value
+
+
+def grade_submission(
+    path: Path,
     *,
     label: str,
-    executed: Path,
-    scratch_dir: Path,
-    smoke: bool,
-    timeout_s: int = 1800,
-) -> NotebookGrade:
-    """Execute one notebook (see :func:`grade_notebooks`) and collect its exercise results.
-
-    ``scratch_dir`` receives the grade file and the throw-away ledger.
-    """
-    scratch_dir.mkdir(parents=True, exist_ok=True)
-    grade_file = scratch_dir / "grades.jsonl"
-    grade_file.unlink(missing_ok=True)  # a reused scratch folder must not leak old results
-    environment = runner.notebook_environment(
-        smoke=smoke, strict_exercises=False, ledger_dir=scratch_dir / "ledger"
-    ) | {config.GRADE_FILE_ENV: str(grade_file)}
-    run = runner.execute_notebook(notebook, executed, environment=environment, timeout_s=timeout_s)
-    results = merge_results(
-        _notebook_exercise_ids(notebook), read_grade_file(grade_file), run.error
-    )
-    return NotebookGrade(notebook, label, executed, results, run.error, run.seconds)
-
-
-def _notebook_exercise_ids(notebook: Path) -> list[str]:
+    exercises: Sequence[ExerciseCheck],
+    limits: sandbox.Limits,
+    protected: Sequence[Path] = (),
+) -> SubmissionGrade:
+    """Grade one submission file (see the module docstring); never raises for a bad submission."""
+    started = time.monotonic()
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        return exercise_ids(nbformat.read(notebook, as_version=4))
-    except Exception:  # a learner's file may be anything; the run reports why it cannot execute
-        return []
+        cells = read_cells(data, exercises)
+    except ValueError as error:
+        results = [_unreached(exercise.exercise_id, str(error)) for exercise in exercises]
+        return SubmissionGrade(
+            label, digest, results, error=str(error), seconds=time.monotonic() - started
+        )
+    grade = SubmissionGrade(label, digest, [], problems=list(cells.notes))
+    notebook_deadline = started + limits.notebook_seconds
+    preload = imported_modules([source for _, source in cells.found.values()])
+    with sandbox.Sandbox(limits, preload=preload, protected=protected) as box, _lenient_checks():
+        for exercise in exercises:
+            exercise_id = exercise.exercise_id
+            if exercise_id in cells.problems:
+                message = cells.problems[exercise_id]
+                grade.results.append(ExerciseResult(exercise_id, "", ERROR, 0, 0, [message]))
+                grade.problems.append(message)
+            elif time.monotonic() >= notebook_deadline:
+                message = (
+                    f"the notebook's time limit of {limits.notebook_seconds:g} s ran out before "
+                    "this exercise"
+                )
+                grade.results.append(_unreached(exercise_id, message))
+            else:
+                number, source = cells.found[exercise_id]
+                result, problem = _grade_cell(
+                    box, exercise, number, source, limits, notebook_deadline
+                )
+                grade.results.append(result)
+                if problem:
+                    grade.problems.append(problem)
+    grade.seconds = time.monotonic() - started
+    return grade
 
 
-def read_grade_file(path: Path) -> list[ExerciseResult]:
-    """The results appended by the check cells, in the order they ran ([] if none ran)."""
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [ExerciseResult.from_json(json.loads(line)) for line in lines if line.strip()]
+def _unreached(exercise_id: str, message: str) -> ExerciseResult:
+    return ExerciseResult(exercise_id, "", NOT_REACHED, 0, 0, [message])
 
 
-def merge_results(
-    ids: Sequence[str], reported: Sequence[ExerciseResult], run_error: str | None
-) -> list[ExerciseResult]:
-    """One result per exercise: ``ids`` in order, then exercises reported without a tagged cell.
+def _grade_cell(
+    box: sandbox.Sandbox,
+    exercise: ExerciseCheck,
+    number: int,
+    source: str,
+    limits: sandbox.Limits,
+    notebook_deadline: float,
+) -> tuple[ExerciseResult, str | None]:
+    """Run one solution cell in a fresh process and its check here: (result, problem or None)."""
+    exercise_id = exercise.exercise_id
+    cell_deadline = min(time.monotonic() + limits.cell_seconds, notebook_deadline)
 
-    When a check ran more than once its last result counts. An exercise without any result is
-    "not reached", with the run's error (or a note that its check cell never ran) as message.
-    """
-    latest = {result.id: result for result in reported}
-    results = [
-        latest.pop(exercise_id, None) or _not_reached(exercise_id, run_error) for exercise_id in ids
-    ]
-    return results + list(latest.values())
+    def error(message: str) -> tuple[ExerciseResult, str]:
+        return ExerciseResult(exercise_id, "", ERROR, 0, 0, [message]), message
+
+    try:
+        with box.cell(cell_deadline) as peer:
+            reply = peer.request({"op": "exec", "source": source, "cell": number})
+            if reply.get("limit") == "memory":
+                raise remote.PeerGone("memory")
+            outcome = _check_cell(peer, exercise, number, reply, limits)
+    except remote.PeerGone as gone:
+        timed_out = str(gone) == "timeout"
+        ending = box.ending(kill=timed_out)
+        reason = _limit_reason(str(gone), ending, limits, number, cell_deadline, notebook_deadline)
+        return error(f"{reason} (exercise {exercise_id})")
+    box.ending(kill=True)  # also reads the supervisor's report, before the next cell starts
+    return outcome
 
 
-def _not_reached(exercise_id: str, run_error: str | None) -> ExerciseResult:
-    reason = (
-        run_error or "the notebook ran to the end but the check cell of this exercise never ran"
-    )
-    return ExerciseResult(exercise_id, "", NOT_REACHED, 0, 0, [reason])
+def _check_cell(
+    peer: remote.Peer, exercise: ExerciseCheck, number: int, reply: dict, limits: sandbox.Limits
+) -> tuple[ExerciseResult, str | None]:
+    """The check's verdict on a cell that ran, or why it cannot be checked."""
+    exercise_id = exercise.exercise_id
+    if reply.get("raised"):
+        message = _cell_raised(number, reply["raised"], limits)
+        return ExerciseResult(exercise_id, "", ERROR, 0, 0, [message]), message
+    defined = set(reply.get("names", []))
+    missing = [name for name in exercise.names if name not in defined]
+    if missing:
+        message = (
+            f"cell {number} (exercise {exercise_id}) does not define {', '.join(missing)}; "
+            f"expected the function(s) {', '.join(exercise.names)}, defined in the cell itself "
+            "with its imports"
+        )
+        return ExerciseResult(exercise_id, "", ERROR, 0, 0, [message]), message
+    stand_ins = [remote.RemoteFunction(peer, name, name) for name in exercise.names]
+    with contextlib.redirect_stdout(io.StringIO()):
+        return exercise.check_function()(*stand_ins), None
 
 
-def notebook_labels(notebooks: Sequence[Path]) -> list[str]:
-    """Each notebook's path relative to the folder that holds them all (``alice/00.ipynb``)."""
-    paths = [Path(notebook).resolve() for notebook in notebooks]
+def _cell_raised(number: int, raised: dict, limits: sandbox.Limits) -> str:
+    name, message = raised.get("type"), raised.get("message", "")
+    if name == "BlockingIOError":  # fork() or a new thread refused: RLIMIT_NPROC
+        return f"process limit ({limits.processes} processes) reached in cell {number}"
+    if "[Errno 27]" in message:  # EFBIG: RLIMIT_FSIZE (Python ignores SIGXFSZ)
+        return (
+            f"file size limit {sandbox.size_text(limits.file_bytes)} exceeded in cell {number} "
+            "(printing or writing too much)"
+        )
+    if "[Errno 28]" in message:  # ENOSPC: the private scratch folder is full
+        return (
+            f"scratch space limit {sandbox.size_text(limits.scratch_bytes)} exceeded in cell "
+            f"{number}"
+        )
+    if name == "SystemExit":
+        return f"cell {number} called sys.exit() (exit({message or ''}))"
+    return f"cell {number} raised {name}: {message}".rstrip(": ")
+
+
+def _limit_reason(
+    gone: str,
+    ending: dict,
+    limits: sandbox.Limits,
+    number: int,
+    cell_deadline: float,
+    notebook_deadline: float,
+) -> str:
+    """Why a cell's process stopped answering, for the instructor's row."""
+    where = f"in cell {number}"
+    stopped = ending.get("signal")
+    if gone == "memory":
+        return f"memory limit {sandbox.size_text(limits.memory_bytes)} exceeded {where}"
+    if stopped == "SIGXCPU":
+        return f"CPU time limit {limits.cpu_seconds} s exceeded {where}"
+    if stopped == "SIGXFSZ":
+        return (
+            f"file size limit {sandbox.size_text(limits.file_bytes)} exceeded {where} (printing "
+            "or writing too much)"
+        )
+    if gone == "timeout":
+        if cell_deadline >= notebook_deadline:
+            return f"notebook time limit {limits.notebook_seconds:g} s exceeded {where}"
+        return f"time limit {limits.cell_seconds:g} s exceeded {where}"
+    if gone.startswith(("the answer is", "the worker sent")):
+        return f"{gone} {where}"
+    if "supervisor" in ending:
+        return f"the sandbox stopped {where} ({ending['supervisor']})"
+    if stopped:
+        return f"the cell's process was killed by {stopped} {where}"
+    return f"the cell's process exited with status {ending.get('code')} {where} ({gone})"
+
+
+# A class --------------------------------------------------------------------------------------
+
+
+def collect_submissions(paths: Sequence[Path]) -> list[Path]:
+    """Every file given, and every non-hidden file below every folder given (sorted)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(
+                sorted(
+                    item
+                    for item in path.rglob("*")
+                    if item.is_file()
+                    and not any(part.startswith(".") for part in item.relative_to(path).parts)
+                )
+            )
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no submission at {path}")
+    if not files:
+        raise ValueError(f"expected at least one submission, found none in {list(map(str, paths))}")
+    return files
+
+
+def submission_labels(files: Sequence[Path]) -> list[str]:
+    """Each file's path relative to the folder that holds them all (``alice/00.ipynb``)."""
+    paths = [Path(file).resolve() for file in files]
     duplicates = sorted({str(path) for path in paths if paths.count(path) > 1})
     if duplicates:
-        raise ValueError(f"expected each notebook once, got {duplicates} more than once")
+        raise ValueError(f"expected each submission once, got {duplicates} more than once")
     common = Path(os.path.commonpath([path.parent for path in paths]))
     return [path.relative_to(common).as_posix() for path in paths]
 
 
-def _require_notebooks(notebooks: Sequence[Path]) -> None:
-    if not notebooks:
-        raise ValueError("expected at least one notebook to grade, got none")
-    missing = [str(notebook) for notebook in notebooks if not notebook.is_file()]
-    if missing:
-        raise FileNotFoundError(f"no notebook at {', '.join(missing)}")
+def infer_chapter(files: Sequence[Path]) -> int:
+    """The chapter most submissions' exercise tags belong to (ValueError when none has any)."""
+    counts: dict[int, int] = {}
+    for file in files:
+        with contextlib.suppress(Exception):
+            notebook = nbformat.read(file, as_version=4)
+            chapters = {
+                chapter_of(match["id"])
+                for cell in notebook.cells
+                for tag in cell_tags(cell)
+                if (match := _EXERCISE_TAG.fullmatch(tag))
+            }
+            for chapter in chapters:
+                counts[chapter] = counts.get(chapter, 0) + 1
+    if not counts:
+        raise ValueError(
+            "could not tell the chapter: no submission has a cell tagged exercise-N.M; "
+            "give it with --chapter"
+        )
+    return max(sorted(counts), key=counts.get)
 
 
-def all_exercise_ids(grades: Sequence[NotebookGrade]) -> list[str]:
-    """Every exercise id of the graded notebooks, in numeric order (``0.2`` before ``0.10``)."""
+def _settings_key(exercises: Sequence[ExerciseCheck], limits: sandbox.Limits) -> str:
+    settings = {
+        "version": GRADER_VERSION,
+        "exercises": [asdict(item) for item in exercises],
+        "limits": limits.to_json(),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _store_path(store: Path, path: Path, settings: str) -> Path:
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return store / f"{digest[:32]}-{settings}.json"
+
+
+def _grade_into_store(
+    path: str,
+    label: str,
+    exercises: tuple[ExerciseCheck, ...],
+    limits: dict,
+    protected: tuple[str, ...],
+    destination: str,
+) -> str:
+    """Grade one submission and write its result as JSON (a pool task returns only the path)."""
+    grade = grade_submission(
+        Path(path),
+        label=label,
+        exercises=exercises,
+        limits=sandbox.Limits(**limits),
+        protected=[Path(item) for item in protected],
+    )
+    target = Path(destination)
+    partial = target.with_suffix(".partial")
+    partial.write_text(json.dumps(grade.to_json(), ensure_ascii=False), encoding="utf-8")
+    partial.replace(target)  # atomic: an interrupted run never leaves half a result
+    return destination
+
+
+def grade_class(
+    paths: Sequence[Path],
+    *,
+    out_dir: Path,
+    csv_path: Path | None = None,
+    chapter: int | None = None,
+    exercises: Sequence[ExerciseCheck] | None = None,
+    limits: sandbox.Limits | None = None,
+    jobs: int = 1,
+    stream: TextIO | None = None,
+) -> list[SubmissionGrade]:
+    """Grade every submission under ``paths``; write the CSV and one feedback file per student.
+
+    ``out_dir`` receives ``grades.csv`` (or ``csv_path``), ``feedback/<label>.md`` and
+    ``results/`` (the store that makes a rerun resume). ``exercises`` defaults to the checks of
+    ``chapter`` (default: the chapter most submissions belong to). ``jobs`` submissions are
+    graded at once, each in its own process. Prints progress and the table to ``stream``.
+    """
+    stream = stream or sys.stdout
+    limits = limits or sandbox.Limits()
+    files = collect_submissions(paths)
+    labels = submission_labels(files)
+    if exercises is None:
+        exercises = chapter_checks(infer_chapter(files) if chapter is None else chapter)
+    exercises = tuple(exercises)
+    out_dir = Path(out_dir)
+    store = out_dir / "results"
+    store.mkdir(parents=True, exist_ok=True)
+    if warning := sandbox.isolation().warning():
+        print(warning, file=stream, flush=True)
+    protected = tuple(str(item) for item in _protected_paths(files, out_dir))
+    settings = _settings_key(exercises, limits)
+    targets = [_store_path(store, file, settings) for file in files]
+    todo = [index for index, target in enumerate(targets) if not target.is_file()]
+    if len(todo) < len(files):
+        print(
+            f"{len(files) - len(todo)} submission(s) already graded in {store}; reusing them",
+            file=stream,
+            flush=True,
+        )
+    arguments = [
+        (
+            str(files[index]),
+            labels[index],
+            exercises,
+            limits.to_json(),
+            protected,
+            str(targets[index]),
+        )
+        for index in todo
+    ]
+    for done, (index, _) in enumerate(_run_tasks(arguments, todo, jobs), start=1):
+        grade = _load(targets[index], labels[index])
+        print(
+            f"[{done}/{len(todo)}] {grade.label}: {grade.score}/{grade.out_of} in "
+            f"{grade.seconds:.1f} s",
+            file=stream,
+            flush=True,
+        )
+    grades = [_load(target, label) for target, label in zip(targets, labels, strict=True)]
+    csv_path = Path(csv_path) if csv_path else out_dir / "grades.csv"
+    print(file=stream)
+    print(format_table(grades), file=stream)
+    write_csv(grades, csv_path)
+    feedback = write_feedback(grades, out_dir / "feedback")
+    print(
+        f"\nwrote {csv_path} and {len(feedback)} feedback file(s) in {out_dir / 'feedback'}",
+        file=stream,
+        flush=True,
+    )
+    return grades
+
+
+def _run_tasks(arguments: list[tuple], todo: list[int], jobs: int) -> Iterator[tuple[int, str]]:
+    if jobs <= 1 or len(arguments) <= 1:
+        for index, task in zip(todo, arguments, strict=True):
+            yield index, _grade_into_store(*task)
+        return
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {
+            pool.submit(_grade_into_store, *task): index
+            for index, task in zip(todo, arguments, strict=True)
+        }
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _load(target: Path, label: str) -> SubmissionGrade:
+    grade = SubmissionGrade.from_json(json.loads(target.read_text(encoding="utf-8")))
+    grade.label = label  # the same bytes may sit under another name in this run
+    return grade
+
+
+def _protected_paths(files: Sequence[Path], out_dir: Path) -> list[Path]:
+    """What a sandbox must not write: the submissions' folders, the output, home, the book."""
+    folders = {Path(file).resolve().parent for file in files}
+    candidates = [*sorted(folders), Path(out_dir).resolve(), Path.home(), config.project_root()]
+    return list(dict.fromkeys(path for path in candidates if path.exists()))
+
+
+# Reports --------------------------------------------------------------------------------------
+
+
+def all_exercise_ids(grades: Sequence[SubmissionGrade]) -> list[str]:
+    """Every exercise id of the grades, in numeric order (``0.2`` before ``0.10``)."""
     ids = {result.id for grade in grades for result in grade.results}
-    return sorted(ids, key=_id_sort_key)
-
-
-def _id_sort_key(exercise_id: str) -> tuple:
-    try:
-        return (0, tuple(int(part) for part in exercise_id.split(".")), exercise_id)
-    except ValueError:
-        return (1, (), exercise_id)
+    return sorted(ids, key=lambda item: tuple(int(part) for part in item.split(".")))
 
 
 def status_text(result: ExerciseResult | None, *, passed_mark: str = "passed") -> str:
     """One exercise's cell: ``passed_mark``, ``2/4`` (failed), ``not done``, ``error``,
-    ``not reached``, or "" when the notebook has no such exercise."""
+    ``not reached``, or "" when the grade has no such exercise."""
     if result is None:
         return ""
     if result.status == PASSED:
@@ -208,36 +615,117 @@ def status_text(result: ExerciseResult | None, *, passed_mark: str = "passed") -
     return result.status
 
 
-def format_table(grades: Sequence[NotebookGrade]) -> str:
-    """A plain-text table, one row per notebook, then why each notebook that stopped stopped."""
+def _reason(grade: SubmissionGrade) -> str:
+    return "; ".join([grade.error] if grade.error else grade.problems)
+
+
+def format_table(grades: Sequence[SubmissionGrade]) -> str:
+    """A plain-text table, one row per submission, then the reason of each row that has one."""
     ids = all_exercise_ids(grades)
-    rows = [["notebook", *ids, "score"]]
+    rows = [["submission", *ids, "score"]]
     for grade in grades:
-        cells = [
-            status_text(grade.result(exercise_id), passed_mark="✓") or "-" for exercise_id in ids
-        ]
+        cells = [status_text(grade.result(item), passed_mark="✓") or "-" for item in ids]
         rows.append([grade.label, *cells, f"{grade.score}/{grade.out_of}"])
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = [
         "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
-    lines.extend(
-        f"{grade.label}: {grade.error.removeprefix(f'{grade.notebook}: ')}"
-        for grade in grades
-        if grade.error
-    )
+    lines.extend(f"{grade.label}: {_reason(grade)}" for grade in grades if _reason(grade))
     return "\n".join(lines)
 
 
-def write_csv(grades: Sequence[NotebookGrade], csv_path: Path) -> Path:
-    """Write the grades as CSV (columns described in :func:`grade_notebooks`)."""
+def write_csv(grades: Sequence[SubmissionGrade], csv_path: Path) -> Path:
+    """One row per submission: ``submission``, one column per exercise, ``score``, ``out_of``,
+    ``reason`` (why it could not be graded, or the limits it broke and other problems)."""
     ids = all_exercise_ids(grades)
+    csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with csv_path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["notebook", *ids, "score", "out_of", "error"])
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["submission", *ids, "score", "out_of", "reason"])
         for grade in grades:
-            cells = [status_text(grade.result(exercise_id)) for exercise_id in ids]
-            writer.writerow([grade.label, *cells, grade.score, grade.out_of, grade.error or ""])
+            cells = [status_text(grade.result(item)) for item in ids]
+            writer.writerow([grade.label, *cells, grade.score, grade.out_of, _reason(grade)])
     return csv_path
+
+
+def feedback_text(grade: SubmissionGrade) -> str:
+    """What a student reads: each exercise's verdict and every failing case with what was
+    expected (the checks' messages name expected values, never the solution)."""
+    lines = [
+        f"# Feedback on {grade.label}",
+        "",
+        f"Score: {grade.score} of {grade.out_of} exercises passed.",
+        "",
+    ]
+    if grade.error:
+        lines += [f"Your notebook could not be graded: {grade.error}", ""]
+    for result in grade.results:
+        title = f" ({result.title})" if result.title else ""
+        if result.status == PASSED:
+            lines.append(f"- Exercise {result.id}{title}: passed, all {result.total} checks.")
+            continue
+        if result.status == FAILED:
+            verdict = f"{result.passed} of {result.total} checks passed"
+        else:
+            verdict = result.status
+        lines.append(f"- Exercise {result.id}{title}: {verdict}.")
+        lines.extend(f"    - {message}".replace("\n", "\n      ") for message in result.messages)
+    if grade.problems and not grade.error:
+        lines += ["", "Notes:", *(f"- {problem}" for problem in grade.problems)]
+    return "\n".join(lines) + "\n"
+
+
+def write_feedback(grades: Sequence[SubmissionGrade], folder: Path) -> list[Path]:
+    """``folder/<label>.md`` for each grade (the label's folders kept: ``alice/00_digits.md``)."""
+    written = []
+    for grade in grades:
+        target = Path(folder) / Path(grade.label).with_suffix(".md")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(feedback_text(grade), encoding="utf-8")
+        written.append(target)
+    return written
+
+
+# Benchmark ------------------------------------------------------------------------------------
+
+
+def benchmarks(smoke: bool = False) -> list:
+    """A class of chapter-0 submissions graded one at a time and with ``jobs=2``, side by side.
+
+    Half the class hands in the solved notebook, half the student edition; each notebook gets
+    its student's name in a markdown cell, so every file is distinct (no result reused). One
+    run each (a run takes minutes): wall time, and seconds per submission in the detail.
+    """
+    from handbook import bench
+
+    count = 4 if smoke else 30
+    source = config.project_root() / "notebooks" / "00_digits.ipynb"
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="handbook-grade-bench-") as folder:
+        root = Path(folder)
+        edition = student.make_student_edition(source, root / "edition.ipynb")
+        for number in range(count):
+            notebook = nbformat.read(source if number % 2 else edition, as_version=4)
+            notebook.cells.insert(0, nbformat.v4.new_markdown_cell(f"Student {number:02d}"))
+            target = root / "class" / f"student{number:02d}" / source.name
+            target.parent.mkdir(parents=True)
+            nbformat.write(notebook, target)
+        seconds = {}
+        for jobs in (1, 2):
+            started = time.perf_counter()
+            with open(os.devnull, "w", encoding="utf-8") as quiet:
+                grade_class([root / "class"], out_dir=root / f"out{jobs}", jobs=jobs, stream=quiet)
+            seconds[jobs] = time.perf_counter() - started
+    for jobs, wall in seconds.items():
+        rows.append(
+            bench.Measurement(
+                group=f"grading: {count} chapter-0 submissions",
+                variant="one at a time" if jobs == 1 else f"--jobs {jobs}",
+                median_ms=wall * 1000,
+                ratio=seconds[1] / wall,
+                detail=f"{wall:.1f} s wall, {wall / count:.2f} s per submission, one run",
+            )
+        )
+    return rows

@@ -1,0 +1,813 @@
+"""Call a learner's function in another process, with plain data on the wire (never pickle).
+
+The grader (:mod:`handbook.exercises.grading`) runs a chapter's check function in its own
+process and hands it a :class:`RemoteFunction` instead of the learner's function; calling it sends
+the arguments to the sandboxed worker (:mod:`handbook.exercises.sandbox`), which calls the
+learner's function and sends the answer back. Both processes run the same :class:`Peer`, so
+either side can call the other while a call is in flight: the worker calls back a function the
+check passed as an argument (chapter 9's ``forward``), and a gradient flows back across the wire
+in both directions (``loss.backward()`` in the grader asks the worker for the vector-Jacobian
+product of the learner's graph).
+
+A message is one frame: 8-byte big-endian length, then UTF-8 JSON. Values are encoded as:
+
+- ``None``, bools, ints, floats, strings: themselves; lists, tuples, dicts, sets, bytes: tagged
+  JSON objects (``{"$": "tuple", "items": [...]}``);
+- NumPy arrays and scalars: ``.npy`` bytes in base64, read back with ``allow_pickle=False``
+  (object arrays are refused); tensors: the same plus dtype and ``requires_grad``;
+- ``numpy.random.Generator``: its bit generator's name and state (a dict of ints);
+- a stream (an object with ``remaining()`` and ``advance(count)``, such as chapter 7's one-shot
+  stream): the items still to come; the callee reports how many it read;
+- ``torch.nn`` modules built from the layers in :data:`MODULE_LAYERS`: architecture and weights
+  (decoded by the worker only: the grader never builds an object the learner described);
+- a function: a handle the other side calls back through the peer;
+- a pydantic model class returned by the learner: a handle whose ``model_validate`` and
+  ``model_json_schema`` run in the worker (decoded in the grader as a stand-in class);
+- anything else: an :class:`Opaque` placeholder naming its type.
+
+Arguments the callee changed in place (an array it sorted, a model it trained) are sent back and
+copied into the caller's objects, so a check that looks for in-place changes still sees them.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import io
+import json
+import os
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Largest frame either side accepts, bytes: a bigger answer is reported, not read.
+DEFAULT_MAX_FRAME_BYTES = 64 * 2**20
+_HEADER = struct.Struct(">Q")
+
+#: ``torch.nn`` layers a module argument may be built from: name -> constructor attributes.
+MODULE_LAYERS: dict[str, tuple[str, ...]] = {
+    "Linear": ("in_features", "out_features"),
+    "Conv2d": (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+    ),
+    "Flatten": ("start_dim", "end_dim"),
+    "Sequential": (),
+    "ReLU": (),
+    "Tanh": (),
+    "Sigmoid": (),
+    "Identity": (),
+    "Dropout": ("p",),
+}
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+class PeerGone(BaseException):
+    """The other process stopped answering (died, timed out, or broke the protocol).
+
+    A ``BaseException`` so that a check's per-case ``except Exception`` cannot swallow it: the
+    grader must stop the exercise and say why.
+    """
+
+
+class LearnerError(Exception):
+    """A learner's exception whose type is not a Python built-in, re-raised by its name."""
+
+
+@dataclass(frozen=True)
+class Opaque:
+    """A value that cannot travel as plain data (a generator, an open file, ...)."""
+
+    type_name: str
+    text: str
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} that cannot be sent between processes: {self.text}>"
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _is_tensor(value: object) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def _is_module(value: object) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.nn.Module)
+
+
+def _npy(array: np.ndarray) -> str:
+    if array.dtype.hasobject:
+        raise TypeError(f"an array of Python objects (dtype {array.dtype}) cannot be sent")
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _from_npy(text: str) -> np.ndarray:
+    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+
+
+def _is_stream(value: object) -> bool:
+    return (
+        callable(getattr(value, "remaining", None))
+        and callable(getattr(value, "advance", None))
+        and isinstance(value, Iterator)
+    )
+
+
+class OneShotStream:
+    """An iterator over ``items`` that can be read once and has no length, like a live feed.
+
+    ``read`` counts the items taken. The grader sends :meth:`remaining` to the sandbox, which
+    reads its own copy and reports how many it took; :meth:`advance` replays that here.
+    """
+
+    def __init__(self, items: Iterable):
+        self._items = iter(items)
+        self.read = 0
+
+    def __iter__(self) -> Iterator:
+        return self
+
+    def __next__(self) -> object:
+        item = next(self._items)
+        self.read += 1
+        return item
+
+    def remaining(self) -> list:
+        """The items still to come, without reading them."""
+        items = list(self._items)
+        self._items = iter(items)
+        return items
+
+    def advance(self, count: int) -> None:
+        """Read ``count`` items, as the sandboxed function did with its copy."""
+        for _ in range(count):
+            next(self)
+
+
+class Codec:
+    """Encode values to plain JSON-able data and back, for one side (``"grader"``/``"worker"``).
+
+    ``peer`` registers callbacks and gradient handles; ``grad_inputs`` collects, in encounter
+    order, the tensors that require gradients (encoded arguments on the caller's side, decoded
+    leaves on the callee's side) so that a backward pass can be matched across the wire.
+    """
+
+    def __init__(self, peer: Peer):
+        self.peer = peer
+        self.grad_inputs: list = []
+
+    # encoding ------------------------------------------------------------------------------
+
+    def encode(self, value: object) -> Any:
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        if type(value) in (int, float):
+            return value
+        if isinstance(value, (list, tuple, set, frozenset)) and not _is_tensor(value):
+            kind = {list: "list", set: "set", frozenset: "frozenset"}.get(type(value), "tuple")
+            return {"$": kind, "items": [self.encode(item) for item in value]}
+        if isinstance(value, dict):
+            return {
+                "$": "dict",
+                "items": [[self.encode(k), self.encode(v)] for k, v in value.items()],
+            }
+        if isinstance(value, (bytes, bytearray)):
+            return {"$": "bytes", "b64": base64.b64encode(bytes(value)).decode("ascii")}
+        if isinstance(value, (np.ndarray, np.generic)) and np.asarray(value).dtype.hasobject:
+            return {"$": "opaque", "type": "object array", "text": _short_repr(value)}
+        if isinstance(value, np.ndarray):
+            return {"$": "ndarray", "npy": _npy(value)}
+        if isinstance(value, np.generic):
+            return {"$": "npscalar", "npy": _npy(np.asarray(value))}
+        if _is_tensor(value):
+            return self._encode_tensor(value)
+        if isinstance(value, np.random.Generator):
+            state = value.bit_generator.state
+            return {"$": "rng", "state": self.encode(state)}
+        if _is_stream(value):
+            return {"$": "stream", "items": [self.encode(item) for item in value.remaining()]}
+        if _is_module(value):
+            return self._encode_module(value)
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(value, torch.dtype):
+            return {"$": "torch_dtype", "name": str(value).removeprefix("torch.")}
+        if self.peer.side == "worker" and _is_pydantic_model_class(value):
+            return {"$": "model_class", "handle": self.peer.register(value), "name": value.__name__}
+        if callable(value) and not isinstance(value, type):
+            return {"$": "function", "handle": self.peer.register(value)}
+        return {"$": "opaque", "type": type(value).__qualname__, "text": _short_repr(value)}
+
+    def _encode_tensor(self, tensor) -> dict:
+        torch = _torch()
+        detached = tensor.detach().cpu()
+        dtype = str(detached.dtype).removeprefix("torch.")
+        if detached.dtype == torch.bfloat16:
+            detached = detached.float()
+        record = {
+            "$": "tensor",
+            "npy": _npy(detached.resolve_conj().numpy()),
+            "dtype": dtype,
+            "requires_grad": bool(tensor.requires_grad),
+        }
+        if tensor.requires_grad:
+            self.grad_inputs.append(tensor)
+        return record
+
+    def _encode_module(self, module) -> dict:
+        kind = type(module).__name__
+        if type(module).__module__.split(".")[0] != "torch" or kind not in MODULE_LAYERS:
+            return {"$": "opaque", "type": type(module).__qualname__, "text": _short_repr(module)}
+        config = {name: self.encode(getattr(module, name)) for name in MODULE_LAYERS[kind]}
+        if hasattr(module, "bias") and kind in ("Linear", "Conv2d"):
+            config["bias"] = module.bias is not None
+        return {
+            "$": "module",
+            "kind": kind,
+            "config": config,
+            "children": [self._encode_module(child) for child in module.children()],
+            "training": module.training,
+            "state": {
+                name: self.encode(value.detach())
+                for name, value in module.state_dict(keep_vars=False).items()
+            },
+        }
+
+    # decoding ------------------------------------------------------------------------------
+
+    def decode(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            if isinstance(data, list):  # never produced by encode; refuse rather than guess
+                raise ValueError("expected a tagged list, got a bare JSON array")
+            return data
+        kind = data.get("$")
+        if kind == "list":
+            return [self.decode(item) for item in data["items"]]
+        if kind == "tuple":
+            return tuple(self.decode(item) for item in data["items"])
+        if kind in ("set", "frozenset"):
+            items = [self.decode(item) for item in data["items"]]
+            return set(items) if kind == "set" else frozenset(items)
+        if kind == "dict":
+            return {self.decode(key): self.decode(value) for key, value in data["items"]}
+        if kind == "bytes":
+            return base64.b64decode(data["b64"])
+        if kind == "ndarray":
+            return _from_npy(data["npy"])
+        if kind == "npscalar":
+            return _from_npy(data["npy"])[()]
+        if kind == "tensor":
+            return self._decode_tensor(data)
+        if kind == "torch_dtype":
+            dtype = getattr(_torch(), str(data["name"]), None)
+            return (
+                dtype if isinstance(dtype, _torch().dtype) else Opaque("dtype", str(data["name"]))
+            )
+        if kind == "rng":
+            return _decode_rng(self.decode(data["state"]))
+        if kind == "stream":
+            return OneShotStream([self.decode(item) for item in data["items"]])
+        if kind == "module":
+            if self.peer.side != "worker":
+                return Opaque("torch.nn.Module", "a module sent by the worker")
+            return self._decode_module(data)
+        if kind == "function":
+            return RemoteFunction(self.peer, int(data["handle"]))
+        if kind == "model_class" and self.peer.side == "grader":
+            return _remote_model_class(self.peer, int(data["handle"]), str(data["name"]))
+        if kind == "opaque":
+            return Opaque(str(data.get("type")), str(data.get("text")))
+        raise ValueError(f"unknown value tag {kind!r}")
+
+    def _decode_tensor(self, data: dict):
+        torch = _torch()
+        array = _from_npy(data["npy"])
+        tensor = torch.from_numpy(array.copy())
+        dtype = getattr(torch, str(data["dtype"]), None)
+        if isinstance(dtype, torch.dtype) and tensor.dtype != dtype:
+            tensor = tensor.to(dtype)
+        if data.get("requires_grad"):
+            if tensor.is_floating_point() or tensor.is_complex():
+                tensor.requires_grad_(True)
+            self.grad_inputs.append(tensor)
+        return tensor
+
+    def _decode_module(self, data: dict):
+        torch = _torch()
+        kind = str(data["kind"])
+        if kind not in MODULE_LAYERS:
+            raise ValueError(f"a module of kind {kind!r} cannot be rebuilt")
+        layer = getattr(torch.nn, kind)
+        if kind == "Sequential":
+            module = layer(*(self._decode_module(child) for child in data["children"]))
+        else:
+            config = {key: self.decode(value) for key, value in data["config"].items()}
+            module = layer(**config)
+        state = {name: self.decode(value) for name, value in data["state"].items()}
+        module.load_state_dict(state)
+        module.train(bool(data["training"]))
+        return module
+
+
+def _short_repr(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a learner's __repr__ may raise; the type name is enough then
+        text = "?"
+    return text if len(text) <= 200 else text[:200] + " ..."
+
+
+def _decode_rng(state: dict) -> np.random.Generator:
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"expected a NumPy bit generator among {_BIT_GENERATORS}, got {name!r}")
+    bit_generator = getattr(np.random, name)()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+def _is_pydantic_model_class(value: object) -> bool:
+    pydantic = sys.modules.get("pydantic")
+    return (
+        pydantic is not None and isinstance(value, type) and issubclass(value, pydantic.BaseModel)
+    )
+
+
+# Writing back in-place changes ------------------------------------------------------------
+
+
+def apply_update(original: object, new_value: object) -> None:
+    """Copy what the callee left in an argument into the caller's ``original`` object."""
+    torch = sys.modules.get("torch")
+    if isinstance(original, np.ndarray) and isinstance(new_value, np.ndarray):
+        if original.shape == new_value.shape and original.flags.writeable:
+            original[...] = new_value
+    elif _is_tensor(original) and _is_tensor(new_value):
+        if original.shape == new_value.shape:
+            with torch.no_grad():
+                original.copy_(new_value.to(original.dtype))
+    elif isinstance(original, list) and isinstance(new_value, list):
+        original[:] = new_value
+    elif isinstance(original, dict) and isinstance(new_value, dict):
+        original.clear()
+        original.update(new_value)
+    elif isinstance(original, np.random.Generator) and isinstance(new_value, np.random.Generator):
+        original.bit_generator.state = new_value.bit_generator.state
+    elif _is_stream(original) and isinstance(new_value, OneShotStream):
+        original.advance(new_value.read)
+    elif _is_module(original) and isinstance(new_value, dict):
+        with torch.no_grad():
+            for name, tensor in original.state_dict(keep_vars=True).items():
+                if name in new_value and tuple(new_value[name].shape) == tuple(tensor.shape):
+                    tensor.copy_(new_value[name])
+
+
+def _after_call_state(codec: Codec, value: object) -> Any:
+    """What an argument looks like after the call, as the caller can apply it."""
+    if isinstance(value, OneShotStream):
+        return {"$": "stream_read", "read": value.read}
+    if _is_module(value):
+        return {
+            "$": "module_state",
+            "state": {
+                name: codec.encode(tensor.detach()) for name, tensor in value.state_dict().items()
+            },
+        }
+    return codec.encode(value)
+
+
+# The peer ---------------------------------------------------------------------------------
+
+
+class Peer:
+    """One end of the connection: sends requests, answers the other side's requests meanwhile.
+
+    ``side`` is ``"grader"`` or ``"worker"``; ``deadline`` (``time.monotonic()`` seconds) bounds
+    every wait for the other side; ``functions`` maps names the other side may call (the
+    learner's functions, on the worker) to callables.
+    """
+
+    def __init__(
+        self, sock: socket.socket, side: str, *, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    ):
+        self.sock = sock
+        self.side = side
+        self.max_frame_bytes = max_frame_bytes
+        self.deadline: float | None = None
+        self.functions: dict[str | int, Callable] = {}
+        self._handles: dict[int, object] = {}
+        self._handle_of: dict[int, int] = {}
+        self._graphs: dict[int, tuple] = {}
+        self._pid = os.getpid()
+
+    # framing -------------------------------------------------------------------------------
+
+    def send(self, message: dict) -> None:
+        if os.getpid() != self._pid:  # a process the learner forked never speaks for the worker
+            os._exit(0)
+        payload = json.dumps(message, ensure_ascii=False).encode("utf-8")
+        if len(payload) > self.max_frame_bytes:
+            raise ValueError(
+                f"a message of {len(payload):,} bytes exceeds the limit of "
+                f"{self.max_frame_bytes:,} bytes"
+            )
+        try:
+            self.sock.sendall(_HEADER.pack(len(payload)) + payload)
+        except OSError as error:
+            raise PeerGone(f"the connection broke ({error})") from error
+
+    def receive(self) -> dict:
+        header = self._read_exactly(_HEADER.size)
+        (length,) = _HEADER.unpack(header)
+        if length > self.max_frame_bytes:
+            raise PeerGone(
+                f"the answer is {length / 2**20:.0f} MiB, over the limit of "
+                f"{self.max_frame_bytes / 2**20:.0f} MiB"
+            )
+        try:
+            message = json.loads(self._read_exactly(length).decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            raise PeerGone(f"the worker sent a malformed message ({error})") from error
+        if not isinstance(message, dict):
+            raise PeerGone("the worker sent a malformed message (not a JSON object)")
+        return message
+
+    def _read_exactly(self, count: int) -> bytes:
+        chunks, remaining = [], count
+        while remaining:
+            if self.deadline is not None:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    raise PeerGone("timeout")
+                self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(min(remaining, 1 << 20))
+            except TimeoutError as error:
+                raise PeerGone("timeout") from error
+            except OSError as error:
+                raise PeerGone(f"the connection broke ({error})") from error
+            if not chunk:
+                raise PeerGone("the other process closed the connection")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    # handles -------------------------------------------------------------------------------
+
+    def register(self, value: object) -> int:
+        """A handle the other side can call ``value`` by (the same one for the same object)."""
+        key = id(value)
+        if key not in self._handle_of:
+            handle = len(self._handles) + 1
+            self._handles[handle] = value
+            self._handle_of[key] = handle
+        return self._handle_of[key]
+
+    # requests ------------------------------------------------------------------------------
+
+    def request(self, message: dict) -> dict:
+        """Send a request and serve the other side's requests until the reply arrives."""
+        self.send(message)
+        while True:
+            incoming = self.receive()
+            if "reply" in incoming:
+                return incoming
+            self.send(self.handle(incoming))
+
+    def serve_forever(self) -> None:
+        """Answer requests until the other side closes the connection (the worker's main loop)."""
+        while True:
+            try:
+                incoming = self.receive()
+            except PeerGone:
+                return
+            self.send(self.handle(incoming))
+
+    def handle(self, message: dict) -> dict:
+        operation = message.get("op")
+        try:
+            if operation == "call":
+                return self._serve_call(message)
+            if operation == "backward":
+                return self._serve_backward(message)
+            if operation == "method" and self.side == "worker":
+                return self._serve_method(message)
+            return self.extra_operation(message)
+        except PeerGone:
+            raise
+        except BaseException as error:  # noqa: BLE001 - whatever the learner raised is reported
+            if isinstance(error, MemoryError):
+                return {"reply": True, "limit": "memory"}
+            return {"reply": True, "raised": describe_exception(error)}
+
+    def extra_operation(self, message: dict) -> dict:
+        """Operations beyond call/backward (the worker adds ``exec``); unknown ones are refused."""
+        return {
+            "reply": True,
+            "raised": {
+                "type": "ValueError",
+                "builtin": "ValueError",
+                "message": f"unknown operation {message.get('op')!r}",
+            },
+        }
+
+    def _target(self, key: object) -> Callable:
+        if isinstance(key, int) and key in self._handles:
+            return self._handles[key]
+        if isinstance(key, str) and key in self.functions:
+            return self.functions[key]
+        raise NameError(f"no function {key!r} to call")
+
+    def _serve_call(self, message: dict) -> dict:
+        function = self._target(message.get("target"))
+        codec = Codec(self)
+        arguments = [codec.decode(item) for item in message.get("args", [])]
+        keywords = {str(k): codec.decode(v) for k, v in message.get("kwargs", {}).items()}
+        leaves = list(codec.grad_inputs)
+        before = [json.dumps(_after_call_state(Codec(self), value)) for value in arguments]
+        before_kw = {k: json.dumps(_after_call_state(Codec(self), v)) for k, v in keywords.items()}
+        result = function(*arguments, **keywords)
+        out = Codec(self)
+        encoded = out.encode(result)
+        for tensor in out.grad_inputs:  # answers that carry a gradient back to our leaves
+            self._graphs[id(tensor)] = (tensor, leaves)
+        changed = {}
+        for position, value in enumerate(arguments):
+            state = _after_call_state(Codec(self), value)
+            if json.dumps(state) != before[position]:
+                changed[str(position)] = state
+        for name, value in keywords.items():
+            state = _after_call_state(Codec(self), value)
+            if json.dumps(state) != before_kw[name]:
+                changed[name] = state
+        graphs = [id(tensor) for tensor in out.grad_inputs]
+        return {"reply": True, "value": encoded, "changed": changed, "graphs": graphs}
+
+    def _serve_backward(self, message: dict) -> dict:
+        torch = _torch()
+        output, leaves = self._graphs[int(message["graph"])]
+        gradient = Codec(self).decode(message["gradient"])
+        wanted = [leaf for leaf in leaves if leaf.requires_grad]
+        grads = (
+            torch.autograd.grad(output, wanted, gradient, retain_graph=True, allow_unused=True)
+            if wanted and output.requires_grad
+            else [None] * len(wanted)
+        )
+        by_leaf = iter(grads)
+        answer = [next(by_leaf) if leaf.requires_grad else None for leaf in leaves]
+        codec = Codec(self)
+        return {"reply": True, "grads": [None if g is None else codec.encode(g) for g in answer]}
+
+    def _serve_method(self, message: dict) -> dict:
+        model = self._target(int(message["handle"]))
+        if not _is_pydantic_model_class(model):
+            raise TypeError("methods can only be called on a pydantic model class")
+        if message.get("name") == "model_json_schema":
+            return {"reply": True, "value": model.model_json_schema()}
+        payload = Codec(self).decode(message["payload"])
+        from pydantic import ValidationError
+
+        try:
+            instance = model.model_validate(payload)
+        except ValidationError as error:
+            errors = [
+                {"loc": [str(part) for part in item.get("loc", ())], "msg": str(item.get("msg"))}
+                for item in error.errors()
+            ]
+            return {"reply": True, "rejected": errors}
+        names = payload if isinstance(payload, dict) else {}
+        kept = {str(name): getattr(instance, str(name), None) for name in names}
+        return {"reply": True, "accepted": Codec(self).encode(kept)}
+
+    # calling the other side --------------------------------------------------------------------
+
+    def call(self, target: str | int, arguments: tuple, keywords: dict) -> object:
+        """Call ``target`` on the other side; the answer, with in-place changes applied."""
+        codec = Codec(self)
+        message = {
+            "op": "call",
+            "target": target,
+            "args": [codec.encode(value) for value in arguments],
+            "kwargs": {str(k): codec.encode(v) for k, v in keywords.items()},
+        }
+        reply = self.request(message)
+        raise_if_failed(reply)
+        answer = Codec(self)
+        try:
+            result = answer.decode(reply.get("value"))
+            for key, state in dict(reply.get("changed", {})).items():
+                original = arguments[int(key)] if key.isdigit() else keywords.get(key)
+                apply_update(original, self._decode_state(state))
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            IndexError,
+            AttributeError,
+            RecursionError,
+        ) as error:
+            raise PeerGone(f"the worker sent a malformed answer ({error})") from error
+        return self._attach_gradients(
+            result, answer.grad_inputs, codec.grad_inputs, list(reply.get("graphs", []))
+        )
+
+    def _decode_state(self, state: Any) -> object:
+        if isinstance(state, dict) and state.get("$") == "stream_read":
+            stream = OneShotStream([])
+            stream.read = int(state["read"])
+            return stream
+        if isinstance(state, dict) and state.get("$") == "module_state":
+            codec = Codec(self)
+            return {str(name): codec.decode(value) for name, value in state["state"].items()}
+        return Codec(self).decode(state)
+
+    def _attach_gradients(self, result, answers: list, inputs: list, graphs: list):
+        """Connect each answer tensor that requires gradients to our inputs through the peer.
+
+        ``answers`` are the decoded answer tensors that came with a gradient graph on the other
+        side, ``inputs`` our argument tensors that require gradients (in the order sent).
+        """
+        if not answers:
+            return result
+        connected = {}
+        for tensor, graph in zip(answers, graphs, strict=False):
+            tensor.requires_grad_(False)
+            if inputs:
+                connected[id(tensor)] = _RemoteGradient.apply(
+                    tensor, self, int(graph), len(inputs), *inputs
+                )
+            else:  # a fresh leaf on the other side: nothing of ours to reach
+                connected[id(tensor)] = tensor.detach().requires_grad_(True)
+        return _replace_tensors(result, connected)
+
+    def backward(self, graph: int, gradient) -> list:
+        reply = self.request(
+            {"op": "backward", "graph": graph, "gradient": Codec(self).encode(gradient)}
+        )
+        raise_if_failed(reply)
+        codec = Codec(self)
+        return [None if item is None else codec.decode(item) for item in reply["grads"]]
+
+
+def _replace_tensors(value: object, replacements: dict[int, object]) -> object:
+    if id(value) in replacements:
+        return replacements[id(value)]
+    if isinstance(value, list):
+        return [_replace_tensors(item, replacements) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_replace_tensors(item, replacements) for item in value)
+    if isinstance(value, dict):
+        return {key: _replace_tensors(item, replacements) for key, item in value.items()}
+    return value
+
+
+def _make_remote_gradient():
+    torch = _torch()
+
+    class RemoteGradient(torch.autograd.Function):
+        """Identity on the answer forward; backward asks the other side for the gradients."""
+
+        @staticmethod
+        def forward(ctx, answer, peer, graph, count, *inputs):
+            ctx.peer, ctx.graph, ctx.count = peer, graph, count
+            return answer.clone()
+
+        @staticmethod
+        def backward(ctx, gradient):
+            grads = ctx.peer.backward(ctx.graph, gradient)
+            grads = (grads + [None] * ctx.count)[: ctx.count]
+            return (None, None, None, None, *grads)
+
+    return RemoteGradient
+
+
+class _LazyGradient:
+    _function = None
+
+    def apply(self, *arguments):
+        if self._function is None:
+            type(self)._function = _make_remote_gradient()
+        return self._function.apply(*arguments)
+
+
+_RemoteGradient = _LazyGradient()
+
+
+def describe_exception(error: BaseException) -> dict:
+    """The plain-data form of an exception: its type, its nearest built-in type, its message."""
+    builtin = next(
+        (
+            kind.__name__
+            for kind in type(error).__mro__
+            if getattr(builtins, kind.__name__, None) is kind and issubclass(kind, Exception)
+        ),
+        None,
+    )
+    try:
+        text = str(error)
+    except Exception:  # a learner's exception may break its own __str__
+        text = ""
+    return {"type": type(error).__name__, "builtin": builtin, "message": text[:2000]}
+
+
+def raise_if_failed(reply: dict) -> None:
+    """Re-raise, in the caller's process, what went wrong in the callee's."""
+    if reply.get("limit") == "memory":
+        raise PeerGone("memory")
+    raised = reply.get("raised")
+    if not raised:
+        return
+    name, builtin = str(raised.get("type")), raised.get("builtin")
+    message = str(raised.get("message", ""))
+    kind = getattr(builtins, str(builtin), None) if builtin else None
+    if name == "NotImplementedError":
+        raise NotImplementedError(message)
+    if isinstance(kind, type) and issubclass(kind, Exception) and kind.__name__ == name:
+        try:
+            raise kind(message)
+        except TypeError:  # a built-in whose constructor wants more arguments
+            pass
+    raise LearnerError(f"{name}: {message}" if message else name)
+
+
+class RemoteFunction:
+    """A callable standing for a function that lives in the other process."""
+
+    def __init__(self, peer: Peer, target: str | int, name: str | None = None):
+        self._peer, self._target = peer, target
+        self.__name__ = name or str(target)
+
+    def __call__(self, *arguments, **keywords):
+        return self._peer.call(self._target, arguments, keywords)
+
+    def __repr__(self) -> str:
+        return f"<function {self.__name__} (in the sandbox)>"
+
+
+def _remote_model_class(peer: Peer, handle: int, name: str) -> type:
+    """A pydantic model class whose validation and schema are the learner's, run remotely."""
+    from types import SimpleNamespace
+
+    from pydantic import BaseModel
+    from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+    def model_validate(cls, payload, *arguments, **keywords):
+        reply = peer.request(
+            {
+                "op": "method",
+                "handle": handle,
+                "name": "model_validate",
+                "payload": Codec(peer).encode(payload),
+            }
+        )
+        raise_if_failed(reply)
+        if "rejected" in reply:
+            details = [
+                InitErrorDetails(
+                    type=PydanticCustomError(
+                        "learner_model", str(item.get("msg")).replace("{", "(").replace("}", ")")
+                    ),
+                    loc=tuple(str(part) for part in item.get("loc", [])),
+                    input=None,
+                )
+                for item in reply["rejected"]
+            ] or [
+                InitErrorDetails(
+                    type=PydanticCustomError("learner_model", "rejected"), loc=(), input=None
+                )
+            ]
+            raise ValidationError.from_exception_data(name, details)
+        return SimpleNamespace(**Codec(peer).decode(reply["accepted"]))
+
+    def model_json_schema(cls, *arguments, **keywords):
+        reply = peer.request({"op": "method", "handle": handle, "name": "model_json_schema"})
+        raise_if_failed(reply)
+        return reply["value"]
+
+    return type(
+        name,
+        (BaseModel,),
+        {
+            "model_validate": classmethod(model_validate),
+            "model_json_schema": classmethod(model_json_schema),
+            "__module__": "learner",
+        },
+    )

@@ -1,0 +1,453 @@
+"""The sandbox a submission's code runs in: one supervisor per submission, one process per cell.
+
+The grader starts a *supervisor* for each submission. On Linux with ``unshare`` and ``setpriv``
+(util-linux) it runs in new network, mount and PID namespaces (a user namespace too when the
+grader is not root): no network interface but a down loopback, a private ``tmpfs`` of
+``Limits.scratch_bytes`` over ``/tmp`` (the working folder, ``HOME`` and ``TMPDIR`` live there),
+``/dev/shm`` and ``/var/tmp``, the protected paths (the submissions, the output folder, the
+grader's home, the book's checkout) bind-mounted read-only, every capability dropped, and, when
+the grader is root, a user id of its own. Elsewhere it runs as a plain child process and
+:func:`isolation` says, in one line, what is not isolated.
+
+The supervisor imports the heavy libraries the submission's cells import (``torch`` takes
+seconds) once, then for each solution cell forks a fresh child, which sets the resource limits
+(memory, CPU seconds, processes, file size), sends its prints to a capped file and serves one
+:class:`~handbook.exercises.remote.Peer` connection: it executes the cell's source and answers
+calls to the functions it defined. When the child ends, the supervisor reports how (exit status
+or signal), which the grader turns into a reason ("CPU time limit 60 s exceeded in cell 7").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import resource
+import select
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import types
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from handbook.exercises import remote
+
+#: Libraries worth importing once in the supervisor when a submission's cells import them.
+PRELOADABLE = ("numpy", "torch", "scipy", "sklearn", "pydantic")
+#: Where the sandbox's private scratch lives, inside its own mount namespace.
+SANDBOX_ROOT = "/tmp"
+#: The unused user ids a root grader gives its sandboxes (one per grading process).
+FIRST_SANDBOX_UID = 61000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one solution cell (memory, CPU, processes, files) and wall clocks.
+
+    Bytes and seconds. ``memory_bytes`` caps the data segment (``RLIMIT_DATA``: heap and
+    anonymous mappings, what a large allocation uses; shared libraries do not count);
+    ``processes`` is how many processes and threads the cell may have; ``file_bytes`` caps each
+    file written, the cell's printed output included; ``scratch_bytes`` the whole private
+    scratch folder (namespaced sandbox only); ``answer_bytes`` one message from the worker.
+    """
+
+    memory_bytes: int = 2 * 2**30
+    cpu_seconds: int = 60
+    processes: int = 64
+    file_bytes: int = 64 * 2**20
+    scratch_bytes: int = 256 * 2**20
+    answer_bytes: int = 64 * 2**20
+    cell_seconds: float = 300.0
+    notebook_seconds: float = 1800.0
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def size_text(count: int) -> str:
+    """``2 GiB``, ``256 MiB``, ``512 KiB``: the largest unit that gives a whole number, else MiB."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count / 2**20:.1f} MiB"
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How this machine isolates a sandbox: the launch command prefix, and what it lacks."""
+
+    prefix: tuple[str, ...]
+    as_root: bool
+    missing: str | None = None
+
+    @property
+    def namespaced(self) -> bool:
+        return bool(self.prefix)
+
+    def warning(self) -> str | None:
+        """One line for the instructor when submissions are not isolated, else None."""
+        if self.missing is None:
+            return None
+        return (
+            f"warning: {self.missing}; submissions run with your user's rights: they can reach "
+            "the network and write wherever you can (limits on memory, CPU, processes, file size "
+            "and time still apply)"
+        )
+
+
+_UNSHARE_FLAGS = ("--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc")
+
+
+@functools.lru_cache(maxsize=1)
+def isolation() -> Isolation:
+    """Probe once whether ``unshare`` can give a sandbox its own namespaces here."""
+    if not sys.platform.startswith("linux"):
+        return Isolation((), False, f"no namespace sandbox on {sys.platform} (Linux only)")
+    missing = [tool for tool in ("unshare", "setpriv") if shutil.which(tool) is None]
+    if missing:
+        return Isolation((), False, f"{' and '.join(missing)} not found (util-linux)")
+    as_root = os.geteuid() == 0
+    flags = _UNSHARE_FLAGS if as_root else ("--user", "--map-root-user", *_UNSHARE_FLAGS)
+    prefix = ("unshare", *flags, "--")
+    probe = "mount -t tmpfs -o size=1m tmpfs /tmp"
+    try:
+        done = subprocess.run(
+            [*prefix, "/bin/sh", "-c", probe], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return Isolation((), as_root, f"unshare failed ({error})")
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        return Isolation((), as_root, f"unprivileged namespaces are not available ({why})")
+    return Isolation(prefix, as_root)
+
+
+def _setup_script(limits: Limits, protected: Sequence[Path], uid: int | None) -> str:
+    """The shell lines run inside the new namespaces before dropping every privilege."""
+    lines = ["set -e"]
+    for path in protected:
+        quoted = shlex.quote(str(path))
+        lines.append(
+            f"if [ -e {quoted} ]; then mount --bind {quoted} {quoted}; "
+            f"mount -o remount,bind,ro {quoted} {quoted}; fi"
+        )
+    owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    lines.append(f"mount -t tmpfs -o size={limits.scratch_bytes},mode=0700{owner} tmpfs /tmp")
+    for folder in ("/dev/shm", "/var/tmp"):
+        lines.append(
+            f"if [ -d {folder} ]; then mount -t tmpfs -o size=1m,mode=0700 tmpfs {folder}; fi"
+        )
+    lines.append("mkdir -p /tmp/home /tmp/tmp /tmp/work")
+    if uid is not None:
+        lines.append(f"chown {uid}:{uid} /tmp/home /tmp/tmp /tmp/work")
+    lines.append("cd /tmp/work")
+    user = f"--reuid={uid} --regid={uid} --clear-groups " if uid is not None else ""
+    lines.append(f'exec setpriv {user}--bounding-set=-all --inh-caps=-all --no-new-privs "$@"')
+    return "\n".join(lines)
+
+
+def _environment(home: str, temporary: str) -> dict[str, str]:
+    package_root = str(Path(remote.__file__).resolve().parents[2])
+    return {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": home,
+        "TMPDIR": temporary,
+        "PYTHONPATH": package_root,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "LANG": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLCONFIGDIR": temporary,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+
+
+class CellEnded(Exception):
+    """How a cell's process ended, as the supervisor saw it."""
+
+
+@dataclass
+class Sandbox:
+    """One submission's supervisor (see the module docstring); use as a context manager."""
+
+    limits: Limits
+    preload: Sequence[str] = ()
+    protected: Sequence[Path] = ()
+    isolation: Isolation = field(default_factory=lambda: isolation())
+    _process: subprocess.Popen | None = None
+    _control: socket.socket | None = None
+    _scratch: str | None = None
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the supervisor (it imports ``preload`` before forking any cell)."""
+        self.close()
+        ours, theirs = socket.socketpair()
+        command = [
+            sys.executable,
+            "-m",
+            "handbook.exercises.sandbox",
+            str(theirs.fileno()),
+            json.dumps(
+                {
+                    "preload": list(self.preload),
+                    "limits": self.limits.to_json(),
+                    "tasks": self._tasks_outside(),
+                }
+            ),
+        ]
+        if self.isolation.namespaced:
+            uid = FIRST_SANDBOX_UID + os.getpid() % 4000 if self.isolation.as_root else None
+            script = _setup_script(self.limits, self.protected, uid)
+            command = [*self.isolation.prefix, "/bin/sh", "-c", script, "sandbox", *command]
+            environment = _environment("/tmp/home", "/tmp/tmp")
+            cwd = None
+        else:
+            self._scratch = tempfile.mkdtemp(prefix="handbook-sandbox-")
+            for name in ("home", "tmp", "work"):
+                os.mkdir(os.path.join(self._scratch, name))
+            environment = _environment(
+                os.path.join(self._scratch, "home"), os.path.join(self._scratch, "tmp")
+            )
+            cwd = os.path.join(self._scratch, "work")
+        self._process = subprocess.Popen(
+            command,
+            pass_fds=(theirs.fileno(),),
+            env=environment,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        theirs.close()
+        self._control = ours
+
+    def _tasks_outside(self) -> int:
+        """Tasks the kernel counts against the sandbox's user that the sandbox cannot see."""
+        if self.isolation.namespaced and self.isolation.as_root:
+            return 0  # a user id of its own
+        return _task_count(os.getuid())
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def close(self) -> None:
+        """Stop the supervisor and everything it started; remove the scratch folder."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=10)
+            if self._process.stderr is not None:
+                self._process.stderr.close()
+            self._process = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    @contextlib.contextmanager
+    def cell(self, deadline: float) -> Iterator[remote.Peer]:
+        """A fresh process for one cell, as a connected :class:`remote.Peer` (grader side).
+
+        ``deadline`` (``time.monotonic()``) bounds every wait. Leaving the block ends the
+        process; :meth:`ending` then says how it ended.
+        """
+        if not self.alive:
+            self.start()
+        ours, theirs = socket.socketpair()
+        try:
+            socket.send_fds(self._control, [b'{"op": "cell"}'], [theirs.fileno()])
+        except OSError as error:
+            raise remote.PeerGone(f"the sandbox did not start ({self._startup_error()})") from error
+        finally:
+            theirs.close()
+        peer = remote.Peer(ours, "grader", max_frame_bytes=self.limits.answer_bytes)
+        peer.deadline = deadline
+        try:
+            yield peer
+        finally:
+            ours.close()
+
+    def ending(self, *, kill: bool, grace: float = 2.0) -> dict:
+        """How the last cell's process ended: ``{"code": n}`` or ``{"signal": "SIGXCPU"}``.
+
+        ``kill`` kills it at once (after a timeout, or once the grader is done with it);
+        otherwise it gets ``grace`` seconds to end by itself first. ``{"supervisor": "..."}``
+        when the supervisor itself is gone.
+        """
+        if self._control is None:
+            return {"supervisor": "not running"}
+        try:
+            if kill:
+                self._control.sendall(b'{"op": "kill"}\n')
+            else:
+                readable, _, _ = select.select([self._control], [], [], grace)
+                if not readable:
+                    self._control.sendall(b'{"op": "kill"}\n')
+            self._control.settimeout(15)
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = self._control.recv(4096)
+                if not chunk:
+                    raise ConnectionError("closed")
+                data += chunk
+            return json.loads(data.decode("utf-8").splitlines()[-1])
+        except (OSError, ValueError) as error:
+            self.close()
+            return {"supervisor": f"stopped answering ({error})"}
+
+    def _startup_error(self) -> str:
+        if self._process is not None and self._process.poll() is not None and self._process.stderr:
+            text = self._process.stderr.read().decode("utf-8", "replace").strip()
+            return text.splitlines()[-1] if text else f"exit status {self._process.returncode}"
+        return "no answer"
+
+
+# The supervisor and the cell process (run in the sandbox) ---------------------------------
+
+
+def _preload(names: Sequence[str]) -> None:
+    for name in names:
+        if name in PRELOADABLE:
+            with contextlib.suppress(Exception):
+                __import__(name)
+
+
+def supervise(control: socket.socket, limits: Limits, tasks_outside: int = 0) -> None:
+    """Fork one cell process per request; report how each ended; reap orphans (we may be PID 1)."""
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # a handler, so PID 1 can be stopped
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(control, 4096, 1)
+        except OSError:
+            return
+        if not message:
+            return
+        if not fds:
+            continue
+        child = os.fork()
+        if child == 0:
+            control.close()
+            _run_cell(fds[0], limits, tasks_outside)
+        os.close(fds[0])
+        control.sendall((json.dumps(_wait_for(child, control)) + "\n").encode())
+
+
+def _wait_for(child: int, control: socket.socket) -> dict:
+    killed = False
+    while True:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid == child:
+            break
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:  # orphans of a learner's forks
+                pass
+        readable, _, _ = select.select([control], [], [], 0.05)
+        if readable and not killed:
+            request = control.recv(4096)
+            if not request or b"kill" in request:
+                killed = True
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child, signal.SIGKILL)
+            if not request:
+                os.waitpid(child, 0)
+                os._exit(0)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child, signal.SIGKILL)  # whatever the cell left running
+    if os.WIFSIGNALED(status):
+        return {"signal": signal.Signals(os.WTERMSIG(status)).name, "killed": killed}
+    return {"code": os.WEXITSTATUS(status), "killed": killed}
+
+
+def _set_limits(limits: Limits, tasks_outside: int) -> None:
+    def cap(kind: int, value: int, hard: int | None = None) -> None:
+        current_hard = resource.getrlimit(kind)[1]
+        hard = value if hard is None else hard
+        if current_hard != resource.RLIM_INFINITY:
+            hard = min(hard, current_hard)
+            value = min(value, hard)
+        resource.setrlimit(kind, (value, hard))
+
+    cap(resource.RLIMIT_DATA, limits.memory_bytes)
+    cap(resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 2)
+    cap(resource.RLIMIT_FSIZE, limits.file_bytes)
+    cap(resource.RLIMIT_CORE, 0)
+    cap(resource.RLIMIT_NOFILE, 256)
+    cap(resource.RLIMIT_NPROC, tasks_outside + _task_count(os.getuid()) + limits.processes)
+
+
+def _task_count(uid: int) -> int:
+    """Processes and threads of ``uid`` now (what ``RLIMIT_NPROC`` counts), as far as visible."""
+    count = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            text = status.read_text()
+            fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields.get("Threads", "1"))
+    return count
+
+
+def _run_cell(fd: int, limits: Limits, tasks_outside: int) -> None:
+    """The cell process: limits, prints to a capped file, then serve the grader till it hangs up."""
+    try:
+        os.setpgid(0, 0)
+        output = os.open(f"cell-{os.getpid()}.out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(output)
+        _set_limits(limits, tasks_outside)
+        peer = _CellPeer(socket.socket(fileno=fd), "worker", max_frame_bytes=limits.answer_bytes)
+        peer.serve_forever()
+    except BaseException:  # noqa: BLE001 - nothing may escape into the supervisor's loop
+        os._exit(70)
+    os._exit(0)
+
+
+class _CellPeer(remote.Peer):
+    """The worker side: adds ``exec``, which runs a cell's source in a fresh namespace."""
+
+    def extra_operation(self, message: dict) -> dict:
+        if message.get("op") != "exec":
+            return super().extra_operation(message)
+        module = types.ModuleType("__main__")  # as in a kernel: pydantic resolves names there
+        sys.modules["__main__"] = module
+        namespace = module.__dict__
+        code = compile(str(message["source"]), f"<cell {message.get('cell')}>", "exec")
+        exec(code, namespace)  # noqa: S102 - the learner's cell, inside the sandbox
+        self.functions = {name: value for name, value in namespace.items() if callable(value)}
+        return {"reply": True, "names": sorted(self.functions)}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m handbook.exercises.sandbox FD SETTINGS``: the supervisor (started by Sandbox)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    settings = json.loads(argv[1])
+    control = socket.socket(fileno=int(argv[0]))
+    _preload(settings.get("preload", []))
+    supervise(control, Limits(**settings["limits"]), int(settings.get("tasks", 0)))
+
+
+if __name__ == "__main__":
+    main()
