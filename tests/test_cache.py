@@ -28,22 +28,6 @@ def _chapters_using(relative_module: str) -> set[str]:
     return using
 
 
-def _copy_of_the_package(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    shutil.copytree(ROOT / "handbook", root / "handbook", ignore=shutil.ignore_patterns("*.pyc"))
-    return root
-
-
-def _stale_chapters(root: Path, before: dict) -> set[str]:
-    """Chapters whose key computed over ``root`` differs from the keys in ``before``."""
-    stale = set()
-    for chapter in CHAPTERS:
-        components = cache.key_components(chapter, environment=ENVIRONMENT, package_root=root)
-        if cache.digest(components) != before[chapter.stem]:
-            stale.add(chapter.stem)
-    return stale
-
-
 def _keys(root: Path) -> dict:
     return {
         chapter.stem: cache.digest(
@@ -53,36 +37,53 @@ def _keys(root: Path) -> dict:
     }
 
 
-def test_editing_a_chapter_module_reexecutes_exactly_the_chapters_that_import_it(tmp_path):
-    root = _copy_of_the_package(tmp_path)
-    before = _keys(root)
-    module = root / "handbook" / "multimodal.py"
-    module.write_text(module.read_text() + "\n# an edit\n")
-    assert _stale_chapters(root, before) == {"08_multimodal"}
+@pytest.fixture(scope="module")
+def package_copy(tmp_path_factory):
+    """A copy of the package to edit, and every chapter's key computed over it unedited."""
+    root = tmp_path_factory.mktemp("copy") / "root"
+    shutil.copytree(ROOT / "handbook", root / "handbook", ignore=shutil.ignore_patterns("*.pyc"))
+    return root, _keys(root)
 
 
-def test_an_edit_reaches_chapters_that_import_the_module_indirectly(tmp_path):
+@pytest.fixture
+def stale_after_editing(package_copy):
+    """``stale_after_editing("plots/ethics.py", ...)``: the chapters whose key changes when
+    these modules of the copy are edited; the edits are undone after the test."""
+    root, before = package_copy
+    originals = {}
+
+    def edit(*relative_modules: str) -> set[str]:
+        for relative in relative_modules:
+            module = root / "handbook" / relative
+            originals.setdefault(module, module.read_text())
+            module.write_text(originals[module] + "\n# an edit\n")
+        after = _keys(root)
+        return {stem for stem, key in after.items() if key != before[stem]}
+
+    yield edit
+    for module, text in originals.items():
+        module.write_text(text)
+
+
+def test_editing_a_chapter_module_reexecutes_exactly_the_chapters_that_import_it(
+    stale_after_editing,
+):
+    assert stale_after_editing("multimodal.py") == {"08_multimodal"}
+
+
+def test_an_edit_reaches_chapters_that_import_the_module_indirectly(stale_after_editing):
     """attention.py is imported by chapter 1 and, through translation.py and other chapter
     modules, by later chapters: every one of them must run again, and only those."""
     expected = _chapters_using("attention.py")
     assert {"01_attention", "02_optimization"} <= expected
     assert "00_digits" not in expected and "09_ethics" not in expected
-    root = _copy_of_the_package(tmp_path)
-    before = _keys(root)
-    module = root / "handbook" / "attention.py"
-    module.write_text(module.read_text() + "\n# an edit\n")
-    assert _stale_chapters(root, before) == expected
+    assert stale_after_editing("attention.py") == expected
 
 
-def test_a_figure_module_invalidates_only_the_chapter_that_draws_it(tmp_path):
-    root = _copy_of_the_package(tmp_path)
-    before = _keys(root)
-    figures = root / "handbook" / "plots" / "ethics.py"
-    figures.write_text(figures.read_text() + "\n# an edit\n")
-    assert _stale_chapters(root, before) == {"09_ethics"}
-    shared = root / "handbook" / "plots" / "style.py"
-    shared.write_text(shared.read_text() + "\n# an edit\n")
-    assert _stale_chapters(root, before) == {chapter.stem for chapter in CHAPTERS}
+def test_a_figure_module_invalidates_only_the_chapter_that_draws_it(stale_after_editing):
+    assert stale_after_editing("plots/ethics.py") == {"09_ethics"}
+    everything = {chapter.stem for chapter in CHAPTERS}
+    assert stale_after_editing("plots/ethics.py", "plots/style.py") == everything
 
 
 def test_a_changed_package_version_or_mode_invalidates_the_key(monkeypatch):
