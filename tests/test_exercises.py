@@ -482,7 +482,7 @@ def test_a_check_cell_shows_its_report_once(graded) -> None:
     check_outputs = [cell.outputs for cell in executed.cells if "check_exercise(" in cell.source]
 
     assert [[output.output_type for output in outputs] for outputs in check_outputs] == [
-        ["stream"],
-        ["stream"],
-    ]
-    assert check_outputs[0][0].text == "✓ Exercise 9.1 (double): all 2 checks passed\n"
+        ["display_data"],
+        ["display_data"],
+    ]  # rich in the notebook (see test_checks_display.py), with the printed text as text/plain
+    assert check_outputs[0][0].data["text/plain"] == "✓ Exercise 9.1 (double): all 2 checks passed"
