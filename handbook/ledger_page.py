@@ -112,7 +112,8 @@ def _row(entry: claims.ClaimRecord, chapter_href: str) -> str:
         "<details><summary>note, chapter and machine</summary>"
         f"<p>{html.escape(entry.claim)}</p>"
         f"<p>{html.escape(entry.note)}</p>"
-        f'<p>Measured in <a href="{chapter_href}">{chapter}</a> on {html.escape(hardware_text(entry))}.</p>'
+        f'<p>Measured in <a href="{chapter_href}">{chapter}</a> on '
+        f"{html.escape(hardware_text(entry))}.</p>"
         "</details>"
     )
     return (
@@ -128,7 +129,8 @@ def _row(entry: claims.ClaimRecord, chapter_href: str) -> str:
 
 def _missing_row(claim_id: str) -> str:
     return (
-        f'<tr id="ledger-{claim_id.lower()}"><td data-label="claim"><strong>{claim_id}</strong></td>'
+        f'<tr id="ledger-{claim_id.lower()}">'
+        f'<td data-label="claim"><strong>{claim_id}</strong></td>'
         '<td data-label="the article says">no chapter records it yet</td><td></td><td></td>'
         f'<td data-label="verdict">{verdict_html("not yet measured")}</td></tr>'
     )
@@ -179,7 +181,7 @@ def render_page(
 
 
 def write_page(records: Sequence[claims.ClaimRecord], include: Path) -> Path:
-    """Write the page's generated part to ``include`` and its figure beside it; return ``include``."""
+    """Write the page's generated part to ``include``, its figure beside it; return ``include``."""
     figure = None
     if records:
         from handbook import plots

@@ -63,7 +63,11 @@ def test_one_row_of_five_cells_per_claim_with_the_verdict_as_a_coloured_word():
     parsed = _parse(page)
     header, *rows = parsed.rows
     assert [cell.strip() for cell in header] == [
-        "claim", "the article says", "article", "measured here", "verdict"
+        "claim",
+        "the article says",
+        "article",
+        "measured here",
+        "verdict",
     ]
     assert len(rows) == len(claims.CLAIM_IDS) and all(len(row) == 5 for row in rows)
     c11 = next(row for row in rows if row[0] == "C11")
@@ -99,7 +103,7 @@ def test_a_record_with_an_interval_and_an_unknown_verdict_still_renders():
     record.verdict = "inconclusive on this machine"
     page = ledger_page.render_page([record], figure=None)
     assert "2.4 [2.1, 2.7]" in page
-    assert "var(--pst-color-info)\">inconclusive on this machine</span>" in page
+    assert 'var(--pst-color-info)">inconclusive on this machine</span>' in page
 
 
 def test_short_claim_keeps_the_first_clause_and_cuts_long_ones():
@@ -135,6 +139,7 @@ def test_verdict_figure_stacks_one_bar_per_chapter():
     axis = figure.axes[0]
     widths = sorted(patch.get_width() for patch in axis.patches if patch.get_width())
     assert widths == [1, 1, 1]
-    assert {text.get_text() for text in axis.get_yticklabels()} == {"01_attention", "04_compression"}
+    labels = {text.get_text() for text in axis.get_yticklabels()}
+    assert labels == {"01_attention", "04_compression"}
     with pytest.raises(ValueError, match="at least one claim record"):
         plots.verdicts_by_chapter([])

@@ -217,7 +217,7 @@ def show(result: ExerciseResult) -> None:
 
 
 def _in_notebook_kernel() -> bool:
-    """True inside a Jupyter kernel (JupyterLab, papermill, nbval), False in a terminal or pytest."""
+    """True in a Jupyter kernel (JupyterLab, papermill, nbval), False in a terminal or pytest."""
     try:
         from IPython import get_ipython
     except ImportError:
