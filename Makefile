@@ -33,10 +33,12 @@ test: $(STAMP)
 		$(PY) -m pytest --nbval-lax notebooks -p no:cacheprovider
 	HANDBOOK_BUILD_DIR=_build/smoke $(PY) -m handbook book --smoke
 
-## make lab: JupyterLab with a kernel named "Python (handbook)"
+## make lab: JupyterLab with a kernel named "Python (handbook)", installed inside .venv (not in
+## your home folder); markdown renders as in the book (jupyterlab-myst). LAB_OPTIONS passes options.
+LAB_OPTIONS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)
-	$(PY) -m ipykernel install --user --name handbook --display-name "Python (handbook)"
-	$(VENV)/bin/jupyter lab
+	$(PY) -m ipykernel install --sys-prefix --name handbook --display-name "Python (handbook)"
+	$(VENV)/bin/jupyter lab $(LAB_OPTIONS)
 
 ## make student: the student edition (solutions removed, outputs cleared) in student/
 student: $(STAMP)
