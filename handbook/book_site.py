@@ -1,4 +1,5 @@
-"""A Sphinx extension for the book's site (listed in ``_config.yml``): each page's scripts once.
+"""A Sphinx extension for the book's site (listed in ``_config.yml``): the book's stylesheet
+(``book_static/handbook-site.css``) on every page, and each page's scripts once.
 
 Sphinx 7.4 adds a script that carries only a body (no file) twice when an extension registers it
 after the builder has started: once as given (file ``None``) and once more from the registry
@@ -9,7 +10,11 @@ already been declared". This extension drops the repeats from each page's list o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+STATIC_DIR = Path(__file__).parent / "book_static"
+STYLESHEET = "handbook-site.css"
 
 
 def _script_key(script: Any) -> tuple:
@@ -33,7 +38,14 @@ def drop_repeated_scripts(app, pagename: str, templatename: str, context: dict, 
     scripts[:] = unique  # the builder restores its own list after each page
 
 
+def add_static_dir(app, config) -> None:
+    """``config-inited`` handler: serve ``book_static/`` as part of the site's ``_static``."""
+    config.html_static_path.append(str(STATIC_DIR))
+
+
 def setup(app) -> dict:
+    app.connect("config-inited", add_static_dir)
+    app.add_css_file(STYLESHEET)
     # after every extension that adds page scripts (their handlers use the default priority 500)
     app.connect("html-page-context", drop_repeated_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -118,7 +118,7 @@ def _wait_for_math(page) -> None:
 _SOLUTIONS_SCRIPT = """() => Array.from(document.querySelectorAll('.cell.tag_solution')).map(
 (cell) => {
   const code = cell.querySelector('.cell_input');
-  const shown = () => code !== null && code.getClientRects().length > 0 &&
+  const shown = () => code !== null && code.checkVisibility({visibilityProperty: true}) &&
     code.getBoundingClientRect().height > 0;
   const before = shown();
   cell.querySelector('summary').click();
