@@ -172,7 +172,7 @@ def render_page(
     if figure and records:
         parts.append(
             f"```{{figure}} {figure}\n:alt: Number of claims per verdict for every chapter\n"
-            ":width: 100%\n\nVerdicts per chapter in this build (from the same records as the "
+            ":width: 85%\n\nVerdicts per chapter in this build (from the same records as the "
             "table).\n```"
         )
     parts.append(render_table(records, chapter_link_prefix=chapter_link_prefix))

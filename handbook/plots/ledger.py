@@ -32,7 +32,7 @@ def verdicts_by_chapter(records: Sequence[object], *, title: str | None = None):
     verdicts = [verdict for verdict in VERDICT_COLORS if any(v == verdict for _, v in counts)]
     verdicts += sorted({verdict for _, verdict in counts} - set(VERDICT_COLORS))
     plt = pyplot()
-    figure, axis = plt.subplots(figsize=(7.5, 0.42 * len(chapters) + 1.3))
+    figure, axis = plt.subplots(figsize=(7.5, 0.26 * len(chapters) + 1.1))
     left = [0] * len(chapters)
     for verdict in verdicts:
         widths = [counts[(chapter, verdict)] for chapter in chapters]
@@ -48,5 +48,5 @@ def verdicts_by_chapter(records: Sequence[object], *, title: str | None = None):
     axis.set_xlabel("claims")
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.spines[["top", "right"]].set_visible(False)
-    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=3, frameon=False, fontsize=9)
+    axis.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False, fontsize=9)
     return finish(figure, axis, title)

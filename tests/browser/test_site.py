@@ -187,6 +187,8 @@ def _visit(page, site_url: str, facts: PageFacts, blocked, screenshots: Path) ->
     if shoot:
         page.screenshot(path=screenshots / f"{name}-phone.png")
     page.set_viewport_size(DESKTOP)
+    if path == "book/ledger.html":
+        page.locator("table.claims-ledger").screenshot(path=screenshots / "book_ledger-table.png")
     facts.solutions = [tuple(pair) for pair in page.evaluate(_SOLUTIONS_SCRIPT)]
     facts.blocked = blocked.take()
     return facts
