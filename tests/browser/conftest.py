@@ -127,6 +127,12 @@ def site_url() -> Iterator[str]:
         def log_message(self, *arguments) -> None:
             pass
 
+        def end_headers(self) -> None:
+            # the theme's scripts and styles are fetched once per session, not once per page
+            if self.path.startswith("/_static/"):
+                self.send_header("Cache-Control", "max-age=3600")
+            super().end_headers()
+
     handler = functools.partial(QuietHandler, directory=str(SITE_DIR))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
