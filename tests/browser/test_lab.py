@@ -47,9 +47,9 @@ _CELLS_SCRIPT = """() => {
     checks: Array.from(cell.node.querySelectorAll('.handbook-check')).map((node) => ({
       status: node.className, text: node.innerText,
       border: getComputedStyle(node).borderLeftColor})),
-    markdown: cell.model.type === 'markdown' ? cell.node.querySelector(
-      '.jp-RenderedMySTMarkdown, .jp-MarkdownOutput')?.textContent ?? null : null,
-    myst: cell.node.querySelector('.jp-RenderedMySTMarkdown') !== null,
+    markdown: cell.model.type === 'markdown' ?
+      cell.node.querySelector('.myst')?.textContent ?? null : null,
+    myst: cell.node.querySelector('.myst') !== null,  // jupyterlab-myst's rendering
   }));
 }"""
 
