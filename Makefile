@@ -28,23 +28,27 @@ book: $(STAMP)
 
 ## make test: lint; unit tests (in parallel); every chapter executed once in smoke mode by
 ## papermill (exercises must pass) for the smoke site, which is then built; the student edition
-## of every chapter under nbval (it must run to the end with every exercise "not done").
+## of every chapter under nbval (it must run to the end with every exercise "not done"); the
+## site and JupyterLab in Chromium with the network cut (tests/browser).
 ## Smoke results go to _build/smoke, never over the full-mode book of `make book`; chapters
 ## whose inputs did not change since the last `make test` are not executed again.
 TEST_JOBS ?= 2
 SMOKE := _build/smoke
 test: $(STAMP)
 	$(PY) -m ruff check handbook tests notebooks
-	$(PY) -m pytest tests -n $(TEST_JOBS) --durations=10
+	$(PY) -m pytest tests -n $(TEST_JOBS) --durations=10 --ignore=tests/browser
 	HANDBOOK_BUILD_DIR=$(SMOKE) $(PY) -m handbook book --smoke --jobs $(TEST_JOBS)
+	$(PY) -m pytest tests/browser -p no:cacheprovider -q
 	$(PY) -m handbook student --out $(SMOKE)/student --force > /dev/null
 	HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_EXPECT="not done" HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
 		$(PY) -m pytest --nbval-lax $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
 
-## make lab: JupyterLab with a kernel named "Python (handbook)"
+## make lab: JupyterLab with a kernel named "Python (handbook)", installed inside .venv (not in
+## your home folder); markdown renders as in the book (jupyterlab-myst). LAB_OPTIONS passes options.
+LAB_OPTIONS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)
-	$(PY) -m ipykernel install --user --name handbook --display-name "Python (handbook)"
-	$(VENV)/bin/jupyter lab
+	$(PY) -m ipykernel install --sys-prefix --name handbook --display-name "Python (handbook)"
+	$(VENV)/bin/jupyter lab $(LAB_OPTIONS)
 
 ## make student: the student edition (solutions removed, outputs cleared) in student/
 student: $(STAMP)

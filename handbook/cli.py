@@ -159,13 +159,9 @@ def stage_book_sources(site_dir: Path) -> None:
 
 def write_ledger_include(site_dir: Path) -> Path:
     """Render the claims records of the last run into the file the ledger page includes."""
-    from handbook import claims
+    from handbook import claims, ledger_page
 
-    target = site_dir / LEDGER_INCLUDE
-    text = claims.render_markdown(claims.load_records())
-    if not target.is_file() or target.read_text() != text:  # unchanged: Sphinx skips the page
-        target.write_text(text)
-    return target
+    return ledger_page.write_page(claims.load_records(), site_dir / LEDGER_INCLUDE)
 
 
 def _check_every_notebook_executed(site_dir: Path) -> None:

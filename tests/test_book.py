@@ -117,14 +117,18 @@ def test_environment_yml_matches_pyproject():
     expected = _requirement_floors(r for r in requirements if "python_version" not in r)
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda_names = {"pytorch": "torch", "uvicorn-standard": "uvicorn"}
+    (pip_section,) = [item["pip"] for item in environment["dependencies"] if isinstance(item, dict)]
     listed = _requirement_floors(
-        item
-        for item in environment["dependencies"]
-        if isinstance(item, str) and item != "pip" and not item.startswith("python=")
+        [
+            item
+            for item in environment["dependencies"]
+            if isinstance(item, str) and item != "pip" and not item.startswith("python=")
+        ]
+        + [item for item in pip_section if item != "-e ."]  # packages conda-forge lacks
     )
     listed = {conda_names.get(name, name): floor for name, floor in listed.items()}
     assert listed == expected
-    assert {"pip": ["-e ."]} in environment["dependencies"]
+    assert pip_section[-1] == "-e ."
     assert "conda-forge" in environment["channels"]
 
 
@@ -156,3 +160,4 @@ def test_make_test_executes_each_chapter_once_and_the_student_edition_under_nbva
     assert 'HANDBOOK_EXERCISES_EXPECT="not done"' in student and "HANDBOOK_SMOKE=1" in student
     assert "/student" in student and "--nbval-lax notebooks" not in recipe
     assert "-m handbook student --out" in recipe
+    assert "--ignore=tests/browser" in recipe and "-m pytest tests/browser" in recipe

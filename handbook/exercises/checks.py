@@ -25,6 +25,7 @@ the solution).
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,6 +46,10 @@ STATUSES = (PASSED, FAILED, NOT_DONE, ERROR, NOT_REACHED)
 _MAX_VALUE_CHARS = 600
 #: Arrays up to this size (and 2 dimensions) are shown whole when they differ from the expected.
 _MAX_SHOWN_ELEMENTS = 100
+#: Colours of the rich verdict: mid-tones that read on a light and on a dark background.
+_PASSED_COLOR = "#2da44e"
+_FAILED_COLOR = "#e5534b"
+_PRE_STYLE = "margin: 0; white-space: pre-wrap; background: none; font-size: 0.9em"
 
 
 class ExerciseFailed(AssertionError):
@@ -104,6 +109,26 @@ class ExerciseResult:
     def __str__(self) -> str:
         return self.report()
 
+    def html(self) -> str:
+        """The report as HTML for notebooks: a green or red mark and border, the headline, then
+        each failing case with what was expected (the same text as :meth:`report`)."""
+        color = _PASSED_COLOR if self.ok else _FAILED_COLOR
+        if self.status == NOT_DONE:
+            headline, items = f"✗ {self.messages[0]}", []
+        else:
+            headline, items = self.headline(), self.messages
+        mark, _, rest = headline.partition(" ")
+        listing = "".join(
+            f'<li><pre style="{_PRE_STYLE}">{html.escape(item)}</pre></li>' for item in items
+        )
+        return (
+            f'<div class="handbook-check handbook-check-{self.status.replace(" ", "-")}" '
+            f'style="border-left: 4px solid {color}; padding: 0.3em 0.7em; margin: 0.2em 0">'
+            f'<strong><span style="color: {color}">{mark}</span> {html.escape(rest)}</strong>'
+            + (f'<ul style="margin: 0.3em 0 0 0">{listing}</ul>' if listing else "")
+            + "</div>"
+        )
+
     def _ipython_display_(self) -> None:
         """Show nothing when a notebook cell ends with a check: the report is already printed."""
 
@@ -149,7 +174,7 @@ def check_exercise(exercise_id: str, title: str, cases: Sequence[Case]) -> Exerc
     if not cases:
         raise ValueError(f"exercise {exercise_id} ({title}): expected at least one case, got none")
     result = _run_cases(exercise_id, title, cases)
-    print(result.report(), flush=True)
+    show(result)
     expected = config.expected_exercise_status()
     if expected is not None and result.status != expected:
         hint = "" if expected == PASSED else f"\n(expected {expected!r} here: a student edition)"
@@ -176,6 +201,31 @@ def _run_cases(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseR
         else:
             passed += 1
     return ExerciseResult(exercise_id, title, status, passed, len(cases), messages)
+
+
+def show(result: ExerciseResult) -> None:
+    """Show a verdict: rich (HTML with a plain-text part) in a notebook kernel, printed elsewhere.
+
+    The display carries both ``text/html`` (JupyterLab and the book render it) and
+    ``text/plain`` (the same text as :meth:`ExerciseResult.report`, what a terminal, nbval or a
+    diff of executed notebooks reads).
+    """
+    if not _in_notebook_kernel():
+        print(result.report(), flush=True)
+        return
+    from IPython.display import display
+
+    display({"text/plain": result.report(), "text/html": result.html()}, raw=True)
+
+
+def _in_notebook_kernel() -> bool:
+    """True in a Jupyter kernel (JupyterLab, papermill, nbval), False in a terminal or pytest."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 def describe(value: object) -> str:
@@ -340,4 +390,5 @@ __all__ = [
     "expect_shape",
     "expect_type",
     "not_done_message",
+    "show",
 ]

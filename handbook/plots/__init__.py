@@ -38,6 +38,7 @@ from handbook.plots.ethics import (
     group_selection_rates,
     saliency_maps,
 )
+from handbook.plots.ledger import verdicts_by_chapter
 from handbook.plots.multimodal import retrieval_results, similarity_matrices
 from handbook.plots.optim import learning_rate_schedules, seed_comparison
 from handbook.plots.serving import (
@@ -81,4 +82,5 @@ __all__ = [
     "similarity_matrices",
     "stability_plasticity",
     "throughput_and_latency",
+    "verdicts_by_chapter",
 ]

@@ -1,0 +1,207 @@
+"""The claims ledger as a web page: one narrow row per claim, details that unfold, a summary figure.
+
+:func:`handbook.claims.render_markdown` is the terminal's table (``handbook ledger``); this module
+renders the same records for the book: claim id, a short form of the claim, the article's figure
+beside the measured value, and the verdict as a coloured word. The long claim, the note, the
+chapter that measured it and the machine unfold on demand (``<details>``). A figure of verdicts
+per chapter (:func:`handbook.plots.verdicts_by_chapter`) heads the page. Everything comes from the
+records of the last run; nothing is typed by hand.
+
+Records may carry attributes added after this module was written (a timing ``interval``); they
+are read with ``getattr`` and a default, so an older or newer record renders either way.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from handbook import claims
+
+#: How many characters of a claim the row shows before the rest moves into the details.
+SHORT_CLAIM_CHARS = 110
+#: The file name of the summary figure, written beside the page.
+FIGURE_NAME = "ledger_verdicts.svg"
+
+#: Verdict -> the pydata-sphinx-theme colour variable its word is written in (readable in light
+#: and dark mode, the theme switches the variable); a verdict not listed is muted.
+_VERDICT_COLOR_VARIABLES = {
+    "reproduced": "--pst-color-success",
+    "partly reproduced": "--pst-color-warning",
+    "not reproduced": "--pst-color-danger",
+    "inconclusive on this machine": "--pst-color-info",
+    "not measurable here": "--pst-color-text-muted",
+}
+
+_STYLE = """<style>
+.claims-ledger { width: 100%; table-layout: fixed; border-collapse: collapse; font-size: 0.9rem; }
+.claims-ledger th, .claims-ledger td { vertical-align: top; padding: 0.4rem 0.5rem;
+  border-bottom: 1px solid var(--pst-color-border); overflow-wrap: anywhere; }
+.claims-ledger th { text-align: left; }
+.claims-ledger .ledger-id { width: 4.5rem; }
+.claims-ledger .ledger-article { width: 22%; }
+.claims-ledger .ledger-measured { width: 18%; }
+.claims-ledger .ledger-verdict { width: 8.5rem; }
+.claims-ledger .ledger-unit { display: block; color: var(--pst-color-text-muted);
+  font-size: 0.8rem; }
+.claims-ledger details { margin-top: 0.3rem; color: var(--pst-color-text-muted); }
+.claims-ledger details p { margin: 0.3rem 0; color: var(--pst-color-text-base); }
+.claims-ledger .verdict { font-weight: 700; }
+@media (max-width: 700px) {
+  .claims-ledger, .claims-ledger tbody, .claims-ledger tr, .claims-ledger td { display: block;
+    width: 100% !important; }
+  .claims-ledger thead { display: none; }
+  .claims-ledger tr { border-bottom: 2px solid var(--pst-color-border); padding: 0.3rem 0; }
+  .claims-ledger td { border: none; padding: 0.15rem 0.3rem; }
+  .claims-ledger td[data-label]::before { content: attr(data-label) ": ";
+    color: var(--pst-color-text-muted); }
+}
+</style>"""
+
+
+def short_claim(text: str, limit: int = SHORT_CLAIM_CHARS) -> str:
+    """The claim's first clause (up to ``;`` or the first sentence), cut at ``limit`` characters."""
+    first = re.split(r";\s|(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+def verdict_html(verdict: str) -> str:
+    """The verdict as a coloured, bold word (``<span class="verdict ...">``)."""
+    variable = _VERDICT_COLOR_VARIABLES.get(verdict, "--pst-color-text-muted")
+    slug = re.sub(r"[^a-z]+", "-", verdict.lower()).strip("-")
+    return (
+        f'<span class="verdict verdict-{slug}" style="color: var({variable})">'
+        f"{html.escape(verdict)}</span>"
+    )
+
+
+def measured_html(entry: claims.ClaimRecord) -> str:
+    """The measured value (4 significant digits), its interval when the record has one, its unit."""
+    if entry.measured is None:
+        return "—"
+    value = f"{entry.measured:.4g}"
+    interval = getattr(entry, "interval", None)
+    if isinstance(interval, (list, tuple)) and len(interval) == 2:
+        value += f" [{interval[0]:.3g}, {interval[1]:.3g}]"
+    unit = f'<span class="ledger-unit">{html.escape(entry.unit)}</span>' if entry.unit else ""
+    return html.escape(value) + unit
+
+
+def hardware_text(entry: claims.ClaimRecord) -> str:
+    """One line naming the machine, mode, seed and time of the measurement."""
+    machine = entry.hardware or {}
+    parts = [
+        f"{machine.get('cpu', 'unknown CPU')} ({machine.get('cores', '?')} cores)",
+        machine.get("gpu") or "no GPU",
+        f"torch {machine.get('torch')}",
+        f"Python {machine.get('python')}",
+        f"{entry.mode} mode",
+    ]
+    if entry.seed is not None:
+        parts.append(f"seed {entry.seed}")
+    if entry.recorded_at:
+        parts.append(f"recorded {entry.recorded_at}")
+    return ", ".join(parts)
+
+
+def _row(entry: claims.ClaimRecord, chapter_href: str) -> str:
+    chapter = html.escape(entry.chapter)
+    details = (
+        "<details><summary>note, chapter and machine</summary>"
+        f"<p>{html.escape(entry.claim)}</p>"
+        f"<p>{html.escape(entry.note)}</p>"
+        f'<p>Measured in <a href="{chapter_href}">{chapter}</a> on '
+        f"{html.escape(hardware_text(entry))}.</p>"
+        "</details>"
+    )
+    return (
+        f'<tr id="ledger-{entry.claim_id.lower()}">'
+        f'<td data-label="claim"><strong>{entry.claim_id}</strong></td>'
+        f'<td data-label="the article says">{html.escape(short_claim(entry.claim))}{details}</td>'
+        f'<td data-label="article">{html.escape(entry.article_value)}</td>'
+        f'<td data-label="measured here">{measured_html(entry)}</td>'
+        f'<td data-label="verdict">{verdict_html(entry.verdict)}</td>'
+        "</tr>"
+    )
+
+
+def _missing_row(claim_id: str) -> str:
+    return (
+        f'<tr id="ledger-{claim_id.lower()}">'
+        f'<td data-label="claim"><strong>{claim_id}</strong></td>'
+        '<td data-label="the article says">no chapter records it yet</td><td></td><td></td>'
+        f'<td data-label="verdict">{verdict_html("not yet measured")}</td></tr>'
+    )
+
+
+def render_table(records: Sequence[claims.ClaimRecord], *, chapter_link_prefix: str) -> str:
+    """The ledger as one HTML block (no blank line inside, so MyST keeps it whole).
+
+    ``chapter_link_prefix`` + ``<chapter>.html`` is each chapter's address from the page.
+    """
+    by_id = {entry.claim_id: entry for entry in records}
+    rows = [
+        _row(by_id[claim_id], f"{chapter_link_prefix}{by_id[claim_id].chapter}.html")
+        if claim_id in by_id
+        else _missing_row(claim_id)
+        for claim_id in claims.CLAIM_IDS
+    ]
+    header = (
+        '<table class="claims-ledger"><thead><tr>'
+        '<th class="ledger-id">claim</th><th>the article says</th>'
+        '<th class="ledger-article">article</th><th class="ledger-measured">measured here</th>'
+        '<th class="ledger-verdict">verdict</th></tr></thead><tbody>'
+    )
+    return "\n".join([_STYLE, header, *rows, "</tbody></table>"])
+
+
+def render_page(
+    records: Sequence[claims.ClaimRecord],
+    *,
+    figure: str | None = FIGURE_NAME,
+    chapter_link_prefix: str = "../notebooks/",
+) -> str:
+    """The ledger page's generated part (MyST): figure, table, then where it was measured.
+
+    ``figure`` is the summary figure's path relative to the page (``None``: no figure, as when
+    nothing was recorded).
+    """
+    parts = []
+    if figure and records:
+        parts.append(
+            f"```{{figure}} {figure}\n:alt: Number of claims per verdict for every chapter\n"
+            ":width: 85%\n\nVerdicts per chapter in this build (from the same records as the "
+            "table).\n```"
+        )
+    parts.append(render_table(records, chapter_link_prefix=chapter_link_prefix))
+    parts.append(claims._provenance(list(records)))
+    return "\n\n".join(parts) + "\n"
+
+
+def write_page(records: Sequence[claims.ClaimRecord], include: Path) -> Path:
+    """Write the page's generated part to ``include``, its figure beside it; return ``include``.
+
+    A file whose content would not change is left alone, so that an incremental site build
+    (nothing re-executed) does not rebuild the ledger page."""
+    figure = None
+    if records:
+        import io
+
+        from handbook import plots
+        from handbook.plots.style import pyplot
+
+        drawn = plots.verdicts_by_chapter(records)
+        image = io.BytesIO()
+        drawn.savefig(image, format="png", bbox_inches="tight", facecolor="white")
+        pyplot().close(drawn)
+        _write_if_changed(include.parent / FIGURE_NAME, image.getvalue())
+        figure = FIGURE_NAME
+    _write_if_changed(include, render_page(records, figure=figure).encode("utf-8"))
+    return include
+
+
+def _write_if_changed(path: Path, content: bytes) -> None:
+    if not path.is_file() or path.read_bytes() != content:
+        path.write_bytes(content)
