@@ -35,18 +35,21 @@ def train_subword_tokenizer(texts: list[str], vocab_size: int = 128):
     """A byte-pair-encoding tokenizer for the German side, whose numbers are single long words.
 
     BPE learns the recurring pieces ("drei", "hundert", "und", "zwanzig") from the training
-    texts alone; ``vocab_size`` counts the special tokens and the single characters.
+    texts alone; ``vocab_size`` counts the special tokens and the single characters. Word
+    boundaries are marked SentencePiece-style, with "▁" in front of every word (``Metaspace``),
+    not with an end-of-word suffix: the trainer numbers suffixed characters ("i</w>") in the
+    order it meets them in a hash map whose order changes from process to process, and ties
+    between equally frequent merges are broken by those numbers, so a suffix made the learned
+    vocabulary, and every model trained on it, differ from run to run. "▁" is an ordinary
+    character, numbered in sorted order like the others: the same texts give the same tokenizer.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    tokenizer = Tokenizer(models.BPE(unk_token=UNK, end_of_word_suffix="</w>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.decoder = decoders.BPEDecoder(suffix="</w>")
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        end_of_word_suffix="</w>",
-        show_progress=False,
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
     )
     tokenizer.train_from_iterator(texts, trainer)
     return tokenizer
