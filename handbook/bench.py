@@ -223,13 +223,11 @@ def speedup(slower: Measurement, faster: Measurement) -> Ratio:
     return ratio_of(slower.round_ms, faster.round_ms)
 
 
-def _calls_per_sample(fn: Callable[[], object], synchronize, min_sample_ms: float) -> int:
+def _calls_per_sample(once_ms: float | None, min_sample_ms: float) -> int:
     """How many calls make one timed sample last at least ``min_sample_ms`` (timer and
-    scheduler noise swamp a sample of a few microseconds)."""
-    start = time.perf_counter()
-    fn()
-    synchronize()
-    once_ms = (time.perf_counter() - start) * 1000.0
+    scheduler noise swamp a sample of a few microseconds); one when nothing was timed yet."""
+    if once_ms is None:
+        return 1
     return max(1, min(1000, math.ceil(min_sample_ms / max(once_ms, 1e-3))))
 
 
@@ -256,9 +254,11 @@ def interleaved_rounds(
 
     Each round times every variant once (the order rotates from round to round), so a burst
     of load on a shared machine slows all of them alike and the per-round ratios stay close.
-    After ``warmup`` untimed calls each, rounds continue until at least ``min_rounds`` are done
-    and every variant's speed-up over ``baseline`` has an interquartile range within
-    ``target_spread`` of its median, or until ``budget_s`` seconds or ``max_rounds`` rounds.
+    The warm-up calls (``warmup`` each, untimed as far as the result goes) also decide how many
+    calls one sample makes, so that a sample lasts at least ``min_sample_ms``. Rounds continue
+    until at least ``min_rounds`` are done and every variant's speed-up over ``baseline`` has an
+    interquartile range within ``target_spread`` of its median, or until ``budget_s`` seconds
+    or ``max_rounds`` rounds.
     """
     if baseline not in variants:
         raise ValueError(f"baseline {baseline!r} is not one of the variants {sorted(variants)}")
@@ -268,11 +268,11 @@ def interleaved_rounds(
         )
     synchronize = _synchronizer()
     names = list(variants)
+    last_warmup_ms: dict[str, float | None] = dict.fromkeys(names)
     for _ in range(warmup):
         for name in names:
-            variants[name]()
-    synchronize()
-    calls = {name: _calls_per_sample(variants[name], synchronize, min_sample_ms) for name in names}
+            last_warmup_ms[name] = _time_calls(variants[name], 1, synchronize)
+    calls = {name: _calls_per_sample(last_warmup_ms[name], min_sample_ms) for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
     started = time.perf_counter()
     for round_index in range(max_rounds):
