@@ -234,7 +234,10 @@ def command_bench(arguments: argparse.Namespace) -> int:
         rows.extend(module.benchmarks(smoke=arguments.smoke))
     print()
     print(bench.format_table(rows))
-    print("\nspeed-up = the group's baseline median / the variant's median, measured in this run.")
+    print(
+        "\nspeed-up = the median over interleaved rounds of the group's baseline time / the "
+        "variant's time;\nmiddle half = the interquartile range of those per-round ratios."
+    )
     return 0
 
 
