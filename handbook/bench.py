@@ -239,6 +239,14 @@ def _time_calls(fn: Callable[[], object], calls: int, synchronize) -> float:
     return (time.perf_counter() - start) * 1000.0 / calls
 
 
+def default_budget_s() -> float:
+    """Seconds a comparison may keep adding rounds to narrow its interval: 3, or 0.5 in smoke
+    mode (where the suite checks that the code runs, not what it measures)."""
+    from handbook import config
+
+    return 0.5 if config.smoke_mode() else 3.0
+
+
 def interleaved_rounds(
     variants: dict[str, Callable[[], object]],
     *,
@@ -246,7 +254,7 @@ def interleaved_rounds(
     warmup: int = 2,
     min_rounds: int = 7,
     max_rounds: int = 200,
-    budget_s: float = 3.0,
+    budget_s: float | None = None,
     target_spread: float = 0.1,
     min_sample_ms: float = 2.0,
 ) -> dict[str, list[float]]:
@@ -258,10 +266,11 @@ def interleaved_rounds(
     calls one sample makes, so that a sample lasts at least ``min_sample_ms``. Rounds continue
     until at least ``min_rounds`` are done and every variant's speed-up over ``baseline`` has an
     interquartile range within ``target_spread`` of its median, or until ``budget_s`` seconds
-    or ``max_rounds`` rounds.
+    (default :func:`default_budget_s`) or ``max_rounds`` rounds.
     """
     if baseline not in variants:
         raise ValueError(f"baseline {baseline!r} is not one of the variants {sorted(variants)}")
+    budget_s = default_budget_s() if budget_s is None else budget_s
     if min_rounds < 1 or max_rounds < min_rounds:
         raise ValueError(
             f"expected 1 <= min_rounds <= max_rounds, got {min_rounds} and {max_rounds}"
@@ -299,7 +308,7 @@ def compare(
     repeats: int = 7,
     measure_memory: bool = False,
     details: dict[str, str] | None = None,
-    budget_s: float = 3.0,
+    budget_s: float | None = None,
     target_spread: float = 0.1,
 ) -> list[Measurement]:
     """Time every variant interleaved (:func:`interleaved_rounds`, at least ``repeats`` rounds);

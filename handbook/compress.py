@@ -592,7 +592,7 @@ def latency(
     threads: int | None,
     repeats: int = 20,
     details: dict[str, str] | None = None,
-    budget_s: float = 3.0,
+    budget_s: float | None = None,
 ) -> list[bench.Measurement]:
     """:func:`handbook.bench.compare` under ``torch.no_grad`` with ``threads`` torch threads:
     the variants interleaved, at least ``repeats`` rounds, more (up to ``budget_s`` seconds)
