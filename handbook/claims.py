@@ -323,7 +323,9 @@ class Comparison:
 def compare_records(current: ClaimRecord | None, rerun: ClaimRecord | None) -> Comparison:
     """Does a re-run reproduce a record? Values without an interval must be identical (the same
     code, seeds and machine give the same numbers); timing values must have overlapping
-    intervals; both runs must be of the same mode (smoke or full)."""
+    intervals; both runs must be of the same mode (smoke or full). The verdicts must agree too,
+    except that one may be "inconclusive on this machine" where the other is not: a verdict
+    resting on a timing may cross into or out of the zone the machine's noise cannot decide."""
     claim_id = (current or rerun).claim_id
     if current is None:
         return Comparison(claim_id, False, "no record in the ledger to compare with", None, rerun)
@@ -337,28 +339,25 @@ def compare_records(current: ClaimRecord | None, rerun: ClaimRecord | None) -> C
             current,
             rerun,
         )
-    verdicts = (
-        ""
-        if current.verdict == rerun.verdict
-        else f"; verdict {current.verdict} -> {rerun.verdict}"
-    )
     first, second = current.interval, rerun.interval
-    if first is not None and second is not None:
-        overlap = first[0] <= second[1] and second[0] <= first[1]
-        reason = "timing intervals overlap" if overlap else "timing intervals do not overlap"
-        return Comparison(claim_id, overlap, reason + verdicts, current, rerun)
-    if current.measured == rerun.measured and (first is None) == (second is None):
-        if current.verdict != rerun.verdict:
-            return Comparison(claim_id, False, "identical value" + verdicts, current, rerun)
-        return Comparison(claim_id, True, "identical value", current, rerun)
     if (first is None) != (second is None):
         return Comparison(
             claim_id, False, "one run gives an interval, the other does not", current, rerun
         )
-    return Comparison(
-        claim_id,
-        False,
-        f"values differ by {rerun.measured - current.measured:+.6g}" + verdicts,
-        current,
-        rerun,
+    if first is not None and second is not None:
+        values_agree = first[0] <= second[1] and second[0] <= first[1]
+        reason = "timing intervals overlap" if values_agree else "timing intervals do not overlap"
+    else:
+        values_agree = current.measured == rerun.measured
+        reason = (
+            "identical value"
+            if values_agree
+            else f"values differ by {rerun.measured - current.measured:+.6g}"
+        )
+    verdicts_agree = current.verdict == rerun.verdict or INCONCLUSIVE in (
+        current.verdict,
+        rerun.verdict,
     )
+    if current.verdict != rerun.verdict:
+        reason += f"; verdict {current.verdict} -> {rerun.verdict}"
+    return Comparison(claim_id, values_agree and verdicts_agree, reason, current, rerun)

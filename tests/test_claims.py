@@ -194,6 +194,17 @@ def test_compare_records_flags_drift(tmp_path, first, second, reason):
     assert "DRIFT" in comparison.line()
 
 
+def test_a_verdict_may_move_into_or_out_of_inconclusive(tmp_path):
+    comparison = claims.compare_records(
+        _stored(tmp_path, "a", measured=3.2, interval=(3.1, 3.4), verdict="reproduced"),
+        _stored(tmp_path, "b", measured=3.1, interval=(2.9, 3.3), verdict=claims.INCONCLUSIVE),
+    )
+    assert comparison.agrees
+    assert comparison.reason == (
+        "timing intervals overlap; verdict reproduced -> inconclusive on this machine"
+    )
+
+
 def test_compare_records_needs_both_records_of_one_mode(tmp_path, monkeypatch):
     full = _stored(tmp_path, "a")
     assert "did not record it" in claims.compare_records(full, None).reason
