@@ -159,15 +159,6 @@ class Ratio:
         """The interquartile range relative to the median (0.1: the middle half within 10%)."""
         return (self.high - self.low) / self.value if self.value else float("inf")
 
-    def clears(self, figure: float) -> bool | None:
-        """True if the whole interval is at or above ``figure``, False if it is entirely below,
-        None if it straddles it (the machine's noise cannot tell)."""
-        if self.low >= figure:
-            return True
-        if self.high < figure:
-            return False
-        return None
-
     def __str__(self) -> str:
         return f"{self.value:.2f}x ({self.low:.2f}–{self.high:.2f})"
 
