@@ -255,21 +255,30 @@ def _verify_scratch(arguments: argparse.Namespace) -> Path:
     return Path(tempfile.mkdtemp(prefix="verify-", dir=config.build_dir()))
 
 
+def _reference_claims(reference_dir: Path, chapters: set[str]) -> dict:
+    """The reference ledger's records of ``chapters``, by claim id."""
+    from handbook import claims
+
+    return {
+        entry.claim_id: entry
+        for entry in claims.load_records(reference_dir)
+        if entry.chapter in chapters
+    }
+
+
 def command_verify(arguments: argparse.Namespace) -> int:
     """Re-execute chapters into a scratch folder and compare every claim they record with the
-    ledger: exit status 1 if a value drifted or a chapter failed, 2 if there is nothing to
-    compare with."""
+    ledger (read once the re-run is over): exit status 1 if a value drifted or a chapter
+    failed, 2 if there is nothing to compare with."""
     from handbook import claims, runner
 
     notebooks = _resolve_notebooks(arguments.chapters)
     reference_dir = Path(arguments.against) if arguments.against else config.ledger_dir()
-    reference = {entry.claim_id: entry for entry in claims.load_records(reference_dir)}
     chapters = {notebook.stem for notebook in notebooks}
-    expected = {claim_id for claim_id, entry in reference.items() if entry.chapter in chapters}
-    if not expected:
+    if not reference_dir.is_dir():
         print(
-            f"the ledger in {reference_dir} holds no claim of {', '.join(sorted(chapters))}: "
-            "run `python -m handbook run` first (or point --against at another ledger)",
+            f"there is no ledger in {reference_dir} to compare with: run `python -m handbook "
+            "run` first (or point --against at another ledger)",
             file=sys.stderr,
         )
         return 2
@@ -282,10 +291,18 @@ def command_verify(arguments: argparse.Namespace) -> int:
     print(f"re-executing {len(notebooks)} chapter(s) in {mode} mode into {scratch}")
     runs = runner.run_notebooks(notebooks, scratch / "notebooks", environment=environment)
     rerun = {entry.claim_id: entry for entry in claims.load_records(scratch / "ledger")}
+    reference = _reference_claims(reference_dir, chapters)
+    if not reference:
+        print(
+            f"the ledger in {reference_dir} holds no claim of {', '.join(sorted(chapters))}: "
+            "run `python -m handbook run` first (or point --against at another ledger)",
+            file=sys.stderr,
+        )
+        return 2
     print(f"\n{'':4} {'':5} ledger in {reference_dir} | re-run")
     comparisons = [
         claims.compare_records(reference.get(claim_id), rerun.get(claim_id))
-        for claim_id in sorted(expected | set(rerun), key=lambda claim_id: int(claim_id[1:]))
+        for claim_id in sorted(set(reference) | set(rerun), key=lambda claim_id: int(claim_id[1:]))
     ]
     for comparison in comparisons:
         print(comparison.line())

@@ -197,9 +197,14 @@ def test_verify_reports_drift_per_claim_and_exits_non_zero(
     assert "DRIFT" in lines["C14"] and "do not overlap" in lines["C14"]
 
 
-def test_verify_needs_a_ledger_to_compare_with(tmp_path, tiny_notebook, capsys):
-    assert cli.main(["verify", str(tiny_notebook), "--against", str(tmp_path / "empty")]) == 2
-    assert "run `python -m handbook run` first" in capsys.readouterr().err
+def test_verify_needs_a_ledger_to_compare_with(tmp_path, tiny_notebook, monkeypatch, capsys):
+    assert cli.main(["verify", str(tiny_notebook), "--against", str(tmp_path / "none")]) == 2
+    assert "no ledger in" in capsys.readouterr().err
+    other_chapter = tmp_path / "other"
+    _claim(other_chapter, chapter="00_digits")
+    _fake_rerun(monkeypatch, {"C24": (98.0, None)})
+    assert cli.main(["verify", str(tiny_notebook), "--against", str(other_chapter)]) == 2
+    assert "holds no claim of tiny" in capsys.readouterr().err
 
 
 def test_verify_refuses_a_scratch_folder_in_use(tmp_path, tiny_notebook):
