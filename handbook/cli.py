@@ -282,15 +282,25 @@ def command_verify(arguments: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    scratch = _verify_scratch(arguments)
-    environment = runner.notebook_environment(
-        smoke=arguments.smoke, strict_exercises=True, ledger_dir=scratch / "ledger"
-    )
-    environment[config.BUILD_ENV] = str(scratch)
-    mode = "smoke" if arguments.smoke else "full"
-    print(f"re-executing {len(notebooks)} chapter(s) in {mode} mode into {scratch}")
-    runs = runner.run_notebooks(notebooks, scratch / "notebooks", environment=environment)
-    rerun = {entry.claim_id: entry for entry in claims.load_records(scratch / "ledger")}
+    if arguments.rerun_ledger:
+        scratch, runs = Path(arguments.rerun_ledger), []
+        rerun_dir = scratch
+        print(f"comparing the records in {rerun_dir} (nothing re-executed)")
+    else:
+        scratch = _verify_scratch(arguments)
+        rerun_dir = scratch / "ledger"
+        environment = runner.notebook_environment(
+            smoke=arguments.smoke, strict_exercises=True, ledger_dir=rerun_dir
+        )
+        environment[config.BUILD_ENV] = str(scratch)
+        mode = "smoke" if arguments.smoke else "full"
+        print(f"re-executing {len(notebooks)} chapter(s) in {mode} mode into {scratch}")
+        runs = runner.run_notebooks(notebooks, scratch / "notebooks", environment=environment)
+    rerun = {
+        entry.claim_id: entry
+        for entry in claims.load_records(rerun_dir)
+        if entry.chapter in chapters
+    }
     reference = _reference_claims(reference_dir, chapters)
     if not reference:
         print(
@@ -387,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument(
         "--scratch", help="an empty folder for the re-run (default: a new one in the build folder)"
+    )
+    verify.add_argument(
+        "--rerun-ledger",
+        help="compare this ledger folder (a re-run's, another machine's) instead of re-executing",
     )
     verify.set_defaults(handler=command_verify)
     return parser

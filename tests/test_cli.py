@@ -197,6 +197,18 @@ def test_verify_reports_drift_per_claim_and_exits_non_zero(
     assert "DRIFT" in lines["C14"] and "do not overlap" in lines["C14"]
 
 
+def test_verify_compares_two_existing_ledgers_without_running(tmp_path, tiny_notebook, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    _claim(first, "C11", 3.8, (3.1, 4.5))
+    _claim(second, "C11", 2.6, (2.4, 2.9))
+    _claim(second, "C12", 90.0, chapter="elsewhere")  # another chapter: not compared
+    capsys.readouterr()
+    arguments = ["verify", str(tiny_notebook), "--against", str(first)]
+    assert cli.main([*arguments, "--rerun-ledger", str(second)]) == 1
+    out = capsys.readouterr().out
+    assert "nothing re-executed" in out and "C11 DRIFT" in out and "C12" not in out
+
+
 def test_verify_needs_a_ledger_to_compare_with(tmp_path, tiny_notebook, monkeypatch, capsys):
     assert cli.main(["verify", str(tiny_notebook), "--against", str(tmp_path / "none")]) == 2
     assert "no ledger in" in capsys.readouterr().err
