@@ -248,6 +248,7 @@ def interleaved_rounds(
     budget_s: float | None = None,
     target_spread: float = 0.1,
     min_sample_ms: float = 2.0,
+    samples_per_round: int = 1,
 ) -> dict[str, list[float]]:
     """Per-round milliseconds per call of every variant, measured round-robin.
 
@@ -258,10 +259,16 @@ def interleaved_rounds(
     until at least ``min_rounds`` are done and every variant's speed-up over ``baseline`` has an
     interquartile range within ``target_spread`` of its median, or until ``budget_s`` seconds
     (default :func:`default_budget_s`) or ``max_rounds`` rounds.
+
+    ``samples_per_round`` > 1 times every variant that many times in a round (still in turn)
+    and keeps each variant's fastest sample of the round: on a crowded machine a short sample
+    is either undisturbed or preempted, and the fastest of a few is the undisturbed one.
     """
     if baseline not in variants:
         raise ValueError(f"baseline {baseline!r} is not one of the variants {sorted(variants)}")
     budget_s = default_budget_s() if budget_s is None else budget_s
+    if samples_per_round < 1:
+        raise ValueError(f"samples_per_round must be at least 1, got {samples_per_round}")
     if min_rounds < 1 or max_rounds < min_rounds:
         raise ValueError(
             f"expected 1 <= min_rounds <= max_rounds, got {min_rounds} and {max_rounds}"
@@ -275,10 +282,17 @@ def interleaved_rounds(
     calls = {name: _calls_per_sample(last_warmup_ms[name], min_sample_ms) for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
     started = time.perf_counter()
+    turn = 0
     for round_index in range(max_rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            samples[name].append(_time_calls(variants[name], calls[name], synchronize))
+        fastest = dict.fromkeys(names, math.inf)
+        for _ in range(samples_per_round):
+            shift = turn % len(names)
+            turn += 1
+            for name in names[shift:] + names[:shift]:
+                sample = _time_calls(variants[name], calls[name], synchronize)
+                fastest[name] = min(fastest[name], sample)
+        for name in names:
+            samples[name].append(fastest[name])
         done = round_index + 1
         if done >= min_rounds and (
             time.perf_counter() - started >= budget_s
@@ -301,6 +315,7 @@ def compare(
     details: dict[str, str] | None = None,
     budget_s: float | None = None,
     target_spread: float = 0.1,
+    samples_per_round: int = 1,
 ) -> list[Measurement]:
     """Time every variant interleaved (:func:`interleaved_rounds`, at least ``repeats`` rounds);
     ``ratio`` is the median over rounds of the baseline's time over the variant's, with its
@@ -317,6 +332,7 @@ def compare(
         max_rounds=max(repeats, 200),
         budget_s=budget_s,
         target_spread=target_spread,
+        samples_per_round=samples_per_round,
     )
     rows = []
     for name, round_ms in samples.items():

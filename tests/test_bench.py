@@ -179,3 +179,27 @@ def test_format_table_shows_the_interval_beside_the_speedup(clock):
         "g", {"a": clock.workload("a", 6.0), "b": clock.workload("b", 2.0)}, baseline="a"
     )
     assert "3.00x     3.00–3.00" in bench.format_table(rows)
+
+
+def test_each_round_keeps_the_fastest_of_its_samples(clock):
+    def preempted_every_other_call(name, milliseconds):
+        work = clock.workload(name, milliseconds)
+
+        def run():
+            clock.load = 5.0 if len(clock.calls) % 2 else 1.0  # a burst on every other call
+            work()
+
+        return run
+
+    rows = bench.compare(
+        "g",
+        {"a": preempted_every_other_call("a", 6.0), "b": preempted_every_other_call("b", 2.0)},
+        baseline="a",
+        warmup=1,
+        repeats=4,
+        samples_per_round=3,
+    )
+    assert rows[1].rounds == 4 and len(clock.calls) == 2 + 4 * 3 * 2
+    assert (rows[1].ratio, rows[1].ratio_low, rows[1].ratio_high) == pytest.approx((3, 3, 3))
+    with pytest.raises(ValueError, match="samples_per_round must be at least 1"):
+        bench.compare("g", {"a": clock.workload("a", 1.0)}, baseline="a", samples_per_round=0)
