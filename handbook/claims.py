@@ -4,6 +4,12 @@ A notebook calls :func:`record` once per claim after measuring it; the record (o
 claim id) goes to :func:`handbook.config.ledger_dir`. ``handbook ledger`` / the book build turn
 the records of the last run into the ledger page with :func:`render_markdown`. Nothing reaches
 the ledger except through :func:`record`, that is, from a run.
+
+A timing ratio is recorded with its interval (``interval=(low, high)``, the interquartile range
+of the per-round ratios of :func:`handbook.bench.compare`); its verdict comes from
+:func:`interval_verdict`, which says "inconclusive on this machine" when the interval straddles
+the article's figure. ``handbook verify`` re-runs chapters and compares their records with
+:func:`compare_records`: values without an interval must be identical, intervals must overlap.
 """
 
 from __future__ import annotations
@@ -18,12 +24,20 @@ from pathlib import Path
 
 from handbook import config
 
-VERDICTS = ("reproduced", "partly reproduced", "not reproduced", "not measurable here")
+INCONCLUSIVE = "inconclusive on this machine"
+VERDICTS = (
+    "reproduced",
+    "partly reproduced",
+    "not reproduced",
+    INCONCLUSIVE,
+    "not measurable here",
+)
 CLAIM_IDS = tuple(f"C{number}" for number in range(1, 25))
 _VERDICT_MARKS = {
     "reproduced": "✅ reproduced",
     "partly reproduced": "🟡 partly reproduced",
     "not reproduced": "❌ not reproduced",
+    INCONCLUSIVE: "🔘 inconclusive on this machine",
     "not measurable here": "⚪ not measurable here",
 }
 
@@ -44,10 +58,20 @@ class ClaimRecord:
     seed: int | None
     hardware: dict = field(default_factory=dict)
     recorded_at: str = ""
+    measured_low: float | None = None
+    measured_high: float | None = None
 
     @property
     def number(self) -> int:
         return int(self.claim_id[1:])
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """``(low, high)`` around a timing value (its interquartile range over rounds), or None
+        for a value that the same code must reproduce exactly."""
+        if self.measured_low is None or self.measured_high is None:
+            return None
+        return (self.measured_low, self.measured_high)
 
 
 def hardware_summary() -> dict:
@@ -80,6 +104,50 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def _validate_interval(
+    claim_id: str, measured: float | None, interval: tuple[float, float] | None
+) -> None:
+    if interval is None:
+        return
+    if measured is None:
+        raise ValueError(f"{claim_id}: an interval needs a measured value inside it")
+    try:
+        low, high = (float(bound) for bound in interval)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{claim_id}: interval must be two numbers (low, high), got {interval!r}"
+        ) from exc
+    if not low <= float(measured) <= high:
+        raise ValueError(
+            f"{claim_id}: the interval ({low:.4g}, {high:.4g}) must contain the measured value "
+            f"{float(measured):.4g}"
+        )
+
+
+def interval_verdict(
+    interval: tuple[float, float],
+    figure: float,
+    *,
+    above: str = "reproduced",
+    below: str = "partly reproduced",
+) -> str:
+    """The verdict of a noisy measurement against the article's ``figure``: ``above`` when the
+    whole interval is at or above it, ``below`` when the whole interval is under it, and
+    "inconclusive on this machine" when the interval straddles it (this machine's noise cannot
+    say on which side the value lies)."""
+    low, high = interval
+    if low > high:
+        raise ValueError(f"expected an interval with low <= high, got ({low}, {high})")
+    for verdict in (above, below):
+        if verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
+    if low >= figure:
+        return above
+    if high < figure:
+        return below
+    return INCONCLUSIVE
+
+
 def _validate(claim_id: str, verdict: str, measured: float | None) -> None:
     if claim_id not in CLAIM_IDS:
         raise ValueError(
@@ -108,14 +176,18 @@ def record(
     chapter: str,
     seed: int | None = None,
     ledger_dir: Path | None = None,
+    interval: tuple[float, float] | None = None,
 ) -> ClaimRecord:
     """Write the record of ``claim_id`` (replacing an earlier one) and return it.
 
     ``measured`` is the number this run produced (``None`` only for "not measurable here"),
     ``unit`` its unit ("%", "x", "ms", "BLEU"...), ``chapter`` the notebook's file stem
-    (``"00_digits"``), used for the link back from the ledger page.
+    (``"00_digits"``), used for the link back from the ledger page. ``interval``: for a timing
+    value only, ``(low, high)`` around it (see :func:`interval_verdict`); a value without one
+    is one the same code must reproduce exactly.
     """
     _validate(claim_id, verdict, measured)
+    _validate_interval(claim_id, measured, interval)
     entry = ClaimRecord(
         claim_id=claim_id,
         claim=claim,
@@ -129,12 +201,14 @@ def record(
         seed=seed,
         hardware=hardware_summary(),
         recorded_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        measured_low=None if interval is None else float(interval[0]),
+        measured_high=None if interval is None else float(interval[1]),
     )
     folder = Path(ledger_dir or config.ledger_dir())
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{claim_id}.json").write_text(json.dumps(asdict(entry), indent=2) + "\n")
     print(
-        f"ledger: {claim_id} {verdict} (measured {_format_value(entry)}; article: {article_value})"
+        f"ledger: {claim_id} {verdict} (measured {format_value(entry)}; article: {article_value})"
     )
     return entry
 
@@ -151,10 +225,14 @@ def load_records(ledger_dir: Path | None = None) -> list[ClaimRecord]:
     return sorted(records, key=lambda entry: entry.number)
 
 
-def _format_value(entry: ClaimRecord) -> str:
+def format_value(entry: ClaimRecord) -> str:
+    """The measured value with its unit, and its interval when it has one:
+    ``"3.81 (3.12–4.47) x faster"``."""
     if entry.measured is None:
         return "—"
-    return f"{entry.measured:.4g} {entry.unit}".strip()
+    interval = entry.interval
+    middle = "" if interval is None else f" ({interval[0]:.3g}–{interval[1]:.3g})"
+    return f"{entry.measured:.4g}{middle} {entry.unit}".strip()
 
 
 def _cell(text: str) -> str:
@@ -188,7 +266,7 @@ def render_markdown(
                     entry.claim_id,
                     entry.claim,
                     entry.article_value,
-                    _format_value(entry),
+                    format_value(entry),
                     _VERDICT_MARKS[entry.verdict],
                     entry.note,
                     link,
@@ -220,3 +298,66 @@ def _provenance(records: list[ClaimRecord]) -> str:
         f"Measured in {'/'.join(modes)} mode on: {'; '.join(parts)}. "
         f"{len(records)} of {len(CLAIM_IDS)} claims recorded: {tally}."
     )
+
+
+@dataclass
+class Comparison:
+    """A claim's record in two ledgers: ``agrees`` is False when the value drifted."""
+
+    claim_id: str
+    agrees: bool
+    reason: str
+    current: ClaimRecord | None
+    rerun: ClaimRecord | None
+
+    def line(self) -> str:
+        """One line: the claim, its status, both values side by side, why."""
+        status = "same" if self.agrees else "DRIFT"
+        values = " | ".join(
+            "—" if entry is None else f"{format_value(entry)} [{entry.verdict}]"
+            for entry in (self.current, self.rerun)
+        )
+        return f"{self.claim_id:>4} {status:5} {values}: {self.reason}"
+
+
+def compare_records(current: ClaimRecord | None, rerun: ClaimRecord | None) -> Comparison:
+    """Does a re-run reproduce a record? Values without an interval must be identical (the same
+    code, seeds and machine give the same numbers); timing values must have overlapping
+    intervals; both runs must be of the same mode (smoke or full). The verdicts must agree too,
+    except that one may be "inconclusive on this machine" where the other is not: a verdict
+    resting on a timing may cross into or out of the zone the machine's noise cannot decide."""
+    claim_id = (current or rerun).claim_id
+    if current is None:
+        return Comparison(claim_id, False, "no record in the ledger to compare with", None, rerun)
+    if rerun is None:
+        return Comparison(claim_id, False, "the re-run did not record it", current, None)
+    if current.mode != rerun.mode:
+        return Comparison(
+            claim_id,
+            False,
+            f"the ledger was measured in {current.mode} mode, the re-run in {rerun.mode} mode",
+            current,
+            rerun,
+        )
+    first, second = current.interval, rerun.interval
+    if (first is None) != (second is None):
+        return Comparison(
+            claim_id, False, "one run gives an interval, the other does not", current, rerun
+        )
+    if first is not None and second is not None:
+        values_agree = first[0] <= second[1] and second[0] <= first[1]
+        reason = "timing intervals overlap" if values_agree else "timing intervals do not overlap"
+    else:
+        values_agree = current.measured == rerun.measured
+        reason = (
+            "identical value"
+            if values_agree
+            else f"values differ by {rerun.measured - current.measured:+.6g}"
+        )
+    verdicts_agree = current.verdict == rerun.verdict or INCONCLUSIVE in (
+        current.verdict,
+        rerun.verdict,
+    )
+    if current.verdict != rerun.verdict:
+        reason += f"; verdict {current.verdict} -> {rerun.verdict}"
+    return Comparison(claim_id, values_agree and verdicts_agree, reason, current, rerun)

@@ -6,6 +6,7 @@ python -m handbook ledger                         print the claims ledger of the
 python -m handbook student [--out student]        write the student edition (no solutions)
 python -m handbook grade SUBMISSION ... [--jobs N]  grade a class, each submission sandboxed
 python -m handbook bench [--smoke]                every chapter's side-by-side benchmarks
+python -m handbook verify [--smoke] [CHAPTER ...]  re-run chapters, compare with the ledger
 """
 
 from __future__ import annotations
@@ -291,7 +292,100 @@ def command_bench(arguments: argparse.Namespace) -> int:
         rows.extend(module.benchmarks(smoke=arguments.smoke))
     print()
     print(bench.format_table(rows))
-    print("\nspeed-up = the group's baseline median / the variant's median, measured in this run.")
+    print(
+        "\nspeed-up = the median over interleaved rounds of the group's baseline time / the "
+        "variant's time;\nmiddle half = the interquartile range of those per-round ratios."
+    )
+    return 0
+
+
+def _verify_scratch(arguments: argparse.Namespace) -> Path:
+    """A fresh folder for the re-run: ``--scratch`` or a new one under the build folder."""
+    import tempfile
+
+    if arguments.scratch:
+        scratch = Path(arguments.scratch).resolve()
+        if scratch.exists() and any(scratch.iterdir()):
+            raise SystemExit(f"--scratch {scratch} is not empty: give a new or an empty folder")
+        scratch.mkdir(parents=True, exist_ok=True)
+        return scratch
+    config.build_dir().mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="verify-", dir=config.build_dir()))
+
+
+def _reference_claims(reference_dir: Path, chapters: set[str]) -> dict:
+    """The reference ledger's records of ``chapters``, by claim id."""
+    from handbook import claims
+
+    return {
+        entry.claim_id: entry
+        for entry in claims.load_records(reference_dir)
+        if entry.chapter in chapters
+    }
+
+
+def command_verify(arguments: argparse.Namespace) -> int:
+    """Re-execute chapters into a scratch folder and compare every claim they record with the
+    ledger (read once the re-run is over): exit status 1 if a value drifted or a chapter
+    failed, 2 if there is nothing to compare with."""
+    from handbook import claims, runner
+
+    notebooks = _resolve_notebooks(arguments.chapters)
+    reference_dir = Path(arguments.against) if arguments.against else config.ledger_dir()
+    chapters = {notebook.stem for notebook in notebooks}
+    if not reference_dir.is_dir():
+        print(
+            f"there is no ledger in {reference_dir} to compare with: run `python -m handbook "
+            "run` first (or point --against at another ledger)",
+            file=sys.stderr,
+        )
+        return 2
+    if arguments.rerun_ledger:
+        scratch, runs = Path(arguments.rerun_ledger), []
+        rerun_dir = scratch
+        print(f"comparing the records in {rerun_dir} (nothing re-executed)")
+    else:
+        scratch = _verify_scratch(arguments)
+        rerun_dir = scratch / "ledger"
+        environment = runner.notebook_environment(
+            smoke=arguments.smoke, strict_exercises=True, ledger_dir=rerun_dir
+        )
+        environment[config.BUILD_ENV] = str(scratch)
+        mode = "smoke" if arguments.smoke else "full"
+        print(f"re-executing {len(notebooks)} chapter(s) in {mode} mode into {scratch}")
+        runs = runner.run_notebooks(notebooks, scratch / "notebooks", environment=environment)
+    rerun = {
+        entry.claim_id: entry
+        for entry in claims.load_records(rerun_dir)
+        if entry.chapter in chapters
+    }
+    reference = _reference_claims(reference_dir, chapters)
+    if not reference:
+        print(
+            f"the ledger in {reference_dir} holds no claim of {', '.join(sorted(chapters))}: "
+            "run `python -m handbook run` first (or point --against at another ledger)",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"\n{'':4} {'':5} ledger in {reference_dir} | re-run")
+    comparisons = [
+        claims.compare_records(reference.get(claim_id), rerun.get(claim_id))
+        for claim_id in sorted(set(reference) | set(rerun), key=lambda claim_id: int(claim_id[1:]))
+    ]
+    for comparison in comparisons:
+        print(comparison.line())
+    drifted = [comparison.claim_id for comparison in comparisons if not comparison.agrees]
+    failed = [run for run in runs if not run.ok]
+    for run in failed:
+        print(f"chapter failed: {run.error}", file=sys.stderr)
+    if drifted or failed:
+        print(
+            f"\nnot reproducible: {len(drifted)} claim(s) drifted ({', '.join(drifted) or 'none'}),"
+            f" {len(failed)} chapter(s) failed; the re-run is in {scratch}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"\nall {len(comparisons)} claim(s) reproduced the ledger's values")
     return 0
 
 
@@ -391,6 +485,26 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser = commands.add_parser("bench", help="run every chapter's benchmarks side by side")
     bench_parser.add_argument("--smoke", action="store_true", help="fewer repeats")
     bench_parser.set_defaults(handler=command_bench)
+
+    verify = commands.add_parser(
+        "verify",
+        help="re-run chapters in a scratch folder and compare their claims with the ledger",
+        description="Non-timing values must be identical, timing intervals must overlap; "
+        "one line per claim; exit status 1 on drift.",
+    )
+    verify.add_argument("chapters", nargs="*", help="names or paths (default: every chapter)")
+    verify.add_argument("--smoke", action="store_true", help="re-run in smoke mode")
+    verify.add_argument(
+        "--against", help="the ledger folder to compare with (default: the book's ledger)"
+    )
+    verify.add_argument(
+        "--scratch", help="an empty folder for the re-run (default: a new one in the build folder)"
+    )
+    verify.add_argument(
+        "--rerun-ledger",
+        help="compare this ledger folder (a re-run's, another machine's) instead of re-executing",
+    )
+    verify.set_defaults(handler=command_verify)
     return parser
 
 

@@ -592,15 +592,27 @@ def latency(
     threads: int | None,
     repeats: int = 20,
     details: dict[str, str] | None = None,
+    budget_s: float | None = None,
+    samples_per_round: int = 1,
 ) -> list[bench.Measurement]:
-    """:func:`handbook.bench.compare` under ``torch.no_grad`` with ``threads`` torch threads.
+    """:func:`handbook.bench.compare` under ``torch.no_grad`` with ``threads`` torch threads:
+    the variants interleaved, at least ``repeats`` rounds, more (up to ``budget_s`` seconds)
+    while the speed-ups' interquartile ranges are wider than 10%; ``samples_per_round``: see
+    :func:`handbook.bench.interleaved_rounds`.
 
     ONNX Runtime sessions fix their threads when created: build :class:`OnnxModel` with the
     same ``threads``.
     """
     with torch_threads(threads), torch.inference_mode():
         return bench.compare(
-            group, variants, baseline=baseline, warmup=3, repeats=repeats, details=details
+            group,
+            variants,
+            baseline=baseline,
+            warmup=3,
+            repeats=repeats,
+            details=details,
+            budget_s=budget_s,
+            samples_per_round=samples_per_round,
         )
 
 

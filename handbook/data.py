@@ -909,6 +909,50 @@ def measure_epoch(
     )
 
 
+def compare_epochs(
+    model: nn.Module,
+    tensors: tuple[torch.Tensor, ...],
+    *,
+    batch_size: int,
+    rounds: int,
+    seed: int = 0,
+    pad_id: int = 0,
+    budget_s: float = 0.0,
+) -> tuple[dict[str, EpochMeasurement], bench.Ratio, list[bench.Measurement]]:
+    """Random against length-bucketed batches: one epoch of each per round, interleaved
+    (:func:`handbook.bench.compare`), at least ``rounds`` rounds.
+
+    Returns the last epoch of each (``"random"``, ``"bucketed"``: padding, batches, time), the
+    bucketed epoch's speed-up with its interquartile range over rounds, and the timing rows.
+    """
+    last: dict[str, EpochMeasurement] = {}
+
+    def epoch(name: str) -> Callable[[], None]:
+        def run() -> None:
+            last[name] = measure_epoch(
+                model,
+                tensors,
+                batch_size=batch_size,
+                bucketed=name == "bucketed",
+                seed=seed,
+                pad_id=pad_id,
+            )
+
+        return run
+
+    rows = bench.compare(
+        f"translator epoch, batch {batch_size}",
+        {"random": epoch("random"), "bucketed": epoch("bucketed")},
+        baseline="random",
+        warmup=0,
+        repeats=rounds,
+        budget_s=budget_s,
+    )
+    for row in rows:
+        row.detail = f"padding {100 * last[row.variant].padding:.1f}%"
+    return last, bench.speedup(rows[0], rows[1]), rows
+
+
 def benchmarks(smoke: bool = False) -> list[bench.Measurement]:
     """``make bench``: one epoch of chapter 1's translator, random vs length-bucketed batches
     (batch 128, batches trimmed to their longest row in both cases)."""
@@ -918,23 +962,5 @@ def benchmarks(smoke: bool = False) -> list[bench.Measurement]:
     task = translation.build_task(data)
     tensors = translation.teacher_forcing_tensors(task, "train")
     model = small_translator(task.source_vocab_size, task.target_vocab_size, task.pad_id)
-    paddings = {}
-
-    def epoch(bucketed: bool) -> Callable[[], None]:
-        def run() -> None:
-            result = measure_epoch(model, tensors, batch_size=128, bucketed=bucketed)
-            paddings["bucketed" if bucketed else "random"] = result.padding
-
-        return run
-
-    variants = {"random": epoch(False), "bucketed": epoch(True)}
-    rows = bench.compare(
-        "translator epoch (number words)",
-        variants,
-        baseline="random",
-        warmup=0 if smoke else 1,
-        repeats=1 if smoke else 3,
-    )
-    for row in rows:
-        row.detail = f"padding {100 * paddings[row.variant]:.1f}%"
-    return rows
+    measure_epoch(model, tuple(tensor[:256] for tensor in tensors), batch_size=128, bucketed=False)
+    return compare_epochs(model, tensors, batch_size=128, rounds=1 if smoke else 3)[2]

@@ -84,7 +84,7 @@ def measured_html(entry: claims.ClaimRecord) -> str:
     value = f"{entry.measured:.4g}"
     interval = getattr(entry, "interval", None)
     if isinstance(interval, (list, tuple)) and len(interval) == 2:
-        value += f" [{interval[0]:.3g}, {interval[1]:.3g}]"
+        value += f" ({interval[0]:.3g}–{interval[1]:.3g})"
     unit = f'<span class="ledger-unit">{html.escape(entry.unit)}</span>' if entry.unit else ""
     return html.escape(value) + unit
 
@@ -189,12 +189,21 @@ def write_page(records: Sequence[claims.ClaimRecord], include: Path) -> Path:
     if records:
         import io
 
+        import matplotlib
+
         from handbook import plots
         from handbook.plots.style import pyplot
 
         drawn = plots.verdicts_by_chapter(records)
         image = io.BytesIO()
-        drawn.savefig(image, format="png", bbox_inches="tight", facecolor="white")
+        with matplotlib.rc_context({"svg.hashsalt": "handbook-ledger"}):  # stable element ids
+            drawn.savefig(
+                image,
+                format=Path(FIGURE_NAME).suffix[1:],
+                bbox_inches="tight",
+                facecolor="white",
+                metadata={"Date": None},  # the same records draw the same file
+            )
         pyplot().close(drawn)
         _write_if_changed(include.parent / FIGURE_NAME, image.getvalue())
         figure = FIGURE_NAME

@@ -518,7 +518,9 @@ class PrecisionResult:
     """One precision of :func:`compare_precision`: training-step time and memory.
 
     ``speedup`` and ``memory_ratio`` are relative to float32 (speed-up > 1 is faster;
-    memory ratio < 1 is smaller). ``peak_bytes``: see :func:`peak_memory_bytes`.
+    memory ratio < 1 is smaller); ``speedup_interval`` is the speed-up's interquartile range
+    over the interleaved rounds of :func:`handbook.bench.compare`. ``peak_bytes``: see
+    :func:`peak_memory_bytes`.
     """
 
     variant: str
@@ -527,6 +529,7 @@ class PrecisionResult:
     activation_bytes: int
     memory_ratio: float
     peak_bytes: int
+    speedup_interval: tuple[float, float] | None = None
 
 
 def _training_step(model, optimizer, batch, device, mixed_precision):
@@ -558,7 +561,7 @@ def compare_precision(
     """Float32 against mixed precision on one training step of the chapter-1 translator.
 
     Both variants train the same model from the same weights on the first ``batch_size`` pairs;
-    times are medians measured side by side (:func:`handbook.bench.compare`), activation memory
+    times are measured interleaved (:func:`handbook.bench.compare`), activation memory
     is :func:`saved_tensor_bytes` of one forward pass.
     """
     device = device if isinstance(device, torch.device) else train.pick_device(device)
@@ -585,6 +588,7 @@ def compare_precision(
             memory[row.variant].activation_bytes,
             memory[row.variant].activation_bytes / base_bytes,
             peaks[row.variant],
+            (row.ratio_low, row.ratio_high),
         )
         for row in rows
     ]

@@ -35,13 +35,15 @@ def train_subword_tokenizer(texts: list[str], vocab_size: int = 128):
     """A byte-pair-encoding tokenizer for the German side, whose numbers are single long words.
 
     BPE learns the recurring pieces ("drei", "hundert", "und", "zwanzig") from the training
-    texts alone; ``vocab_size`` counts the special tokens and the single characters.
+    texts alone; ``vocab_size`` counts the special tokens and the single characters. The
+    trainer numbers the end-of-word symbols ("i</w>") in the order it meets them in a hash
+    map, an order that changes from run to run, and a model trained on those ids would too:
+    the vocabulary is renumbered in a fixed order (:func:`_renumbered`) before it is used.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE(unk_token=UNK, end_of_word_suffix="</w>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.decoder = decoders.BPEDecoder(suffix="</w>")
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=SPECIAL_TOKENS,
@@ -49,6 +51,35 @@ def train_subword_tokenizer(texts: list[str], vocab_size: int = 128):
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
+    return _renumbered(tokenizer)
+
+
+def _renumbered(trained):
+    """The same BPE tokenizer (same merges, same pieces) with ids in a fixed order: the special
+    tokens, then the single symbols sorted, then the merged pieces in the order they were
+    learned. Only the numbering changes, so encoding gives the same pieces as before."""
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    model = json.loads(trained.to_str())["model"]
+    merges = [
+        tuple(pair.split(" ")) if isinstance(pair, str) else tuple(pair) for pair in model["merges"]
+    ]
+    merged = [first + second for first, second in merges]
+    symbols = sorted(set(model["vocab"]) - set(merged) - set(SPECIAL_TOKENS))
+    order = SPECIAL_TOKENS + symbols + list(dict.fromkeys(merged))
+    tokenizer = Tokenizer(
+        models.BPE(
+            vocab={token: index for index, token in enumerate(order)},
+            merges=merges,
+            unk_token=UNK,
+            end_of_word_suffix="</w>",
+        )
+    )
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.decoder = decoders.BPEDecoder(suffix="</w>")
+    tokenizer.add_special_tokens(SPECIAL_TOKENS)
     return tokenizer
 
 

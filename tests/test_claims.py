@@ -105,3 +105,111 @@ def test_a_corrupt_record_is_named(isolated_ledger):
     (isolated_ledger / "C3.json").write_text("{not json")
     with pytest.raises(ValueError, match="corrupt ledger record .*C3.json"):
         claims.load_records()
+
+
+# Timing values: intervals, the "inconclusive" verdict, comparing two ledgers ------------------
+
+
+def test_a_timing_value_is_stored_and_shown_with_its_interval(isolated_ledger):
+    entry = _record(measured=3.8, interval=(3.1, 4.5))
+    stored = json.loads((isolated_ledger / "C11.json").read_text())
+    assert (stored["measured_low"], stored["measured_high"]) == (3.1, 4.5)
+    assert entry.interval == (3.1, 4.5) and _record().interval is None
+    _record(measured=3.8, interval=(3.1, 4.5))
+    assert "| 3.8 (3.1–4.5) x |" in claims.render_markdown(claims.load_records())
+
+
+def test_records_written_before_intervals_existed_still_load(isolated_ledger):
+    _record()
+    path = isolated_ledger / "C11.json"
+    stored = json.loads(path.read_text())
+    del stored["measured_low"], stored["measured_high"]
+    path.write_text(json.dumps(stored))
+    (entry,) = claims.load_records()
+    assert entry.interval is None and entry.measured == 2.4
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"measured": 5.0, "interval": (3.1, 4.5)}, "must contain the measured value 5"),
+        ({"interval": ("low", "high")}, "interval must be two numbers"),
+        ({"interval": 3.0}, "interval must be two numbers"),
+    ],
+)
+def test_bad_intervals_are_named(overrides, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        _record(**overrides)
+
+
+def test_interval_verdict_is_inconclusive_when_the_interval_straddles_the_figure():
+    assert claims.interval_verdict((3.1, 4.5), 3.0) == "reproduced"
+    assert claims.interval_verdict((3.0, 4.5), 3.0) == "reproduced"
+    assert claims.interval_verdict((2.1, 2.9), 3.0) == "partly reproduced"
+    assert claims.interval_verdict((2.1, 2.9), 3.0, below="not reproduced") == "not reproduced"
+    assert claims.interval_verdict((2.5, 3.5), 3.0) == claims.INCONCLUSIVE
+    assert claims.INCONCLUSIVE == "inconclusive on this machine"
+    with pytest.raises(ValueError, match="low <= high"):
+        claims.interval_verdict((4.0, 3.0), 3.0)
+    with pytest.raises(ValueError, match="unknown verdict 'yes'"):
+        claims.interval_verdict((4.0, 5.0), 3.0, above="yes")
+
+
+def test_inconclusive_is_a_verdict_the_ledger_renders_and_counts(isolated_ledger):
+    _record(measured=3.0, interval=(2.5, 3.5), verdict=claims.INCONCLUSIVE)
+    table = claims.render_markdown(claims.load_records())
+    assert "🔘 inconclusive on this machine" in table
+    assert "1 of 24 claims recorded: 1 inconclusive on this machine" in table
+
+
+def _stored(tmp_path, name, **overrides):
+    return _record(ledger_dir=tmp_path / name, **overrides)
+
+
+def test_compare_records_identical_values_and_overlapping_intervals_agree(tmp_path):
+    same = claims.compare_records(_stored(tmp_path, "a"), _stored(tmp_path, "b"))
+    assert same.agrees and same.reason == "identical value"
+    timing = claims.compare_records(
+        _stored(tmp_path, "a", measured=3.8, interval=(3.1, 4.5)),
+        _stored(tmp_path, "b", measured=4.6, interval=(4.4, 5.0)),
+    )
+    assert timing.agrees and "overlap" in timing.reason
+    assert "3.8 (3.1–4.5) x [partly reproduced] | 4.6 (4.4–5) x" in timing.line()
+
+
+@pytest.mark.parametrize(
+    "first, second, reason",
+    [
+        ({"measured": 2.4}, {"measured": 2.4000001}, "values differ by +1e-07"),
+        ({"interval": (2.0, 3.0)}, {"measured": 5.0, "interval": (4.0, 6.0)}, "do not overlap"),
+        ({}, {"verdict": "reproduced"}, "verdict partly reproduced -> reproduced"),
+        ({}, {"interval": (2.0, 3.0)}, "one run gives an interval"),
+    ],
+)
+def test_compare_records_flags_drift(tmp_path, first, second, reason):
+    comparison = claims.compare_records(
+        _stored(tmp_path, "a", **first), _stored(tmp_path, "b", **second)
+    )
+    assert not comparison.agrees and reason in comparison.reason
+    assert "DRIFT" in comparison.line()
+
+
+def test_a_verdict_may_move_into_or_out_of_inconclusive(tmp_path):
+    comparison = claims.compare_records(
+        _stored(tmp_path, "a", measured=3.2, interval=(3.1, 3.4), verdict="reproduced"),
+        _stored(tmp_path, "b", measured=3.1, interval=(2.9, 3.3), verdict=claims.INCONCLUSIVE),
+    )
+    assert comparison.agrees
+    assert comparison.reason == (
+        "timing intervals overlap; verdict reproduced -> inconclusive on this machine"
+    )
+
+
+def test_compare_records_needs_both_records_of_one_mode(tmp_path, monkeypatch):
+    full = _stored(tmp_path, "a")
+    assert "did not record it" in claims.compare_records(full, None).reason
+    assert "no record in the ledger" in claims.compare_records(None, full).reason
+    monkeypatch.setenv("HANDBOOK_SMOKE", "1")
+    smoke = _stored(tmp_path, "b")
+    comparison = claims.compare_records(full, smoke)
+    assert not comparison.agrees and "full mode, the re-run in smoke mode" in comparison.reason

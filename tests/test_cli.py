@@ -108,3 +108,123 @@ def test_import_handbook_does_not_load_the_server():
     code = "import sys, handbook, handbook.cli; print('fastapi' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert loaded.stdout.strip() == "False", loaded.stderr
+
+
+# verify: re-run chapters into a scratch folder, compare with the ledger -------------------------
+
+
+def _claim(ledger, claim_id="C24", measured=98.0, interval=None, chapter="tiny", mode=None):
+    return claims.record(
+        claim_id,
+        claim="start with digits",
+        article_value="advice",
+        measured=measured,
+        interval=interval,
+        unit="%",
+        verdict="reproduced",
+        note="n",
+        chapter=chapter,
+        ledger_dir=ledger,
+    )
+
+
+def _fake_rerun(monkeypatch, records):
+    """Replace notebook execution by writing ``records`` (claim id -> measured, interval) into
+    the scratch ledger the kernel would have been given."""
+    from pathlib import Path
+
+    from handbook import runner
+
+    def run_notebooks(notebooks, out_dir, *, environment, stream=None):
+        ledger = Path(environment["HANDBOOK_LEDGER_DIR"])
+        assert ledger.parent == Path(environment["HANDBOOK_BUILD_DIR"]) == out_dir.parent
+        for claim_id, (measured, interval) in records.items():
+            _claim(ledger, claim_id, measured, interval)
+        return [
+            runner.NotebookRun(notebook, out_dir / notebook.name, 0.1) for notebook in notebooks
+        ]
+
+    monkeypatch.setattr(runner, "run_notebooks", run_notebooks)
+
+
+@pytest.fixture
+def tiny_notebook(tmp_path):
+    import nbformat
+
+    path = tmp_path / "tiny.ipynb"
+    code = (
+        "from handbook import claims\n"
+        "claims.record('C24', claim='start with digits', article_value='advice', measured=98.0,"
+        " unit='%', verdict='reproduced', note='n', chapter='tiny')"
+    )
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), path)
+    return path
+
+
+def test_verify_reruns_a_notebook_and_finds_the_same_values(tmp_path, tiny_notebook, capsys):
+    reference = tmp_path / "reference"
+    _claim(reference)
+    scratch = tmp_path / "scratch"
+    status = cli.main(
+        ["verify", str(tiny_notebook), "--against", str(reference), "--scratch", str(scratch)]
+    )
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert (scratch / "ledger" / "C24.json").is_file()  # the kernel wrote to the scratch ledger
+    assert "C24 same" in out and "identical value" in out and "1 claim(s) reproduced" in out
+
+
+def test_verify_reports_drift_per_claim_and_exits_non_zero(
+    tmp_path, tiny_notebook, monkeypatch, capsys
+):
+    reference = tmp_path / "reference"
+    _claim(reference, "C11", 3.8, (3.1, 4.5))
+    _claim(reference, "C12", 92.0)
+    _claim(reference, "C13", 60.0)
+    _claim(reference, "C14", 5.9, (5.5, 6.2))
+    _fake_rerun(
+        monkeypatch,
+        {"C11": (4.2, (3.9, 4.6)), "C12": (92.0, None), "C13": (60.5, None), "C14": (7, (6.5, 7))},
+    )
+    status = cli.main(["verify", str(tiny_notebook), "--against", str(reference)])
+    lines = {
+        line.split()[0]: line for line in capsys.readouterr().out.splitlines() if " C1" in line
+    }
+    assert status == 1
+    assert "same" in lines["C11"] and "intervals overlap" in lines["C11"]
+    assert "same" in lines["C12"] and "identical" in lines["C12"]
+    assert "DRIFT" in lines["C13"] and "differ by +0.5" in lines["C13"]
+    assert "DRIFT" in lines["C14"] and "do not overlap" in lines["C14"]
+
+
+def test_verify_compares_two_existing_ledgers_without_running(tmp_path, tiny_notebook, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    _claim(first, "C11", 3.8, (3.1, 4.5))
+    _claim(second, "C11", 2.6, (2.4, 2.9))
+    _claim(second, "C12", 90.0, chapter="elsewhere")  # another chapter: not compared
+    capsys.readouterr()
+    arguments = ["verify", str(tiny_notebook), "--against", str(first)]
+    assert cli.main([*arguments, "--rerun-ledger", str(second)]) == 1
+    out = capsys.readouterr().out
+    assert "nothing re-executed" in out and "C11 DRIFT" in out and "C12" not in out
+
+
+def test_verify_needs_a_ledger_to_compare_with(tmp_path, tiny_notebook, monkeypatch, capsys):
+    assert cli.main(["verify", str(tiny_notebook), "--against", str(tmp_path / "none")]) == 2
+    assert "no ledger in" in capsys.readouterr().err
+    other_chapter = tmp_path / "other"
+    _claim(other_chapter, chapter="00_digits")
+    _fake_rerun(monkeypatch, {"C24": (98.0, None)})
+    assert cli.main(["verify", str(tiny_notebook), "--against", str(other_chapter)]) == 2
+    assert "holds no claim of tiny" in capsys.readouterr().err
+
+
+def test_verify_refuses_a_scratch_folder_in_use(tmp_path, tiny_notebook):
+    reference, scratch = tmp_path / "reference", tmp_path / "scratch"
+    _claim(reference)
+    scratch.mkdir()
+    (scratch / "keep.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="is not empty"):
+        cli.main(
+            ["verify", str(tiny_notebook), "--against", str(reference), "--scratch", str(scratch)]
+        )

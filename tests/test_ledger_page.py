@@ -94,16 +94,15 @@ def test_the_html_block_has_no_blank_line_so_myst_keeps_it_whole():
     assert "\n\n" not in table and table.count("<tr") == 25
 
 
-def test_a_record_with_an_interval_and_an_unknown_verdict_still_renders():
-    @dataclasses.dataclass
-    class NewerRecord(claims.ClaimRecord):
-        interval: tuple = (2.1, 2.7)
-
-    record = NewerRecord(**dataclasses.asdict(_record(verdict="reproduced")))
-    record.verdict = "inconclusive on this machine"
+def test_a_timing_shows_its_interval_and_an_inconclusive_verdict_its_colour():
+    record = dataclasses.replace(
+        _record(verdict="inconclusive on this machine"), measured_low=2.1, measured_high=2.7
+    )
     page = ledger_page.render_page([record], figure=None)
-    assert "2.4 [2.1, 2.7]" in page
+    assert "2.4 (2.1–2.7)" in page
     assert 'var(--pst-color-info)">inconclusive on this machine</span>' in page
+    unknown = dataclasses.replace(_record(), verdict="a verdict added later")
+    assert "a verdict added later" in ledger_page.render_page([unknown], figure=None)
 
 
 def test_short_claim_keeps_the_first_clause_and_cuts_long_ones():
@@ -143,3 +142,13 @@ def test_verdict_figure_stacks_one_bar_per_chapter():
     assert labels == {"01_attention", "04_compression"}
     with pytest.raises(ValueError, match="at least one claim record"):
         plots.verdicts_by_chapter([])
+
+
+def test_writing_the_same_records_again_leaves_the_files_alone(tmp_path):
+    """An incremental site build then skips the ledger page."""
+    _record()
+    include = ledger_page.write_page(claims.load_records(), tmp_path / "ledger_table.inc")
+    figure = tmp_path / ledger_page.FIGURE_NAME
+    stamps = (include.stat().st_mtime_ns, figure.stat().st_mtime_ns)
+    ledger_page.write_page(claims.load_records(), include)
+    assert (include.stat().st_mtime_ns, figure.stat().st_mtime_ns) == stamps
