@@ -136,7 +136,9 @@ def train_with_trainer(
     )
 
     def accuracy(prediction) -> dict[str, float]:
-        return {"accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())}
+        return {
+            "accuracy": float((prediction.predictions.argmax(-1) == prediction.label_ids).mean())
+        }
 
     store = {"MLFLOW_TRACKING_URI": tracking.tracking_uri(), "MLFLOW_EXPERIMENT_NAME": experiment}
     tracking.experiment_id(experiment)  # created with the artifacts beside the local store
@@ -153,7 +155,8 @@ def train_with_trainer(
         seconds = time.perf_counter() - start
     history = [row["eval_accuracy"] for row in trainer.state.log_history if "eval_accuracy" in row]
     runs = tracking.runs_table(
-        experiment, filter_string=f"tags.mlflow.runName = '{run_name}'",
+        experiment,
+        filter_string=f"tags.mlflow.runName = '{run_name}'",
         order_by=["attributes.start_time DESC"],
     )
     return TrainingResult(history[-1], seconds, history, runs["run_id"].iloc[0])
@@ -168,7 +171,10 @@ def train_with_handbook(
 
     train_rows, test_rows = train_set[:], test_set[:]
     loader = train.make_loader(
-        train_rows["pixel_values"], train_rows["labels"], batch_size=batch_size, shuffle=True,
+        train_rows["pixel_values"],
+        train_rows["labels"],
+        batch_size=batch_size,
+        shuffle=True,
         seed=seed,
     )
     test_loader = train.make_loader(
@@ -179,14 +185,19 @@ def train_with_handbook(
     with tracking.MLflowTracker(experiment, run_name=run_name) as run:
         start = time.perf_counter()
         history = train.fit(
-            network, loader, epochs=epochs, optimizer=optimizer, val_loader=test_loader,
-            tracker=run, description=run_name,
+            network,
+            loader,
+            epochs=epochs,
+            optimizer=optimizer,
+            val_loader=test_loader,
+            tracker=run,
+            description=run_name,
         )
         seconds = time.perf_counter() - start
     return TrainingResult(history.val_accuracy[-1], seconds, history.val_accuracy, run.run_id)
 
 
-def digits_as_pixel_values(split) -> "datasets.Dataset":  # noqa: F821
+def digits_as_pixel_values(split) -> datasets.Dataset:  # noqa: F821
     """A digits split (``handbook.datasets.digits``) as the columns a Transformers image model
     takes: ``pixel_values`` float ``(1, 8, 8)`` in [0, 1] and ``labels``, in torch format."""
     from datasets import Dataset
@@ -314,16 +325,20 @@ def label_studio_export(
         entries = []
         for annotator, choice in enumerate(chosen, start=1):
             annotation_id += 1
-            result = [] if choice is None else [
-                {
-                    "id": f"r{annotation_id}",
-                    "from_name": from_name,
-                    "to_name": to_name,
-                    "type": "choices",
-                    "origin": "manual",
-                    "value": {"choices": [choice]},
-                }
-            ]
+            result = (
+                []
+                if choice is None
+                else [
+                    {
+                        "id": f"r{annotation_id}",
+                        "from_name": from_name,
+                        "to_name": to_name,
+                        "type": "choices",
+                        "origin": "manual",
+                        "value": {"choices": [choice]},
+                    }
+                ]
+            )
             entries.append(
                 {
                     "id": annotation_id,
@@ -333,13 +348,17 @@ def label_studio_export(
                     "ground_truth": False,
                 }
             )
-        tasks.append({"id": task_id, "data": {to_name: text}, "annotations": entries,
-                      "predictions": []})
+        tasks.append(
+            {"id": task_id, "data": {to_name: text}, "annotations": entries, "predictions": []}
+        )
     return tasks
 
 
 def load_label_studio(
-    path: str | Path, label_names: Sequence[str], *, from_name: str = "topic",
+    path: str | Path,
+    label_names: Sequence[str],
+    *,
+    from_name: str = "topic",
     to_name: str = "text",
 ):
     """A Label Studio JSON export as a ``datasets.Dataset``, one row per labelled task.
@@ -355,21 +374,18 @@ def load_label_studio(
     tasks = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(tasks, list):
         raise ValueError(f"{path}: expected a JSON list of tasks, got {type(tasks).__name__}")
-    order = {name: index for index, name in enumerate(label_names)}
     rows: dict[str, list] = {"id": [], "text": [], "label": [], "annotators": [], "agreement": []}
     for task in tasks:
         text = _task_text(task, to_name, path)
-        choices = _completed_choices(task, from_name, order, path)
-        if not choices:
+        verdict = task_label(task, label_names, from_name=from_name)
+        if verdict is None:
             continue
-        counts = Counter(choices)
-        top = max(counts.values())
-        label = min((name for name, count in counts.items() if count == top), key=order.get)
+        label, agreement, annotators = verdict
         rows["id"].append(int(task["id"]))
         rows["text"].append(text)
-        rows["label"].append(order[label])
-        rows["annotators"].append(len(choices))
-        rows["agreement"].append(top / len(choices))
+        rows["label"].append(label)
+        rows["annotators"].append(annotators)
+        rows["agreement"].append(agreement)
     features = Features(
         {
             "id": Value("int64"),
@@ -393,9 +409,28 @@ def _task_text(task: object, to_name: str, path: str | Path) -> str:
     return str(task["data"][to_name])
 
 
-def _completed_choices(
-    task: dict, from_name: str, order: Mapping[str, int], path: str | Path
-) -> list[str]:
+def task_label(
+    task: Mapping, label_names: Sequence[str], *, from_name: str = "topic"
+) -> tuple[int, float, int] | None:
+    """``(label, agreement, annotators)`` of one Label Studio task, or ``None`` if no completed
+    annotation chose a class.
+
+    ``label``: index in ``label_names`` of the class most completed annotations chose (a tie
+    goes to the class listed first in ``label_names``); ``agreement``: the fraction of those
+    annotations that chose it; ``annotators``: how many there were. Cancelled annotations and
+    results of other controls than ``from_name`` are ignored.
+    """
+    order = {name: index for index, name in enumerate(label_names)}
+    choices = _completed_choices(task, from_name, order)
+    if not choices:
+        return None
+    counts = Counter(choices)
+    top = max(counts.values())
+    label = min((name for name, count in counts.items() if count == top), key=order.__getitem__)
+    return order[label], top / len(choices), len(choices)
+
+
+def _completed_choices(task: Mapping, from_name: str, order: Mapping[str, int]) -> list[str]:
     """The class each completed annotation of ``task`` chose (one per annotation)."""
     chosen = []
     for annotation in task.get("annotations", []):
@@ -407,7 +442,7 @@ def _completed_choices(
             for choice in result.get("value", {}).get("choices", []):
                 if choice not in order:
                     raise ValueError(
-                        f"{path}: task {task['id']} has the label {choice!r}, expected one of "
+                        f"task {task.get('id')} has the label {choice!r}, expected one of "
                         f"{list(order)}"
                     )
                 chosen.append(choice)
@@ -415,8 +450,13 @@ def _completed_choices(
 
 
 def simulated_annotations(
-    labels: Sequence[int], label_names: Sequence[str], *, annotators: int, error_rate: float,
-    skip_rate: float, seed: int,
+    labels: Sequence[int],
+    label_names: Sequence[str],
+    *,
+    annotators: int,
+    error_rate: float,
+    skip_rate: float,
+    seed: int,
 ) -> list[list[str | None]]:
     """What ``annotators`` hurried people would choose for items whose true classes are
     ``labels``: each annotation is a uniformly wrong class with probability ``error_rate`` and
@@ -468,16 +508,17 @@ def timed_command(command: Sequence[str], *, timeout_s: float, **environment: st
     result is not verified has not finished."""
     variables = {**os.environ, **config.OFFLINE_ENV, **environment}
     root = config.project_root()
-    variables["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), variables.get("PYTHONPATH")]))
+    variables["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(root), variables.get("PYTHONPATH")])
+    )
     start = time.perf_counter()
     result = subprocess.run(
         list(command), cwd=root, env=variables, capture_output=True, text=True, timeout=timeout_s
     )
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(command)} failed ({result.returncode}):\n{(result.stdout + result.stderr)[-2000:]}"
-        )
+        output = (result.stdout + result.stderr)[-2000:]
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{output}")
     return seconds
 
 

@@ -179,7 +179,7 @@ class MLflowTracker:
         self._running().log_batch(self.run_id, metrics=entries)
 
     def log_model(self, model, name: str = "model") -> None:
-        """The model's weights as ``<name>/model.safetensors`` and its class in ``<name>/model.json``."""
+        """The weights as ``<name>/model.safetensors``, the class in ``<name>/model.json``."""
         from safetensors.torch import save_model
 
         with tempfile.TemporaryDirectory() as folder:

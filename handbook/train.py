@@ -30,8 +30,8 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from torch import nn
 from torch import distributed as dist
+from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from handbook import config

@@ -31,7 +31,9 @@ LAUNCH_TIMEOUT_S = 180
 def _arguments(out: Path, **changes) -> list[str]:
     options = {**SCRIPT, **changes}
     return ["--out", str(out)] + [
-        item for name, value in options.items() for item in ("--" + name.replace("_", "-"), str(value))
+        item
+        for name, value in options.items()
+        for item in ("--" + name.replace("_", "-"), str(value))
     ]
 
 
@@ -127,8 +129,13 @@ def test_killing_one_worker_fails_the_run_fast_naming_the_rank(tmp_path):
     [
         ({"RANK": "0"}, "RANK set but LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT missing"),
         (
-            {"RANK": "2", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-             "MASTER_PORT": "29500"},
+            {
+                "RANK": "2",
+                "LOCAL_RANK": "0",
+                "WORLD_SIZE": "2",
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": "29500",
+            },
             "RANK=2 is outside a world of WORLD_SIZE=2",
         ),
     ],

@@ -77,9 +77,7 @@ def test_fit_logs_parameters_metrics_per_epoch_model_commit_and_environment(stor
     steps, values = tracking.metric_history(run.run_id, "val_accuracy")
     assert steps == [1, 2, 3]
     assert values == pytest.approx(history.val_accuracy)
-    assert tracking.metric_history(run.run_id, "train_loss")[1] == pytest.approx(
-        history.train_loss
-    )
+    assert tracking.metric_history(run.run_id, "train_loss")[1] == pytest.approx(history.train_loss)
     commit = logged.data.tags.get("mlflow.source.git.commit")
     assert commit == tracking.git_commit() and (commit is None or len(commit) == 40)
 
@@ -99,7 +97,9 @@ def test_runs_are_compared_through_mlflows_search(store):
     _tracked_run(lr=0.2, sweep="other")
 
     table = tracking.runs_table(
-        tracking.DEFAULT_EXPERIMENT, filter_string="tags.sweep = 'lr'", order_by=["metrics.val_accuracy DESC"]
+        tracking.DEFAULT_EXPERIMENT,
+        filter_string="tags.sweep = 'lr'",
+        order_by=["metrics.val_accuracy DESC"],
     )
     assert sorted(table["params.optimizer.lr"]) == ["0.01", "0.5"]
     assert list(table["metrics.val_accuracy"]) == sorted(table["metrics.val_accuracy"])[::-1]
@@ -122,9 +122,10 @@ def test_mlflow_tracking_uri_points_the_runs_elsewhere(store, tmp_path, monkeypa
 def test_a_failing_block_marks_the_run_failed_and_figures_are_artifacts(store):
     figure, axis = plt.subplots()
     axis.plot([0, 1], [1, 0])
-    with pytest.raises(RuntimeError, match="boom"), tracking.MLflowTracker(
-        tracking.DEFAULT_EXPERIMENT
-    ) as run:
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        tracking.MLflowTracker(tracking.DEFAULT_EXPERIMENT) as run,
+    ):
         run.log_figure(figure, "curve.png")
         raise RuntimeError("boom")
     plt.close(figure)

@@ -46,6 +46,7 @@ from handbook.plots.serving import (
     serving_dashboard,
     throughput_and_latency,
 )
+from handbook.plots.toolchain import iteration_loops, side_by_side, sweep_comparison
 
 __all__ = [
     "accuracy_by_class",
@@ -66,6 +67,7 @@ __all__ = [
     "gain_by_mix",
     "group_selection_rates",
     "image_grid",
+    "iteration_loops",
     "latency_distributions",
     "layer_gradient_norms",
     "learning_curves",
@@ -78,7 +80,9 @@ __all__ = [
     "scaling_plot",
     "seed_comparison",
     "serving_dashboard",
+    "side_by_side",
     "similarity_matrices",
     "stability_plasticity",
+    "sweep_comparison",
     "throughput_and_latency",
 ]
