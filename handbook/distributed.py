@@ -95,6 +95,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--no-eval", action="store_true", help="skip the per-epoch evaluation")
+    parser.add_argument(
+        "--train-examples", type=int, default=0, help="use the first N training examples (0: all)"
+    )
     return parser.parse_args(argv)
 
 
@@ -110,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments.out.mkdir(parents=True, exist_ok=True)
     (arguments.out / f"rank{info.rank}.pid").write_text(str(os.getpid()))
     train_x, train_y, test_x, test_y = load_data(arguments.data, arguments.seed)
+    if arguments.train_examples:
+        train_x, train_y = train_x[: arguments.train_examples], train_y[: arguments.train_examples]
     model = build_model(train_x.shape[1], int(train_y.max()) + 1, arguments.hidden, arguments.seed)
     loader = train.make_loader(
         train_x,

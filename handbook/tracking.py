@@ -252,3 +252,44 @@ def metric_history(run_id: str, key: str, uri: str | None = None) -> tuple[list[
     """``(steps, values)`` of metric ``key`` of one run, in step order."""
     history = sorted(client(uri).get_metric_history(run_id, key), key=lambda metric: metric.step)
     return [metric.step for metric in history], [metric.value for metric in history]
+
+
+def ui_command(port: int = 5000, uri: str | None = None) -> list[str]:
+    """The command that serves MLflow's UI over ``uri`` (default :func:`tracking_uri`) on
+    ``127.0.0.1:port``: only this machine can reach it."""
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m handbook.tracking ui [--port N]``: MLflow's UI over the book's store."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m handbook.tracking")
+    commands = parser.add_subparsers(dest="command", required=True)
+    ui = commands.add_parser("ui", help="MLflow's UI on 127.0.0.1 over the book's store")
+    ui.add_argument("--port", type=int, default=5000)
+    arguments = parser.parse_args(argv)
+    command = ui_command(arguments.port)
+    print(f"MLflow UI over {tracking_uri()} on http://127.0.0.1:{arguments.port} (Ctrl-C stops)")
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
