@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import ast
-import contextlib
 import inspect
 import json
 import logging
@@ -27,7 +26,7 @@ import sys
 import textwrap
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,20 +89,6 @@ class TrainingResult:
     run_id: str | None = None
 
 
-@contextlib.contextmanager
-def _environment(variables: Mapping[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def train_with_trainer(
     model, train_set, test_set, *, epochs, batch_size, lr, seed, output_dir, experiment, run_name
 ) -> TrainingResult:
@@ -115,6 +100,7 @@ def train_with_trainer(
     from transformers import Trainer, TrainingArguments
 
     from handbook import tracking
+    from handbook.runner import kernel_environment
 
     arguments = TrainingArguments(
         output_dir=str(output_dir),
@@ -142,7 +128,7 @@ def train_with_trainer(
 
     store = {"MLFLOW_TRACKING_URI": tracking.tracking_uri(), "MLFLOW_EXPERIMENT_NAME": experiment}
     tracking.experiment_id(experiment)  # created with the artifacts beside the local store
-    with _environment(store):
+    with kernel_environment(store):
         trainer = Trainer(
             model=model,
             args=arguments,
