@@ -267,6 +267,8 @@ def ui_command(port: int = 5000, uri: str | None = None) -> list[str]:
         "ui",
         "--backend-store-uri",
         uri,
+        "--workers",
+        "1",  # one person's UI: the default's several workers only cost memory and start-up
         "--host",
         "127.0.0.1",
         "--port",
