@@ -26,7 +26,7 @@ from torch import nn
 from handbook import tracking, train
 
 EXPERIMENT = "10_toolchain"
-START_TIMEOUT_S = 120
+START_TIMEOUT_S = 300  # a loaded machine: MLflow's server imports a lot before it listens
 
 
 def _chromium() -> str | None:
