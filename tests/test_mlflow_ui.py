@@ -117,10 +117,10 @@ def test_the_mlflow_ui_lists_the_chapters_runs(store_with_a_run):
                 executable_path=browser_path, args=["--no-sandbox"]
             )
             page = browser.new_page()
-            page.goto(f"{url}/#/experiments/{experiment}", timeout=60_000)
-            page.get_by_text("mlp lr=0.3").first.wait_for(timeout=60_000)
-            page.goto(f"{url}/#/experiments/{experiment}/runs/{run_id}", timeout=60_000)
-            page.get_by_text("val_accuracy").first.wait_for(timeout=60_000)
+            page.goto(f"{url}/#/experiments/{experiment}/runs", timeout=120_000)
+            page.get_by_text("mlp lr=0.3").first.wait_for(timeout=120_000)
+            page.goto(f"{url}/#/experiments/{experiment}/runs/{run_id}", timeout=120_000)
+            page.get_by_text("val_accuracy").first.wait_for(timeout=120_000)
             browser.close()
     finally:
         _stop(server)
