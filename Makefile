@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: book test lab student serve bench lint clean
+.PHONY: book test lab student serve bench mlflow lint clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, this is " + sys.version.split()[0])'
@@ -62,6 +62,11 @@ serve: $(STAMP)
 ## make bench: every chapter's benchmarks, measured side by side in one run
 bench: $(STAMP)
 	$(PY) -m handbook bench
+
+## make mlflow: MLflow's UI on http://127.0.0.1:5000 over the book's tracking store (_build/mlflow,
+## or $$MLFLOW_TRACKING_URI); `make mlflow MLFLOW_OPTIONS="--port 5001"` passes options
+mlflow: $(STAMP)
+	$(PY) -m handbook.tracking ui $(MLFLOW_OPTIONS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check handbook tests notebooks

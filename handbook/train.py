@@ -6,20 +6,33 @@ measures loss and accuracy on a loader. The one contract: a loader yields
 model gets ``(source, target_in)`` as inputs. Accuracy is counted when the targets are class
 indices and the model's output has a class dimension last (per token for sequences, ignoring
 targets equal to ``IGNORE_INDEX``, the padding convention of ``cross_entropy``); otherwise 0.
+
+The same loop runs under ``torchrun`` (chapter 10): :func:`init_distributed` joins the process
+group the launcher describes in the environment, :func:`make_loader` then shards the data with a
+``DistributedSampler`` (``batch_size`` stays the *global* batch), :func:`fit` wraps the model in
+``DistributedDataParallel``, sums its counts over the processes, and only rank 0 shows progress,
+logs to a tracker and writes checkpoints. A tracker (:class:`Tracker`, e.g.
+``handbook.tracking.MLflowTracker``) receives the parameters, one set of metrics per epoch and
+the trained model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
+from torch import distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from handbook import config
 
@@ -50,19 +63,108 @@ def pick_device(preferred: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+#: What ``torchrun`` sets for every process it starts; all of them or none must be present.
+TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistributedInfo:
+    """Where this process stands in a (possibly one-process) job."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one process that logs, tracks and writes checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def distributed_info() -> DistributedInfo:
+    """This process's rank and the world size, from the initialised process group (else 0 of 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistributedInfo(
+            rank=dist.get_rank(),
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            world_size=dist.get_world_size(),
+        )
+    return DistributedInfo()
+
+
+def init_distributed(backend: str | None = None, timeout_s: float = 60.0) -> DistributedInfo:
+    """Join the process group that ``torchrun`` describes in the environment.
+
+    Without any of :data:`TORCHRUN_VARIABLES` this is a one-process run and nothing happens.
+    With some but not all of them, or a rank outside the world, the process was launched wrongly
+    and a ``RuntimeError`` says how to launch it. ``backend`` defaults to NCCL where CUDA exists,
+    gloo on CPUs; ``timeout_s`` bounds every collective, so a lost peer ends the run instead of
+    hanging it.
+    """
+    present = [name for name in TORCHRUN_VARIABLES if name in os.environ]
+    if not present:
+        return DistributedInfo()
+    missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f"launched wrongly: {', '.join(present)} set but {', '.join(missing)} missing; "
+            "start a distributed run with `torchrun --nproc-per-node N ...` (it sets all of "
+            f"{', '.join(TORCHRUN_VARIABLES)}), or unset them for a one-process run"
+        )
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    if not 0 <= rank < world_size:
+        raise RuntimeError(
+            f"launched wrongly: RANK={rank} is outside a world of WORLD_SIZE={world_size} "
+            f"processes (expected 0 <= RANK < {world_size})"
+        )
+    if not dist.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+    return distributed_info()
+
+
 def make_loader(
     *tensors: torch.Tensor,
     batch_size: int,
     shuffle: bool,
     seed: int = 0,
+    distributed: bool | None = None,
 ) -> DataLoader:
-    """A ``DataLoader`` over aligned tensors (inputs first, targets last), seeded, no workers."""
+    """A ``DataLoader`` over aligned tensors (inputs first, targets last), seeded, no workers.
+
+    ``distributed`` (default: whether this process belongs to a process group of more than one)
+    shards the data with a ``DistributedSampler``: each of the ``world_size`` processes gets
+    every ``world_size``-th example of one seeded permutation per epoch and batches of
+    ``batch_size // world_size``, so that ``batch_size`` is the global batch. With
+    ``distributed=True`` in a one-process run the order is the sampler's, which is what a
+    distributed run is compared with.
+    """
     if len(tensors) < 2:
         raise ValueError(f"expected at least inputs and targets, got {len(tensors)} tensor(s)")
     lengths = [len(tensor) for tensor in tensors]
     if len(set(lengths)) != 1:
         raise ValueError(
             f"expected as many inputs as targets, got {' and '.join(map(str, lengths))}"
+        )
+    info = distributed_info()
+    if info.distributed if distributed is None else distributed:
+        if batch_size % info.world_size:
+            raise ValueError(
+                f"the global batch_size {batch_size} must be a multiple of the {info.world_size} "
+                "processes, so that each gets an equal share"
+            )
+        dataset = TensorDataset(*tensors)
+        sampler = DistributedSampler(
+            dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed
+        )
+        return DataLoader(
+            dataset, batch_size=batch_size // info.world_size, sampler=sampler, num_workers=0
         )
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
@@ -91,6 +193,45 @@ class History:
 
     def as_dict(self) -> dict[str, list[float]]:
         return {name: list(values) for name, values in self.__dict__.items()}
+
+
+class Tracker(Protocol):
+    """What :func:`fit` reports to (``handbook.tracking.MLflowTracker`` is one)."""
+
+    def log_params(self, params: Mapping[str, object]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+
+    def log_model(self, model: nn.Module) -> None: ...
+
+
+def save_checkpoint(model: nn.Module, path: str | Path) -> None:
+    """Write ``model``'s weights to ``path`` (safetensors) from rank 0 only; in a distributed run
+    every process waits until the file is written."""
+    from safetensors.torch import save_model
+
+    if distributed_info().is_main:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        save_model(_unwrapped(model), str(path))
+    if distributed_info().distributed:
+        dist.barrier()
+
+
+def _unwrapped(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _sum_over_processes(values: list[float], device: torch.device) -> list[float]:
+    """Element-wise sums over the process group (the values themselves in a one-process run)."""
+    if not distributed_info().distributed:
+        return values
+    totals = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(totals)
+    return totals.tolist()
+
+
+def _is_sharded(loader: DataLoader) -> bool:
+    return isinstance(loader.sampler, DistributedSampler) and distributed_info().distributed
 
 
 def autocast_context(device: torch.device, enabled: bool):
@@ -141,6 +282,10 @@ def evaluate(
             counted + batch_counted,
             count + len(targets),
         )
+    if _is_sharded(loader):
+        total_loss, correct, counted, count = _sum_over_processes(
+            [total_loss, correct, counted, count], device
+        )
     if count == 0:
         raise ValueError("cannot evaluate on an empty loader")
     return total_loss / count, correct / max(counted, 1)
@@ -168,6 +313,8 @@ def fit(
     use_autocast: bool = False,
     progress: bool = True,
     description: str = "training",
+    tracker: Tracker | None = None,
+    checkpoint: str | Path | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs; return the per-epoch :class:`History`.
 
@@ -175,26 +322,39 @@ def fit(
     scaler guards float16 gradients against underflow. A progress bar (``tqdm.auto``) shows the
     epoch, the training loss and the validation accuracy; where live progress is off
     (``HANDBOOK_PROGRESS=0``, set for the book's executed copies) one summary line is printed.
+    ``tracker`` gets the run's parameters, the history's measurements after every epoch (step =
+    epoch, from 1) and the trained model; ``checkpoint`` is a path the weights are written to
+    (safetensors) after every epoch. In a process group of more than one (:func:`init_distributed`)
+    the model trains wrapped in ``DistributedDataParallel``, the history holds sums over all
+    processes, and only rank 0 shows progress, tracks and writes the checkpoint.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     device = device if isinstance(device, torch.device) else pick_device(device)
     model.to(device)
+    info = distributed_info()
+    network = _wrap_for_processes(model, device, info)
     scaler = torch.amp.GradScaler("cuda", enabled=use_autocast and device.type == "cuda")
     history = History()
     from tqdm.auto import tqdm
 
+    tracker = tracker if info.is_main else None
+    if tracker is not None:
+        tracker.log_params(_run_parameters(model, train_loader, epochs, optimizer, device, info))
+    progress = progress and info.is_main
     live = progress and config.live_progress()
     bar = tqdm(range(epochs), desc=description, disable=not live, leave=True)
-    for _ in bar:
+    for epoch in bar:
         start = time.perf_counter()
-        model.train()
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
+        network.train()
         total_loss, correct, counted, count = 0.0, 0, 0, 0
         for batch in train_loader:
             inputs, targets = _to_device(batch, device)
             optimizer.zero_grad(set_to_none=True)
             with autocast_context(device, use_autocast):
-                logits = model(*inputs)
+                logits = network(*inputs)
                 loss = loss_fn(logits, targets)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -203,6 +363,9 @@ def fit(
             batch_correct, batch_counted = _count_correct(logits.detach(), targets)
             correct, counted = correct + batch_correct, counted + batch_counted
             count += len(targets)
+        total_loss, correct, counted, count = _sum_over_processes(
+            [total_loss, correct, counted, count], device
+        )
         history.learning_rate.append(optimizer.param_groups[0]["lr"])
         if scheduler is not None:
             scheduler.step()
@@ -215,6 +378,10 @@ def fit(
             history.val_loss.append(val_loss)
             history.val_accuracy.append(val_accuracy)
         history.seconds.append(time.perf_counter() - start)
+        if tracker is not None:
+            tracker.log_metrics(_last_epoch(history), step=epoch + 1)
+        if checkpoint is not None:
+            save_checkpoint(model, checkpoint)
         postfix = {"loss": f"{history.train_loss[-1]:.3f}"}
         if history.val_accuracy:
             postfix["val_acc"] = f"{history.val_accuracy[-1]:.3f}"
@@ -223,4 +390,48 @@ def fit(
     if progress and not live:
         summary = ", ".join(f"{name} {value}" for name, value in postfix.items())
         print(f"{description}: {epochs} epochs in {history.total_seconds:.1f} s, {summary}")
+    if tracker is not None:
+        tracker.log_model(model)
     return history
+
+
+def _wrap_for_processes(model: nn.Module, device: torch.device, info: DistributedInfo):
+    """``model`` itself in a one-process run, else wrapped in ``DistributedDataParallel`` (which
+    starts every process from rank 0's weights and averages the gradients)."""
+    if not info.distributed:
+        return model
+    device_ids = [device.index if device.index is not None else info.local_rank]
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=device_ids if device.type == "cuda" else None
+    )
+
+
+def _run_parameters(
+    model: nn.Module,
+    loader: DataLoader,
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    info: DistributedInfo,
+) -> dict[str, object]:
+    """What a tracker records about a run before it starts."""
+    settings = {
+        key: value
+        for key, value in optimizer.defaults.items()
+        if isinstance(value, (int, float, str, bool))
+    }
+    return {
+        "model": type(model).__name__,
+        "parameters": sum(parameter.numel() for parameter in model.parameters()),
+        "epochs": epochs,
+        "batch_size": (loader.batch_size or 0) * info.world_size,
+        "optimizer": type(optimizer).__name__,
+        **{f"optimizer.{key}": value for key, value in settings.items()},
+        "device": str(device),
+        "world_size": info.world_size,
+    }
+
+
+def _last_epoch(history: History) -> dict[str, float]:
+    """The measurements of the epoch just finished, by name (empty lists left out)."""
+    return {name: values[-1] for name, values in history.as_dict().items() if values}

@@ -47,6 +47,7 @@ from handbook.plots.serving import (
     serving_dashboard,
     throughput_and_latency,
 )
+from handbook.plots.toolchain import iteration_loops, side_by_side, sweep_comparison
 
 __all__ = [
     "accuracy_by_class",
@@ -67,6 +68,7 @@ __all__ = [
     "gain_by_mix",
     "group_selection_rates",
     "image_grid",
+    "iteration_loops",
     "latency_distributions",
     "layer_gradient_norms",
     "learning_curves",
@@ -79,8 +81,10 @@ __all__ = [
     "scaling_plot",
     "seed_comparison",
     "serving_dashboard",
+    "side_by_side",
     "similarity_matrices",
     "stability_plasticity",
+    "sweep_comparison",
     "throughput_and_latency",
     "verdicts_by_chapter",
 ]

@@ -1,0 +1,139 @@
+"""Chapter 10's toolchain pieces: Label Studio export/import, ECS logs, Transformers from a
+config (no download), line counts and papermill's recorded durations."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import nbformat
+import pytest
+import torch
+
+from handbook import toolchain
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+LABELS = ["sports", "weather", "business", "technology"]
+
+
+def test_a_label_studio_export_written_by_the_chapter_loads_into_a_dataset(tmp_path):
+    annotations = [
+        ["sports", "sports", "weather"],
+        ["business", None, "business"],  # one annotator skipped it
+        [],  # nobody labelled it yet
+        [None],
+        ["technology", "weather"],  # a tie: the class listed first in LABELS wins
+    ]
+    tasks = toolchain.label_studio_export([f"text {i}" for i in range(5)], annotations)
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(tasks))
+
+    dataset = toolchain.load_label_studio(path, LABELS)
+
+    assert dataset.features["label"].names == LABELS
+    assert dataset["id"] == [1, 2, 5]
+    assert dataset["text"] == ["text 0", "text 1", "text 4"]
+    assert [LABELS[label] for label in dataset["label"]] == ["sports", "business", "weather"]
+    assert dataset["annotators"] == [3, 2, 2]
+    assert dataset["agreement"] == pytest.approx([2 / 3, 1.0, 0.5])
+    assert tasks[1]["annotations"][1]["was_cancelled"] is True
+
+
+def test_a_malformed_export_is_refused_naming_the_task(tmp_path):
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps({"tasks": []}))
+    with pytest.raises(ValueError, match="expected a JSON list of tasks, got dict"):
+        toolchain.load_label_studio(path, LABELS)
+    tasks = toolchain.label_studio_export(["a"], [["cooking"]])
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(ValueError, match="task 1 has the label 'cooking', expected one of"):
+        toolchain.load_label_studio(path, LABELS)
+    tasks = toolchain.label_studio_export(["a"], [["sports"]], to_name="body")
+    path.write_text(json.dumps(tasks))
+    with pytest.raises(ValueError, match="task 1 has no data field 'text'"):
+        toolchain.load_label_studio(path, LABELS)
+    with pytest.raises(ValueError, match="one list of annotations per text, got 1 for 2"):
+        toolchain.label_studio_export(["a", "b"], [["sports"]])
+
+
+def test_simulated_annotators_err_and_skip_at_the_rates_asked():
+    labels = [index % 4 for index in range(4000)]
+    chosen = toolchain.simulated_annotations(
+        labels, LABELS, annotators=1, error_rate=0.2, skip_rate=0.1, seed=0
+    )
+    flat = [row[0] for row in chosen]
+    skipped = sum(choice is None for choice in flat) / len(flat)
+    answered = [(choice, label) for choice, label in zip(flat, labels, strict=True) if choice]
+    wrong = sum(LABELS[label] != choice for choice, label in answered) / len(answered)
+    assert skipped == pytest.approx(0.1, abs=0.02) and wrong == pytest.approx(0.2, abs=0.02)
+
+
+def test_chapter_5_log_records_come_out_in_elastic_common_schema():
+    import ecs_logging
+
+    line = toolchain.log_line(
+        logging.getLogger("handbook.serve"),
+        toolchain.ecs_handler(None, service="handbook-serve"),
+        "request",
+        request_id="r-1",
+        method="POST",
+        path="/predict",
+        route="/predict",
+        status=200,
+        duration_ms=12.5,
+        settings={"batch": 8},
+    )
+    event = toolchain.flatten(json.loads(line))
+    assert event["ecs.version"] == ecs_logging.ECS_VERSION
+    assert event["http.request.method"] == "POST" and event["url.path"] == "/predict"
+    assert event["http.response.status_code"] == 200 and event["http.request.id"] == "r-1"
+    assert event["event.duration"] == 12_500_000  # nanoseconds
+    assert event["labels.route"] == "/predict" and event["service.name"] == "handbook-serve"
+    assert json.loads(event["labels.settings"]) == {"batch": 8}
+    assert event["log.level"] == "info" and event["message"] == "request"
+    assert "duration_ms" not in event and "status" not in event
+
+
+def test_a_vit_built_from_a_config_round_trips_through_save_pretrained(tmp_path):
+    from transformers import ViTForImageClassification
+
+    model = toolchain.vit_from_config(toolchain.vit_config(hidden=16, layers=1), seed=0).eval()
+    images = torch.rand(3, 1, 8, 8)
+    logits = toolchain.Logits(model)(images)
+    assert logits.shape == (3, 10)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file()
+    restored = ViTForImageClassification.from_pretrained(tmp_path).eval()
+    assert torch.equal(toolchain.Logits(restored)(images), logits)
+
+
+def test_lines_of_code_skip_the_docstring_comments_and_blank_lines():
+    def example(a):
+        """A docstring
+        over two lines."""
+        # a comment
+        b = a + 1
+
+        return b
+
+    assert toolchain.lines_of_code(example) == 2
+
+
+def test_recorded_chapter_seconds_come_from_papermill_metadata(tmp_path):
+    for name, duration in (("00_digits", 12.5), ("01_attention", None)):
+        notebook = nbformat.v4.new_notebook()
+        if duration is not None:
+            notebook.metadata["papermill"] = {"duration": duration}
+        nbformat.write(notebook, tmp_path / f"{name}.ipynb")
+    assert toolchain.recorded_chapter_seconds(tmp_path) == {"00_digits": 12.5}
+
+
+def test_a_failing_command_is_reported_with_its_output():
+    import sys
+
+    with pytest.raises(RuntimeError, match="failed \\(3\\):\n.*boom"):
+        toolchain.timed_command(
+            [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], timeout_s=60
+        )
+    assert toolchain.timed_command([sys.executable, "-c", "pass"], timeout_s=60) > 0
