@@ -49,6 +49,7 @@ serve: $(STAMP)
 
 ## make bench: every chapter's benchmarks, measured side by side in one run
 bench: $(STAMP)
+	$(PY) -c 'import litserve, bentoml' 2>/dev/null || $(PY) -m pip install --quiet -e ".[peers]"
 	$(PY) -m handbook bench
 
 lint: $(STAMP)

@@ -409,3 +409,18 @@ def test_compact_onnx_changes_no_output(tmp_path: Path, tiny_translator_onnx):
     torch.testing.assert_close(
         compress.OnnxModel(compact)(src, tgt), compress.OnnxModel(path)(src, tgt), atol=0, rtol=0
     )
+
+
+def test_onnx_byte_breakdown_figure_stacks_one_bar_per_file():
+    from handbook import plots
+
+    parts = {"INT8 weight matrices": 4096, "graph: nodes, names, shapes": 1024}
+    figure = plots.onnx_byte_breakdown(
+        {"a": parts, "b": {**parts, "fp32 weight matrices": 16384}}, reference_bytes=20000
+    )
+    axis = figure.axes[0]
+    assert [label.get_text() for label in axis.get_yticklabels()] == ["a", "b"]
+    assert len(axis.patches) == 3 * 2  # one segment per part present in any file, per file
+    assert len(axis.get_lines()) == 2  # the reference and its quarter
+    with pytest.raises(ValueError, match="at least one breakdown"):
+        plots.onnx_byte_breakdown({})

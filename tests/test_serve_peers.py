@@ -181,3 +181,17 @@ def test_a_peer_serves_the_same_predictions_under_load(peer, model_dir, built, t
         import os
 
         os.killpg(pid, 0)
+
+
+def test_open_loop_figure_draws_one_line_per_server_and_the_target():
+    from handbook import plots
+
+    rows = [
+        {"server": server, "rate req/s": rate, "p99 ms": p99}
+        for server, points in {"a": [(10, 5), (20, 50)], "b": [(10, 8), (20, 400)]}.items()
+        for rate, p99 in points
+    ]
+    axis = plots.open_loop_latency(rows).axes[0]
+    assert len(axis.get_lines()) == 3 and axis.get_yscale() == "log"
+    with pytest.raises(ValueError, match="at least one open-loop row"):
+        plots.open_loop_latency([])
