@@ -134,10 +134,14 @@ def open_loop_latency(
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(6.4, 4.0))
     for server in dict.fromkeys(row["server"] for row in rows):
-        points = sorted((row["rate req/s"], row["p99 ms"]) for row in rows if row["server"] == server)
+        points = sorted(
+            (row["rate req/s"], row["p99 ms"]) for row in rows if row["server"] == server
+        )
         rates, p99 = zip(*points, strict=True)
         axis.plot(rates, p99, marker="o", label=server)
-    axis.axhline(target_ms, color="black", linestyle="--", lw=1, label=f"p99 target {target_ms:g} ms")
+    axis.axhline(
+        target_ms, color="black", linestyle="--", lw=1, label=f"p99 target {target_ms:g} ms"
+    )
     axis.set_yscale("log")
     axis.set_xlabel("arrival rate (requests/s, open loop)")
     axis.set_ylabel("p99 latency from scheduled send (ms)")
