@@ -755,7 +755,7 @@ def benchmarks(smoke: bool = False) -> list[bench.Measurement]:
     Untrained weights (speed and size do not depend on them). The ``detail`` column holds the
     size ratio against the fp32 state dict; ``ratio`` is the speed-up over the fp32 eager
     baseline of each group. "INT8 ORT, defaults" is ``quantize_dynamic`` as it comes; "INT8 ONNX
-    Runtime" adds pre-processing, per-channel scales and :func:`compact_onnx`.
+    Runtime" adds pre-processing and :func:`compact_onnx`.
     """
     from handbook.attention import Transformer
     from handbook.digits import SmallCNN
@@ -777,11 +777,7 @@ def benchmarks(smoke: bool = False) -> list[bench.Measurement]:
         )
         plain_path = quantize_onnx_dynamic(fp32_path, Path(folder) / "translator.plain.int8.onnx")
         int8_path = quantize_onnx_dynamic(
-            fp32_path,
-            Path(folder) / "translator.int8.onnx",
-            per_channel=True,
-            preprocess=True,
-            compact=True,
+            fp32_path, Path(folder) / "translator.int8.onnx", preprocess=True, compact=True
         )
         fp32_ort, int8_ort = OnnxModel(fp32_path, threads=1), OnnxModel(int8_path, threads=1)
         plain_ort = OnnxModel(plain_path, threads=1)

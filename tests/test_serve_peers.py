@@ -169,9 +169,7 @@ def test_a_peer_serves_the_same_predictions_under_load(peer, model_dir, built, t
             for text in texts
         ]  # fmt: skip
         closed = run_load(server.url, texts, concurrency=16, requests=200, body="texts")
-        opened = run_open_loop(
-            server.url, texts, rate=20, seconds=1.0, body="texts", timeout_s=60
-        )
+        opened = run_open_loop(server.url, texts, rate=20, seconds=1.0, body="texts", timeout_s=60)
         pid = server.process.pid
     predictions = [a["predictions"][0] if isinstance(a, dict) else a[0] for a in answers]
     assert [p["prediction"] for p in predictions] == [e["prediction"] for e in expected]
