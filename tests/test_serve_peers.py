@@ -174,7 +174,9 @@ def test_a_peer_serves_the_same_predictions_under_load(peer, model_dir, built, t
     predictions = [a["predictions"][0] if isinstance(a, dict) else a[0] for a in answers]
     assert [p["prediction"] for p in predictions] == [e["prediction"] for e in expected]
     for got, want in zip(predictions, expected, strict=True):
-        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
+        # dynamic INT8 quantizes activations with one range per model call, so a text's
+        # probabilities depend a little on the batch it shared (same for handbook.serve)
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=0.05)
     assert closed.statuses == {200: 200} and opened.statuses == {200: 20}
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):  # the whole process group is gone
