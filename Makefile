@@ -61,6 +61,7 @@ serve: $(STAMP)
 
 ## make bench: every chapter's benchmarks, measured side by side in one run
 bench: $(STAMP)
+	$(PY) -c 'import litserve, bentoml' 2>/dev/null || $(PY) -m pip install --quiet -e ".[peers]"
 	$(PY) -m handbook bench
 
 ## make mlflow: MLflow's UI on http://127.0.0.1:5000 over the book's tracking store (_build/mlflow,

@@ -84,11 +84,13 @@ __all__ = [
     "benchmarks",
     "causal_mask",
     "chunked_attention",
+    "chunked_sdpa_attention",
     "cross_attention_weights",
     "depth_experiment",
     "layer_gradient_norms",
     "masked_softmax",
     "merge_heads",
+    "peak_in_fresh_process",
     "padding_mask",
     "previous_token_batch",
     "recurrence_vs_attention",
@@ -338,6 +340,64 @@ def chunked_attention(
         numerator = numerator * rescale_old + probabilities @ v_chunk
         running_max = new_max
     output = numerator / running_sum.masked_fill(running_sum == 0, 1.0)
+    return output.to(q.dtype)
+
+
+def chunked_sdpa_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    causal: bool = False,
+    chunk_size: int = 1024,
+    scale: float | None = None,
+) -> Tensor:
+    """:func:`chunked_attention` with PyTorch's fused CPU kernel doing each chunk's work.
+
+    The keys and values are still read ``chunk_size`` at a time, but each chunk goes through
+    ``aten::_scaled_dot_product_flash_attention_for_cpu``, which returns the chunk's output
+    ``o_j`` ``(..., L, dv)`` and the log of its softmax denominator ``lse_j`` ``(..., L)``. The
+    chunks are merged exactly as the online softmax merges them: ``lse = logaddexp(lse,
+    lse_j)``, ``o = o * exp(lse_old - lse) + o_j * exp(lse_j - lse)``. So the loop over chunks and
+    the merge are ours; what the kernel saves is the several passes that
+    :func:`chunked_attention` makes over each ``(L, chunk_size)`` block of scores in Python.
+    CPU only, 4-D inputs ``(batch, heads, L, d)``; same ``output`` as
+    :func:`scaled_dot_product_attention` (rows with no allowed key get zeros).
+    """
+    batch_shape = _check_qkv(q, k, v)
+    if q.ndim != 4 or q.device.type != "cpu":
+        raise ValueError(
+            f"chunked_sdpa_attention takes 4-D CPU tensors (batch, heads, L, d), got "
+            f"{q.ndim}-D on {q.device.type}"
+        )
+    if chunk_size < 1:
+        raise ValueError(f"expected chunk_size >= 1, got {chunk_size}")
+    L, S = q.shape[-2], k.shape[-2]
+    if mask is not None:
+        _check_mask(mask, (*batch_shape, L, S))
+    kernel = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    output, log_sum = None, None
+    for start in range(0, S, chunk_size):
+        stop = min(start + chunk_size, S)
+        allowed = _chunk_of_mask(mask, causal, L, start, stop, q.device)
+        bias = None
+        if allowed is not None:
+            allowed = allowed.expand(*batch_shape, L, stop - start)
+            bias = torch.zeros(allowed.shape, dtype=q.dtype).masked_fill(~allowed, float("-inf"))
+        chunk_output, chunk_log_sum = kernel(
+            q, k[..., start:stop, :], v[..., start:stop, :], attn_mask=bias, scale=scale
+        )
+        if allowed is not None:  # the kernel reports 0, not -inf, for a row with no key here
+            chunk_log_sum = chunk_log_sum.masked_fill(~allowed.any(-1), float("-inf"))
+        if output is None:
+            output, log_sum = chunk_output, chunk_log_sum
+            continue
+        merged = torch.logaddexp(log_sum, chunk_log_sum)
+        shift = merged.masked_fill(merged == float("-inf"), 0.0)
+        output = output * torch.exp(log_sum - shift).unsqueeze(-1) + chunk_output * torch.exp(
+            chunk_log_sum - shift
+        ).unsqueeze(-1)
+        log_sum = merged
     return output.to(q.dtype)
 
 
@@ -1239,7 +1299,7 @@ def recurrence_vs_attention(
 
 
 def _attention_variants(
-    seq_len: int, heads: int, d_head: int, chunk_size: int, seed: int
+    seq_len: int, heads: int, d_head: int, chunk_size: int, sdpa_chunk_size: int, seed: int
 ) -> dict[str, Callable[[], Tensor]]:
     generator = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(1, heads, seq_len, d_head, generator=generator) for _ in range(3))
@@ -1252,11 +1312,62 @@ def _attention_variants(
         with torch.inference_mode():
             return chunked_attention(q, k, v, chunk_size=chunk_size)
 
+    def chunked_sdpa() -> Tensor:
+        with torch.inference_mode():
+            return chunked_sdpa_attention(q, k, v, chunk_size=sdpa_chunk_size)
+
     def torch_sdpa() -> Tensor:
         with torch.inference_mode():
             return F.scaled_dot_product_attention(q, k, v)
 
-    return {"plain": plain, "chunked": chunked, "torch SDPA": torch_sdpa}
+    return {
+        "plain": plain,
+        "chunked": chunked,
+        "chunked, SDPA per chunk": chunked_sdpa,
+        "torch SDPA": torch_sdpa,
+    }
+
+
+def peak_in_fresh_process(
+    seq_len: int,
+    variant: str,
+    *,
+    heads: int = 1,
+    d_head: int = 64,
+    chunk_size: int = 128,
+    sdpa_chunk_size: int = 2048,
+    seed: int = 0,
+    timeout_s: float = 600.0,
+) -> int:
+    """Peak resident-memory growth, bytes, of one call of one :func:`attention_scaling` variant,
+    measured in a new Python process.
+
+    In a process that has run other variants, the allocator hands out memory it already holds
+    and the peak barely moves (this read 0.0 MiB for chunked attention); a fresh process that
+    has only run the same variant once on 64 tokens (to load its kernels) and then allocated q,
+    k and v charges the call with every page it touches. Linux only (/proc), like
+    :func:`handbook.bench.peak_memory_bytes`.
+    """
+    import subprocess
+    import sys
+
+    arguments = (seq_len, variant, heads, d_head, chunk_size, sdpa_chunk_size, seed)
+    code = f"from handbook.attention import _child_peak; print(_child_peak(*{arguments!r}))"
+    finished = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s
+    )
+    if finished.returncode != 0:
+        raise RuntimeError(f"measuring {variant} at L={seq_len} failed:\n{finished.stderr[-2000:]}")
+    return int(finished.stdout.split()[-1])
+
+
+def _child_peak(
+    seq_len: int, variant: str, heads: int, d_head: int, chunk_size: int, sdpa_chunk: int, seed: int
+) -> int:
+    """Runs in the fresh process of :func:`peak_in_fresh_process`."""
+    _attention_variants(64, heads, d_head, chunk_size, sdpa_chunk, seed)[variant]()
+    call = _attention_variants(seq_len, heads, d_head, chunk_size, sdpa_chunk, seed)[variant]
+    return bench.peak_memory_bytes(call)
 
 
 def attention_scaling(
@@ -1265,29 +1376,45 @@ def attention_scaling(
     heads: int = 1,
     d_head: int = 64,
     chunk_size: int = 128,
+    sdpa_chunk_size: int = 2048,
     repeats: int = 3,
     seed: int = 0,
+    memory: bool = True,
 ) -> list[bench.Measurement]:
-    """Time and peak memory of the three attentions at each sequence length, side by side.
+    """Time and peak memory of the four attentions at each sequence length, side by side.
 
     Variants: ``plain`` (:func:`scaled_dot_product_attention`, builds the ``(L, L)`` scores),
-    ``chunked`` (:func:`chunked_attention`, ``(L, chunk_size)`` at a time) and ``torch SDPA``
-    (``torch.nn.functional.scaled_dot_product_attention``, a fused kernel) on q, k, v of shape
-    ``(1, heads, L, d_head)`` in float32, inference mode. One :class:`handbook.bench.Measurement`
-    per variant and length (group ``"attention, L=..."``; ``ratio`` = plain's time over the
-    variant's; ``peak_bytes`` = peak growth of the process's resident memory while it runs).
+    ``chunked`` (:func:`chunked_attention`, ``(L, chunk_size)`` at a time), ``chunked, SDPA per
+    chunk`` (:func:`chunked_sdpa_attention`, ``sdpa_chunk_size`` keys at a time through
+    PyTorch's fused kernel) and ``torch SDPA`` (PyTorch's
+    ``scaled_dot_product_attention``) on q, k, v of shape ``(1, heads, L, d_head)`` in float32,
+    inference mode. One
+    :class:`handbook.bench.Measurement` per variant and length (group ``"attention, L=..."``;
+    ``ratio`` = plain's time over the variant's). ``peak_bytes`` (with ``memory=True``, on Linux)
+    is :func:`peak_in_fresh_process`: one new process per variant and length, a few seconds each.
     """
     rows = []
     for seq_len in seq_lens:
-        rows += bench.compare(
+        variants = _attention_variants(seq_len, heads, d_head, chunk_size, sdpa_chunk_size, seed)
+        measured = bench.compare(
             f"ch01 attention, L={seq_len}",
-            _attention_variants(seq_len, heads, d_head, chunk_size, seed),
+            variants,
             baseline="plain",
             warmup=1,
             repeats=repeats,
-            measure_memory=True,
-            details={"chunked": f"chunk_size={chunk_size}"},
+            details={
+                "chunked": f"chunk_size={chunk_size}",
+                "chunked, SDPA per chunk": f"chunk_size={sdpa_chunk_size}",
+            },
         )
+        del variants
+        for row in measured:
+            if memory and bench.cpu_peak_supported():
+                row.peak_bytes = peak_in_fresh_process(
+                    seq_len, row.variant, heads=heads, d_head=d_head, chunk_size=chunk_size,
+                    sdpa_chunk_size=sdpa_chunk_size, seed=seed,
+                )  # fmt: skip
+        rows += measured
     return rows
 
 
@@ -1306,17 +1433,20 @@ def scaling_table(measurements: Sequence[bench.Measurement]) -> list[dict]:
     ]
 
 
-#: Sequence lengths of ``make bench``: full mode stops at 4096 (see :func:`benchmarks`).
-BENCH_SEQ_LENS = (128, 512, 1024, 2048, 4096)
+#: Sequence lengths of ``make bench`` (see :func:`benchmarks`).
+BENCH_SEQ_LENS = (128, 512, 1024, 2048, 4096, 8192, 16384)
 SMOKE_BENCH_SEQ_LENS = (64, 256)
 
 
 def benchmarks(smoke: bool = False) -> list[bench.Measurement]:
     """``make bench``: plain vs chunked vs PyTorch attention, one head of width 64, float32.
 
-    Full mode: L = 128 ... 4096. Not 8192: plain attention holds two ``(L, L)`` float32 matrices
-    (scores, weights; 512 MiB at 8192) and takes seconds per call on a 2-core CPU, while the
-    question it answers (how memory grows with L) is already settled at 4096.
+    Full mode: L = 128 ... 16,384, peak memory from a fresh process per row. At 16,384 plain
+    attention holds ``(L, L)`` float32 matrices of 1 GiB each and takes seconds per call on a
+    2-core CPU, so lengths past 4,096 are timed twice instead of five times.
     """
-    lengths = SMOKE_BENCH_SEQ_LENS if smoke else BENCH_SEQ_LENS
-    return attention_scaling(lengths, repeats=2 if smoke else 5)
+    if smoke:
+        return attention_scaling(SMOKE_BENCH_SEQ_LENS, repeats=2)
+    short = [length for length in BENCH_SEQ_LENS if length <= 4096]
+    long = [length for length in BENCH_SEQ_LENS if length > 4096]
+    return attention_scaling(short, repeats=5) + attention_scaling(long, repeats=2)

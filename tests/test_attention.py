@@ -27,6 +27,7 @@ from handbook.attention import (
     article_attention,
     causal_mask,
     chunked_attention,
+    chunked_sdpa_attention,
     masked_softmax,
     merge_heads,
     padding_mask,
@@ -323,6 +324,38 @@ def test_chunked_gradcheck_float64():
         return chunked_attention(q, k, v, mask=mask, causal=True, chunk_size=2)
 
     assert torch.autograd.gradcheck(attend, (q, k, v))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 64])
+@pytest.mark.parametrize("mask_kind", ["none", "causal", "padding", "empty row"])
+def test_chunked_sdpa_equals_torch_sdpa(chunk_size, mask_kind):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 11, 8) for _ in range(3))
+    mask, causal = None, mask_kind == "causal"
+    if mask_kind == "padding":
+        mask = padding_mask([11, 6]).view(2, 1, 1, 11)
+    if mask_kind == "empty row":
+        mask = torch.rand(2, 3, 11, 11) > 0.5
+        mask[0, 1, 4] = False  # query 4 of head 1 may attend to nothing: zeros, not NaN
+    output = chunked_sdpa_attention(q, k, v, mask=mask, causal=causal, chunk_size=chunk_size)
+
+    expected = scaled_dot_product_attention(q, k, v, mask=mask, causal=causal, training=False)[0]
+    torch.testing.assert_close(output, expected, atol=1e-5, rtol=1e-5)
+    if mask_kind in ("none", "causal"):
+        torch.testing.assert_close(
+            output, F.scaled_dot_product_attention(q, k, v, is_causal=causal), atol=1e-5, rtol=1e-5
+        )
+    if mask_kind == "empty row":
+        assert torch.count_nonzero(output[0, 1, 4]) == 0
+
+
+def test_chunked_sdpa_rejects_what_its_kernel_cannot_take():
+    q = torch.randn(3, 5, 4)
+    with pytest.raises(ValueError, match="4-D CPU tensors"):
+        chunked_sdpa_attention(q, q, q)
+    q = torch.randn(1, 1, 5, 4)
+    with pytest.raises(ValueError, match="chunk_size >= 1"):
+        chunked_sdpa_attention(q, q, q, chunk_size=0)
 
 
 def test_chunked_rejects_bad_chunk_size():

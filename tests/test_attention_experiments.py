@@ -92,32 +92,47 @@ def test_recurrence_vs_attention_times_both_layers_at_each_length() -> None:
     assert rows[2]["sequential_steps"] == 8 and rows[3]["sequential_steps"] == 1
 
 
-def test_attention_scaling_measures_three_variants_per_length_and_tabulates_them() -> None:
-    measurements = attention.attention_scaling([16, 32], repeats=1)
+VARIANTS = ("plain", "chunked", "chunked, SDPA per chunk", "torch SDPA")
+
+
+def test_attention_scaling_measures_four_variants_per_length_and_tabulates_them() -> None:
+    measurements = attention.attention_scaling([16, 32], repeats=1, memory=False)
     table = attention.scaling_table(measurements)
 
     assert [(row["seq_len"], row["variant"]) for row in table] == [
-        (length, variant) for length in (16, 32) for variant in ("plain", "chunked", "torch SDPA")
+        (length, variant) for length in (16, 32) for variant in VARIANTS
     ]
     assert all(isinstance(row, bench.Measurement) for row in measurements)
+    assert all(row["peak_bytes"] is None for row in table)
 
 
-def test_smoke_benchmarks_return_measurements() -> None:
+def test_smoke_benchmarks_return_measurements(monkeypatch) -> None:
+    calls = []
+    # the fresh-process measurement is tested below; here, only that every row asks for it
+    monkeypatch.setattr(
+        attention, "peak_in_fresh_process", lambda length, variant, **_: calls.append(1) or 1
+    )
     rows = attention.benchmarks(smoke=True)
-    assert {row.variant for row in rows} == {"plain", "chunked", "torch SDPA"}
-    assert len(rows) == 3 * len(attention.SMOKE_BENCH_SEQ_LENS)
+    assert {row.variant for row in rows} == set(VARIANTS)
+    assert len(rows) == 4 * len(attention.SMOKE_BENCH_SEQ_LENS)
+    if bench.cpu_peak_supported():
+        assert len(calls) == len(rows) and all(row.peak_bytes == 1 for row in rows)
 
 
 @pytest.mark.skipif(not bench.cpu_peak_supported(), reason="needs Linux /proc peak memory")
-def test_chunked_attention_peaks_far_below_plain_attention_at_4096_tokens() -> None:
-    """Plain attention holds (L, L) float32 scores and weights (64 MiB each at L = 4096);
-    chunked attention holds (L, 128) at a time (2 MiB). The margin is wide: 1/4 asserted,
-    about 1/30 measured."""
-    variants = attention._attention_variants(4096, 1, 64, 128, seed=0)
-    plain = bench.peak_memory_bytes(variants["plain"])
-    chunked = bench.peak_memory_bytes(variants["chunked"])
-    assert plain > 64 * 2**20
-    assert chunked < plain / 4, (chunked, plain)
+def test_fresh_process_peaks_grow_linearly_for_chunked_and_quadratically_for_plain() -> None:
+    """Four child processes (a few seconds each; this replaces an in-process test whose peak
+    could not resolve chunked attention's few MiB): plain attention's (L, L) float32 matrices
+    quadruple from L = 2048 to 4096 (16 -> 64 MiB each); chunked attention's (L, 128) blocks
+    double (1 -> 2 MiB)."""
+    peak = {
+        (length, variant): attention.peak_in_fresh_process(length, variant)
+        for length in (2048, 4096)
+        for variant in ("plain", "chunked")
+    }
+    assert peak[4096, "plain"] > 3 * peak[2048, "plain"] > 3 * 2 * 16 * 2**20
+    assert 1.5 * peak[2048, "chunked"] < peak[4096, "chunked"] < 3 * peak[2048, "chunked"]
+    assert peak[4096, "chunked"] < peak[4096, "plain"] / 4  # about 1/9 measured
 
 
 def test_attention_heatmap_labels_both_axes() -> None:

@@ -338,3 +338,89 @@ def test_compression_tradeoff_plots_two_panels_and_marks_the_front():
     with pytest.raises(ValueError, match="accuracy"):
         plots.compression_tradeoff({"x": {"size_bytes": 1, "latency_ms": 1}})
     assert np.isfinite(figure.get_size_inches()).all()
+
+
+def test_sinusoids_match_the_positional_table():
+    from handbook.attention import sinusoidal_positional_encoding
+
+    torch.testing.assert_close(
+        compress.sinusoids(40, 16), sinusoidal_positional_encoding(40, 16), atol=1e-5, rtol=0
+    )
+    with pytest.raises(ValueError, match="even d_model"):
+        compress.sinusoids(4, 7)
+
+
+@pytest.fixture(scope="module")
+def tiny_translator_onnx(tmp_path_factory):
+    """An untrained chapter-1 Transformer, its ONNX export, and one example input."""
+    tmp_path = tmp_path_factory.mktemp("translator")
+    torch.manual_seed(0)
+    model = Transformer(30, 40, d_model=32, num_heads=2, d_ff=64, pad_id=0).eval()
+    src, tgt = torch.randint(1, 30, (3, 6)), torch.randint(1, 40, (3, 4))
+    path = compress.export_onnx(
+        compress.ExportableTranslator(model),
+        (src, tgt),
+        tmp_path / "t.onnx",
+        input_names=["src", "tgt"],
+        dynamic_axes={"src": {0: "batch", 1: "src_len"}, "tgt": {0: "batch", 1: "tgt_len"}},
+        dynamo=False,
+    )
+    return model, path, (src, tgt)
+
+
+def test_onnx_byte_breakdown_adds_up_and_finds_what_compaction_removes(
+    tmp_path: Path, tiny_translator_onnx
+):
+    model, path, _ = tiny_translator_onnx
+    plain = compress.quantize_onnx_dynamic(path, tmp_path / "plain.onnx")
+    small = compress.quantize_onnx_dynamic(
+        path, tmp_path / "small.onnx", per_channel=True, preprocess=True, compact=True
+    )
+    parts = {name: compress.onnx_byte_breakdown(file) for name, file in
+             [("fp32", path), ("plain", plain), ("small", small)]}  # fmt: skip
+
+    for name, file in [("fp32", path), ("plain", plain), ("small", small)]:
+        assert list(parts[name]) == list(compress.BYTE_PARTS)
+        assert sum(parts[name].values()) == file.stat().st_size
+        assert min(parts[name].values()) >= 0
+    weights = sum(m.weight.numel() for _, m in compress.weight_layers(model))
+    # every Linear weight is fp32 before quantization, INT8 after (one byte per weight)
+    assert parts["fp32"]["fp32 weight matrices"] >= 4 * weights
+    assert parts["plain"]["INT8 weight matrices"] >= weights
+    assert parts["plain"]["fp32 weight matrices"] == 0
+    assert parts["plain"]["INT8 embedding tables"] == 30 * 32 + 40 * 32
+    # no 512 x 32 positional table (64 KiB): the encodings are computed in the graph
+    assert parts["fp32"]["constants inside nodes"] < 4096
+    graph = "graph: nodes, names, shapes"
+    assert parts["small"][graph] < parts["plain"][graph]
+    assert small.stat().st_size < plain.stat().st_size
+    fp32, int8 = compress.OnnxModel(path), compress.OnnxModel(small)
+    longer_src, longer_tgt = torch.randint(1, 30, (2, 9)), torch.randint(1, 40, (2, 7))
+    with torch.no_grad():
+        reference = model(longer_src, longer_tgt)
+    torch.testing.assert_close(fp32(longer_src, longer_tgt), reference, atol=1e-4, rtol=1e-4)
+    assert float((int8(longer_src, longer_tgt) - reference).abs().max()) < 0.5
+
+
+def test_compact_onnx_changes_no_output(tmp_path: Path, tiny_translator_onnx):
+    _, path, (src, tgt) = tiny_translator_onnx
+    compact = compress.compact_onnx(path, tmp_path / "compact.onnx")
+    assert compact.stat().st_size < path.stat().st_size
+    torch.testing.assert_close(
+        compress.OnnxModel(compact)(src, tgt), compress.OnnxModel(path)(src, tgt), atol=0, rtol=0
+    )
+
+
+def test_onnx_byte_breakdown_figure_stacks_one_bar_per_file():
+    from handbook import plots
+
+    parts = {"INT8 weight matrices": 4096, "graph: nodes, names, shapes": 1024}
+    figure = plots.onnx_byte_breakdown(
+        {"a": parts, "b": {**parts, "fp32 weight matrices": 16384}}, reference_bytes=20000
+    )
+    axis = figure.axes[0]
+    assert [label.get_text() for label in axis.get_yticklabels()] == ["a", "b"]
+    assert len(axis.patches) == 3 * 2  # one segment per part present in any file, per file
+    assert len(axis.get_lines()) == 2  # the reference and its quarter
+    with pytest.raises(ValueError, match="at least one breakdown"):
+        plots.onnx_byte_breakdown({})

@@ -24,7 +24,7 @@ from handbook.plots.cases import (
     gain_by_mix,
 )
 from handbook.plots.common import bar_comparison, confusion_matrix, image_grid, learning_curves
-from handbook.plots.compress import compression_tradeoff, pareto_front
+from handbook.plots.compress import compression_tradeoff, onnx_byte_breakdown, pareto_front
 from handbook.plots.continual import (
     accuracy_through_stream,
     compute_and_accuracy,
@@ -44,6 +44,7 @@ from handbook.plots.optim import learning_rate_schedules, seed_comparison
 from handbook.plots.serving import (
     autoscaling,
     latency_distributions,
+    open_loop_latency,
     serving_dashboard,
     throughput_and_latency,
 )
@@ -74,6 +75,8 @@ __all__ = [
     "learning_curves",
     "learning_rate_schedules",
     "loss_curves",
+    "onnx_byte_breakdown",
+    "open_loop_latency",
     "padding_per_batch",
     "pareto_front",
     "retrieval_results",

@@ -86,3 +86,40 @@ def compression_tradeoff(
         figure.suptitle(title)
     figure.tight_layout(rect=(0, 0.06 + 0.045 * ((len(labels) - 1) // 4), 1, 1))
     return figure
+
+
+def onnx_byte_breakdown(
+    breakdowns: Mapping[str, Mapping[str, int]],
+    *,
+    reference_bytes: int | None = None,
+    title: str | None = None,
+):
+    """One horizontal bar per ONNX file, split into the parts of
+    :func:`handbook.compress.onnx_byte_breakdown` (KiB), so the eye finds where the bytes are.
+
+    ``breakdowns``: ``{file label: {part: bytes}}``; ``reference_bytes`` draws a dashed line
+    (the fp32 state dict, say) and its quarter, the ideal INT8 size.
+    """
+    if not breakdowns:
+        raise ValueError("expected at least one breakdown to plot")
+    plt = pyplot()
+    labels = list(breakdowns)
+    parts = list(dict.fromkeys(part for values in breakdowns.values() for part in values))
+    figure, axis = plt.subplots(figsize=(10, 1.2 + 0.6 * len(labels)))
+    left = np.zeros(len(labels))
+    for part in parts:
+        widths = np.array([breakdowns[label].get(part, 0) / 1024 for label in labels])
+        if widths.any():
+            axis.barh(labels, widths, left=left, label=part)
+            left += widths
+    if reference_bytes:
+        for fraction, style in ((1.0, "--"), (0.25, ":")):
+            axis.axvline(reference_bytes * fraction / 1024, color="black", linestyle=style, lw=1)
+    axis.invert_yaxis()
+    axis.set_xlabel("KiB (dashed: fp32 state dict; dotted: a quarter of it)")
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, frameon=False)
+    axis.grid(alpha=0.3, axis="x")
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure

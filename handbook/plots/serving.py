@@ -118,3 +118,33 @@ def autoscaling(
     right.set_ylabel("replicas")
     axis.legend(fontsize=8, loc="upper left")
     return finish(figure, axis, title)
+
+
+def open_loop_latency(
+    rows: Sequence[Mapping], *, target_ms: float = 100.0, title: str | None = None
+):
+    """p99 latency (from scheduled send time, log scale) against the arrival rate, one line per
+    server, with the target drawn; a line that stops did not sustain its last rate.
+
+    ``rows``: dicts with ``server``, ``rate req/s`` and ``p99 ms``
+    (:meth:`handbook.serve.peers.PeerComparison.open_table`).
+    """
+    if not rows:
+        raise ValueError("expected at least one open-loop row to plot")
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 4.0))
+    for server in dict.fromkeys(row["server"] for row in rows):
+        points = sorted(
+            (row["rate req/s"], row["p99 ms"]) for row in rows if row["server"] == server
+        )
+        rates, p99 = zip(*points, strict=True)
+        axis.plot(rates, p99, marker="o", label=server)
+    axis.axhline(
+        target_ms, color="black", linestyle="--", lw=1, label=f"p99 target {target_ms:g} ms"
+    )
+    axis.set_yscale("log")
+    axis.set_xlabel("arrival rate (requests/s, open loop)")
+    axis.set_ylabel("p99 latency from scheduled send (ms)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8)
+    return finish(figure, axis, title)

@@ -1,11 +1,23 @@
-"""A bounded load test: a fixed number of requests from N concurrent clients, loopback only.
+"""Bounded load tests, loopback only: closed loop (N clients) and open loop (a fixed schedule).
 
-``run_load(url, texts, concurrency=64, requests=2000)`` opens ``concurrency`` clients (one
-keep-alive connection each, like 64 independent callers), sends exactly ``requests``
-``POST /predict`` requests between them (after one untimed, valid warm-up request per client,
-which opens its connection; the server's metrics count those too) and returns a :class:`LoadResult`:
-the latency of every request, its status, and the wall time. It refuses any host but
-127.0.0.1/localhost, so a notebook cell can never load-test somebody else's server.
+``run_load(url, texts, concurrency=64, requests=2000)`` is **closed loop**: ``concurrency``
+clients (one keep-alive connection each, like 64 independent callers) each send their next
+``POST /predict`` when the previous one is answered, exactly ``requests`` between them (after one
+untimed, valid warm-up request per client, which opens its connection; the server's metrics
+count those too). A server that stalls also stalls its clients, so fewer requests see the stall
+than would have in reality ("coordinated omission").
+
+``run_open_loop(url, texts, rate=200, seconds=3)`` is **open loop**: request ``i`` is due at
+``i / rate`` seconds, whatever happened to the others, and its latency counts from that
+scheduled time, so time a request spends waiting for a free connection or for a late sender
+counts too, and a server that cannot keep up shows a latency that grows with time. No maintained
+Python load generator does this: Locust's ``constant_throughput`` paces each simulated user,
+which still waits for its answer (closed loop), and k6's constant-arrival-rate executor is not
+a Python package.
+
+Both return a :class:`LoadResult` (the latency of every request, its status, the wall time) and
+refuse any host but 127.0.0.1/localhost, so a notebook cell can never load-test somebody else's
+server.
 """
 
 from __future__ import annotations
@@ -34,6 +46,11 @@ class LoadResult:
     latencies_ms: np.ndarray
     statuses: Counter = field(default_factory=Counter)
     label: str = ""
+    rate: float | None = None  # open loop: the arrival rate, requests per second
+
+    @property
+    def open_loop(self) -> bool:
+        return self.rate is not None
 
     @property
     def requests(self) -> int:
@@ -56,6 +73,7 @@ class LoadResult:
     def summary(self) -> dict:
         return {
             "server": self.label,
+            **({"rate req/s": round(self.rate, 1)} if self.open_loop else {}),
             "clients": self.concurrency,
             "requests": self.requests,
             "errors": self.errors,
@@ -81,7 +99,7 @@ async def _load(
     tickets = iter(range(requests))
     latencies: list[float] = []
     statuses: list[int] = []
-    warm_up = next(body for body in bodies if body["text"])  # always a valid body: answered 200
+    warm_up = next(body for body in bodies if _text_of(body))  # a valid body: answered 200
     connected = 0
     all_connected = asyncio.Event()
 
@@ -114,6 +132,18 @@ async def _load(
     return latencies, statuses, time.perf_counter() - started
 
 
+def _bodies(texts: Sequence[str], body: str) -> list[dict]:
+    """Up to 1000 bodies cycling through ``texts``: ``{"text": t}`` or ``{"texts": [t]}``."""
+    if body not in ("text", "texts"):
+        raise ValueError(f"body must be 'text' or 'texts', got {body!r}")
+    cycle = itertools.islice(itertools.cycle(texts), 1000)
+    return [{"text": text} if body == "text" else {"texts": [text]} for text in cycle]
+
+
+def _text_of(body: dict) -> str:
+    return body["text"] if "text" in body else body["texts"][0]
+
+
 def run_load(
     url: str,
     texts: Sequence[str],
@@ -123,11 +153,13 @@ def run_load(
     timeout_s: float = 30.0,
     label: str = "",
     invalid_every: int = 0,
+    body: str = "text",
 ) -> LoadResult:
     """Send ``requests`` single-text requests from ``concurrency`` clients; see the module doc.
 
     ``invalid_every=k`` makes every k-th body invalid (an empty text, answered 422), to watch
-    the error-rate panel move; 0 sends only valid bodies.
+    the error-rate panel move; 0 sends only valid bodies. ``body="texts"`` sends
+    ``{"texts": [text]}`` instead of ``{"text": text}`` (the body every peer server reads).
 
     Works inside Jupyter too (whose event loop is already running): the clients run on a fresh
     event loop in a helper thread.
@@ -141,17 +173,103 @@ def run_load(
         raise ValueError("texts must hold at least one text to send")
     if invalid_every < 0:
         raise ValueError(f"invalid_every must be 0 (never) or a positive k, got {invalid_every}")
-    bodies = [{"text": text} for text in itertools.islice(itertools.cycle(texts), 1000)]
+    bodies = _bodies(texts, body)
     if invalid_every:
+        empty = _bodies([""], body)[0]
         bodies = [
-            {"text": ""} if (position + 1) % invalid_every == 0 else body
-            for position, body in enumerate(bodies)
+            empty if (position + 1) % invalid_every == 0 else valid
+            for position, valid in enumerate(bodies)
         ]
     with ThreadPoolExecutor(max_workers=1) as pool:
         latencies, statuses, seconds = pool.submit(
             asyncio.run, _load(url, bodies, concurrency, requests, timeout_s)
         ).result()
     return LoadResult(concurrency, seconds, np.asarray(latencies), Counter(statuses), label)
+
+
+async def _open_loop(
+    url: str, bodies: Sequence[dict], rate: float, count: int, connections: int, timeout_s: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    latencies = np.zeros(count)
+    statuses = np.zeros(count, dtype=int)
+    warm_up = next(body for body in bodies if _text_of(body))
+    async with httpx.AsyncClient(
+        base_url=url, timeout=timeout_s, limits=limits, trust_env=False
+    ) as session:
+        # untimed: open every connection first, so the schedule measures serving, not handshakes
+        await asyncio.gather(
+            *(session.post("/predict", json=warm_up) for _ in range(connections)),
+            return_exceptions=True,
+        )
+        start = time.perf_counter() + 0.01
+
+        async def request(index: int) -> None:
+            due = start + index / rate
+            await asyncio.sleep(max(due - time.perf_counter(), 0.0))
+            post = session.post("/predict", json=bodies[index % len(bodies)])
+            left = due + timeout_s - time.perf_counter()  # timeout_s from the scheduled time
+            try:
+                statuses[index] = (await asyncio.wait_for(post, max(left, 1e-3))).status_code
+            except (httpx.HTTPError, asyncio.TimeoutError):
+                statuses[index] = 0
+            latencies[index] = (time.perf_counter() - due) * 1000  # from the scheduled time
+
+        await asyncio.gather(*(request(index) for index in range(count)))
+        return latencies, statuses, time.perf_counter() - start
+
+
+def run_open_loop(
+    url: str,
+    texts: Sequence[str],
+    *,
+    rate: float,
+    seconds: float,
+    connections: int = 64,
+    timeout_s: float = 10.0,
+    label: str = "",
+    body: str = "text",
+) -> LoadResult:
+    """Open loop: ``round(rate * seconds)`` requests, request ``i`` due at ``i / rate`` s.
+
+    Latency runs from each request's *scheduled* time to its answer, so a request that waited
+    for one of the ``connections`` keep-alive connections (or for a late event loop) is charged
+    for the wait; ``latencies_ms`` is in schedule order. A request not answered within
+    ``timeout_s`` of its scheduled time counts as an error (status 0), so the test ends by
+    ``seconds + timeout_s``. ``body`` as in :func:`run_load`.
+    """
+    _check_loopback(url)
+    if rate <= 0 or seconds <= 0 or connections < 1:
+        raise ValueError(
+            f"expected rate > 0, seconds > 0 and connections >= 1, got {rate}, {seconds} and "
+            f"{connections}"
+        )
+    if not texts:
+        raise ValueError("texts must hold at least one text to send")
+    count = max(round(rate * seconds), 1)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        latencies, statuses, wall = pool.submit(
+            asyncio.run,
+            _open_loop(url, _bodies(texts, body), rate, count, connections, timeout_s),
+        ).result()
+    return LoadResult(
+        connections, wall, latencies, Counter(statuses.tolist()), label, rate=float(rate)
+    )
+
+
+def sustained_rate(results: Sequence[LoadResult], p99_ms: float = 100.0) -> float:
+    """The highest arrival rate among open-loop ``results`` answered with no error and a p99
+    latency of at most ``p99_ms``; 0.0 if none was."""
+    return max(
+        (
+            result.rate
+            for result in results
+            if result.open_loop and not result.errors and result.percentile(99) <= p99_ms
+        ),
+        default=0.0,
+    )
 
 
 #: The servers the chapter and ``make bench`` compare: (backend, extra server flags).
@@ -195,7 +313,8 @@ def compare_servers(
 
 
 def benchmarks(smoke: bool = False) -> list:
-    """``make bench`` rows: throughput of each server at 64 concurrent clients, side by side.
+    """``make bench`` rows: throughput of each server at 64 concurrent clients, side by side,
+    then handbook.serve against its installed peers (:func:`peer_benchmarks`).
 
     ``median_ms`` is milliseconds per answered request (1 / throughput), so ``ratio`` is the
     throughput over the naive server's; ``detail`` gives req/s, p50 and p99 latency, errors.
@@ -210,7 +329,7 @@ def benchmarks(smoke: bool = False) -> list:
     texts = model.topic_corpus(100, 300, seed=1)[2]
     results = compare_servers(model_dir, texts, clients=[64], requests=300 if smoke else 2000)
     baseline = results[0].throughput
-    return [
+    rows = [
         bench.Measurement(
             "serving, 64 clients (ms/request)",
             result.label,
@@ -222,3 +341,52 @@ def benchmarks(smoke: bool = False) -> list:
         )
         for result in results
     ]
+    return rows + peer_benchmarks(model_dir, texts, smoke=smoke)
+
+
+def peer_benchmarks(model_dir, texts: Sequence[str], *, smoke: bool = False) -> list:
+    """``make bench`` rows of :func:`handbook.serve.peers.compare_peers` (ORT INT8 everywhere).
+
+    Closed loop: ms per request at 64 clients, ``ratio`` = throughput over handbook.serve's.
+    Open loop: ms per request at the highest arrival rate sustained with p99 <= 100 ms,
+    ``ratio`` = that rate over handbook.serve's. No rows (and a note) without the peers.
+    """
+    from handbook import bench
+    from handbook.serve import peers
+
+    if not peers.available_peers():
+        print("serving peers skipped: pip install '.[peers]' (make bench installs them)")
+        return []
+    comparison = peers.compare_peers(
+        model_dir, texts, requests=300 if smoke else 2000, seconds=1.0 if smoke else 3.0
+    )
+    ours = comparison.closed[peers.OURS]
+    sustained = comparison.sustained()
+    rows = []
+    for name, closed in comparison.closed.items():
+        rows.append(
+            bench.Measurement(
+                "ch05 peers, closed loop, 64 clients",
+                name,
+                1000 / closed.throughput,
+                closed.throughput / ours.throughput,
+                None,
+                f"{closed.throughput:.0f} req/s, p50 {closed.percentile(50):.0f} ms, "
+                f"p99 {closed.percentile(99):.0f} ms, {closed.errors} errors, "
+                f"{comparison.threads} ORT threads",
+            )
+        )
+    for name, results in comparison.open.items():
+        steps = ", ".join(f"{r.rate:.0f}/s: p99 {r.percentile(99):.0f} ms" for r in results)
+        rate = sustained[name]
+        rows.append(
+            bench.Measurement(
+                "ch05 peers, open loop, p99 <= 100 ms",
+                name,
+                1000 / rate if rate else float("inf"),
+                rate / sustained[peers.OURS] if sustained[peers.OURS] else float("nan"),
+                None,
+                f"sustains {rate:.0f} req/s; {steps}",
+            )
+        )
+    return rows

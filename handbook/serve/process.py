@@ -60,14 +60,35 @@ def _temporary_log() -> Path:
     return Path(name)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen, group: bool = False) -> None:
+    """Stop the child (and, with ``group=True``, every process of its session: a server that
+    forks workers of its own); SIGTERM first, SIGKILL after 10 s."""
     if process.poll() is None:
-        process.terminate()
+        _signal(process, signal.SIGTERM, group)
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _signal(process, signal.SIGKILL, group)
             process.wait()
+    if group:  # workers that outlived their parent
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _signal(process: subprocess.Popen, number: int, group: bool) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(process.pid, number)
+        else:
+            process.send_signal(number)
+
+
+def _json_or_empty(response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 class ServerProcess:
@@ -76,7 +97,14 @@ class ServerProcess:
     ``options`` are extra command-line flags of ``python -m handbook.serve`` (for example
     ``["--no-batching"]``). Raises ``RuntimeError`` with the end of the server's log if it exits
     or is not ready within ``startup_timeout`` seconds.
+
+    Another server (chapter 5's peers) subclasses it: :meth:`command` is what runs,
+    ``ready_path`` what answers 200 once it is ready, and ``process_group=True`` starts it in
+    a session of its own so that stopping it also stops the workers it forks.
     """
+
+    ready_path = "/ready"
+    process_group = False
 
     def __init__(
         self,
@@ -101,22 +129,30 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
-    def start(self) -> ServerProcess:
-        command = [
+    def command(self) -> list[str]:
+        """The command line of the child process."""
+        return [
             sys.executable, "-m", "handbook.serve", "--model-dir", str(self.model_dir),
             "--backend", self.backend, "--host", LOOPBACK, "--port", str(self.port), *self.options,
         ]  # fmt: skip
+
+    def environment(self) -> dict[str, str]:
+        """The child's environment variables."""
+        return {**os.environ, "HANDBOOK_PROGRESS": "0"}
+
+    def start(self) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
-                command,
+                self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if _PRCTL is not None else None,
-                env={**os.environ, "HANDBOOK_PROGRESS": "0"},
+                env=self.environment(),
+                start_new_session=self.process_group,
             )
-        self._finalizer = weakref.finalize(self, _stop, self.process)
+        self._finalizer = weakref.finalize(self, _stop, self.process, self.process_group)
         atexit.register(self._finalizer)
         try:
             self._wait_until_ready()
@@ -136,13 +172,12 @@ class ServerProcess:
                 )
             with contextlib.suppress(httpx.HTTPError):
                 # trust_env=False: no HTTP(S)_PROXY from the environment for a loopback call
-                ready = httpx.get(self.url + "/ready", timeout=1.0, trust_env=False)
+                ready = httpx.get(self.url + self.ready_path, timeout=1.0, trust_env=False)
                 if ready.status_code == 200:
                     return
-                if "detail" in ready.json():  # the model failed to load: waiting will not help
-                    raise RuntimeError(
-                        f"the server could not load its model: {ready.json()['detail']}"
-                    )
+                detail = _json_or_empty(ready).get("detail")
+                if detail:  # the model failed to load: waiting will not help
+                    raise RuntimeError(f"the server could not load its model: {detail}")
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(

@@ -1,0 +1,199 @@
+"""Chapter 5 against its peers: the open-loop driver, and LitServe/BentoML serving the same model.
+
+The open-loop driver is tested against a deliberately slow fake server (one request at a time,
+``SERVICE_MS`` each): below its capacity the latency stays flat; above it, latency measured from
+the scheduled send time grows with the queue, which a closed-loop client cannot show. The peer
+tests start each installed peer once (tens of seconds each: they import their frameworks) and
+check that it answers exactly what handbook.serve's model answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from handbook.serve import peers
+from handbook.serve.loadtest import LoadResult, run_load, run_open_loop, sustained_rate
+
+pytest_plugins = ["serve_fixtures"]
+
+SERVICE_MS = 20.0  # the fake server's time per request: capacity 50 requests per second
+
+
+class SlowServer:
+    """A minimal HTTP/1.1 keep-alive server on 127.0.0.1 that answers ``{}`` to every request,
+    one request at a time, ``SERVICE_MS`` each (a server that cannot batch)."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.lock = asyncio.Lock()
+        self.server = self.loop.run_until_complete(
+            asyncio.start_server(self._client, "127.0.0.1", 0)
+        )
+        self.port = self.server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _client(self, reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.decode("latin-1").split("\r\n"):
+                    if line.lower().startswith("content-length:"):
+                        length = int(line.split(":", 1)[1])
+                await reader.readexactly(length)
+                async with self.lock:  # one at a time
+                    await asyncio.sleep(SERVICE_MS / 1000)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: 2\r\n\r\n{}"
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        self.ready.wait(10)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc_info):
+        self.loop.call_soon_threadsafe(self.server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def slow_url():
+    with SlowServer() as url:
+        yield url
+
+
+def test_open_loop_below_capacity_keeps_latency_flat(slow_url):
+    result = run_open_loop(slow_url, ["a text"], rate=20, seconds=1.0, connections=8)
+
+    assert result.requests == 20 and result.errors == 0 and result.rate == 20
+    # each request waits at most about one service time for the one ahead of it
+    assert result.percentile(99) < 10 * SERVICE_MS
+    assert sustained_rate([result], p99_ms=10 * SERVICE_MS) == 20
+
+
+def test_open_loop_above_capacity_shows_the_queue_a_closed_loop_hides(slow_url):
+    rate, seconds = 100, 0.5  # twice the capacity: a backlog of ~25 requests builds up
+    opened = run_open_loop(slow_url, ["a text"], rate=rate, seconds=seconds, connections=64)
+    closed = run_load(slow_url, ["a text"], concurrency=1, requests=20)
+
+    assert opened.requests == 50 and opened.errors == 0
+    early, late = opened.latencies_ms[:5], opened.latencies_ms[-5:]
+    # request i is answered near i * 20 ms but was due at i * 10 ms: latency grows ~10 ms each
+    assert np.median(late) > np.median(early) + 250
+    assert opened.percentile(99) > 0.5 * (rate * seconds * SERVICE_MS - 1000 * seconds)
+    # one closed-loop client never queues: its typical answer takes about one service time
+    assert closed.percentile(50) < opened.percentile(50) / 2
+    assert sustained_rate([opened], p99_ms=100) == 0.0
+
+
+def test_open_loop_counts_a_request_that_never_got_a_connection_as_an_error(slow_url):
+    # one connection, 0.3 s timeout, 3x the capacity: the queue passes the timeout
+    started = time.perf_counter()
+    result = run_open_loop(
+        slow_url, ["a text"], rate=150, seconds=0.5, connections=1, timeout_s=0.3
+    )
+    assert result.errors > 0 and result.requests == 75
+    assert result.latencies_ms.max() < 0.3 * 1000 + 2000  # nothing waited long past its timeout
+    assert time.perf_counter() - started < 20  # bounded: schedule + timeout, with slack
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"rate": 0, "seconds": 1},
+        {"rate": 10, "seconds": 0},
+        {"rate": 10, "seconds": 1, "connections": 0},
+    ],
+)
+def test_open_loop_refuses_invalid_arguments(options):
+    with pytest.raises(ValueError, match="expected rate > 0"):
+        run_open_loop("http://127.0.0.1:9", ["a"], **options)
+
+
+def test_open_loop_refuses_any_host_but_this_machine():
+    with pytest.raises(ValueError, match="this machine only"):
+        run_open_loop("http://example.com", ["a"], rate=1, seconds=1)
+
+
+def test_sustained_rate_is_the_highest_rate_meeting_the_target():
+    def result(rate, p99, statuses=None):
+        return LoadResult(8, 1.0, np.full(100, p99), statuses or {200: 100}, rate=rate)
+
+    results = [result(10, 5), result(20, 50), result(40, 500), result(30, 20, {0: 1, 200: 99})]
+    assert sustained_rate(results, p99_ms=100) == 20
+    assert sustained_rate([result(10, 500)]) == 0.0
+
+
+def test_peer_settings_round_trip_through_the_environment(tmp_path, monkeypatch):
+    settings = peers.PeerSettings(tmp_path, threads=2, max_batch_size=16, max_wait_ms=3.0)
+    for name, value in settings.to_environment().items():
+        monkeypatch.setenv(name, value)
+    assert peers.PeerSettings.from_environment() == settings
+
+
+def test_an_unknown_peer_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="expected one of LitServe, BentoML"):
+        peers.PeerProcess("Triton", tmp_path)
+
+
+@pytest.mark.parametrize("peer", list(peers.PEER_PACKAGES))
+def test_a_peer_serves_the_same_predictions_under_load(peer, model_dir, built, tmp_path):
+    if peer not in peers.available_peers():
+        pytest.skip(f"{peer} is not installed (optional extra `peers`: pip install '.[peers]')")
+    texts = built.test_texts[:8]
+    expected = peers.Classifier(peers.PeerSettings(model_dir, threads=1)).classify(texts)
+    with peers.PeerProcess(
+        peer, model_dir, threads=1, log_path=tmp_path / "peer.log", startup_timeout=180
+    ) as server:
+        answers = [
+            httpx.post(server.url + "/predict", json={"texts": [text]}, timeout=30,
+                       trust_env=False).json()
+            for text in texts
+        ]  # fmt: skip
+        closed = run_load(server.url, texts, concurrency=16, requests=200, body="texts")
+        opened = run_open_loop(server.url, texts, rate=20, seconds=1.0, body="texts", timeout_s=60)
+        pid = server.process.pid
+    predictions = [a["predictions"][0] if isinstance(a, dict) else a[0] for a in answers]
+    assert [p["prediction"] for p in predictions] == [e["prediction"] for e in expected]
+    for got, want in zip(predictions, expected, strict=True):
+        # dynamic INT8 quantizes activations with one range per model call, so a text's
+        # probabilities depend a little on the batch it shared (same for handbook.serve)
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=0.05)
+    assert closed.statuses == {200: 200} and opened.statuses == {200: 20}
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):  # the whole process group is gone
+        import os
+
+        os.killpg(pid, 0)
+
+
+def test_open_loop_figure_draws_one_line_per_server_and_the_target():
+    from handbook import plots
+
+    rows = [
+        {"server": server, "rate req/s": rate, "p99 ms": p99}
+        for server, points in {"a": [(10, 5), (20, 50)], "b": [(10, 8), (20, 400)]}.items()
+        for rate, p99 in points
+    ]
+    axis = plots.open_loop_latency(rows).axes[0]
+    assert len(axis.get_lines()) == 3 and axis.get_yscale() == "log"
+    with pytest.raises(ValueError, match="at least one open-loop row"):
+        plots.open_loop_latency([])
