@@ -263,13 +263,12 @@ def log_line(logger: logging.Logger, handler: logging.Handler, message: str, **f
 
     stream = io.StringIO()
     handler.setStream(stream)
-    saved = logger.handlers[:], logger.propagate, logger.level
-    logger.handlers[:] = [handler]
-    logger.propagate, logger.level = False, logging.INFO
-    try:
-        logger.info(message, extra=fields)
-    finally:
-        logger.handlers[:], logger.propagate, logger.level = saved
+    # the record goes straight to the handler: another library's logging set-up (uvicorn's,
+    # MLflow's) may have disabled or re-levelled the logger, which must not change the line
+    record = logger.makeRecord(
+        logger.name, logging.INFO, __file__, 0, message, None, None, extra=fields
+    )
+    handler.handle(record)
     return stream.getvalue().strip()
 
 

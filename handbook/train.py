@@ -346,7 +346,7 @@ def fit(
     bar = tqdm(range(epochs), desc=description, disable=not live, leave=True)
     for epoch in bar:
         start = time.perf_counter()
-        if isinstance(train_loader.sampler, DistributedSampler):
+        if isinstance(getattr(train_loader, "sampler", None), DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         network.train()
         total_loss, correct, counted, count = 0.0, 0, 0, 0
