@@ -129,6 +129,18 @@ def isolation() -> Isolation:
     return Isolation(prefix, as_root)
 
 
+#: Folders that can hold the old ``/tmp`` for a moment inside the sandbox's mount namespace.
+_HOLDERS = ("/mnt", "/media", "/srv", "/opt")
+
+
+def _needed_below_tmp() -> list[Path]:
+    """What the worker must still read when it lives under ``/tmp`` (a checkout or a virtual
+    environment there, as in a CI clone): the book's package and this Python's prefixes."""
+    needed = {Path(remote.__file__).resolve().parents[2], Path(sys.prefix), Path(sys.base_prefix)}
+    below = sorted(path for path in needed if path.is_relative_to("/tmp") and path != Path("/tmp"))
+    return [path for path in below if not any(path.is_relative_to(o) and path != o for o in below)]
+
+
 def _setup_script(limits: Limits, protected: Sequence[Path], uid: int | None) -> str:
     """The shell lines run inside the new namespaces before dropping every privilege."""
     lines = ["set -e"]
@@ -139,7 +151,18 @@ def _setup_script(limits: Limits, protected: Sequence[Path], uid: int | None) ->
             f"mount -o remount,bind,ro {quoted} {quoted}; fi"
         )
     owner = f",uid={uid},gid={uid}" if uid is not None else ""
+    kept = _needed_below_tmp()
+    holder = next((folder for folder in _HOLDERS if Path(folder).is_dir()), None)
+    if kept and holder:  # the old /tmp, held aside while the private one is mounted over it
+        lines.append(f"mount --rbind /tmp {holder}")
     lines.append(f"mount -t tmpfs -o size={limits.scratch_bytes},mode=0700{owner} tmpfs /tmp")
+    if kept and holder:
+        for path in kept:
+            quoted = shlex.quote(str(path))
+            old = shlex.quote(f"{holder}/{path.relative_to('/tmp')}")
+            lines.append(f"mkdir -p {quoted}; mount --rbind {old} {quoted}")
+            lines.append(f"mount -o remount,bind,ro {quoted} {quoted}")
+        lines.append(f"umount -l {holder}")
     for folder in ("/dev/shm", "/var/tmp"):
         lines.append(
             f"if [ -d {folder} ]; then mount -t tmpfs -o size=1m,mode=0700 tmpfs {folder}; fi"
