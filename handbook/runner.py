@@ -1,7 +1,8 @@
 """Execute notebooks with papermill: one progress line each, failures named by notebook and cell.
 
-Used by ``handbook run`` / ``handbook book`` (chapter notebooks for the site) and by
-``handbook grade`` (students' notebooks). Smoke mode, the ledger folder and the offline switches
+Used by ``handbook run`` / ``handbook book`` (chapter notebooks for the site) and by ``handbook
+verify`` (a scratch re-run; ``handbook grade`` runs solution cells in its own sandbox instead,
+see :mod:`handbook.exercises.sandbox`). Smoke mode, the ledger folder and the offline switches
 reach the kernel as environment variables, the one mechanism that works under papermill and nbval.
 
 :func:`run_notebooks` sits behind the execution cache of :mod:`handbook.cache`: a notebook whose

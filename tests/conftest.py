@@ -37,7 +37,6 @@ def isolated_ledger(tmp_path, monkeypatch):
     monkeypatch.delenv("HANDBOOK_PROGRESS", raising=False)
     monkeypatch.delenv("HANDBOOK_EXERCISES_STRICT", raising=False)
     monkeypatch.delenv("HANDBOOK_EXERCISES_EXPECT", raising=False)
-    monkeypatch.delenv("HANDBOOK_GRADE_FILE", raising=False)
     return folder
 
 
