@@ -41,6 +41,7 @@ test: $(STAMP)
 	$(PY) -m pytest tests/browser -p no:cacheprovider -q
 	$(PY) -m handbook student --out $(SMOKE)/student --force > /dev/null
 	HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_EXPECT="not done" HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
+		OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 `# kernels share the cores` \
 		$(PY) -m pytest --nbval-lax $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
 
 ## make lab: JupyterLab with a kernel named "Python (handbook)", installed inside .venv (not in

@@ -262,17 +262,9 @@ def read_reports(out: Path) -> list[dict]:
     return sorted(reports, key=lambda report: report["rank"])
 
 
-def launch(
-    out: Path,
-    *,
-    processes: int,
-    timeout_s: float = 120.0,
-    **script_options: object,
-) -> Launch:
-    """Run the script on ``processes`` workers of this machine (``torchrun --standalone``) and
-    return when they finish; ``script_options`` become its flags (``epochs=3`` -> ``--epochs
-    3``, ``no_eval=True`` -> ``--no-eval``). Raises ``TimeoutError`` after ``timeout_s``."""
-    out = Path(out)
+def script_arguments(out: Path, **script_options: object) -> list[str]:
+    """The script's command line: ``epochs=3`` -> ``--epochs 3``, ``no_eval=True`` ->
+    ``--no-eval`` (``False`` and ``None`` leave the flag out)."""
     arguments = ["--out", str(out)]
     for name, value in script_options.items():
         flag = "--" + name.replace("_", "-")
@@ -280,7 +272,40 @@ def launch(
             arguments.append(flag)
         elif value is not False and value is not None:
             arguments += [flag, str(value)]
+    return arguments
+
+
+def launch(
+    out: Path,
+    *,
+    processes: int,
+    timeout_s: float = 120.0,
+    in_process: bool = False,
+    **script_options: object,
+) -> Launch:
+    """Run the script on ``processes`` workers of this machine (``torchrun --standalone``) and
+    return when they finish; ``script_options`` become its flags (see :func:`script_arguments`).
+    Raises ``TimeoutError`` after ``timeout_s``.
+
+    ``in_process=True`` (one process only) runs :func:`main` in this process instead: the same
+    training on the same global batch without starting Python, torch and ``torchrun`` again (a
+    few seconds each), as the reference a distributed run is compared with. Its ``seconds``
+    then has no start-up in it, and this process's torch threads are restored afterwards.
+    """
+    out = Path(out)
+    arguments = script_arguments(out, **script_options)
     started = time.perf_counter()
+    if in_process:
+        if processes != 1:
+            raise ValueError(f"in_process=True runs one process, got processes={processes}")
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            returncode = main(arguments)
+        finally:
+            torch.set_num_threads(threads)
+        return Launch(returncode, time.perf_counter() - started, "", read_reports(out))
     process = start(torchrun_command(arguments, processes=processes))
     return finish(process, started, timeout_s, out)
 

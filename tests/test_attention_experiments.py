@@ -131,9 +131,8 @@ def test_fresh_process_peaks_grow_linearly_for_chunked_and_quadratically_for_pla
         for variant in ("plain", "chunked")
     }
     assert peak[4096, "plain"] > 3 * peak[2048, "plain"] > 3 * 2 * 16 * 2**20
-    # chunked grows, but far less than 4x (page and allocator granularity blur the exact 2x:
-    # 1.45x was measured under pytest-xdist with one thread)
-    assert peak[2048, "chunked"] < peak[4096, "chunked"] < 3 * peak[2048, "chunked"]
+    # chunked doubles (5.1 -> 10.1 MiB measured; pages and q, k, v blur the exact 2x a little)
+    assert 1.7 * peak[2048, "chunked"] < peak[4096, "chunked"] < 2.5 * peak[2048, "chunked"]
     chunked_growth = peak[4096, "chunked"] / peak[2048, "chunked"]
     assert chunked_growth < (peak[4096, "plain"] / peak[2048, "plain"]) / 1.5
     assert peak[4096, "chunked"] < peak[4096, "plain"] / 4  # about 1/9 measured

@@ -29,22 +29,26 @@ LAUNCH_TIMEOUT_S = 180
 
 
 def _arguments(out: Path, **changes) -> list[str]:
-    options = {**SCRIPT, **changes}
-    return ["--out", str(out)] + [
-        item
-        for name, value in options.items()
-        for item in ("--" + name.replace("_", "-"), str(value))
-    ]
+    return distributed.script_arguments(out, **{**SCRIPT, **changes})
 
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory) -> dict:
     """The reference: the same script, the same global batch, one process (in this process)."""
     out = tmp_path_factory.mktemp("one-process")
-    assert distributed.main(_arguments(out)) == 0
-    (report,) = distributed.read_reports(out)
+    threads = torch.get_num_threads()
+    run = distributed.launch(out, processes=1, in_process=True, **SCRIPT)
+    assert run.ok and torch.get_num_threads() == threads
+    (report,) = run.reports
     assert report["world_size"] == 1
     return report
+
+
+def test_script_arguments_spell_flags_and_leave_out_false_and_none(tmp_path):
+    arguments = distributed.script_arguments(tmp_path, epochs=3, no_eval=True, lr=None, x=False)
+    assert arguments == ["--out", str(tmp_path), "--epochs", "3", "--no-eval"]
+    with pytest.raises(ValueError, match="in_process=True runs one process, got processes=2"):
+        distributed.launch(tmp_path, processes=2, in_process=True)
 
 
 def _free_port() -> int:
