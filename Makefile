@@ -60,10 +60,11 @@ student: $(STAMP)
 serve: $(STAMP)
 	$(PY) -m handbook serve $(SERVE_OPTIONS)
 
-## make bench: every chapter's benchmarks, measured side by side in one run
+## make bench: every chapter's benchmarks, measured side by side in one run;
+## `make bench BENCH="attention serve.loadtest"` runs only those modules' benchmarks
 bench: $(STAMP)
 	$(PY) -c 'import litserve, bentoml' 2>/dev/null || $(PY) -m pip install --quiet -e ".[peers]"
-	$(PY) -m handbook bench
+	$(PY) -m handbook bench $(BENCH)
 
 ## make mlflow: MLflow's UI on http://127.0.0.1:5000 over the book's tracking store (_build/mlflow,
 ## or $$MLFLOW_TRACKING_URI); `make mlflow MLFLOW_OPTIONS="--port 5001"` passes options

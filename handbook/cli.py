@@ -5,7 +5,7 @@ python -m handbook book [--smoke] [--no-run]      run every chapter, then build 
 python -m handbook ledger                         print the claims ledger of the last run
 python -m handbook student [--out student]        write the student edition (no solutions)
 python -m handbook grade SUBMISSION ... [--jobs N]  grade a class, each submission sandboxed
-python -m handbook bench [--smoke]                every chapter's side-by-side benchmarks
+python -m handbook bench [--smoke] [MODULE ...]   every chapter's side-by-side benchmarks
 python -m handbook verify [--smoke] [CHAPTER ...]  re-run chapters, compare with the ledger
 """
 
@@ -16,6 +16,7 @@ import importlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from handbook import config
@@ -282,11 +283,28 @@ def command_grade(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def benchmark_modules(names: Sequence[str]) -> list[str]:
+    """The modules of :data:`BENCHMARK_MODULES` that ``names`` select, in that order: a name is
+    the module's path with or without ``handbook.`` (``attention``, ``serve.loadtest``); none
+    selects every module. An unknown name raises ``SystemExit`` listing the known ones."""
+    if not names:
+        return list(BENCHMARK_MODULES)
+    short = {module.removeprefix("handbook."): module for module in BENCHMARK_MODULES}
+    unknown = [name for name in names if name.removeprefix("handbook.") not in short]
+    if unknown:
+        raise SystemExit(
+            f"handbook bench: no benchmarks named {', '.join(unknown)}; "
+            f"expected some of: {', '.join(short)}"
+        )
+    wanted = {name.removeprefix("handbook.") for name in names}
+    return [module for name, module in short.items() if name in wanted]
+
+
 def command_bench(arguments: argparse.Namespace) -> int:
     from handbook import bench
 
     rows = []
-    for module_name in BENCHMARK_MODULES:
+    for module_name in benchmark_modules(arguments.modules):
         module = importlib.import_module(module_name)
         print(f"benchmarking {module_name} ...", flush=True)
         rows.extend(module.benchmarks(smoke=arguments.smoke))
@@ -484,6 +502,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_parser = commands.add_parser("bench", help="run every chapter's benchmarks side by side")
     bench_parser.add_argument("--smoke", action="store_true", help="fewer repeats")
+    bench_parser.add_argument(
+        "modules",
+        nargs="*",
+        help="only these modules' benchmarks, e.g. `attention serve.loadtest` (default: all)",
+    )
     bench_parser.set_defaults(handler=command_bench)
 
     verify = commands.add_parser(

@@ -46,6 +46,16 @@ def test_bench_command_prints_one_table(capsys, monkeypatch):
     assert "speed-up" in out and "SmallCNN" in out
 
 
+def test_bench_selects_modules_by_short_name_and_names_unknown_ones():
+    assert cli.benchmark_modules([]) == cli.BENCHMARK_MODULES
+    assert cli.benchmark_modules(["serve.loadtest", "handbook.attention"]) == [
+        "handbook.attention",
+        "handbook.serve.loadtest",
+    ]
+    with pytest.raises(SystemExit, match="no benchmarks named atention; expected some of: digits"):
+        cli.benchmark_modules(["atention"])
+
+
 def test_every_registered_benchmark_module_provides_benchmarks():
     import importlib
 
