@@ -60,6 +60,9 @@ class ClaimRecord:
     recorded_at: str = ""
     measured_low: float | None = None
     measured_high: float | None = None
+    timing: bool = False
+    """Whether ``measured`` comes from wall-clock time (every record with an interval does; a
+    one-shot timing, such as C23's ratio of two durations, has no interval)."""
 
     @property
     def number(self) -> int:
@@ -124,26 +127,40 @@ def _validate_interval(
         )
 
 
+#: How far apart two runs of one timing may land on this kind of machine, as a fraction of the
+#: value. An interval is the spread of per-round ratios *within* one run; between two runs of the
+#: same commit the whole distribution can shift (which core, what else the host runs): two full
+#: builds moved C11's median by 16% while each interquartile range was about 15% wide.
+#: :func:`compare_records` widens each interval by this much before asking whether they overlap,
+#: and a verdict resting on a small timing effect can ask for this margin (``tolerance``).
+RUN_TO_RUN_TOLERANCE = 0.10
+
+
 def interval_verdict(
     interval: tuple[float, float],
     figure: float,
     *,
     above: str = "reproduced",
     below: str = "partly reproduced",
+    tolerance: float = 0.0,
 ) -> str:
     """The verdict of a noisy measurement against the article's ``figure``: ``above`` when the
-    whole interval is at or above it, ``below`` when the whole interval is under it, and
-    "inconclusive on this machine" when the interval straddles it (this machine's noise cannot
-    say on which side the value lies)."""
+    whole interval is at or above ``figure * (1 + tolerance)``, ``below`` when the whole
+    interval is under ``figure * (1 - tolerance)``, and "inconclusive on this machine" otherwise
+    (this machine's noise cannot say on which side the value lies). ``tolerance``
+    (:data:`RUN_TO_RUN_TOLERANCE`) keeps a verdict from resting on an effect smaller than the
+    shift between two runs of the same code."""
     low, high = interval
     if low > high:
         raise ValueError(f"expected an interval with low <= high, got ({low}, {high})")
+    if not 0.0 <= tolerance < 1.0:
+        raise ValueError(f"expected 0 <= tolerance < 1, got {tolerance}")
     for verdict in (above, below):
         if verdict not in VERDICTS:
             raise ValueError(f"unknown verdict {verdict!r}: expected one of {', '.join(VERDICTS)}")
-    if low >= figure:
+    if low >= figure * (1 + tolerance):
         return above
-    if high < figure:
+    if high < figure * (1 - tolerance):
         return below
     return INCONCLUSIVE
 
@@ -177,6 +194,7 @@ def record(
     seed: int | None = None,
     ledger_dir: Path | None = None,
     interval: tuple[float, float] | None = None,
+    timing: bool = False,
 ) -> ClaimRecord:
     """Write the record of ``claim_id`` (replacing an earlier one) and return it.
 
@@ -184,7 +202,8 @@ def record(
     ``unit`` its unit ("%", "x", "ms", "BLEU"...), ``chapter`` the notebook's file stem
     (``"00_digits"``), used for the link back from the ledger page. ``interval``: for a timing
     value only, ``(low, high)`` around it (see :func:`interval_verdict`); a value without one
-    is one the same code must reproduce exactly.
+    is one the same code must reproduce exactly, unless ``timing=True`` says it is a one-shot
+    timing (a ratio of two durations measured once), which a re-run cannot reproduce exactly.
     """
     _validate(claim_id, verdict, measured)
     _validate_interval(claim_id, measured, interval)
@@ -203,6 +222,7 @@ def record(
         recorded_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         measured_low=None if interval is None else float(interval[0]),
         measured_high=None if interval is None else float(interval[1]),
+        timing=bool(timing or interval is not None),
     )
     folder = Path(ledger_dir or config.ledger_dir())
     folder.mkdir(parents=True, exist_ok=True)
@@ -320,12 +340,20 @@ class Comparison:
         return f"{self.claim_id:>4} {status:5} {values}: {self.reason}"
 
 
+def widened(interval: tuple[float, float], tolerance: float = RUN_TO_RUN_TOLERANCE):
+    """``interval`` widened by ``tolerance`` of each bound, the room two runs need."""
+    low, high = interval
+    return (low - abs(low) * tolerance, high + abs(high) * tolerance)
+
+
 def compare_records(current: ClaimRecord | None, rerun: ClaimRecord | None) -> Comparison:
-    """Does a re-run reproduce a record? Values without an interval must be identical (the same
-    code, seeds and machine give the same numbers); timing values must have overlapping
-    intervals; both runs must be of the same mode (smoke or full). The verdicts must agree too,
-    except that one may be "inconclusive on this machine" where the other is not: a verdict
-    resting on a timing may cross into or out of the zone the machine's noise cannot decide."""
+    """Does a re-run reproduce a record? Values that are not timings must be identical (the
+    same code, seeds and machine give the same numbers); timing values must have intervals that
+    overlap once each is widened by :data:`RUN_TO_RUN_TOLERANCE`; a one-shot timing (no
+    interval) is compared by its verdict alone; both runs must be of the same mode (smoke or
+    full). The verdicts must agree too, except that one may be "inconclusive on this machine"
+    where the other is not: a verdict resting on a timing may cross into or out of the zone the
+    machine's noise cannot decide."""
     claim_id = (current or rerun).claim_id
     if current is None:
         return Comparison(claim_id, False, "no record in the ledger to compare with", None, rerun)
@@ -345,8 +373,21 @@ def compare_records(current: ClaimRecord | None, rerun: ClaimRecord | None) -> C
             claim_id, False, "one run gives an interval, the other does not", current, rerun
         )
     if first is not None and second is not None:
-        values_agree = first[0] <= second[1] and second[0] <= first[1]
-        reason = "timing intervals overlap" if values_agree else "timing intervals do not overlap"
+        if first[0] <= second[1] and second[0] <= first[1]:
+            values_agree, reason = True, "timing intervals overlap"
+        else:
+            (low_1, high_1), (low_2, high_2) = widened(first), widened(second)
+            values_agree = low_1 <= high_2 and low_2 <= high_1
+            reason = (
+                f"timing intervals overlap once widened by {RUN_TO_RUN_TOLERANCE:.0%} "
+                "(the shift between two runs)"
+                if values_agree
+                else "timing intervals do not overlap, even widened by "
+                f"{RUN_TO_RUN_TOLERANCE:.0%}"
+            )
+    elif current.timing and rerun.timing:
+        values_agree = True
+        reason = "a one-shot timing (no interval): compared by its verdict"
     else:
         values_agree = current.measured == rerun.measured
         reason = (

@@ -303,17 +303,24 @@ def benchmark_modules(names: Sequence[str]) -> list[str]:
 def command_bench(arguments: argparse.Namespace) -> int:
     from handbook import bench
 
-    rows = []
+    rows, failed = [], []
     for module_name in benchmark_modules(arguments.modules):
-        module = importlib.import_module(module_name)
         print(f"benchmarking {module_name} ...", flush=True)
-        rows.extend(module.benchmarks(smoke=arguments.smoke))
+        try:
+            module = importlib.import_module(module_name)
+            rows.extend(module.benchmarks(smoke=arguments.smoke))
+        except Exception as error:  # one module's failure must not lose the others' rows
+            failed.append(module_name)
+            print(f"{module_name} failed: {type(error).__name__}: {error}", flush=True)
     print()
     print(bench.format_table(rows))
     print(
         "\nspeed-up = the median over interleaved rounds of the group's baseline time / the "
         "variant's time;\nmiddle half = the interquartile range of those per-round ratios."
     )
+    if failed:
+        print(f"\n{len(failed)} module(s) failed, their rows are missing: {', '.join(failed)}")
+        return 1
     return 0
 
 

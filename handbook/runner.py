@@ -325,20 +325,31 @@ def run_notebooks(
 
 # The cache's own benchmark ------------------------------------------------------------------------
 
-#: What a scratch copy of the book needs to build: sources, configuration, the package.
-_BOOK_TREE = ("handbook", "notebooks", "book", "_config.yml", "_toc.yml", "references.bib")
+#: What a scratch copy of the book leaves out: build output, environments, caches, people's work.
+#: Everything else comes along, since chapters read more than their sources (chapter 5 the
+#: manifests in deploy/, chapter 10 the Makefile, .ci/run and a test file it times).
+_NOT_COPIED = (
+    "_build",
+    ".venv",
+    "venv",
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "*.egg-info",
+    "student",
+    "grades",
+)
 
 
 def _copy_book(target: Path) -> Path:
+    """A copy of the checkout in ``target`` (an existing, empty folder), without
+    :data:`_NOT_COPIED`; not a git checkout, like a book downloaded as a zip."""
     import shutil
 
     root = config.project_root()
-    for name in _BOOK_TREE:
-        source = root / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
+    shutil.copytree(root, target, ignore=shutil.ignore_patterns(*_NOT_COPIED), dirs_exist_ok=True)
     return target
 
 

@@ -276,6 +276,16 @@ def ui_command(port: int = 5000, uri: str | None = None) -> list[str]:
     ]
 
 
+def ui_environment() -> dict[str, str]:
+    """This process's environment for :func:`ui_command`, with MLflow's job execution off
+    unless the reader set ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION``: the server would otherwise
+    start job-runner processes (for GenAI evaluation jobs and trace roll-ups) that a UI over
+    training runs never uses, each importing MLflow again before the UI answers."""
+    environment = dict(os.environ)
+    environment.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return environment
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m handbook.tracking ui [--port N]``: MLflow's UI over the book's store."""
     import argparse
@@ -288,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = ui_command(arguments.port)
     print(f"MLflow UI over {tracking_uri()} on http://127.0.0.1:{arguments.port} (Ctrl-C stops)")
     try:
-        return subprocess.run(command, check=False).returncode
+        return subprocess.run(command, check=False, env=ui_environment()).returncode
     except KeyboardInterrupt:
         return 0
 

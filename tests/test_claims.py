@@ -155,6 +155,48 @@ def test_interval_verdict_is_inconclusive_when_the_interval_straddles_the_figure
         claims.interval_verdict((4.0, 5.0), 3.0, above="yes")
 
 
+def test_a_tolerance_keeps_a_verdict_off_an_effect_smaller_than_two_runs_differ():
+    tolerance = claims.RUN_TO_RUN_TOLERANCE
+    # two builds of one commit: bucketed epochs 0.96x and 1.07x "faster", both tight intervals
+    assert claims.interval_verdict((0.95, 0.97), 1.0) == "partly reproduced"
+    assert claims.interval_verdict((1.02, 1.11), 1.0) == "reproduced"
+    assert claims.interval_verdict((0.95, 0.97), 1.0, tolerance=tolerance) == claims.INCONCLUSIVE
+    assert claims.interval_verdict((1.02, 1.11), 1.0, tolerance=tolerance) == claims.INCONCLUSIVE
+    assert claims.interval_verdict((1.12, 1.3), 1.0, tolerance=tolerance) == "reproduced"
+    assert claims.interval_verdict((0.5, 0.85), 1.0, tolerance=tolerance) == "partly reproduced"
+    with pytest.raises(ValueError, match="expected 0 <= tolerance < 1, got 1.0"):
+        claims.interval_verdict((1.0, 2.0), 1.0, tolerance=1.0)
+
+
+def test_intervals_a_run_apart_agree_once_widened_by_the_run_to_run_tolerance(tmp_path):
+    comparison = claims.compare_records(
+        _stored(tmp_path, "a", measured=7.5, interval=(6.93, 8.06)),
+        _stored(tmp_path, "b", measured=6.3, interval=(6.01, 6.82)),
+    )
+    assert comparison.agrees
+    assert comparison.reason == (
+        "timing intervals overlap once widened by 10% (the shift between two runs)"
+    )
+    assert claims.widened((10.0, 20.0), 0.1) == pytest.approx((9.0, 22.0))
+
+
+def test_a_one_shot_timing_is_compared_by_its_verdict(tmp_path):
+    first = _stored(tmp_path, "a", measured=26.8, timing=True, verdict="reproduced")
+    assert first.timing and claims.load_records(tmp_path / "a")[0].timing
+    same = claims.compare_records(
+        first, _stored(tmp_path, "b", measured=23.6, timing=True, verdict="reproduced")
+    )
+    assert same.agrees and same.reason == "a one-shot timing (no interval): compared by its verdict"
+    moved = claims.compare_records(
+        first, _stored(tmp_path, "c", measured=3.0, timing=True, verdict="partly reproduced")
+    )
+    assert not moved.agrees and "verdict reproduced -> partly reproduced" in moved.reason
+    exact = claims.compare_records(
+        _stored(tmp_path, "d", measured=26.8), _stored(tmp_path, "e", measured=23.6)
+    )
+    assert not exact.agrees and "values differ" in exact.reason
+
+
 def test_inconclusive_is_a_verdict_the_ledger_renders_and_counts(isolated_ledger):
     _record(measured=3.0, interval=(2.5, 3.5), verdict=claims.INCONCLUSIVE)
     table = claims.render_markdown(claims.load_records())

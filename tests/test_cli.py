@@ -46,6 +46,29 @@ def test_bench_command_prints_one_table(capsys, monkeypatch):
     assert "speed-up" in out and "SmallCNN" in out
 
 
+def test_a_failing_benchmark_module_keeps_the_other_rows_and_fails_the_command(capsys, monkeypatch):
+    import sys
+    import types
+
+    from handbook import bench
+
+    def rows(smoke):
+        return [bench.Measurement("group", "variant", 2.0, 1.0, None, "kept")]
+
+    def broken(smoke):
+        raise FileNotFoundError("deploy/k8s/hpa.yaml")
+
+    for name, function in (("fake_good", rows), ("fake_broken", broken)):
+        module = types.ModuleType(name)
+        module.benchmarks = function
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(cli, "BENCHMARK_MODULES", ["fake_broken", "fake_good"])
+    assert cli.main(["bench", "--smoke"]) == 1
+    out = capsys.readouterr().out
+    assert "fake_broken failed: FileNotFoundError: deploy/k8s/hpa.yaml" in out
+    assert "kept" in out and "1 module(s) failed, their rows are missing: fake_broken" in out
+
+
 def test_bench_selects_modules_by_short_name_and_names_unknown_ones():
     assert cli.benchmark_modules([]) == cli.BENCHMARK_MODULES
     assert cli.benchmark_modules(["serve.loadtest", "handbook.attention"]) == [
@@ -194,7 +217,12 @@ def test_verify_reports_drift_per_claim_and_exits_non_zero(
     _claim(reference, "C14", 5.9, (5.5, 6.2))
     _fake_rerun(
         monkeypatch,
-        {"C11": (4.2, (3.9, 4.6)), "C12": (92.0, None), "C13": (60.5, None), "C14": (7, (6.5, 7))},
+        {
+            "C11": (4.2, (3.9, 4.6)),
+            "C12": (92.0, None),
+            "C13": (60.5, None),
+            "C14": (9, (8.5, 9.5)),
+        },
     )
     status = cli.main(["verify", str(tiny_notebook), "--against", str(reference)])
     lines = {
@@ -210,7 +238,7 @@ def test_verify_reports_drift_per_claim_and_exits_non_zero(
 def test_verify_compares_two_existing_ledgers_without_running(tmp_path, tiny_notebook, capsys):
     first, second = tmp_path / "first", tmp_path / "second"
     _claim(first, "C11", 3.8, (3.1, 4.5))
-    _claim(second, "C11", 2.6, (2.4, 2.9))
+    _claim(second, "C11", 2.0, (1.8, 2.2))
     _claim(second, "C12", 90.0, chapter="elsewhere")  # another chapter: not compared
     capsys.readouterr()
     arguments = ["verify", str(tiny_notebook), "--against", str(first)]

@@ -106,7 +106,11 @@ def test_the_mlflow_ui_lists_the_chapters_runs(store_with_a_run):
     command = tracking.ui_command(port, uri)
     assert command[-4:] == ["--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        env=tracking.ui_environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:

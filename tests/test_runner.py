@@ -96,3 +96,26 @@ def test_side_by_side_runs_share_the_cores(tmp_path):
     assert [run.ok for run in runs] == [True, True] and [run.notebook for run in runs] == notebooks
     printed = nbformat.read(runs[0].output, as_version=4).cells[0].outputs[0]["text"]
     assert printed.strip() == shares["OMP_NUM_THREADS"]
+
+
+def test_the_cache_benchmark_copies_what_chapters_read_and_leaves_out_build_output(
+    tmp_path, monkeypatch
+):
+    """Chapter 5 prints deploy/ manifests, chapter 10 the Makefile, .ci/run and a test it times:
+    a scratch copy of only the sources failed there (found by `make bench`)."""
+    source = tmp_path / "book"
+    for name in ("deploy/k8s/hpa.yaml", "Makefile", ".ci/run", "tests/test_digits.py"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(name)
+    for name in (
+        "_build/smoke/x.ipynb",
+        ".venv/bin/python",
+        ".git/HEAD",
+        "handbook/__pycache__/a.pyc",
+    ):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text("left out")
+    monkeypatch.setattr(config, "project_root", lambda: source)
+    copy = runner._copy_book(tmp_path / "copy")
+    copied = {str(path.relative_to(copy)) for path in copy.rglob("*") if path.is_file()}
+    assert copied == {"deploy/k8s/hpa.yaml", "Makefile", ".ci/run", "tests/test_digits.py"}

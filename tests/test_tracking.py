@@ -137,3 +137,10 @@ def test_a_failing_block_marks_the_run_failed_and_figures_are_artifacts(store):
 def test_a_tracker_outside_a_with_block_says_how_to_use_it(store):
     with pytest.raises(RuntimeError, match="use it as `with MLflowTracker"):
         tracking.MLflowTracker("tests").log_params({"a": 1})
+
+
+def test_the_ui_starts_without_job_runners_unless_the_reader_asks(monkeypatch):
+    monkeypatch.delenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", raising=False)
+    assert tracking.ui_environment()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "true")
+    assert tracking.ui_environment()["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
