@@ -161,8 +161,9 @@ def _repository_root() -> str:
 
 #: The server names of a comparison, in the order they run.
 OURS = "handbook.serve"
-#: Open-loop arrival rates, as fractions of handbook.serve's closed-loop throughput.
-RATE_FRACTIONS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+#: Open-loop arrival rates, as fractions of handbook.serve's closed-loop throughput (from a tenth:
+#: a peer that cannot hold a quarter of it still gets a sustained rate above zero).
+RATE_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 #: The latency target: the highest rate a server answers with p99 at most this is what it
 #: "sustains".
 P99_TARGET_MS = 100.0
