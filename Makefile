@@ -33,6 +33,9 @@ book: $(STAMP)
 ## Smoke results go to _build/smoke, never over the full-mode book of `make book`; chapters
 ## whose inputs did not change since the last `make test` are not executed again.
 TEST_JOBS ?= 2
+# each of the TEST_JOBS student-edition kernels gets its share of the cores (as the runner's
+# threads_per_kernel gives the smoke book's kernels): more threads than cores make them wait
+KERNEL_THREADS := $(shell $(PYTHON) -c 'import os; print(max(1, (os.cpu_count() or 1) // $(TEST_JOBS)))')
 SMOKE := _build/smoke
 test: $(STAMP)
 	$(PY) -m ruff check handbook tests notebooks
@@ -41,7 +44,7 @@ test: $(STAMP)
 	$(PY) -m pytest tests/browser -p no:cacheprovider -q
 	$(PY) -m handbook student --out $(SMOKE)/student --force > /dev/null
 	HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_EXPECT="not done" HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
-		OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 `# kernels share the cores` \
+		OMP_NUM_THREADS=$(KERNEL_THREADS) MKL_NUM_THREADS=$(KERNEL_THREADS) OPENBLAS_NUM_THREADS=$(KERNEL_THREADS) \
 		$(PY) -m pytest --nbval-lax $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
 
 ## make lab: JupyterLab with a kernel named "Python (handbook)", installed inside .venv (not in
