@@ -45,7 +45,7 @@ test: $(STAMP)
 	$(PY) -m handbook student --out $(SMOKE)/student --force > /dev/null
 	HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_EXPECT="not done" HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
 		OMP_NUM_THREADS=$(KERNEL_THREADS) MKL_NUM_THREADS=$(KERNEL_THREADS) OPENBLAS_NUM_THREADS=$(KERNEL_THREADS) \
-		$(PY) -m pytest --nbval-lax $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
+		$(PY) -m pytest -p nbval --nbval-lax --nbval-current-env $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
 
 ## make lab: JupyterLab with a kernel named "Python (handbook)", installed inside .venv (not in
 ## your home folder); markdown renders as in the book (jupyterlab-myst). LAB_OPTIONS passes options.

@@ -10,6 +10,8 @@ import hashlib
 import json
 import shutil
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -111,6 +113,32 @@ def test_load_artifact_gives_the_logits_of_the_model_before_it_was_saved(built, 
     again = load_artifact(built.directory)
     with torch.inference_mode():
         torch.testing.assert_close(again.model(ids), before, atol=0, rtol=0)
+
+
+def test_an_onnx_server_loads_its_model_without_importing_torch(model_dir, built):
+    """A server of model.int8.onnx (the chapter's, the peers') never imports torch: its start-up
+    is half of what it was. The network loads only when the eager backend asks for it."""
+    script = f"""
+import sys
+from handbook.serve import app, artifact, backends
+loaded = artifact.load_artifact({str(model_dir)!r})
+backend = backends.make_backend("int8", loaded, threads=1)
+probabilities = backend.predict_proba(loaded.vocabulary.encode({built.test_texts[:8]!r}))
+print(probabilities.shape, sorted(m for m in ("torch", "datasets", "sklearn") if m in sys.modules))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[0] == f"(8, {len(load_artifact(model_dir).labels)}) []"
+
+
+def test_the_network_loads_on_first_use_and_once(model_dir):
+    loaded = load_artifact(model_dir)
+    assert "model" not in vars(loaded)  # not loaded by load_artifact
+    network = loaded.model
+    assert isinstance(network, serve_model.TopicClassifier) and not network.training
+    assert loaded.model is network
 
 
 def test_the_manifest_describes_the_folder(model_dir, artifact):

@@ -2,6 +2,8 @@
 
 - :mod:`handbook.serve.model`: the topic classifier, its artifact folder (safetensors weights,
   ONNX fp32 and INT8, a manifest with checksums) and :func:`~handbook.serve.model.build_artifact`.
+- :mod:`handbook.serve.artifact`: the folder's manifest, vocabulary and checks, without torch
+  (a server of the ONNX files starts without importing it).
 - :mod:`handbook.serve.backends`: eager PyTorch, ONNX Runtime and INT8 behind one interface.
 - :mod:`handbook.serve.batching`: dynamic micro-batching (:func:`should_flush`, MicroBatcher).
 - :mod:`handbook.serve.metrics`: the Prometheus metrics and ``histogram_quantile``.

@@ -37,18 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    from handbook.serve import model
+    from handbook.serve import artifact
 
-    model_dir = arguments.model_dir or model.default_model_dir()
-    if arguments.build_only or (arguments.build and not (model_dir / model.MANIFEST).exists()):
+    model_dir = arguments.model_dir or artifact.default_model_dir()
+    if arguments.build_only or (arguments.build and not (model_dir / artifact.MANIFEST).exists()):
+        from handbook.serve.model import build_artifact  # torch: only when a model is trained
+
         print(f"building the topic classifier in {model_dir} (about 20 s) ...", flush=True)
-        model.build_artifact(model_dir)
+        build_artifact(model_dir)
         print(f"model folder written: {model_dir}", flush=True)
         if arguments.build_only:
             return 0
     try:
-        model.verify_artifact(model_dir)
-    except model.ArtifactError as error:
+        artifact.verify_artifact(model_dir)
+    except artifact.ArtifactError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -37,10 +37,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from handbook.serve.artifact import default_model_dir, load_artifact
 from handbook.serve.backends import BACKENDS, make_backend
 from handbook.serve.batching import MicroBatcher, ShuttingDown
 from handbook.serve.metrics import ServerMetrics
-from handbook.serve.model import default_model_dir, load_artifact
 
 LOGGER = logging.getLogger("handbook.serve")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch

@@ -11,9 +11,8 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-import torch
 
-from handbook.serve.model import ONNX_FP32, ONNX_INT8, Artifact
+from handbook.serve.artifact import ONNX_FP32, ONNX_INT8, Artifact
 
 #: Names accepted by :func:`make_backend` (and by ``--backend``).
 BACKENDS = ("eager", "onnx", "int8")
@@ -37,10 +36,16 @@ class EagerBackend:
 
     name = "eager"
 
-    def __init__(self, artifact: Artifact):
+    def __init__(self, artifact: Artifact, threads: int | None = None):
+        import torch  # here, not at the top: a server of the ONNX files never imports torch
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.torch = torch
         self.model = artifact.model.eval()
 
     def predict_proba(self, tokens: np.ndarray) -> np.ndarray:
+        torch = self.torch
         with torch.inference_mode():
             logits = self.model(torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)))
         return _softmax(logits.numpy())
@@ -70,9 +75,7 @@ class OnnxBackend:
 def make_backend(name: str, artifact: Artifact, threads: int | None = None) -> Backend:
     """The backend called ``name`` (one of :data:`BACKENDS`) over a loaded artifact."""
     if name == "eager":
-        if threads is not None:
-            torch.set_num_threads(threads)
-        return EagerBackend(artifact)
+        return EagerBackend(artifact, threads)
     if name in ("onnx", "int8"):
         return OnnxBackend(artifact, quantized=name == "int8", threads=threads)
     raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")

@@ -98,8 +98,8 @@ class Classifier:
     labels: list[str] = field(init=False)
 
     def __post_init__(self):
+        from handbook.serve.artifact import load_artifact
         from handbook.serve.backends import make_backend
-        from handbook.serve.model import load_artifact
 
         artifact = load_artifact(self.settings.model_dir)
         self.labels = artifact.labels
