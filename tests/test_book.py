@@ -159,5 +159,8 @@ def test_make_test_executes_each_chapter_once_and_the_student_edition_under_nbva
     student = next(line for line in recipe.splitlines() if "--nbval-lax" in line)
     assert 'HANDBOOK_EXERCISES_EXPECT="not done"' in student and "HANDBOOK_SMOKE=1" in student
     assert "/student" in student and "--nbval-lax notebooks" not in recipe
+    # what the student editions write (chapter 10's MLflow runs and saved model, chapter 5's
+    # model) goes under the smoke folder, never over the full-mode book of `make book`
+    assert "HANDBOOK_BUILD_DIR=$(SMOKE)/" in student and "HANDBOOK_LEDGER_DIR=$(SMOKE)/" in student
     assert "-m handbook student --out" in recipe
     assert "--ignore=tests/browser" in recipe and "-m pytest tests/browser" in recipe
