@@ -161,12 +161,15 @@ def _claim(ledger, claim_id="C24", measured=98.0, interval=None, chapter="tiny",
     )
 
 
-def _fake_rerun(monkeypatch, records):
+def _fake_rerun(monkeypatch, records, build_dir):
     """Replace notebook execution by writing ``records`` (claim id -> measured, interval) into
-    the scratch ledger the kernel would have been given."""
+    the scratch ledger the kernel would have been given. The default scratch folder goes under
+    ``build_dir`` (the test's), never under the checkout's ``_build``."""
     from pathlib import Path
 
     from handbook import runner
+
+    monkeypatch.setenv("HANDBOOK_BUILD_DIR", str(build_dir))
 
     def run_notebooks(notebooks, out_dir, *, environment, stream=None):
         ledger = Path(environment["HANDBOOK_LEDGER_DIR"])
@@ -223,8 +226,10 @@ def test_verify_reports_drift_per_claim_and_exits_non_zero(
             "C13": (60.5, None),
             "C14": (9, (8.5, 9.5)),
         },
+        tmp_path / "build",
     )
     status = cli.main(["verify", str(tiny_notebook), "--against", str(reference)])
+    assert [path.name[:7] for path in (tmp_path / "build").iterdir()] == ["verify-"]
     lines = {
         line.split()[0]: line for line in capsys.readouterr().out.splitlines() if " C1" in line
     }
@@ -252,7 +257,7 @@ def test_verify_needs_a_ledger_to_compare_with(tmp_path, tiny_notebook, monkeypa
     assert "no ledger in" in capsys.readouterr().err
     other_chapter = tmp_path / "other"
     _claim(other_chapter, chapter="00_digits")
-    _fake_rerun(monkeypatch, {"C24": (98.0, None)})
+    _fake_rerun(monkeypatch, {"C24": (98.0, None)}, tmp_path / "build")
     assert cli.main(["verify", str(tiny_notebook), "--against", str(other_chapter)]) == 2
     assert "holds no claim of tiny" in capsys.readouterr().err
 

@@ -41,11 +41,11 @@ class EagerBackend:
 
         if threads is not None:
             torch.set_num_threads(threads)
-        self.torch = torch
         self.model = artifact.model.eval()
 
     def predict_proba(self, tokens: np.ndarray) -> np.ndarray:
-        torch = self.torch
+        import torch
+
         with torch.inference_mode():
             logits = self.model(torch.from_numpy(np.ascontiguousarray(tokens, dtype=np.int64)))
         return _softmax(logits.numpy())
