@@ -322,17 +322,22 @@ def _provenance(records: list[ClaimRecord]) -> str:
 
 @dataclass
 class Comparison:
-    """A claim's record in two ledgers: ``agrees`` is False when the value drifted."""
+    """A claim's record in two ledgers: ``agrees`` is False when the value drifted;
+    ``compared`` is False when one of the two runs could not measure a one-shot timing (C23
+    times the chapters executed before it in the same run: a re-run of chapter 10 alone has
+    none), which is neither a match nor a drift."""
 
     claim_id: str
     agrees: bool
     reason: str
     current: ClaimRecord | None
     rerun: ClaimRecord | None
+    compared: bool = True
 
     def line(self) -> str:
-        """One line: the claim, its status, both values side by side, why."""
-        status = "same" if self.agrees else "DRIFT"
+        """One line: the claim, its status (same, DRIFT, or n/a: not compared), both values
+        side by side, why."""
+        status = ("same" if self.compared else "n/a") if self.agrees else "DRIFT"
         values = " | ".join(
             "—" if entry is None else f"{format_value(entry)} [{entry.verdict}]"
             for entry in (self.current, self.rerun)
@@ -386,15 +391,27 @@ def compare_records(current: ClaimRecord | None, rerun: ClaimRecord | None) -> C
                 f"{RUN_TO_RUN_TOLERANCE:.0%}"
             )
     elif current.timing and rerun.timing:
+        if None in (current.measured, rerun.measured):
+            unmeasured = "the re-run" if rerun.measured is None else "the ledger"
+            return Comparison(
+                claim_id,
+                True,
+                f"a one-shot timing that {unmeasured} could not measure "
+                f"({(rerun if rerun.measured is None else current).verdict}): not compared",
+                current,
+                rerun,
+                compared=False,
+            )
         values_agree = True
         reason = "a one-shot timing (no interval): compared by its verdict"
     else:
         values_agree = current.measured == rerun.measured
-        reason = (
-            "identical value"
-            if values_agree
-            else f"values differ by {rerun.measured - current.measured:+.6g}"
-        )
+        if values_agree:
+            reason = "identical value"
+        elif None in (current.measured, rerun.measured):
+            reason = "measured in one run only"
+        else:
+            reason = f"values differ by {rerun.measured - current.measured:+.6g}"
     verdicts_agree = current.verdict == rerun.verdict or INCONCLUSIVE in (
         current.verdict,
         rerun.verdict,

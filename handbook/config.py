@@ -97,6 +97,12 @@ def build_dir() -> Path:
     return root / override if override else root / "_build"
 
 
+def executed_dir() -> Path:
+    """``<build dir>/site/notebooks``: the executed copies of the chapters of this build (the
+    site's pages, and what chapter 10 reads to time a full rebuild)."""
+    return build_dir() / "site" / "notebooks"
+
+
 def html_dir() -> Path:
     """Where the HTML site is written: ``_build/html`` (``<build dir>/_build/html`` when the
     build directory is overridden). Jupyter Book always writes ``<path-output>/_build/html``."""

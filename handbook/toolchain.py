@@ -529,10 +529,10 @@ def chapter_run_seconds(
 
 def recorded_chapter_seconds(executed: Path | None = None) -> dict[str, float]:
     """Chapter -> seconds papermill took to execute it, from the executed copies of this build
-    (``<build dir>/site/notebooks``; every chapter before this one ran in this very build)."""
+    (:func:`handbook.config.executed_dir`; every chapter before this one ran in this build)."""
     import nbformat
 
-    folder = executed or config.build_dir() / "site" / "notebooks"
+    folder = executed or config.executed_dir()
     durations = {}
     for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
         duration = nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("duration")

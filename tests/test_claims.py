@@ -197,6 +197,27 @@ def test_a_one_shot_timing_is_compared_by_its_verdict(tmp_path):
     assert not exact.agrees and "values differ" in exact.reason
 
 
+def test_a_one_shot_timing_one_run_could_not_measure_is_not_compared(tmp_path):
+    """Chapter 10 re-run alone has no other chapter to time (C23): neither a match nor a drift,
+    and said so. A value that is not a timing still drifts when a re-run loses it."""
+    measured = _stored(tmp_path, "a", measured=26.8, timing=True, verdict="reproduced")
+    alone = _stored(tmp_path, "b", measured=None, timing=True, verdict="not measurable here")
+    comparison = claims.compare_records(measured, alone)
+    assert comparison.agrees and not comparison.compared
+    assert comparison.reason == (
+        "a one-shot timing that the re-run could not measure (not measurable here): not compared"
+    )
+    assert comparison.line().split()[:2] == ["C11", "n/a"]
+    backwards = claims.compare_records(alone, measured)
+    assert not backwards.compared and "the ledger could not measure" in backwards.reason
+    lost = claims.compare_records(
+        _stored(tmp_path, "c", measured=98.0),
+        _stored(tmp_path, "d", measured=None, verdict="not measurable here"),
+    )
+    assert not lost.agrees and lost.compared and lost.line().split()[1] == "DRIFT"
+    assert lost.reason.startswith("measured in one run only")
+
+
 def test_inconclusive_is_a_verdict_the_ledger_renders_and_counts(isolated_ledger):
     _record(measured=3.0, interval=(2.5, 3.5), verdict=claims.INCONCLUSIVE)
     table = claims.render_markdown(claims.load_records())

@@ -161,21 +161,28 @@ def _claim(ledger, claim_id="C24", measured=98.0, interval=None, chapter="tiny",
     )
 
 
-def _fake_rerun(monkeypatch, records, build_dir):
+def _fake_rerun(monkeypatch, records, build_dir, also=None):
     """Replace notebook execution by writing ``records`` (claim id -> measured, interval) into
-    the scratch ledger the kernel would have been given. The default scratch folder goes under
-    ``build_dir`` (the test's), never under the checkout's ``_build``."""
+    the scratch ledger the kernel would have been given (and whatever ``also(ledger)`` writes).
+    The default scratch folder goes under ``build_dir`` (the test's), never under the
+    checkout's ``_build``."""
     from pathlib import Path
 
-    from handbook import runner
+    from handbook import config, runner
 
     monkeypatch.setenv("HANDBOOK_BUILD_DIR", str(build_dir))
 
     def run_notebooks(notebooks, out_dir, *, environment, stream=None):
         ledger = Path(environment["HANDBOOK_LEDGER_DIR"])
-        assert ledger.parent == Path(environment["HANDBOOK_BUILD_DIR"]) == out_dir.parent
+        scratch = Path(environment["HANDBOOK_BUILD_DIR"])
+        assert ledger.parent == scratch
+        with pytest.MonkeyPatch.context() as patch:  # laid out as a build: chapter 10 times
+            patch.setenv("HANDBOOK_BUILD_DIR", str(scratch))  # what it finds executed there
+            assert out_dir == config.executed_dir()
         for claim_id, (measured, interval) in records.items():
             _claim(ledger, claim_id, measured, interval)
+        if also:
+            also(ledger)
         return [
             runner.NotebookRun(notebook, out_dir / notebook.name, 0.1) for notebook in notebooks
         ]
@@ -238,6 +245,43 @@ def test_verify_reports_drift_per_claim_and_exits_non_zero(
     assert "same" in lines["C12"] and "identical" in lines["C12"]
     assert "DRIFT" in lines["C13"] and "differ by +0.5" in lines["C13"]
     assert "DRIFT" in lines["C14"] and "do not overlap" in lines["C14"]
+
+
+def _one_shot_c23(ledger, measured):
+    claims.record(
+        "C23",
+        claim="iteration loop",
+        article_value="4.7x",
+        measured=measured,
+        unit="x",
+        verdict="reproduced" if measured else "not measurable here",
+        note="n",
+        chapter="tiny",
+        timing=True,
+        ledger_dir=ledger,
+    )
+
+
+def test_verify_of_one_chapter_does_not_call_a_timing_it_cannot_measure_a_drift(
+    tmp_path, tiny_notebook, monkeypatch, capsys
+):
+    """C23 times the chapters executed before chapter 10 in the same run; re-run alone, it has
+    none. The line says n/a and why, the summary names it, and the exit status is 0."""
+    reference = tmp_path / "reference"
+    _claim(reference)
+    _one_shot_c23(reference, 26.8)
+    _fake_rerun(
+        monkeypatch,
+        {"C24": (98.0, None)},
+        tmp_path / "build",
+        also=lambda ledger: _one_shot_c23(ledger, None),
+    )
+    capsys.readouterr()
+    assert cli.main(["verify", str(tiny_notebook), "--against", str(reference)]) == 0
+    out = capsys.readouterr().out
+    assert "C23 n/a" in out and "the re-run could not measure (not measurable here)" in out
+    assert "all 1 compared claim(s) reproduced the ledger's values" in out
+    assert out.rstrip().endswith("not measured by this re-run: C23")
 
 
 def test_verify_compares_two_existing_ledgers_without_running(tmp_path, tiny_notebook, capsys):
