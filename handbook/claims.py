@@ -387,8 +387,7 @@ def compare_records(current: ClaimRecord | None, rerun: ClaimRecord | None) -> C
                 f"timing intervals overlap once widened by {RUN_TO_RUN_TOLERANCE:.0%} "
                 "(the shift between two runs)"
                 if values_agree
-                else "timing intervals do not overlap, even widened by "
-                f"{RUN_TO_RUN_TOLERANCE:.0%}"
+                else f"timing intervals do not overlap, even widened by {RUN_TO_RUN_TOLERANCE:.0%}"
             )
     elif current.timing and rerun.timing:
         if None in (current.measured, rerun.measured):

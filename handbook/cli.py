@@ -412,8 +412,8 @@ def command_verify(arguments: argparse.Namespace) -> int:
         return 1
     if unmeasured:
         print(
-            f"\nall {len(comparisons) - len(unmeasured)} compared claim(s) reproduced the "
-            f"ledger's values; not measured by this re-run: {', '.join(unmeasured)}"
+            f"\nno drift: {len(comparisons) - len(unmeasured)} claim(s) reproduced the ledger's "
+            f"values; not measured by this re-run, so not compared: {', '.join(unmeasured)}"
         )
     else:
         print(f"\nall {len(comparisons)} claim(s) reproduced the ledger's values")

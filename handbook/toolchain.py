@@ -541,6 +541,23 @@ def recorded_chapter_seconds(executed: Path | None = None) -> dict[str, float]:
     return durations
 
 
+def chapters_not_executed(
+    recorded: Mapping[str, float], chapter: str = "10_toolchain"
+) -> list[str]:
+    """The book's chapters before ``chapter`` that have no executed copy in this build.
+
+    The loop without the toolchain is a *full* rebuild, so C23 is measured only when none is
+    missing: a re-run of some chapters (``handbook verify 10_toolchain``) has none to time.
+    """
+    from handbook.runner import chapter_notebooks
+
+    return [
+        notebook.stem
+        for notebook in chapter_notebooks()
+        if notebook.stem < chapter and notebook.stem not in recorded
+    ]
+
+
 def measure_seconds(action: Callable[[], object]) -> float:
     """Wall time of ``action()`` in seconds."""
     start = time.perf_counter()

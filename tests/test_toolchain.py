@@ -129,6 +129,29 @@ def test_recorded_chapter_seconds_come_from_papermill_metadata(tmp_path):
     assert toolchain.recorded_chapter_seconds(tmp_path) == {"00_digits": 12.5}
 
 
+def test_c23_needs_every_chapter_before_10_executed_in_the_build(tmp_path, monkeypatch):
+    """The loop without the toolchain is a full rebuild: with a chapter missing (a re-run of
+    some chapters), there is nothing to compare with, whatever the others took."""
+    from handbook import runner
+
+    chapters = [path.stem for path in runner.chapter_notebooks()]
+    before = [name for name in chapters if name < "10_toolchain"]
+    assert len(before) == 10 and "10_toolchain" in chapters
+    assert toolchain.chapters_not_executed(dict.fromkeys(chapters, 30.0)) == []
+    assert toolchain.chapters_not_executed(dict.fromkeys(before, 30.0)) == []
+    assert toolchain.chapters_not_executed({"00_digits": 20.0}) == before[1:]
+    assert toolchain.chapters_not_executed({}) == before
+    # where the chapter looks by default: the build's executed copies (as `handbook verify`
+    # lays out its re-run), not the build folder itself
+    monkeypatch.setenv("HANDBOOK_BUILD_DIR", str(tmp_path))
+    executed = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 12.5}})
+    nbformat.write(executed, tmp_path / "01_attention.ipynb")
+    assert toolchain.recorded_chapter_seconds() == {}
+    (tmp_path / "site" / "notebooks").mkdir(parents=True)
+    nbformat.write(executed, tmp_path / "site" / "notebooks" / "00_digits.ipynb")
+    assert toolchain.recorded_chapter_seconds() == {"00_digits": 12.5}
+
+
 def test_a_failing_command_is_reported_with_its_output():
     import sys
 

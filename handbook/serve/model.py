@@ -50,11 +50,31 @@ from handbook.serve.artifact import (
 )
 
 __all__ = [  # this module's own names, and the folder's (from handbook.serve.artifact)
-    "ARTIFACT_FILES", "MANIFEST", "ONNX_FP32", "ONNX_INT8", "PAD_ID", "UNKNOWN_ID", "WEIGHTS",
-    "Artifact", "ArtifactError", "Manifest", "ModelConfig", "TopicClassifier", "Vocabulary",
-    "build_artifact", "default_model_dir", "export_artifact_onnx", "load_artifact",
-    "load_network", "model_version", "read_manifest", "sha256_of", "topic_corpus",
-    "train_classifier", "verify_artifact", "words",
+    "ARTIFACT_FILES",
+    "MANIFEST",
+    "ONNX_FP32",
+    "ONNX_INT8",
+    "PAD_ID",
+    "UNKNOWN_ID",
+    "WEIGHTS",
+    "Artifact",
+    "ArtifactError",
+    "Manifest",
+    "ModelConfig",
+    "TopicClassifier",
+    "Vocabulary",
+    "build_artifact",
+    "default_model_dir",
+    "export_artifact_onnx",
+    "load_artifact",
+    "load_network",
+    "model_version",
+    "read_manifest",
+    "sha256_of",
+    "topic_corpus",
+    "train_classifier",
+    "verify_artifact",
+    "words",
 ]
 
 
