@@ -417,6 +417,9 @@ def command_verify(arguments: argparse.Namespace) -> int:
         )
     else:
         print(f"\nall {len(comparisons)} claim(s) reproduced the ledger's values")
+    if runs and not arguments.scratch:  # a folder of our own, and nothing in it to look into
+        shutil.rmtree(scratch, ignore_errors=True)
+        print(f"(the re-run's folder {scratch} was removed: `--scratch DIR` keeps one)")
     return 0
 
 
