@@ -374,10 +374,11 @@ def command_verify(arguments: argparse.Namespace) -> int:
         environment[config.BUILD_ENV] = str(scratch)
         mode = "smoke" if arguments.smoke else "full"
         print(f"re-executing {len(notebooks)} chapter(s) in {mode} mode into {scratch}")
-        # laid out as a build (<scratch>/site/notebooks): chapter 10 times the chapters executed
-        # before it in the same build (C23), here those of this re-run
-        executed = scratch / config.executed_dir().relative_to(config.build_dir())
-        runs = runner.run_notebooks(notebooks, executed, environment=environment)
+        # laid out as a build: chapter 10 times the chapters executed before it in the same
+        # build (C23), here those of this re-run
+        runs = runner.run_notebooks(
+            notebooks, config.executed_dir(scratch), environment=environment
+        )
     rerun = {
         entry.claim_id: entry
         for entry in claims.load_records(rerun_dir)

@@ -97,10 +97,10 @@ def build_dir() -> Path:
     return root / override if override else root / "_build"
 
 
-def executed_dir() -> Path:
-    """``<build dir>/site/notebooks``: the executed copies of the chapters of this build (the
-    site's pages, and what chapter 10 reads to time a full rebuild)."""
-    return build_dir() / "site" / "notebooks"
+def executed_dir(build: Path | None = None) -> Path:
+    """``<build>/site/notebooks`` (default: :func:`build_dir`): the executed copies of the
+    chapters of a build (the site's pages, and what chapter 10 reads to time a full rebuild)."""
+    return (build or build_dir()) / "site" / "notebooks"
 
 
 def html_dir() -> Path:

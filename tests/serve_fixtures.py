@@ -52,7 +52,7 @@ def model_dir(built) -> Path:
 
 @pytest.fixture(scope="session")
 def artifact(model_dir):
-    from handbook.serve.model import load_artifact
+    from handbook.serve.artifact import load_artifact
 
     return load_artifact(model_dir)
 

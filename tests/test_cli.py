@@ -176,9 +176,7 @@ def _fake_rerun(monkeypatch, records, build_dir, also=None):
         ledger = Path(environment["HANDBOOK_LEDGER_DIR"])
         scratch = Path(environment["HANDBOOK_BUILD_DIR"])
         assert ledger.parent == scratch
-        with pytest.MonkeyPatch.context() as patch:  # laid out as a build: chapter 10 times
-            patch.setenv("HANDBOOK_BUILD_DIR", str(scratch))  # what it finds executed there
-            assert out_dir == config.executed_dir()
+        assert out_dir == config.executed_dir(scratch)  # where chapter 10 looks (C23)
         for claim_id, (measured, interval) in records.items():
             _claim(ledger, claim_id, measured, interval)
         if also:

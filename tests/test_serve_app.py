@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from handbook.serve import backends
 from handbook.serve.app import Settings, create_app, request_model
-from handbook.serve.model import ArtifactError
+from handbook.serve.artifact import ArtifactError
 
 pytest_plugins = ["serve_fixtures"]
 

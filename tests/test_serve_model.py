@@ -19,7 +19,7 @@ import torch
 
 from handbook.serve import backends
 from handbook.serve import model as serve_model
-from handbook.serve.model import (
+from handbook.serve.artifact import (
     MANIFEST,
     ONNX_FP32,
     ONNX_INT8,
@@ -30,6 +30,7 @@ from handbook.serve.model import (
     Vocabulary,
     load_artifact,
     verify_artifact,
+    words,
 )
 
 pytest_plugins = ["serve_fixtures"]
@@ -71,7 +72,7 @@ def test_from_texts_reserves_padding_and_unknown_and_sorts_the_words():
 
     assert built.tokens == ["<pad>", "<unk>", "a", "cat", "sat", "the"]
     assert len(built) == 6 and built.index["cat"] == 3 and built.max_tokens == 8
-    assert serve_model.words("It's 3 o'clock, OK?") == ["it", "s", "o", "clock", "ok"]
+    assert words("It's 3 o'clock, OK?") == ["it", "s", "o", "clock", "ok"]
 
 
 # The classifier -------------------------------------------------------------------------------

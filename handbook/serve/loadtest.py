@@ -321,10 +321,10 @@ def benchmarks(smoke: bool = False) -> list:
     Builds the model folder first if it does not exist (about 30 s).
     """
     from handbook import bench
-    from handbook.serve import model
+    from handbook.serve import artifact, model
 
-    model_dir = model.default_model_dir()
-    if not (model_dir / model.MANIFEST).exists():
+    model_dir = artifact.default_model_dir()
+    if not (model_dir / artifact.MANIFEST).exists():
         model.build_artifact(model_dir)
     texts = model.topic_corpus(100, 300, seed=1)[2]
     results = compare_servers(model_dir, texts, clients=[64], requests=300 if smoke else 2000)

@@ -8,11 +8,11 @@ folder that holds everything a server needs, and nothing it would have to unpick
 - ``model.onnx``: the same network exported for ONNX Runtime (fp32);
 - ``model.int8.onnx``: ONNX Runtime dynamic quantization of it (INT8 weights, chapter 4);
 - ``manifest.json``: version, labels, vocabulary, network sizes, test accuracy, and the SHA-256
-  of every file above. :func:`load_artifact` refuses a folder whose files do not match.
+  of every file above. ``load_artifact`` refuses a folder whose files do not match.
 
-The folder's names, manifest, vocabulary and checks live in :mod:`handbook.serve.artifact`,
-which does not import torch (a server of the ONNX files never loads it); they are importable
-from here too.
+The folder's names, manifest, vocabulary and checks (:func:`load_artifact`) live in
+:mod:`handbook.serve.artifact`, which does not import torch: a server of the ONNX files never
+loads it.
 """
 
 from __future__ import annotations
@@ -34,48 +34,13 @@ from handbook.serve.artifact import (
     ONNX_FP32,
     ONNX_INT8,
     PAD_ID,
-    UNKNOWN_ID,
     WEIGHTS,
-    Artifact,
-    ArtifactError,
     Manifest,
     Vocabulary,
     default_model_dir,
-    load_artifact,
     model_version,
-    read_manifest,
     sha256_of,
-    verify_artifact,
-    words,
 )
-
-__all__ = [  # this module's own names, and the folder's (from handbook.serve.artifact)
-    "ARTIFACT_FILES",
-    "MANIFEST",
-    "ONNX_FP32",
-    "ONNX_INT8",
-    "PAD_ID",
-    "UNKNOWN_ID",
-    "WEIGHTS",
-    "Artifact",
-    "ArtifactError",
-    "Manifest",
-    "ModelConfig",
-    "TopicClassifier",
-    "Vocabulary",
-    "build_artifact",
-    "default_model_dir",
-    "export_artifact_onnx",
-    "load_artifact",
-    "load_network",
-    "model_version",
-    "read_manifest",
-    "sha256_of",
-    "topic_corpus",
-    "train_classifier",
-    "verify_artifact",
-    "words",
-]
 
 
 @dataclass
