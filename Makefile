@@ -45,17 +45,12 @@ test: $(STAMP)
 	$(PY) -m ruff check handbook tests notebooks
 	$(PY) -m pytest tests -n $(TEST_JOBS) --durations=10 --ignore=tests/browser
 	HANDBOOK_BUILD_DIR=$(SMOKE) $(PY) -m handbook book --smoke --jobs $(TEST_JOBS)
+	$(PY) -m pytest tests/browser -p no:cacheprovider -q
 	$(PY) -m handbook student --out $(SMOKE)/student --force > /dev/null
-	@# the browser suite mostly waits on Chromium and JupyterLab (under one core busy): it runs
-	@# beside the student editions, its report printed after theirs; either failing fails make test
-	$(PY) -m pytest tests/browser -p no:cacheprovider -q > $(SMOKE)/browser.log 2>&1 & browser=$$!; \
 	HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_EXPECT="not done" HANDBOOK_BUILD_DIR=$(SMOKE)/student-build \
 		HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
 		OMP_NUM_THREADS=$(KERNEL_THREADS) MKL_NUM_THREADS=$(KERNEL_THREADS) OPENBLAS_NUM_THREADS=$(KERNEL_THREADS) \
-		$(PY) -m pytest -p nbval --nbval-lax --nbval-current-env $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q; \
-	students=$$?; wait $$browser; browsers=$$?; \
-	echo "browser suite (tests/browser, run beside the student editions):"; cat $(SMOKE)/browser.log; \
-	[ $$students = 0 ] && [ $$browsers = 0 ]
+		$(PY) -m pytest -p nbval --nbval-lax --nbval-current-env $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
 
 ## make lab: JupyterLab with a kernel named "Python (handbook)", installed inside .venv (not in
 ## your home folder); markdown renders as in the book (jupyterlab-myst). LAB_OPTIONS passes options.
