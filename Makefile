@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: book test lab student serve bench mlflow lint clean
+.PHONY: book test lab student serve bench mlflow lint clean peers
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, this is " + sys.version.split()[0])'
@@ -25,15 +25,20 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 ## make book: execute every chapter in full mode (only those whose inputs changed since the last
-## run: see handbook/cache.py), then build the HTML site into _build/html.
+## run: see handbook/cache.py), then build the HTML site into _build/html. Installs the `peers`
+## extra first (LitServe, BentoML): chapter 5 compares its server with them.
 ## `make book BOOK_OPTIONS=--force` executes every chapter again.
-book: $(STAMP)
+book: $(STAMP) peers
 	$(PY) -m handbook book $(BOOK_OPTIONS)
 
+# the optional servers chapter 5 and `make bench` compare handbook.serve with
+peers: $(STAMP)
+	@$(PY) -c 'import litserve, bentoml' 2>/dev/null || $(PY) -m pip install --quiet -e ".[peers]"
+
 ## make test: lint; unit tests (in parallel); every chapter executed once in smoke mode by
-## papermill (exercises must pass) for the smoke site, which is then built; the student edition
-## of every chapter under nbval (it must run to the end with every exercise "not done"); the
-## site and JupyterLab in Chromium with the network cut (tests/browser).
+## papermill (exercises must pass) for the smoke site, which is then built; the site and
+## JupyterLab in Chromium with the network cut (tests/browser); the student edition of every
+## chapter under nbval (it must run to the end with every exercise "not done").
 ## Smoke results go to _build/smoke, never over the full-mode book of `make book`; chapters
 ## whose inputs did not change since the last `make test` are not executed again.
 TEST_JOBS ?= 2
@@ -64,14 +69,13 @@ student: $(STAMP)
 	$(PY) -m handbook student --out student
 
 ## make serve: the chapter-5 prediction server on http://127.0.0.1:8000 (docs at /docs);
-## builds the model first (about 30 s) if _build/models/topics does not exist yet
+## builds the model first (about 50 s) if _build/models/topics does not exist yet
 serve: $(STAMP)
 	$(PY) -m handbook serve $(SERVE_OPTIONS)
 
 ## make bench: every chapter's benchmarks, measured side by side in one run;
 ## `make bench BENCH="attention serve.loadtest"` runs only those modules' benchmarks
-bench: $(STAMP)
-	$(PY) -c 'import litserve, bentoml' 2>/dev/null || $(PY) -m pip install --quiet -e ".[peers]"
+bench: $(STAMP) peers
 	$(PY) -m handbook bench $(BENCH)
 
 ## make mlflow: MLflow's UI on http://127.0.0.1:5000 over the book's tracking store (_build/mlflow,

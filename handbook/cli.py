@@ -115,6 +115,8 @@ def command_run(arguments: argparse.Namespace) -> int:
         f"executing {len(notebooks)} notebook(s) in {mode} mode into {config.build_dir()}"
         f"{side_by_side}"
     )
+    if note := shared_cores_note(jobs, smoke=arguments.smoke):
+        print(note)
     start = time.perf_counter()
     runs = []
     for output_dir in sorted({_output_dir_for(notebook) for notebook in notebooks}):
@@ -438,6 +440,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return value
+
+
+def shared_cores_note(jobs: int, *, smoke: bool) -> str | None:
+    """What a full-mode run with ``jobs`` > 1 does to the ledger's timings (None otherwise)."""
+    if jobs <= 1 or smoke:
+        return None
+    return (
+        f"note: with --jobs {jobs} the chapters share the cores, so the timings they record in "
+        "the ledger (speed-ups, durations) are slower and noisier than with --jobs 1"
+    )
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:

@@ -264,6 +264,13 @@ def test_the_book_command_removes_records_of_no_current_chapter(tmp_path):
     assert sorted(path.stem for path in ledger.glob("*.json")) == ["C1"]
 
 
+def test_full_mode_on_shared_cores_says_what_it_does_to_the_timings():
+    assert cli.shared_cores_note(1, smoke=False) is None
+    assert cli.shared_cores_note(2, smoke=True) is None
+    note = cli.shared_cores_note(2, smoke=False)
+    assert "--jobs 2" in note and "timings" in note and "--jobs 1" in note
+
+
 def test_jobs_must_be_a_positive_number(capsys):
     with pytest.raises(SystemExit):
         cli.main(["run", "--jobs", "0"])

@@ -83,3 +83,5 @@ def test_every_chapter_has_its_exercises_and_checks() -> None:
         ("accuracy",),
     )
     assert grading.chapter_checks(1)[2].names == ("split_heads", "merge_heads")
+    with pytest.raises(ValueError, match=r"expected one of the book's chapters 0 to \d+, got 42"):
+        grading.chapter_checks(42)

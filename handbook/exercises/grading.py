@@ -77,9 +77,14 @@ def chapter_checks(chapter: int) -> tuple[ExerciseCheck, ...]:
     The check of an exercise is the ``chNN.check_*(name, ...)`` call in the first code cell
     after its solution cell.
     """
-    matches = sorted((config.project_root() / "notebooks").glob(f"{chapter:02d}_*.ipynb"))
+    notebooks = config.project_root() / "notebooks"
+    matches = sorted(notebooks.glob(f"{chapter:02d}_*.ipynb"))
     if not matches:
-        raise ValueError(f"expected a chapter between 0 and 9, got {chapter} (no notebook)")
+        chapters = sorted(int(path.name[:2]) for path in notebooks.glob("[0-9][0-9]_*.ipynb"))
+        raise ValueError(
+            f"expected one of the book's chapters {chapters[0]} to {chapters[-1]}, got {chapter} "
+            "(no notebook)"
+        )
     cells = nbformat.read(matches[0], as_version=4).cells
     exercises = []
     for index, cell in enumerate(cells):

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.build_only or (arguments.build and not (model_dir / artifact.MANIFEST).exists()):
         from handbook.serve.model import build_artifact  # torch: only when a model is trained
 
-        print(f"building the topic classifier in {model_dir} (about 20 s) ...", flush=True)
+        print(f"building the topic classifier in {model_dir} (about 50 s) ...", flush=True)
         build_artifact(model_dir)
         print(f"model folder written: {model_dir}", flush=True)
         if arguments.build_only:

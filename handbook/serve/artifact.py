@@ -157,7 +157,7 @@ def read_manifest(directory: str | Path) -> Manifest:
     if not path.is_file():
         raise ArtifactError(
             f"no model in {Path(directory)}: {MANIFEST} is missing. Build one with "
-            f"`python -m handbook.serve --build-only --model-dir {directory}` (about 20 s)"
+            f"`python -m handbook.serve --build-only --model-dir {directory}` (about 50 s)"
         )
     try:
         return Manifest(**json.loads(path.read_text()))

@@ -318,7 +318,7 @@ def benchmarks(smoke: bool = False) -> list:
 
     ``median_ms`` is milliseconds per answered request (1 / throughput), so ``ratio`` is the
     throughput over the naive server's; ``detail`` gives req/s, p50 and p99 latency, errors.
-    Builds the model folder first if it does not exist (about 30 s).
+    Builds the model folder first if it does not exist (about 50 s).
     """
     from handbook import bench
     from handbook.serve import artifact, model
@@ -355,7 +355,7 @@ def peer_benchmarks(model_dir, texts: Sequence[str], *, smoke: bool = False) -> 
     from handbook.serve import peers
 
     if not peers.available_peers():
-        print("serving peers skipped: pip install '.[peers]' (make bench installs them)")
+        print("serving peers skipped: pip install '.[peers]' (make book and make bench do)")
         return []
     comparison = peers.compare_peers(
         model_dir, texts, requests=300 if smoke else 2000, seconds=1.0 if smoke else 3.0
