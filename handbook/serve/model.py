@@ -171,8 +171,8 @@ def build_artifact(
     """Train, export and write a model folder (see the module docstring); return its path.
 
     About 50 s on two CPU cores with the defaults (30 s of it training). ``cfg`` overrides
-    :class:`ModelConfig` sizes (``{"num_layers": 2}``). The version is :func:`model_version`: the same weights,
-    labels and vocabulary always carry the same version.
+    :class:`ModelConfig` sizes (``{"num_layers": 2}``). The version is :func:`model_version`:
+    the same weights, labels and vocabulary always carry the same version.
     """
     from safetensors.torch import save_file
 
