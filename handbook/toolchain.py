@@ -529,13 +529,15 @@ def chapter_run_seconds(
 
 def recorded_chapter_seconds(executed: Path | None = None) -> dict[str, float]:
     """Chapter -> seconds papermill took to execute it, from the executed copies of this build
-    (:func:`handbook.config.executed_dir`; every chapter before this one ran in this build)."""
-    import nbformat
+    (:func:`handbook.config.executed_dir`; every chapter before this one ran in this build).
 
+    A notebook is JSON: its metadata is read with :mod:`json`, not ``nbformat``, whose import
+    (through jsonschema's format checkers) costs a kernel about 3 s here."""
     folder = executed or config.executed_dir()
     durations = {}
     for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
-        duration = nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("duration")
+        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        duration = metadata.get("papermill", {}).get("duration")
         if duration is not None:
             durations[path.stem] = float(duration)
     return durations
