@@ -1401,7 +1401,7 @@ def attention_scaling(
     PyTorch's fused kernel) and ``torch SDPA`` (PyTorch's
     ``scaled_dot_product_attention``) on q, k, v of shape ``(1, heads, L, d_head)`` in float32,
     inference mode. One
-    :class:`handbook.bench.Measurement` per variant and length (group ``"attention, L=..."``;
+    :class:`handbook.bench.Measurement` per variant and length (group ``"ch01 attention, L=..."``;
     ``ratio`` = plain's time over the variant's). ``peak_bytes`` (with ``memory=True``, on Linux)
     is :func:`peak_in_fresh_process`: one new process per variant and length, a few seconds each.
     """

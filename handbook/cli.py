@@ -1,10 +1,11 @@
-"""The ``handbook`` command: run notebooks, build the book, the student edition, grading, bench.
+"""The ``handbook`` command: run notebooks, build the book, student edition, grade, serve, bench.
 
 python -m handbook run [--smoke] [NOTEBOOK ...]   execute chapter notebooks (cached) with papermill
 python -m handbook book [--smoke] [--no-run]      run every chapter, then build the HTML site
 python -m handbook ledger                         print the claims ledger of the last run
 python -m handbook student [--out student]        write the student edition (no solutions)
 python -m handbook grade SUBMISSION ... [--jobs N]  grade a class, each submission sandboxed
+python -m handbook serve [--build] [OPTIONS]      chapter 5's prediction server on 127.0.0.1
 python -m handbook bench [--smoke] [MODULE ...]   every chapter's side-by-side benchmarks
 python -m handbook verify [--smoke] [CHAPTER ...]  re-run chapters, compare with the ledger
 """
@@ -93,8 +94,8 @@ def _resolve_notebooks(names: list[str]) -> list[Path]:
 
 
 def command_run(arguments: argparse.Namespace) -> int:
-    """Execute notebooks into ``_build/site/notebooks`` behind the execution cache; exit status 1
-    if any failed."""
+    """Execute notebooks behind the execution cache (chapters into ``<build dir>/site/notebooks``,
+    others into ``<build dir>/executed``); exit status 1 if any failed."""
     import time
 
     from handbook import runner

@@ -55,8 +55,8 @@ def _channel_view(values: Tensor, axis: int | None, ndim: int) -> Tensor:
 def symmetric_scale(x: Tensor, axis: int | None = None) -> Tensor:
     """The scale ``max|x| / 127`` of symmetric INT8: a scalar, or ``(x.shape[axis],)`` per channel.
 
-    An all-zero tensor (or channel) gets the smallest positive float32 step, so dividing by the
-    scale is always defined.
+    An all-zero tensor (or channel) gets float32's machine epsilon as its scale, so dividing by
+    the scale is always defined.
     """
     if not x.is_floating_point():
         raise ValueError(f"expected a floating-point tensor to quantize, got {x.dtype}")

@@ -31,7 +31,7 @@ def _flag(name: str) -> bool:
     if value in _FALSE:
         return False
     raise ValueError(
-        f"environment variable {name}={value!r}: expected one of 1/0, true/false, yes/no"
+        f"environment variable {name}={value!r}: expected one of 1/0, true/false, yes/no, on/off"
     )
 
 
@@ -116,7 +116,9 @@ def site_output_root() -> Path:
 
 
 def ledger_dir() -> Path:
-    """Where claim records are written: ``$HANDBOOK_LEDGER_DIR`` or ``<root>/_build/ledger``."""
+    """Where claim records are written: ``$HANDBOOK_LEDGER_DIR``, else ``<build dir>/ledger``
+    (:func:`build_dir`: ``_build/smoke/ledger`` under ``make test``), else ``./handbook-ledger``
+    outside a checkout."""
     override = os.environ.get(LEDGER_ENV)
     if override:
         return Path(override)

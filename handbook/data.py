@@ -303,7 +303,7 @@ def detection_scores(flagged: np.ndarray, truth: np.ndarray) -> DetectionScores:
 
 
 def text_classifier(seed: int = 0):
-    """TF-IDF of words and word pairs + multinomial logistic regression (scikit-learn)."""
+    """TF-IDF of words + multinomial logistic regression (scikit-learn)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -124,7 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=arguments.seed,
         distributed=True,
     )
-    test_loader = train.make_loader(test_x, test_y, batch_size=256, shuffle=False)
+    # the test set is sharded too: its global batch must be a multiple of the processes
+    test_batch = info.world_size * max(1, 256 // info.world_size)
+    test_loader = train.make_loader(test_x, test_y, batch_size=test_batch, shuffle=False)
     history = train.fit(
         model,
         loader,

@@ -10,7 +10,8 @@ key is unchanged, and whose executed copy and ledger records are still the ones 
 wrote, is not executed again (its line says ``cached``); ``force=True`` executes everything.
 Notebooks can run side by side (``jobs``), each kernel then limited to its share of the cores.
 The kernel's own stderr (library start-up chatter such as PyTorch's ``gpuGetDeviceCount failed``
-lines) goes to a log file beside the executed copy instead of the terminal; a cell's error still
+lines) goes to ``logs/<notebook>.log`` beside the folder of executed copies instead of the
+terminal; a cell's error still
 reaches the terminal through the failure report, with the log's path.
 """
 

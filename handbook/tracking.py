@@ -287,12 +287,14 @@ def ui_environment() -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m handbook.tracking ui [--port N]``: MLflow's UI over the book's store."""
+    """``python -m handbook.tracking ui [--port N]``: MLflow's UI over :func:`tracking_uri`."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m handbook.tracking")
     commands = parser.add_subparsers(dest="command", required=True)
-    ui = commands.add_parser("ui", help="MLflow's UI on 127.0.0.1 over the book's store")
+    ui = commands.add_parser(
+        "ui", help="MLflow's UI on 127.0.0.1 over the book's store (or $MLFLOW_TRACKING_URI's)"
+    )
     ui.add_argument("--port", type=int, default=5000)
     arguments = parser.parse_args(argv)
     command = ui_command(arguments.port)

@@ -325,8 +325,8 @@ def fit(
     ``tracker`` gets the run's parameters, the history's measurements after every epoch (step =
     epoch, from 1) and the trained model; ``checkpoint`` is a path the weights are written to
     (safetensors) after every epoch. In a process group of more than one (:func:`init_distributed`)
-    the model trains wrapped in ``DistributedDataParallel``, the history holds sums over all
-    processes, and only rank 0 shows progress, tracks and writes the checkpoint.
+    the model trains wrapped in ``DistributedDataParallel``, the history holds means over the
+    examples of all processes, and only rank 0 shows progress, tracks and writes the checkpoint.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")

@@ -132,7 +132,7 @@ def test_expect_close_names_the_first_difference_and_the_largest() -> None:
         "scaled: 1 of 2 values differ, the first at index (1,): expected 1.0, got 0.9\n"
         "expected array of shape (2,) and dtype float64: [0.5 1. ]\n"
         "got tensor of shape (2,) and dtype torch.float32: [0.5 0.9]"
-        " (largest difference 0.1, tolerance 0.001)"
+        " (largest difference 0.1, tolerance 0.001 + 1e-05 x |expected|)"
     )
 
 

@@ -163,13 +163,12 @@ def not_done_message(exercise_id: str, title: str) -> str:
 
 
 def check_exercise(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseResult:
-    """Run ``cases`` in order, print the verdict, record it, and return it.
+    """Run ``cases`` in order, print the verdict, and return it.
 
     A ``NotImplementedError`` from any case means the learner has not written the function yet
     (status "not done", nothing else is run). An ``AssertionError`` fails that case; any other
     exception is an "error" for that case; either way the remaining cases still run, so the
-    report lists every problem at once. See the module docstring for the grade file and strict
-    mode.
+    report lists every problem at once. See the module docstring for strict mode.
     """
     if not cases:
         raise ValueError(f"exercise {exercise_id} ({title}): expected at least one case, got none")
@@ -328,7 +327,7 @@ def expect_close(
     largest = np.nanmax(np.abs(actual_array - expected_array), initial=0.0)
     raise AssertionError(
         _array_mismatch(what, actual, expected, differs)
-        + f" (largest difference {largest:.3g}, tolerance {atol:g})"
+        + f" (largest difference {largest:.3g}, tolerance {atol:g} + {rtol:g} x |expected|)"
     )
 
 

@@ -3,8 +3,9 @@
 ``create_app(Settings(...))`` builds the app; the model is loaded (and its checksums verified)
 when the app starts, not when it is created. What a request can get back:
 
-- 200 with ``{"model_version", "backend", "predictions": [{"prediction", "probabilities"}]}``,
-  one prediction per text, for ``{"text": "..."}`` or ``{"texts": ["...", ...]}``;
+- 200 with ``{"model_version", "backend", "predictions": [...]}``, each prediction
+  ``{"input", "prediction", "probabilities"}``, one prediction per text, for
+  ``{"text": "..."}`` or ``{"texts": ["...", ...]}``;
 - 422 naming the field for a body that is not valid (wrong type, empty text, text too long,
   both or neither of ``text``/``texts``, an unknown field, more texts than the limit);
 - 413 for a body over ``max_body_bytes``; 415 for a body that is not JSON; 404 for an unknown

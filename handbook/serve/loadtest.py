@@ -39,7 +39,8 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 @dataclass
 class LoadResult:
-    """What one load test measured. Latencies in milliseconds, in the order requests ended."""
+    """What one load test measured. Latencies in milliseconds: in the order requests ended
+    (closed loop), or in the order they were scheduled (open loop)."""
 
     concurrency: int
     seconds: float

@@ -2,9 +2,10 @@
 
 All three serve the same model folder through the same backend (ONNX Runtime on
 ``model.int8.onnx``, :class:`handbook.serve.backends.OnnxBackend`, the same intra-op threads)
-with the same batching limits (at most ``max_batch_size`` texts per model call, at most
-``max_wait_ms`` of waiting for a batch to fill), each configured the way its documentation
-recommends for batching on a CPU:
+with the same largest batch (``max_batch_size`` texts per model call); handbook.serve and
+LitServe also wait at most ``max_wait_ms`` for a batch to fill, while BentoML's adaptive
+dispatcher chooses its own window. Each is configured the way its documentation recommends for
+batching on a CPU:
 
 - **handbook.serve**: ``python -m handbook.serve --backend int8`` (uvicorn, one process, the
   :class:`handbook.serve.batching.MicroBatcher`);
@@ -35,7 +36,8 @@ from handbook.serve.process import LOOPBACK, ServerProcess
 
 #: The peers and the Python module each needs.
 PEER_PACKAGES = {"LitServe": "litserve", "BentoML": "bentoml"}
-#: The batching limits all three servers get (handbook.serve's defaults).
+#: The batching limits (handbook.serve's defaults): all three get the batch size; BentoML
+#: sizes its own window, so only handbook.serve and LitServe get the wait.
 MAX_BATCH_SIZE = 64
 MAX_WAIT_MS = 5.0
 #: BentoML's ``max_latency_ms``: its dispatcher answers 503 to a request it predicts would wait
