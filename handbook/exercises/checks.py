@@ -1,4 +1,4 @@
-"""The check API behind every exercise: run named cases against a learner's function, report.
+"""The check API behind every exercise: run named cases against a learner's answer, report.
 
 A chapter's check function (``handbook.exercises.ch00.check_accuracy``) builds a list of
 :class:`Case` objects and hands them to :func:`check_exercise`, which runs them in order and
@@ -6,10 +6,20 @@ prints one verdict::
 
     ✓ Exercise 0.2 (accuracy): all 6 checks passed
 
+Exercises whose answer is a value rather than a function have their own checks:
+
+- :func:`check_number` for a prediction ("predict, then run") or a derivation: the learner's
+  number against the value the check computes, within a tolerance; the message states the gap,
+  the tolerance and why the true value is what it is.
+- :func:`check_open_answer` for an open investigation: a text of at least ``min_words`` words is
+  :data:`SUBMITTED` ("submitted, see rubric", shown with the rubric an instructor reads it
+  against); nothing is scored automatically.
+
 What happens next depends on the environment (names in :mod:`handbook.config`):
 
 - ``HANDBOOK_EXERCISES_STRICT=1`` (the test suite running the source notebooks): anything but
-  "passed" raises :class:`ExerciseFailed`, so a wrong reference solution fails the build.
+  "passed" (or "submitted", for an open question) raises :class:`ExerciseFailed`, so a wrong
+  reference solution fails the build.
   ``HANDBOOK_EXERCISES_EXPECT="not done"`` (the student edition under nbval): anything but "not
   done" raises, so a solution left in the student edition fails the build.
   Otherwise a check never raises: a learner's notebook always runs to the end.
@@ -26,6 +36,8 @@ the solution).
 from __future__ import annotations
 
 import html
+import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,7 +52,18 @@ NOT_DONE = "not done"
 ERROR = "error"
 #: Used by the grader only: the notebook stopped before the check cell ran.
 NOT_REACHED = "not reached"
-STATUSES = (PASSED, FAILED, NOT_DONE, ERROR, NOT_REACHED)
+#: An open question answered: an instructor reads it against the rubric; never counted as passed.
+SUBMITTED = "submitted"
+STATUSES = (PASSED, FAILED, NOT_DONE, ERROR, NOT_REACHED, SUBMITTED)
+#: How a status reads to a person (reports, tables, feedback); the others read as themselves.
+_STATUS_TEXT = {SUBMITTED: "submitted, see rubric"}
+
+#: What an exercise asks for: a function (the default), a number, or a text.
+FUNCTION = "function"
+PREDICTION = "prediction"
+DERIVATION = "derivation"
+OPEN = "open"
+KINDS = (FUNCTION, PREDICTION, DERIVATION, OPEN)
 
 #: How many characters of an array a failure message shows before eliding the rest.
 _MAX_VALUE_CHARS = 600
@@ -49,6 +72,7 @@ _MAX_SHOWN_ELEMENTS = 100
 #: Colours of the rich verdict: mid-tones that read on a light and on a dark background.
 _PASSED_COLOR = "#2da44e"
 _FAILED_COLOR = "#e5534b"
+_SUBMITTED_COLOR = "#539bf5"
 _PRE_STYLE = "margin: 0; white-space: pre-wrap; background: none; font-size: 0.9em"
 
 
@@ -70,10 +94,12 @@ class Case:
 
 @dataclass
 class ExerciseResult:
-    """The verdict on one exercise: ``status`` is one of :data:`STATUSES`.
+    """The verdict on one exercise: ``status`` is one of :data:`STATUSES`, ``kind`` one of
+    :data:`KINDS`.
 
     ``passed`` counts the cases that passed out of ``total``; ``messages`` holds one line per
-    failing case (or the single "not yet done" line).
+    failing case (or the single "not yet done" line); for a number, the gap to the true value
+    (passed or not); for an open answer, the rubric.
     """
 
     id: str
@@ -82,20 +108,35 @@ class ExerciseResult:
     passed: int
     total: int
     messages: list[str] = field(default_factory=list)
+    kind: str = FUNCTION
 
     @property
     def ok(self) -> bool:
         return self.status == PASSED
 
+    @property
+    def done(self) -> bool:
+        """True when the learner has a finished answer: passed, or an open question submitted."""
+        return self.status in (PASSED, SUBMITTED)
+
     def headline(self) -> str:
         """One line: mark, exercise, verdict."""
         name = f"Exercise {self.id} ({self.title})"
+        number = self.kind in (PREDICTION, DERIVATION)
         if self.status == PASSED:
+            if number:
+                return f"✓ {name}: your {self.kind} matches, within tolerance"
             return f"✓ {name}: all {self.total} checks passed"
         if self.status == FAILED:
+            if number:
+                return f"✗ {name}: your {self.kind} does not match"
+            if self.kind == OPEN:
+                return f"✗ {name}: your answer is not a text"
             return f"✗ {name}: {self.passed} of {self.total} checks passed"
         if self.status == NOT_DONE:
             return f"✗ {name}: not yet done"
+        if self.status == SUBMITTED:
+            return f"✎ {name}: {status_text(SUBMITTED)}"
         return f"✗ {name}: {self.status}"
 
     def report(self) -> str:
@@ -112,7 +153,13 @@ class ExerciseResult:
     def html(self) -> str:
         """The report as HTML for notebooks: a green or red mark and border, the headline, then
         each failing case with what was expected (the same text as :meth:`report`)."""
-        color = _PASSED_COLOR if self.ok else _FAILED_COLOR
+        color = (
+            _PASSED_COLOR
+            if self.ok
+            else _SUBMITTED_COLOR
+            if self.status == SUBMITTED
+            else _FAILED_COLOR
+        )
         if self.status == NOT_DONE:
             headline, items = f"✗ {self.messages[0]}", []
         else:
@@ -138,11 +185,17 @@ class ExerciseResult:
 
     @classmethod
     def from_json(cls, record: dict[str, Any]) -> ExerciseResult:
-        """Rebuild a result from :meth:`to_json`'s dict; raises ValueError on an unknown status."""
+        """Rebuild a result from :meth:`to_json`'s dict; raises ValueError on an unknown status
+        or kind (a record without a kind, written before kinds existed, is a function's)."""
         if record.get("status") not in STATUSES:
             raise ValueError(
                 f"grade record {record!r}: expected a status among {STATUSES}, "
                 f"got {record.get('status')!r}"
+            )
+        kind = record.get("kind", FUNCTION)
+        if kind not in KINDS:
+            raise ValueError(
+                f"grade record {record!r}: expected a kind among {KINDS}, got {kind!r}"
             )
         return cls(
             id=str(record["id"]),
@@ -151,15 +204,21 @@ class ExerciseResult:
             passed=int(record["passed"]),
             total=int(record["total"]),
             messages=[str(message) for message in record.get("messages", [])],
+            kind=kind,
         )
 
 
-def not_done_message(exercise_id: str, title: str) -> str:
-    """The text a learner sees while the exercise cell still holds the stub."""
-    return (
-        f"Exercise {exercise_id} ({title}): not yet done - replace the "
-        "`raise NotImplementedError` in the exercise cell"
-    )
+def status_text(status: str) -> str:
+    """How ``status`` reads to a person: "submitted, see rubric" for :data:`SUBMITTED`, else
+    the status itself ("passed", "not done", ...)."""
+    return _STATUS_TEXT.get(status, status)
+
+
+def not_done_message(exercise_id: str, title: str, todo: str | None = None) -> str:
+    """The text a learner sees while the exercise cell still holds the stub; ``todo`` says what
+    to do (by default: replace the ``raise NotImplementedError`` of a function stub)."""
+    todo = todo or "replace the `raise NotImplementedError` in the exercise cell"
+    return f"Exercise {exercise_id} ({title}): not yet done - {todo}"
 
 
 def check_exercise(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseResult:
@@ -173,12 +232,232 @@ def check_exercise(exercise_id: str, title: str, cases: Sequence[Case]) -> Exerc
     if not cases:
         raise ValueError(f"exercise {exercise_id} ({title}): expected at least one case, got none")
     result = _run_cases(exercise_id, title, cases)
+    return _show_and_enforce(result)
+
+
+def _show_and_enforce(result: ExerciseResult) -> ExerciseResult:
+    """Show ``result``, then raise :class:`ExerciseFailed` if the environment expects another
+    status (strict mode expects "passed" and takes "submitted" as done too)."""
     show(result)
     expected = config.expected_exercise_status()
-    if expected is not None and result.status != expected:
+    meets = result.status == expected or (expected == PASSED and result.status == SUBMITTED)
+    if expected is not None and not meets:
         hint = "" if expected == PASSED else f"\n(expected {expected!r} here: a student edition)"
         raise ExerciseFailed(result.report() + hint)
     return result
+
+
+def check_number(
+    exercise_id: str,
+    title: str,
+    answer: object,
+    expected: float,
+    *,
+    tolerance: float,
+    relative: bool = False,
+    unit: str = "",
+    kind: str = PREDICTION,
+    explain: str = "",
+) -> ExerciseResult:
+    """Check a number the learner wrote down (a prediction or a derivation) against
+    ``expected``, the value the chapter's check computed; print the verdict and return it.
+
+    Passed when ``|answer - expected| <= tolerance`` (``relative=False``, in ``unit``) or
+    ``<= tolerance * |expected|`` (``relative=True``, a fraction: 0.05 is 5%). ``None``,
+    ``...`` or ``""`` (the student edition's stub) is "not done"; a bool, a string, NaN, an
+    infinity, an array or a tensor fails with a message saying what was given. The message
+    states the gap and the tolerance, passed or not, followed by ``explain`` (why the true value
+    is what it is). ``kind`` is :data:`PREDICTION` or :data:`DERIVATION` (the wording:
+    "you predicted" / "you derived"). Strict mode as for :func:`check_exercise`.
+    """
+    if kind not in (PREDICTION, DERIVATION):
+        raise ValueError(
+            f"exercise {exercise_id} ({title}): expected kind {PREDICTION!r} or "
+            f"{DERIVATION!r}, got {kind!r}"
+        )
+    if not _is_real_number(expected) or not math.isfinite(float(expected)):
+        raise ValueError(
+            f"exercise {exercise_id} ({title}): expected a finite true value, got {expected!r}"
+        )
+    if not _is_real_number(tolerance) or not 0 <= float(tolerance) < math.inf:
+        raise ValueError(
+            f"exercise {exercise_id} ({title}): expected a finite tolerance >= 0, got {tolerance!r}"
+        )
+    if answer is None or answer is Ellipsis or (isinstance(answer, str) and not answer.strip()):
+        todo = f"replace `None` in the exercise cell with your {kind} (a number)"
+        message = not_done_message(exercise_id, title, todo)
+        return _show_and_enforce(
+            ExerciseResult(exercise_id, title, NOT_DONE, 0, 1, [message], kind)
+        )
+    problem = _not_a_number(answer, float(expected), unit)
+    if problem is not None:
+        return _show_and_enforce(ExerciseResult(exercise_id, title, FAILED, 0, 1, [problem], kind))
+    value, truth = float(answer), float(expected)
+    allowed = float(tolerance) * abs(truth) if relative else float(tolerance)
+    gap = value - truth
+    within = abs(gap) <= allowed
+    message = _gap_message(answer, expected, gap, tolerance, allowed, relative, unit, kind)
+    if explain:
+        message += "\n" + explain.strip()
+    status = PASSED if within else FAILED
+    return _show_and_enforce(
+        ExerciseResult(exercise_id, title, status, int(within), 1, [message], kind)
+    )
+
+
+def _is_real_number(value: object) -> bool:
+    """An int, a float, a fraction, a numpy scalar: not a bool, not a string, not an array."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _not_a_number(answer: object, expected: float, unit: str) -> str | None:
+    """Why ``answer`` cannot be compared with ``expected`` (None when it is a finite number)."""
+    wanted = f"a number such as {_number_text(expected)}{_unit_text(unit)}"
+    if isinstance(answer, (bool, np.bool_)):
+        return f"expected {wanted}, got the bool {answer!r} (True and False are not numbers here)"
+    if isinstance(answer, str):
+        return (
+            f"expected {wanted}, got the string {describe(answer)}: write the number without quotes"
+        )
+    if isinstance(answer, np.ndarray) or _is_tensor(answer) or hasattr(answer, "__len__"):
+        return (
+            f"expected {wanted} (one plain number), got {describe(answer)}: "
+            "write a single number, not an array or a list"
+        )
+    if not _is_real_number(answer):
+        return f"expected {wanted}, got a value of type {type(answer).__name__}: {describe(answer)}"
+    try:
+        value = float(answer)
+    except OverflowError:
+        digits = int(abs(int(answer)).bit_length() * math.log10(2)) + 1
+        return f"expected {wanted}, got a number too large for a float (about {digits} digits)"
+    if math.isnan(value):
+        return f"expected {wanted}, got NaN (not a number)"
+    if math.isinf(value):
+        return f"expected {wanted}, got {describe(answer)} (an infinity is not a finite number)"
+    return None
+
+
+def _gap_message(
+    answer: object,
+    expected: object,
+    gap: float,
+    tolerance: float,
+    allowed: float,
+    relative: bool,
+    unit: str,
+    kind: str,
+) -> str:
+    """ "you predicted X, this run measured Y (off by Z, P%; tolerance T)"."""
+    suffix = _unit_text(unit)
+    said, truth = (
+        ("you predicted", "this run measured")
+        if kind == PREDICTION
+        else ("you derived", "the formula gives")
+    )
+    off = f"off by {_signed_text(gap)}{suffix}"
+    if float(expected) != 0:
+        percent = 100 * gap / abs(float(expected))
+        off += f", {'+' if percent > 0 else ''}{percent:.3g}%"
+    if gap == 0:
+        off = "exactly"
+    if relative:
+        allowed_text = (
+            f"±{_number_text(100 * float(tolerance))}% of the true value, "
+            f"±{_number_text(allowed)}{suffix}"
+        )
+    else:
+        allowed_text = f"±{_number_text(allowed)}{suffix}"
+    return (
+        f"{said} {_number_text(answer)}{suffix}, {truth} {_number_text(expected)}{suffix} "
+        f"({off}; tolerance {allowed_text})"
+    )
+
+
+def _unit_text(unit: str) -> str:
+    return f" {unit}" if unit and not unit.startswith("%") else unit
+
+
+def _number_text(value: object) -> str:
+    """12345 -> "12,345"; 0.75 -> "0.75"; 1.5e-07 -> "1.5e-07" (6 significant digits)."""
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e15:
+        return f"{int(number):,}"
+    return f"{number:.6g}"
+
+
+def _signed_text(value: float) -> str:
+    return ("+" if value > 0 else "") + _number_text(value)
+
+
+def check_open_answer(
+    exercise_id: str,
+    title: str,
+    answer: object,
+    *,
+    rubric: Sequence[str],
+    min_words: int = 40,
+) -> ExerciseResult:
+    """Accept a written answer to an open question: :data:`SUBMITTED` ("submitted, see rubric"),
+    with the rubric an instructor reads it against printed below; print the verdict and return it.
+
+    Nothing is scored automatically: a text of at least ``min_words`` words is submitted;
+    ``None``, ``...``, an empty text (the student edition's stub) or a shorter one is "not
+    done"; anything but a string fails. Strict mode takes "submitted" as done.
+    """
+    criteria = [str(criterion).strip() for criterion in rubric]
+    if not criteria or not all(criteria):
+        raise ValueError(
+            f"exercise {exercise_id} ({title}): expected a rubric of non-empty criteria, "
+            f"got {list(rubric)!r}"
+        )
+    if min_words < 1:
+        raise ValueError(
+            f"exercise {exercise_id} ({title}): expected min_words >= 1, got {min_words}"
+        )
+    if answer is None or answer is Ellipsis:
+        todo = "write your answer as a text in the exercise cell"
+        return _show_and_enforce(
+            ExerciseResult(
+                exercise_id,
+                title,
+                NOT_DONE,
+                0,
+                1,
+                [not_done_message(exercise_id, title, todo)],
+                OPEN,
+            )
+        )
+    if not isinstance(answer, str):
+        message = (
+            f"expected your answer as a text (a string in quotes), got a value of type "
+            f"{type(answer).__name__}: {describe(answer)}"
+        )
+        return _show_and_enforce(ExerciseResult(exercise_id, title, FAILED, 0, 1, [message], OPEN))
+    words = len(answer.split())
+    if words < min_words:
+        todo = (
+            "write your answer in the exercise cell (the text is empty)"
+            if words == 0
+            else f"your answer has {words} word{'s' if words != 1 else ''}; "
+            f"write at least {min_words}"
+        )
+        return _show_and_enforce(
+            ExerciseResult(
+                exercise_id,
+                title,
+                NOT_DONE,
+                0,
+                1,
+                [not_done_message(exercise_id, title, todo)],
+                OPEN,
+            )
+        )
+    rubric_text = "\n".join(
+        f"{number}. {criterion}" for number, criterion in enumerate(criteria, 1)
+    )
+    message = f"your answer ({words} words) is read against this rubric:\n{rubric_text}"
+    return _show_and_enforce(ExerciseResult(exercise_id, title, SUBMITTED, 0, 1, [message], OPEN))
 
 
 def _run_cases(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseResult:
@@ -372,15 +651,23 @@ def expect_raises(call: Callable[[], object], exception: type[BaseException], wh
 
 __all__ = [
     "Case",
+    "DERIVATION",
     "ERROR",
     "ExerciseFailed",
     "ExerciseResult",
     "FAILED",
+    "FUNCTION",
+    "KINDS",
     "NOT_DONE",
     "NOT_REACHED",
+    "OPEN",
     "PASSED",
+    "PREDICTION",
     "STATUSES",
+    "SUBMITTED",
     "check_exercise",
+    "check_number",
+    "check_open_answer",
     "describe",
     "expect",
     "expect_close",
@@ -390,4 +677,5 @@ __all__ = [
     "expect_type",
     "not_done_message",
     "show",
+    "status_text",
 ]
