@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from handbook import config
+from handbook import config, diagrams
 
 #: Chapter modules that provide ``benchmarks(smoke) -> list[bench.Measurement]``.
 BENCHMARK_MODULES = [
@@ -156,6 +156,8 @@ def stage_book_sources(site_dir: Path) -> None:
             shutil.copy2(source, target)
         else:
             raise FileNotFoundError(f"the book needs {source}, which is missing")
+    # the concept diagrams, beside the executed notebooks whose markdown shows figures/NAME.svg
+    diagrams.copy_figures(site_dir / "notebooks")
 
 
 def write_ledger_include(site_dir: Path) -> Path:
@@ -249,6 +251,7 @@ def command_student(arguments: argparse.Namespace) -> int:
         )
     notebooks = [notebook for notebook in notebooks if notebook not in existing]
     written = student.make_student_editions(notebooks, out_dir)
+    diagrams.copy_figures(out_dir)  # the notebooks show figures/NAME.svg
     for path in written:
         print(f"wrote {path}")
     print(
@@ -259,7 +262,8 @@ def command_student(arguments: argparse.Namespace) -> int:
 
 
 def command_grade(arguments: argparse.Namespace) -> int:
-    """Grade a class in sandboxes (see handbook.exercises.grading); exit status 2 on bad usage."""
+    """Grade a class in sandboxes (see handbook.exercises.grading); exit status 2 on bad usage,
+    3 when the sandbox cannot run on this machine (nothing recorded for anyone)."""
     from handbook.exercises import grading, sandbox
 
     limits = sandbox.Limits(
@@ -279,6 +283,9 @@ def command_grade(arguments: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"handbook grade: {error}") from error
+    except sandbox.SandboxUnavailable as error:
+        print(f"handbook grade: {error}", file=sys.stderr)
+        return 3
     return 0
 
 

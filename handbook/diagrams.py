@@ -169,6 +169,25 @@ def render_all(folder: Path | None = None, *, force: bool = False) -> list[Path]
     return rendered
 
 
+def copy_figures(destination: Path, folder: Path | None = None) -> list[Path]:
+    """Copy the rendered diagrams (``*.svg``) into ``destination/figures/``, beside copies of the
+    notebooks (the staged site, a student edition), so that ``figures/NAME.svg`` resolves there.
+    SVGs that no longer exist in the book are removed from the copy."""
+    folder = figures_dir() if folder is None else folder
+    target = destination / "figures"
+    target.mkdir(parents=True, exist_ok=True)
+    current = sorted(folder.glob("*.svg"))
+    names = {svg.name for svg in current}
+    for old in target.glob("*.svg"):
+        if old.name not in names:
+            old.unlink()
+    copied = []
+    for svg in current:
+        shutil.copy2(svg, target / svg.name)
+        copied.append(target / svg.name)
+    return copied
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m handbook.diagrams",

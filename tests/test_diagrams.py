@@ -3,8 +3,11 @@ stamp; the book's diagrams are all current, referenced, described and safe to in
 
 from __future__ import annotations
 
+import re
 import shutil
+from pathlib import Path
 
+import nbformat
 import pytest
 
 from handbook import diagrams
@@ -102,3 +105,162 @@ def test_a_script_without_draw_is_refused_with_a_message(figures):
 def test_the_books_diagrams_are_current():
     found = diagrams.problems()
     assert not found, "run `python -m handbook.diagrams`:\n" + "\n".join(found)
+
+
+# --- the book's diagrams, as the notebooks show them ------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+FIGURES = NOTEBOOK_DIR / "figures"
+#: ``![alt](target "title")`` in a markdown cell, and ``<img ... src="...">`` (MyST html_image)
+MARKDOWN_IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<src>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
+HTML_IMAGE = re.compile(r"<img\s[^>]*>", re.IGNORECASE)
+MIN_ALT_WORDS = 8
+MIN_DIAGRAMS = 15
+#: the widest a diagram may be drawn (contracts: about 800 px; Graphviz is scaled to 800)
+MAX_WIDTH_PX = 820
+PX_PER_UNIT = {"px": 1.0, "pt": 96 / 72, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4, "": 1.0}
+
+
+def chapter_notebooks() -> list[Path]:
+    return sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def image_references(notebook_path: Path) -> list[tuple[int, str, str]]:
+    """``(cell index, alt text, target)`` of every image a notebook's markdown cells show."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "markdown":
+            continue
+        for match in MARKDOWN_IMAGE.finditer(cell.source):
+            found.append((index, match["alt"].strip(), match["src"]))
+        for tag in HTML_IMAGE.findall(cell.source):
+            alt = re.search(r'alt="([^"]*)"', tag)
+            src = re.search(r'src="([^"]*)"', tag)
+            found.append((index, alt.group(1).strip() if alt else "", src.group(1) if src else ""))
+    return found
+
+
+REFERENCES = {path.name: image_references(path) for path in chapter_notebooks()}
+
+
+def diagram_references() -> dict[str, list[tuple[int, str, str]]]:
+    """Per chapter, the references to ``figures/*.svg`` (the concept diagrams)."""
+    return {
+        name: [ref for ref in refs if ref[2].startswith("figures/")]
+        for name, refs in REFERENCES.items()
+    }
+
+
+def test_every_image_reference_resolves_to_a_file_beside_the_notebooks():
+    broken = [
+        f"{name} cell {index}: {target}"
+        for name, refs in REFERENCES.items()
+        for index, _alt, target in refs
+        if not target.startswith(("http:", "https:")) and not (NOTEBOOK_DIR / target).is_file()
+    ]
+    assert not broken, "images that do not exist:\n" + "\n".join(broken)
+    remote = [
+        f"{name} cell {index}: {target}"
+        for name, refs in REFERENCES.items()
+        for index, _alt, target in refs
+        if target.startswith(("http:", "https:"))
+    ]
+    assert not remote, "the book works offline; images must be in notebooks/figures:\n" + "\n".join(
+        remote
+    )
+
+
+def test_every_image_has_alt_text_of_a_sentence():
+    short = [
+        f"{name} cell {index}: {target}: {alt!r} ({len(alt.split())} words)"
+        for name, refs in REFERENCES.items()
+        for index, alt, target in refs
+        if len(alt.split()) < MIN_ALT_WORDS
+    ]
+    assert not short, (
+        f"alt text must say what the picture shows in at least {MIN_ALT_WORDS} words:\n"
+        + "\n".join(short)
+    )
+
+
+def test_every_diagram_is_shown_by_a_notebook_and_named_for_its_chapter():
+    shown = {Path(target).name for refs in diagram_references().values() for _, _, target in refs}
+    unreferenced = sorted(svg.name for svg in FIGURES.glob("*.svg") if svg.name not in shown)
+    assert not unreferenced, f"no notebook's markdown shows these diagrams: {unreferenced}"
+    misnamed = [
+        f"{name}: {target} (expected figures/ch{name[:2]}-topic.svg)"
+        for name, refs in diagram_references().items()
+        for _, _, target in refs
+        if not re.fullmatch(rf"figures/ch{name[:2]}-[a-z0-9-]+\.svg", target)
+    ]
+    assert not misnamed, "a chapter's diagrams are named chNN-topic.svg:\n" + "\n".join(misnamed)
+
+
+def test_at_least_one_diagram_per_chapter_and_fifteen_in_all():
+    counts = {name: len(refs) for name, refs in diagram_references().items()}
+    without = sorted(name for name, count in counts.items() if not count)
+    total = len(list(FIGURES.glob("*.svg")))
+    assert not without and total >= MIN_DIAGRAMS, (
+        f"{total} diagrams in notebooks/figures (at least {MIN_DIAGRAMS} wanted); "
+        f"per chapter: {counts}; chapters without one: {without}"
+    )
+
+
+def _width_px(svg_text: str) -> float | None:
+    root = re.search(r"<svg\b[^>]*>", svg_text, re.DOTALL)
+    width = root and re.search(r'\swidth="([0-9.]+)\s*([a-z]*)"', root.group(0))
+    if not width or width.group(2) not in PX_PER_UNIT:
+        return None  # no width (it scales with the page) or a relative one
+    return float(width.group(1)) * PX_PER_UNIT[width.group(2)]
+
+
+@pytest.mark.parametrize("svg", sorted(FIGURES.glob("*.svg")), ids=lambda path: path.name)
+def test_diagram_is_safe_self_contained_and_not_too_wide(svg):
+    text = svg.read_text(encoding="utf-8")
+    assert "<svg" in text, f"{svg.name} is not an SVG"
+    assert not re.search(r"<script\b|\son[a-z]+\s*=", text, re.IGNORECASE), (
+        f"{svg.name} holds a script or an event handler"
+    )
+    external = [
+        href
+        for href in re.findall(r'(?:xlink:)?href\s*=\s*"([^"]*)"', text)
+        if not href.startswith("#") and not href.startswith("data:")
+    ]
+    assert not external, f"{svg.name} links outside itself: {external}"
+    assert not re.search(r"@import|@font-face|url\((?!\s*#)", text), (
+        f"{svg.name} loads a font or style from outside itself"
+    )
+    width = _width_px(text)
+    assert width is None or width <= MAX_WIDTH_PX, (
+        f"{svg.name} is {width:.0f} px wide; draw it at most {MAX_WIDTH_PX} px "
+        '(Graphviz: size="8.3"; matplotlib: figsize width <= 8.5 in)'
+    )
+
+
+def test_copy_figures_puts_the_diagrams_beside_the_notebooks_and_drops_old_ones(tmp_path):
+    folder = tmp_path / "figures-source"
+    folder.mkdir()
+    (folder / "ch00-a.svg").write_text("<svg/>")
+    destination = tmp_path / "site" / "notebooks"
+    (destination / "figures").mkdir(parents=True)
+    (destination / "figures" / "ch00-removed.svg").write_text("<svg/>")
+    diagrams.copy_figures(destination, folder)
+    assert sorted(p.name for p in (destination / "figures").iterdir()) == ["ch00-a.svg"]
+
+
+def test_staging_the_book_copies_every_diagram_a_notebook_shows(tmp_path, monkeypatch):
+    from handbook import cli
+
+    site = tmp_path / "site"
+    (site / "notebooks").mkdir(parents=True)
+    cli.stage_book_sources(site)
+    missing = [
+        f"{name}: {target}"
+        for name, refs in REFERENCES.items()
+        for _, _, target in refs
+        if not (site / "notebooks" / target).is_file()
+    ]
+    assert not missing, "not in the staged site:\n" + "\n".join(missing)
+    assert not (site / "notebooks" / "figures" / "src").exists(), "sources are not for the site"
