@@ -431,29 +431,97 @@ def entry_path(cache_dir: Path, notebook: Path) -> Path:
     return Path(cache_dir) / f"{Path(notebook).stem}.json"
 
 
-def load_entry(cache_dir: Path, notebook: Path) -> Entry | None:
-    """The stored entry of ``notebook``, or None if there is none or it cannot be read."""
+@dataclass(frozen=True)
+class UnreadableEntry:
+    """An entry file that is there but cannot be trusted (cut short by an interrupted write,
+    edited, not an entry at all): the chapter runs again, and ``problem`` says why.
+
+    It names no claims: nothing it says can be believed, so only the records the chapter's
+    stem owns in the ledger are replaced.
+    """
+
+    path: Path
+    problem: str
+
+    @property
+    def claims(self) -> dict[str, str]:
+        return {}
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+#: A claim id names a file of the ledger (``C23`` -> ``C23.json``): no folder, no dot.
+_CLAIM_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _entry_problem(data: object) -> str | None:
+    """What makes ``data`` (a parsed entry file) not an :class:`Entry`, or None when it is one."""
+    if not isinstance(data, dict):
+        return f"holds a JSON {type(data).__name__} where an object was expected"
+    fields = set(Entry.__dataclass_fields__)
+    if missing := sorted(fields - set(data)):
+        return f"lacks {', '.join(missing)}"
+    if unknown := sorted(set(data) - fields):
+        return f"has unknown fields {', '.join(map(repr, unknown))}"
+    for name in ("notebook", "key", "executed", "executed_sha256"):
+        if not isinstance(data[name], str):
+            return f"has a {name} that is not a string"
+    for name in ("components", "claims"):
+        value = data[name]
+        if not isinstance(value, dict) or not all(
+            isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+        ):
+            return f"has {name} that are not a mapping of strings to strings"
+    if isinstance(data["seconds"], bool) or not isinstance(data["seconds"], int | float):
+        return "has seconds that are not a number"
+    for name in ("key", "executed_sha256"):
+        if not _SHA256.fullmatch(data[name]):
+            return f"has a {name} that is not a SHA-256"
+    for claim_id, sha256 in data["claims"].items():
+        if not _CLAIM_ID.fullmatch(claim_id):
+            return f"names a claim {claim_id!r} that is not a ledger record"
+        if not _SHA256.fullmatch(sha256):
+            return f"has a hash of claim {claim_id} that is not a SHA-256"
+    return None
+
+
+def load_entry(cache_dir: Path, notebook: Path) -> Entry | UnreadableEntry | None:
+    """The stored entry of ``notebook``; None if there is none; an :class:`UnreadableEntry` if
+    its file cannot be read or is not a whole, well-formed entry."""
     path = entry_path(cache_dir, notebook)
     try:
-        return Entry(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
+    except OSError as error:
+        return UnreadableEntry(path, f"cannot be read ({error.strerror or error})")
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        return UnreadableEntry(path, f"is not valid JSON ({error})")
+    problem = _entry_problem(data)
+    return UnreadableEntry(path, problem) if problem else Entry(**data)
 
 
 def save_entry(cache_dir: Path, entry: Entry) -> Path:
+    """Write ``entry`` whole or not at all: an interrupted run never leaves half an entry."""
     path = entry_path(cache_dir, Path(entry.notebook))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(entry.to_json())
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(entry.to_json(), encoding="utf-8")
+    partial.replace(path)
     return path
 
 
 def reason_to_run(
-    entry: Entry | None, components: Mapping[str, str], executed: Path, ledger_dir: Path
+    entry: Entry | UnreadableEntry | None,
+    components: Mapping[str, str],
+    executed: Path,
+    ledger_dir: Path,
 ) -> str | None:
     """None when ``entry`` can be reused for a notebook whose key has these ``components``;
     otherwise why it must run again, in a few words."""
     if entry is None:
         return "not executed yet"
+    if isinstance(entry, UnreadableEntry):
+        return f"its cache entry {entry.path.name} {entry.problem}"
     if entry.key != digest(components):
         return explain_change(entry.components, components)
     if not executed.is_file():

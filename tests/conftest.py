@@ -1,9 +1,11 @@
-"""Shared test setup: offline, non-interactive plotting, an isolated ledger per test."""
+"""Shared test setup: offline, non-interactive plotting, an isolated ledger per test, and no
+skips under ``CI=true`` (see ``tests/ci_skips.py``)."""
 
 import os
 
 import matplotlib
 import pytest
+from ci_skips import pytest_runtest_makereport  # noqa: F401  under CI=true a skip fails
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
