@@ -369,3 +369,41 @@ def test_the_observed_histograms_fill_their_buckets_and_the_inf_bucket() -> None
     assert bounds == [*LATENCY_BUCKETS, math.inf]
     assert counts[0] == 1 and counts[-2] == 3 and counts[-1] == 4
     assert counts == sorted(counts)
+
+
+# Exercise 5.4 (predict, then run) -------------------------------------------------------------
+
+
+def test_closed_loop_clients_bound_the_batch_by_the_concurrency():
+    sizes = ch05.closed_loop_batch_sizes()
+    assert sizes == [ch05.PREDICTION_CLIENTS] * ch05.PREDICTION_REQUESTS_PER_CLIENT
+    assert ch05.closed_loop_batch_sizes(clients=5, requests_per_client=2) == [5, 5]
+    assert ch05.closed_loop_batch_sizes(clients=6, requests_per_client=1, max_batch_size=4) == [
+        4,
+        2,
+    ]
+
+
+def test_the_batching_prediction_passes_the_count_of_model_calls():
+    result = ch05.check_batching_prediction(10)
+    assert (result.id, result.status, result.kind) == ("5.4", "passed", "prediction")
+    assert "bounded by the concurrency" in result.messages[0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (1, "a closed-loop client sends its next request only after"),
+        (30, "One call per request is the naive server"),
+        (11, "you predicted 11 model calls, this run measured 10 model calls"),
+    ],
+)
+def test_a_wrong_batching_prediction_fails_saying_why(answer, message):
+    result = ch05.check_batching_prediction(answer)
+    assert result.status == "failed"
+    assert message in result.messages[0], result.messages
+
+
+@pytest.mark.parametrize("stub_value", [None, ...])
+def test_the_batching_prediction_stub_reads_as_not_done(stub_value):
+    assert ch05.check_batching_prediction(stub_value).status == "not done"

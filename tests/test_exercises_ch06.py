@@ -245,3 +245,50 @@ def test_a_forgetting_free_cell_passes_only_where_there_is_nothing_to_forget() -
     failing = " ".join(result.messages)
     assert "a zero state (the first step of a sequence)" not in failing
     assert result.passed >= 1
+
+
+# Exercise 6.5 (derive) ------------------------------------------------------------------------
+
+
+def test_the_alert_precision_is_bayes_rule_by_counting_users():
+    users = 1_000_000
+    frauds = users * ch06.DERIVATION_FRAUD_RATE
+    true_alerts = ch06.DERIVATION_RECALL * frauds
+    false_alerts = ch06.DERIVATION_FALSE_POSITIVE_RATE * (users - frauds)
+    expected = true_alerts / (true_alerts + false_alerts)
+    assert ch06.alert_precision(0.8, 0.01, 0.005) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("answer", [0.287, 0.29, 0.2857])  # 0.2857: 1 - fraud rate taken as 1
+def test_the_alert_precision_derivation_passes_rounded_answers(answer):
+    result = ch06.check_alert_precision_derivation(answer)
+    assert (result.id, result.status, result.kind) == ("6.5", "passed", "derivation")
+
+
+@pytest.mark.parametrize(
+    ("answer", "slip"),
+    [
+        (0.8, "the recall"),
+        (0.99, "1 - the false-positive rate"),
+        (0.899, "synthetic shop's 10% fraud rate"),
+        (0.334, "leaves out the recall"),
+        (28.7, "as a percentage"),
+    ],
+)
+def test_a_typical_slip_in_the_alert_precision_fails_and_is_named(answer, slip):
+    result = ch06.check_alert_precision_derivation(answer)
+    assert result.status == "failed"
+    assert "you derived" in result.messages[0] and "the formula gives 0.2867" in result.messages[0]
+    assert slip in result.messages[0], result.messages
+
+
+def test_an_unrelated_wrong_precision_fails_with_the_counting_and_no_slip():
+    result = ch06.check_alert_precision_derivation(0.5)
+    assert result.status == "failed"
+    assert "Your number is" not in result.messages[0]
+    assert "Precision = true alerts / all alerts" in result.messages[0]
+
+
+@pytest.mark.parametrize("stub_value", [None, ...])
+def test_the_alert_precision_stub_reads_as_not_done(stub_value):
+    assert ch06.check_alert_precision_derivation(stub_value).status == "not done"

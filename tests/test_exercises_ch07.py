@@ -265,3 +265,52 @@ def test_the_uniformity_cases_pass_other_correct_samplers() -> None:
         return [items[index] for index in chosen]
 
     assert ch07.check_reservoir_sample(sample_after_reading).status == "passed"
+
+
+# Exercise 7.4 (derive) ------------------------------------------------------------------------
+
+
+def test_the_replay_saving_derivation_passes_the_formula_and_its_rounding():
+    for answer in (0.64, 0.643, 16 / 25):
+        result = ch07.check_replay_saving_derivation(answer)
+        assert (result.id, result.status, result.kind) == ("7.4", "passed", "derivation")
+
+
+@pytest.mark.parametrize(
+    ("answer", "slip"),
+    [
+        (0.72, "chapter's 10% replay"),
+        (0.84, "counts only the replayed examples"),
+        (0.8, "1 - f, the saving's limit"),
+        (0.36, "share of retraining's compute, not the share it saves"),
+        (0.55, "against the old data alone"),
+        (64, "as a percentage"),
+    ],
+)
+def test_a_typical_slip_in_the_replay_saving_fails_and_is_named(answer, slip):
+    result = ch07.check_replay_saving_derivation(answer)
+    assert result.status == "failed"
+    assert "you derived" in result.messages[0] and "the formula gives 0.64" in result.messages[0]
+    assert slip in result.messages[0], result.messages
+
+
+def test_an_unrelated_wrong_saving_fails_with_the_formula_and_no_slip():
+    result = ch07.check_replay_saving_derivation(0.5)
+    assert result.status == "failed"
+    assert "Your number is" not in result.messages[0]
+    assert "1 - (1 + f r) / (1 + r)" in result.messages[0]
+
+
+@pytest.mark.parametrize("stub_value", [None, ...])
+def test_the_replay_saving_stub_reads_as_not_done(stub_value):
+    assert ch07.check_replay_saving_derivation(stub_value).status == "not done"
+
+
+def test_a_replay_saving_written_as_text_fails_saying_so():
+    result = ch07.check_replay_saving_derivation("0.64")
+    assert result.status == "failed" and "without quotes" in result.messages[0]
+
+
+def test_the_slips_are_all_different_from_the_true_saving():
+    expected = 1 - float(ch07.continual.replay_compute_share(4, 0.2))
+    assert all(abs(slip - expected) > 0.02 for slip in ch07.replay_saving_slips())

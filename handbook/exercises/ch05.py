@@ -4,7 +4,9 @@ Each check runs the learner's function on several inputs, edge cases included, a
 with the code the chapter's server runs: :func:`handbook.serve.app.request_model` for the
 ``/predict`` body, :func:`handbook.serve.batching.should_flush` for the micro-batcher, and
 :func:`handbook.serve.metrics.histogram_quantile` (Prometheus's estimate, checked here on buckets
-filled by a real ``prometheus_client.Histogram``). Call them from the check cells:
+filled by a real ``prometheus_client.Histogram``). Exercise 5.4 is a prediction:
+:func:`check_batching_prediction` runs the server's micro-batcher on a stand-in model and compares
+the number of model calls with the learner's. Call them from the check cells:
 ``ch05.check_flush_rule(should_flush)``.
 """
 
@@ -18,9 +20,11 @@ from typing import Any
 import numpy as np
 
 from handbook.exercises.checks import (
+    PREDICTION,
     Case,
     ExerciseResult,
     check_exercise,
+    check_number,
     describe,
     expect,
     expect_close,
@@ -444,3 +448,94 @@ def _expect_bad_q(histogram_quantile: Callable) -> None:
             ValueError,
             _quantile_call(q, bounds, counts),
         )
+
+
+# Exercise 5.4 ---------------------------------------------------------------------------------
+
+#: Exercise 5.4's load: closed-loop clients, each sending its next request when the last one is
+#: answered, to a micro-batcher with the server's limits.
+PREDICTION_CLIENTS = 3
+PREDICTION_REQUESTS_PER_CLIENT = 10
+PREDICTION_MAX_BATCH_SIZE = 64
+PREDICTION_MAX_WAIT_MS = 5.0
+
+
+def closed_loop_batch_sizes(
+    clients: int = PREDICTION_CLIENTS,
+    requests_per_client: int = PREDICTION_REQUESTS_PER_CLIENT,
+    max_batch_size: int = PREDICTION_MAX_BATCH_SIZE,
+    max_wait_ms: float = PREDICTION_MAX_WAIT_MS,
+) -> list[int]:
+    """The size of every batch :class:`handbook.serve.batching.MicroBatcher` runs when
+    ``clients`` closed-loop clients each send ``requests_per_client`` one-text requests.
+
+    Runs the server's batcher on a stand-in model that records each call, in an event loop of
+    its own thread (a notebook's kernel already runs one). Deterministic: a round's requests
+    are all queued before the batcher looks at the queue.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from handbook.serve.batching import MicroBatcher
+
+    sizes: list[int] = []
+
+    def model(texts: list[Any]) -> list[Any]:
+        sizes.append(len(texts))
+        return texts
+
+    async def client(batcher: MicroBatcher) -> None:
+        for _ in range(requests_per_client):
+            await batcher.submit(["a text"])
+
+    async def load() -> None:
+        batcher = MicroBatcher(model, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms)
+        await batcher.start()
+        try:
+            await asyncio.gather(*(client(batcher) for _ in range(clients)))
+        finally:
+            await batcher.stop()
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, load()).result()
+    return sizes
+
+
+def check_batching_prediction(model_calls: object) -> ExerciseResult:
+    """Exercise 5.4 (predict, then run): how many model calls the micro-batcher makes for
+    :data:`PREDICTION_CLIENTS` closed-loop clients sending
+    :data:`PREDICTION_REQUESTS_PER_CLIENT` requests each (``max_batch_size`` 64,
+    ``max_wait_ms`` 5). The true value is counted by :func:`closed_loop_batch_sizes`, the
+    server's own batcher; the answer must be exact.
+    """
+    sizes = closed_loop_batch_sizes()
+    total = PREDICTION_CLIENTS * PREDICTION_REQUESTS_PER_CLIENT
+    slip = ""
+    if isinstance(model_calls, (int, float)) and not isinstance(model_calls, bool):
+        if model_calls == 1:
+            slip = (
+                f"One call would need all {total} requests waiting at once; a closed-loop client "
+                "sends its next request only after its last one is answered. "
+            )
+        elif model_calls == total:
+            slip = (
+                "One call per request is the naive server; the batcher does put the clients' "
+                "requests that wait at the same time into one call. "
+            )
+    explain = (
+        f"{slip}This run's batches held {sorted(set(sizes))} texts: a batch can hold no more "
+        f"requests than there are clients waiting ({PREDICTION_CLIENTS}), so the "
+        f"{total} requests need {total} / {PREDICTION_CLIENTS} rounds, and each round waits "
+        f"the full {PREDICTION_MAX_WAIT_MS:g} ms for company that never comes (the batch is "
+        f"never full). In a closed loop, batching is bounded by the concurrency."
+    )
+    return check_number(
+        "5.4",
+        "model calls in a closed loop",
+        model_calls,
+        len(sizes),
+        tolerance=0,
+        unit="model calls",
+        kind=PREDICTION,
+        explain=explain,
+    )

@@ -2,7 +2,9 @@
 
 Each check runs the learner's function on several inputs, edge cases included, and compares it
 with the library a practitioner would use (``torch.nn.LSTMCell``, scikit-learn's ``roc_curve``)
-or with the tested reference in :mod:`handbook.cases`. Call them from the check cells:
+or with the tested reference in :mod:`handbook.cases`. Exercise 6.5 is a derivation:
+:func:`check_alert_precision_derivation` compares the learner's number with Bayes' rule and names
+the typical slip it matches. Call them from the check cells:
 ``ch06.check_lstm_cell_step(lstm_cell_step)``.
 """
 
@@ -16,9 +18,11 @@ from torch import nn
 
 from handbook import cases
 from handbook.exercises.checks import (
+    DERIVATION,
     Case,
     ExerciseResult,
     check_exercise,
+    check_number,
     expect,
     expect_close,
     expect_shape,
@@ -453,3 +457,92 @@ def _alerts_case(
         expect_close(result, expected, what, atol=1e-9)
 
     return Case(description, run)
+
+
+# Exercise 6.5 ---------------------------------------------------------------------------------
+
+#: Exercise 6.5's detector and bank: its recall and false-positive rate at one threshold, and
+#: the share of the bank's users who are fraudsters.
+DERIVATION_RECALL = 0.8
+DERIVATION_FALSE_POSITIVE_RATE = 0.01
+DERIVATION_FRAUD_RATE = 0.005
+#: The fraud rate of the chapter's synthetic shop (the training data), a typical slip.
+TRAINING_FRAUD_RATE = 0.1
+
+
+def alert_precision(recall: float, false_positive_rate: float, fraud_rate: float) -> float:
+    """The share of alerts that are fraud (precision), by Bayes' rule, for a detector with this
+    ``recall`` and ``false_positive_rate`` on users of whom ``fraud_rate`` are fraudsters."""
+    caught = recall * fraud_rate
+    return caught / (caught + false_positive_rate * (1 - fraud_rate))
+
+
+def alert_precision_slips() -> dict[float, str]:
+    """Exercise 6.5's typical wrong answers (value -> what it corresponds to)."""
+    recall, rate, base = (
+        DERIVATION_RECALL,
+        DERIVATION_FALSE_POSITIVE_RATE,
+        DERIVATION_FRAUD_RATE,
+    )
+    return {
+        recall: "the recall, the share of the frauds that are alerted; the question is the "
+        "share of the alerts that are fraud",
+        1 - rate: "1 - the false-positive rate, the share of legitimate users left alone",
+        alert_precision(recall, rate, TRAINING_FRAUD_RATE): (
+            f"the precision at the synthetic shop's {TRAINING_FRAUD_RATE:.0%} fraud rate; this "
+            f"bank has {base:.1%}"
+        ),
+        base / (base + rate * (1 - base)): (
+            "a precision that leaves out the recall: only that share of the frauds is alerted"
+        ),
+        100 * alert_precision(recall, rate, base): (
+            "the precision as a percentage; write it as a fraction (0.5 = half the alerts)"
+        ),
+    }
+
+
+def check_alert_precision_derivation(precision: object) -> ExerciseResult:
+    """Exercise 6.5 (derive): the share of alerts that are fraud for a detector with
+    :data:`DERIVATION_RECALL` recall and a :data:`DERIVATION_FALSE_POSITIVE_RATE` false-positive
+    rate at a bank where :data:`DERIVATION_FRAUD_RATE` of the users are fraudsters.
+
+    The true value is :func:`alert_precision` (Bayes' rule); the tolerance (0.005) admits
+    rounding and the approximation ``1 - fraud rate ~ 1``. A typical slip is named.
+    """
+    recall, rate, base = (
+        DERIVATION_RECALL,
+        DERIVATION_FALSE_POSITIVE_RATE,
+        DERIVATION_FRAUD_RATE,
+    )
+    expected = alert_precision(recall, rate, base)
+    explain = (
+        f"Of N users, {base:g} N are fraudsters and the detector alerts {recall:g} of them: "
+        f"{recall * base:g} N true alerts. Of the {1 - base:g} N legitimate users it alerts "
+        f"{rate:g}: {rate * (1 - base):.5g} N false alerts. Precision = true alerts / all "
+        f"alerts = {recall * base:g} / ({recall * base:g} + {rate * (1 - base):.5g})."
+    )
+    slip = _typical_slip(precision, expected, alert_precision_slips(), 0.005)
+    return check_number(
+        "6.5",
+        "the share of alerts that are fraud",
+        precision,
+        expected,
+        tolerance=0.005,
+        kind=DERIVATION,
+        explain=slip + explain,
+    )
+
+
+def _typical_slip(
+    answer: object, expected: float, slips: dict[float, str], tolerance: float
+) -> str:
+    """'Your number is <slip>. ' when the answer matches a typical slip (and not the truth)."""
+    if not isinstance(answer, (int, float, np.integer, np.floating)) or isinstance(answer, bool):
+        return ""
+    value = float(answer)
+    if not np.isfinite(value) or abs(value - expected) <= tolerance:
+        return ""
+    for slip, meaning in slips.items():
+        if abs(value - slip) <= tolerance * max(1.0, abs(slip)):  # a percentage: scaled
+            return f"Your number is {meaning}. "
+    return ""

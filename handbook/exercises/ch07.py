@@ -3,8 +3,10 @@
 Each check runs the learner's function on several inputs, edge cases included, and compares it
 with the tested reference in :mod:`handbook.continual` (the diagonal Fisher, the forgetting
 measure) or, for reservoir sampling, whose answer is random, with the distribution it must
-have: a chi-square test of thousands of seeded draws against the uniform. Call them from the
-check cells: ``ch07.check_diagonal_fisher(diagonal_fisher)``.
+have: a chi-square test of thousands of seeded draws against the uniform. Exercise 7.4 is a
+derivation: :func:`check_replay_saving_derivation` compares the learner's number with the
+formula and names the typical slip it matches. Call them from the check cells:
+``ch07.check_diagonal_fisher(diagonal_fisher)``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from torch import nn
 
 from handbook import continual
 from handbook.exercises.checks import (
+    DERIVATION,
     Case,
     ExerciseResult,
     check_exercise,
+    check_number,
     describe,
     expect,
     expect_close,
@@ -353,3 +357,69 @@ def _expect_matrix_unchanged(average_forgetting: Callable) -> None:
         np.array_equal(matrix, original),
         f"the matrix passed in was modified: expected it unchanged, got {describe(matrix)}",
     )
+
+
+# Exercise 7.4 ---------------------------------------------------------------------------------
+
+#: Exercise 7.4's update: old data four times the new, a replay memory of 20% of the old data.
+DERIVATION_OLD_TO_NEW = 4
+DERIVATION_REPLAY_FRACTION = 0.2
+
+
+def replay_saving_slips() -> dict[float, str]:
+    """Exercise 7.4's typical wrong answers (value -> what it corresponds to)."""
+    r, f = DERIVATION_OLD_TO_NEW, DERIVATION_REPLAY_FRACTION
+    saved = 1 - float(continual.replay_compute_share(r, f))
+    return {
+        1 - float(continual.replay_compute_share(r, 0.1)): (
+            "the saving with the chapter's 10% replay; this update replays 20%"
+        ),
+        1 - f * r / (1 + r): (
+            "a saving that counts only the replayed examples; the update also trains on all "
+            "of the new data"
+        ),
+        1 - f: "1 - f, the saving's limit when the old data are infinitely larger than the new",
+        1 - saved: "the update's share of retraining's compute, not the share it saves",
+        1 - (1 + f * r) / r: "a saving measured against the old data alone",
+        100 * saved: "the saving as a percentage; write it as a fraction (0.65 = 65% saved)",
+    }
+
+
+def check_replay_saving_derivation(saving: object) -> ExerciseResult:
+    """Exercise 7.4 (derive): the compute one update saves against retraining, as a fraction,
+    when the old data are :data:`DERIVATION_OLD_TO_NEW` times the new and the replay memory
+    holds :data:`DERIVATION_REPLAY_FRACTION` of the old data (same epochs for both).
+
+    The true value is ``1 - continual.replay_compute_share(4, 0.2)``; the tolerance (0.005)
+    admits rounding to two decimals. A typical slip is named in the message.
+    """
+    r, f = DERIVATION_OLD_TO_NEW, DERIVATION_REPLAY_FRACTION
+    expected = 1 - float(continual.replay_compute_share(r, f))
+    explain = (
+        f"Retraining goes through the new data n and the old data {r}n: n(1 + {r}) examples per "
+        f"epoch. The update goes through the new data and the replayed {f:g} x {r}n: "
+        f"n(1 + {f:g} x {r}). Saved = 1 - (1 + f r) / (1 + r) = 1 - {1 + f * r:g} / {1 + r:g}."
+    )
+    return check_number(
+        "7.4",
+        "the saving at another replay ratio",
+        saving,
+        expected,
+        tolerance=0.005,
+        unit="",
+        kind=DERIVATION,
+        explain=_with_slip(saving, expected, replay_saving_slips(), 0.005) + explain,
+    )
+
+
+def _with_slip(answer: object, expected: float, slips: dict[float, str], tolerance: float) -> str:
+    """'Your number is <slip>.' when the answer matches a typical slip (and not the truth)."""
+    if not isinstance(answer, (int, float, np.integer, np.floating)) or isinstance(answer, bool):
+        return ""
+    value = float(answer)
+    if not np.isfinite(value) or abs(value - expected) <= tolerance:
+        return ""
+    for slip, meaning in slips.items():
+        if abs(value - slip) <= tolerance * max(1.0, abs(slip)):  # a percentage: scaled
+            return f"Your number is {meaning}. "
+    return ""
