@@ -196,3 +196,50 @@ def test_weight_decay_as_l2_is_caught_only_where_weight_decay_is_on() -> None:
     failing = {line.split(":")[0] for line in result.messages}
     assert result.passed == len(passing)
     assert not failing & passing
+
+
+# Exercise 2.4 (derive): the loss scale after a run ----------------------------------------------
+
+
+def test_the_derived_loss_scale_is_what_gradscaler_reaches() -> None:
+    assert ch02.scale_after_run() == 2.0**16 * 0.5**5 * 2.0**2
+    # 3 overflows: 8 -> 1; 10 clean steps with an interval of 4: two doublings -> 4
+    assert ch02.scale_after_run(3, 10, init_scale=8.0, growth_interval=4) == 4.0
+
+
+def test_the_reference_derivation_passes(capsys) -> None:
+    result = ch02.check_loss_scale_derivation(8192)
+
+    assert (result.id, result.status, result.kind) == ("2.4", "passed", "derivation")
+    assert "you derived 8,192, the formula gives 8,192" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (2048, "that is the scale right after the overflows"),
+        (262144, "that leaves out the overflows"),
+        (9742, "grows in whole doublings, not continuously"),
+        (16384, "one halving too few, or one doubling too many"),
+        (4096, "one halving too many"),
+        (1000.0, "off by -7,192"),
+    ],
+)
+def test_a_wrong_derivation_fails_naming_the_slip(answer, message) -> None:
+    result = ch02.check_loss_scale_derivation(answer)
+
+    assert result.status == "failed"
+    assert message in result.messages[0], result.messages
+    assert "floor(4,500 / 2,000) = 2 doublings" in result.messages[0]
+
+
+@pytest.mark.parametrize("answer", [None, ...])
+def test_an_empty_derivation_is_not_done(answer) -> None:
+    assert ch02.check_loss_scale_derivation(answer).status == "not done"
+
+
+def test_a_derivation_that_is_not_a_number_fails_with_a_message() -> None:
+    result = ch02.check_loss_scale_derivation("8192")
+
+    assert result.status == "failed"
+    assert "write the number without quotes" in result.messages[0]

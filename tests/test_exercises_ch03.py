@@ -119,12 +119,53 @@ def jaccard_empty_is_zero(first, second, k):
     return 0.0 if not a | b else len(a & b) / len(a | b)
 
 
+# Exercise 3.4 (find the bug) ------------------------------------------------------------------
+
+
+def buggy_padding_ratio(batches, lengths):
+    """The chapter's buggy version: every batch padded to the data set's longest row."""
+    longest = max(lengths)
+    padded = sum(len(batch) * longest for batch in batches)
+    real = sum(lengths[index] for batch in batches for index in batch)
+    return (padded - real) / padded
+
+
+def padding_ratio(batches, lengths):
+    padded = sum(len(batch) * max(lengths[index] for index in batch) for batch in batches)
+    real = sum(lengths[index] for batch in batches for index in batch)
+    return (padded - real) / padded
+
+
+def padding_over_real_tokens(batches, lengths):
+    padded = sum(len(batch) * max(lengths[index] for index in batch) for batch in batches)
+    real = sum(lengths[index] for batch in batches for index in batch)
+    return (padded - real) / real
+
+
+def padding_from_the_first_row(batches, lengths):
+    padded = sum(len(batch) * lengths[batch[0]] for batch in batches)
+    real = sum(lengths[index] for batch in batches for index in batch)
+    return (padded - real) / padded
+
+
+def padding_sorting_the_batches(batches, lengths):
+    for batch in batches:
+        batch.sort()
+    return padding_ratio(batches, lengths)
+
+
 CHECKS = {
     "3.1": ch03.check_deduplicate,
     "3.2": ch03.check_bucket_batches,
     "3.3": ch03.check_jaccard,
+    "3.4": ch03.check_padding_ratio,
 }
-SOLUTIONS = {"3.1": deduplicate, "3.2": bucket_batches, "3.3": jaccard_shingles}
+SOLUTIONS = {
+    "3.1": deduplicate,
+    "3.2": bucket_batches,
+    "3.3": jaccard_shingles,
+    "3.4": padding_ratio,
+}
 
 
 def test_strict_mode_turns_a_wrong_answer_into_an_exception(monkeypatch) -> None:
@@ -146,4 +187,16 @@ MISTAKES = [
     ("3.3", jaccard_over_the_smaller_set, "'banana' and 'bandana', k=2"),
     ("3.3", jaccard_of_lists, "'aaaa' and 'aaaaaaaa', k=2"),
     ("3.3", jaccard_empty_is_zero, "two texts shorter than k"),
+    ("3.4", buggy_padding_ratio, "still has the bug"),
+    ("3.4", padding_over_real_tokens, "bucketed batches of 16 over 300 rows"),
+    ("3.4", padding_from_the_first_row, "one batch of three rows: padding_ratio"),
+    ("3.4", padding_sorting_the_batches, "changed the batches or the lengths"),
 ]
+
+
+def test_the_bug_is_named_without_giving_the_fix() -> None:
+    result = ch03.check_padding_ratio(buggy_padding_ratio)
+
+    bug_lines = [line for line in result.messages if "still has the bug" in line]
+    assert len(bug_lines) == 3, result.messages
+    assert all("longest" not in line and "max" not in line for line in bug_lines)

@@ -179,3 +179,52 @@ MISTAKES = [
     ("4.3", masks_as_floats, "failed", "dtype: expected torch.bool, got torch.float32"),
     ("4.3", masks_zeroing_in_place, "failed", "the weights passed in were modified"),
 ]
+
+
+# Exercise 4.4 (derive): an INT8 model's size in bytes -------------------------------------------
+
+
+def test_the_int8_size_counts_one_byte_per_weight_and_four_per_scale_and_bias() -> None:
+    assert ch04.int8_model_bytes(((3, 2, True),)) == 6 + 2 * 4 + 2 * 4
+    assert ch04.int8_model_bytes(((3, 2, False),)) == 6 + 2 * 4
+    assert ch04.int8_model_bytes() == 2_609_152 + 3_560 * 4 + 2_560 * 4
+
+
+def test_the_reference_size_passes(capsys) -> None:
+    result = ch04.check_int8_size_derivation(2_633_632)
+
+    assert (result.id, result.status, result.kind) == ("4.4", "passed", "derivation")
+    assert "the formula gives 2,633,632 bytes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (2_619_392, "the scales are missing"),
+        (2_623_392, "the biases are missing"),
+        (2_609_152, "counts the INT8 weights only"),
+        (2_619_404, "one scale per tensor"),
+        (2_637_632, "the output projection has no bias"),
+        (2_637_192, "stores no zero point"),
+        (10_446_848, "that is the float32 size"),
+        (2_600_000, "off by -33,632 bytes"),
+    ],
+)
+def test_a_wrong_size_fails_naming_the_slip(answer, message) -> None:
+    result = ch04.check_int8_size_derivation(answer)
+
+    assert result.status == "failed"
+    assert message in result.messages[0], result.messages
+    assert "= 2,633,632 bytes" in result.messages[0]
+
+
+@pytest.mark.parametrize("answer", [None, ...])
+def test_an_empty_size_is_not_done(answer) -> None:
+    assert ch04.check_int8_size_derivation(answer).status == "not done"
+
+
+def test_a_size_as_a_list_fails_with_a_message() -> None:
+    result = ch04.check_int8_size_derivation([2_633_632])
+
+    assert result.status == "failed"
+    assert "write a single number" in result.messages[0]

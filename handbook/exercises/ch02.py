@@ -4,7 +4,8 @@ Each check runs the learner's function on several inputs and compares it with th
 that does the same job: ``torch.optim.lr_scheduler`` for the schedule, ``torch.optim.AdamW``
 for the optimizer step, ``torch._amp_update_scale_`` (the kernel behind
 ``torch.amp.GradScaler.update``) for the loss scale. Call them from the check cells:
-``ch02.check_warmup_cosine(warmup_cosine_lr)``.
+``ch02.check_warmup_cosine(warmup_cosine_lr)``. Exercise 2.4 is a derivation: the learner writes
+a number, and the check computes the true value with the same PyTorch kernel.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 import torch
 
+from handbook.exercises import checks
 from handbook.exercises.checks import (
     Case,
     ExerciseResult,
@@ -305,3 +307,81 @@ def _scale_run(update_loss_scale: Callable[..., tuple]) -> None:
         result = update_loss_scale(grads, scale, tracker, 2.0, 0.5, 3)
         _expect_scale_result(result, expected, f"step {step} (scale {scale}, tracker {tracker})")
         _, scale, tracker = expected
+
+
+# Exercise 2.4 ---------------------------------------------------------------------------------
+
+#: The run of exercise 2.4: GradScaler's defaults, a burst of overflows, then clean steps.
+DERIVATION_INIT_SCALE = 2.0**16
+DERIVATION_GROWTH_INTERVAL = 2000
+DERIVATION_OVERFLOWS = 5
+DERIVATION_CLEAN_STEPS = 4500
+
+
+def scale_after_run(
+    overflows: int = DERIVATION_OVERFLOWS,
+    clean_steps: int = DERIVATION_CLEAN_STEPS,
+    *,
+    init_scale: float = DERIVATION_INIT_SCALE,
+    growth_interval: int = DERIVATION_GROWTH_INTERVAL,
+) -> float:
+    """The loss scale after ``overflows`` overflowing steps then ``clean_steps`` clean ones,
+    stepped through ``torch._amp_update_scale_`` (the kernel of ``GradScaler.update``) with its
+    default factors (x2 growth, x0.5 back-off)."""
+    scale = torch.tensor([float(init_scale)])
+    tracker = torch.zeros(1, dtype=torch.int32)
+    for step in range(overflows + clean_steps):
+        found_inf = torch.tensor([1.0 if step < overflows else 0.0])
+        torch._amp_update_scale_(scale, tracker, found_inf, 2.0, 0.5, growth_interval)
+    return float(scale.item())
+
+
+def _scale_slips() -> dict[float, str]:
+    """Answers a typical slip gives, and what each one forgot."""
+    after_overflows = DERIVATION_INIT_SCALE * 0.5**DERIVATION_OVERFLOWS
+    growths = DERIVATION_CLEAN_STEPS // DERIVATION_GROWTH_INTERVAL
+    return {
+        after_overflows: "that is the scale right after the overflows: the clean steps that "
+        "follow make it grow again",
+        DERIVATION_INIT_SCALE * 2.0**growths: "that leaves out the overflows: each one halves "
+        "the scale (and the step is skipped)",
+        after_overflows * 2.0 ** (DERIVATION_CLEAN_STEPS / DERIVATION_GROWTH_INTERVAL): "the "
+        "scale grows in whole doublings, not continuously: count complete intervals",
+        DERIVATION_INIT_SCALE * 0.5 ** (DERIVATION_OVERFLOWS - 1) * 2.0**growths: "one halving "
+        "too few, or one doubling too many: count the overflows and the complete intervals again",
+        DERIVATION_INIT_SCALE * 0.5 ** (DERIVATION_OVERFLOWS + 1) * 2.0**growths: "one halving "
+        "too many: each of the overflowing steps halves the scale once",
+    }
+
+
+def check_loss_scale_derivation(answer: object) -> ExerciseResult:
+    """Exercise 2.4 (derive): the loss scale after 5 overflows then 4,500 clean steps.
+
+    ``answer`` is a number. The expected value is stepped through PyTorch's own scale-update
+    kernel; a typical slip (overflows left out, growth counted continuously, an interval too
+    many) is named in the feedback.
+    """
+    expected = scale_after_run()
+    explain = (
+        f"Each overflow halves S: {DERIVATION_INIT_SCALE:,.0f} x 0.5^{DERIVATION_OVERFLOWS} = "
+        f"{DERIVATION_INIT_SCALE * 0.5**DERIVATION_OVERFLOWS:,.0f}; then S doubles once per "
+        f"complete interval of {DERIVATION_GROWTH_INTERVAL:,} clean steps: "
+        f"floor({DERIVATION_CLEAN_STEPS:,} / {DERIVATION_GROWTH_INTERVAL:,}) = "
+        f"{DERIVATION_CLEAN_STEPS // DERIVATION_GROWTH_INTERVAL} doublings"
+    )
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        for slip, why in _scale_slips().items():
+            if slip != expected and math.isclose(float(answer), slip, rel_tol=1e-3):
+                explain = f"Likely slip: {why}.\n{explain}"
+                break
+    return checks.check_number(
+        "2.4",
+        "the loss scale after a run",
+        answer,
+        expected,
+        tolerance=0.5,
+        relative=False,
+        unit="",
+        kind=checks.DERIVATION,
+        explain=explain,
+    )

@@ -2,8 +2,8 @@
 
 Each check runs the learner's function on several inputs, edge cases included, and compares it
 with a library that does the same job wherever one exists (pandas for deduplication,
-scikit-learn for Jaccard similarity). Call them from the check cells:
-``ch03.check_deduplicate(deduplicate)``.
+scikit-learn for Jaccard similarity, ``torch.nn.utils.rnn.pad_sequence`` for padding). Call
+them from the check cells: ``ch03.check_deduplicate(deduplicate)``.
 """
 
 from __future__ import annotations
@@ -212,3 +212,97 @@ def _expect_jaccard(function: Callable, first: str, second: str, k: int, expecte
     result = function(first, second, k)
     expect_type(result, float, what)
     expect_close(result, expected, what, atol=1e-9)
+
+
+# Exercise 3.4 ---------------------------------------------------------------------------------
+
+
+def _padded_share(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
+    """Padding share from ``pad_sequence``: each batch padded to its longest row, pads counted."""
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    pads = positions = 0
+    for batch in batches:
+        rows = [torch.ones(int(lengths[index])) for index in batch]
+        padded = pad_sequence(rows, batch_first=True)
+        positions += padded.numel()
+        pads += int((padded == 0).sum())
+    return pads / positions
+
+
+def check_padding_ratio(padding_ratio: Callable[[Sequence, Sequence], float]) -> ExerciseResult:
+    """Exercise 3.4 (find the bug): ``padding_ratio(batches, lengths)``.
+
+    ``batches`` is a list of lists of row indices, ``lengths`` the length of every row; the
+    answer is the share of padded positions when every batch is padded to ITS longest row
+    (compared with what ``torch.nn.utils.rnn.pad_sequence`` pads). The chapter's
+    ``buggy_padding_ratio`` pads every batch to the longest row of the whole data set.
+    """
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(2, 40, 300)
+    sorted_order = np.argsort(lengths, kind="stable")
+    bucketed = [sorted_order[i : i + 16].tolist() for i in range(0, 300, 16)]
+    random_order = rng.permutation(300)
+    shuffled = [random_order[i : i + 16].tolist() for i in range(0, 300, 16)]
+    cases = [
+        _padding_case(padding_ratio, "one batch of three rows", [[0, 1, 2]], [3, 5, 4]),
+        _padding_case(padding_ratio, "rows of equal length", [[0, 1], [2, 3]], [6, 6, 6, 6]),
+        _padding_case(
+            padding_ratio, "random batches of 16 over 300 rows", shuffled, lengths.tolist()
+        ),
+        _padding_case(
+            padding_ratio, "a row in a batch of its own", [[0, 2], [1]], [7, 30, 5], bug=True
+        ),
+        _padding_case(
+            padding_ratio,
+            "bucketed batches of 16 over 300 rows",
+            bucketed,
+            lengths.tolist(),
+            bug=True,
+        ),
+        _padding_case(
+            padding_ratio,
+            "lengths as a NumPy array, indices in any order",
+            [[4, 0], [3, 1, 2]],
+            np.array([2, 9, 8, 9, 5]),
+            bug=True,
+        ),
+        Case(
+            "the arguments are left unchanged",
+            lambda: _expect_arguments_kept(padding_ratio, shuffled, lengths.tolist()),
+        ),
+    ]
+    return check_exercise("3.4", "the padding share, bug fixed", cases)
+
+
+def _padding_case(
+    padding_ratio: Callable, description: str, batches, lengths, *, bug: bool = False
+) -> Case:
+    def run() -> None:
+        expected = _padded_share(batches, lengths)
+        got = padding_ratio([list(batch) for batch in batches], lengths)
+        what = f"padding_ratio({len(batches)} batches, lengths of {len(lengths)} rows)"
+        expect_type(got, (float, np.floating), what)
+        longest = int(max(lengths))
+        as_if_global = 1.0 - sum(int(lengths[i]) for b in batches for i in b) / (
+            longest * sum(len(batch) for batch in batches)
+        )
+        if bug and abs(float(got) - as_if_global) < 1e-9:
+            raise AssertionError(
+                f"{what}: still has the bug: {100 * float(got):.1f}% padding where the batches "
+                f"need {100 * expected:.1f}%: short batches are counted as padded further than "
+                "their own rows"
+            )
+        expect_close(float(got), expected, what)
+
+    return Case(description, run)
+
+
+def _expect_arguments_kept(padding_ratio: Callable, batches, lengths) -> None:
+    batches_copy, lengths_copy = [list(batch) for batch in batches], list(lengths)
+    padding_ratio(batches_copy, lengths_copy)
+    expect(
+        batches_copy == [list(batch) for batch in batches] and lengths_copy == list(lengths),
+        "padding_ratio changed the batches or the lengths it was given; expected them unchanged",
+    )

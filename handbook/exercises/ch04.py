@@ -5,6 +5,8 @@ with a library that does the same job: torchao's ``choose_qparams_affine`` for q
 parameters, ``torch.nn.functional.cross_entropy`` with probability targets for the soft
 distillation loss, ``torch.nn.utils.prune.global_unstructured`` for global pruning masks.
 Call them from the check cells: ``ch04.check_per_channel_qparams(per_channel_qparams)``.
+Exercise 4.4 is a derivation: the learner writes a number of bytes, and the check quantizes the
+layers with ``handbook.compress`` and counts the bytes of what it stores.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from handbook.exercises import checks
 from handbook.exercises.checks import (
     Case,
     ExerciseResult,
@@ -269,3 +272,84 @@ def _expect_weights_unchanged(function, weights: list[torch.Tensor]) -> None:
             torch.equal(copy, original),
             "the weights passed in were modified; expected only masks to be returned",
         )
+
+
+# Exercise 4.4 ---------------------------------------------------------------------------------
+
+#: The layers of exercise 4.4: ``(in_features, out_features, bias)``: a Transformer feed-forward
+#: block and an output projection without a bias.
+DERIVATION_LAYERS = ((512, 2048, True), (2048, 512, True), (512, 1000, False))
+FLOAT32_BYTES = 4
+
+
+def int8_model_bytes(layers=DERIVATION_LAYERS) -> int:
+    """Bytes of ``layers`` stored as symmetric INT8 weights with one float32 scale per output
+    channel, biases left in float32: quantized with :func:`handbook.compress.quantize_symmetric`
+    and counted from the tensors it returns (``nbytes``)."""
+    from handbook import compress
+
+    generator = torch.Generator().manual_seed(0)
+    total = 0
+    for in_features, out_features, bias in layers:
+        weight = torch.randn(out_features, in_features, generator=generator)
+        q, scale = compress.quantize_symmetric(weight, axis=0)
+        total += q.nbytes + scale.float().nbytes
+        if bias:
+            total += torch.zeros(out_features, dtype=torch.float32).nbytes
+    return total
+
+
+def _size_slips() -> dict[int, str]:
+    """Answers a typical slip gives, and what each one forgot."""
+    weights = sum(i * o for i, o, _ in DERIVATION_LAYERS)
+    channels = sum(o for _, o, _ in DERIVATION_LAYERS)
+    biases = sum(o for _, o, bias in DERIVATION_LAYERS if bias)
+    right = weights + FLOAT32_BYTES * (channels + biases)
+    tensors = len(DERIVATION_LAYERS)
+    return {
+        right - FLOAT32_BYTES * channels: "the scales are missing: one float32 per output "
+        "channel of every layer",
+        right - FLOAT32_BYTES * biases: "the biases are missing: they stay float32",
+        right - FLOAT32_BYTES * (channels + biases): "that counts the INT8 weights only; the "
+        "scales and the biases are stored too",
+        weights + FLOAT32_BYTES * (tensors + biases): "that is one scale per tensor; here every "
+        "output channel has its own",
+        right + FLOAT32_BYTES * (channels - biases): "the output projection has no bias",
+        right + channels: "symmetric quantization stores no zero point",
+        FLOAT32_BYTES * (weights + biases): "that is the float32 size: an INT8 weight takes one "
+        "byte",
+        8 * weights + FLOAT32_BYTES * (channels + biases): "an INT8 weight takes one byte (8 "
+        "bits), not 8 bytes",
+    }
+
+
+def check_int8_size_derivation(answer: object) -> ExerciseResult:
+    """Exercise 4.4 (derive): the bytes of three Linear layers at INT8 with per-channel scales.
+
+    ``answer`` is a number of bytes. The expected value is counted from the tensors
+    ``compress.quantize_symmetric(weight, axis=0)`` returns; a typical slip (scales or biases
+    left out, one scale per tensor, a bias on the projection, float32 weights) is named.
+    """
+    expected = int8_model_bytes()
+    weights = sum(i * o for i, o, _ in DERIVATION_LAYERS)
+    channels = sum(o for _, o, _ in DERIVATION_LAYERS)
+    biases = sum(o for _, o, bias in DERIVATION_LAYERS if bias)
+    explain = (
+        f"INT8: {weights:,} weights x 1 byte + {channels:,} output channels x 4 bytes of scale + "
+        f"{biases:,} biases x 4 bytes = {expected:,} bytes"
+    )
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        why = _size_slips().get(round(answer)) if float(answer).is_integer() else None
+        if why is not None and round(answer) != expected:
+            explain = f"Likely slip: {why}.\n{explain}"
+    return checks.check_number(
+        "4.4",
+        "an INT8 model's size in bytes",
+        answer,
+        expected,
+        tolerance=0.5,
+        relative=False,
+        unit="bytes",
+        kind=checks.DERIVATION,
+        explain=explain,
+    )
