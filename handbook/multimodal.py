@@ -26,8 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
-from handbook import bench, train
+from handbook import bench, config, train
 from handbook.attention import merge_heads, scaled_dot_product_attention, split_heads
 
 PAD, UNKNOWN = "<pad>", "<unk>"
@@ -362,6 +363,169 @@ def image_patches(images: Tensor, patch: int = 2) -> Tensor:
             f"got {tuple(images.shape)}"
         )
     return F.unfold(images, kernel_size=patch, stride=patch).transpose(1, 2)
+
+
+# Reranking with cross-modal attention -----------------------------------------------------------
+
+
+class CrossAttentionReranker(nn.Module):
+    """A fusion scorer of (caption, image) pairs built on :class:`CrossModalAttention`.
+
+    The caption's tokens ``(n, L)`` are embedded to ``(n, L, d_model)``; the image ``(n, 1, side,
+    side)`` is cut into ``patch x patch`` patches, each projected to ``d_model`` plus a learned
+    position embedding (without it a patch would not know where it is, and slant is about
+    where). The tokens attend to the patches, a residual connection and a layer norm follow, the
+    non-padding tokens are averaged and an MLP gives one score per pair: ``(n,)``.
+
+    The last layer starts at zero, so an untrained reranker adds 0 to whatever score it refines.
+    """
+
+    def __init__(
+        self, vocab_size: int, d_model: int = 32, num_heads: int = 4, patch: int = 2, side: int = 8
+    ):
+        super().__init__()
+        if side % patch:
+            raise ValueError(f"side={side} is not divisible by patch={patch}")
+        self.patch = patch
+        self.token_embedding = nn.Embedding(vocab_size, d_model, padding_idx=0)
+        self.patch_projection = nn.Linear(patch * patch, d_model)
+        self.patch_position = nn.Parameter(0.1 * torch.randn((side // patch) ** 2, d_model))
+        self.cross_attention = CrossModalAttention(d_model, d_model, num_heads=num_heads)
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, 1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, tokens: Tensor, images: Tensor) -> Tensor:
+        """Scores ``(n,)`` of ``n`` caption-image pairs: ``tokens`` ``(n, L)``, ``images``
+        ``(n, 1, side, side)``."""
+        if tokens.dim() != 2 or len(tokens) != len(images):
+            raise ValueError(
+                "expected tokens (n, L) and images (n, 1, side, side) with the same n, "
+                f"got {tuple(tokens.shape)} and {tuple(images.shape)}"
+            )
+        text = self.token_embedding(tokens)
+        patches = self.patch_projection(image_patches(images, self.patch)) + self.patch_position
+        attended, _ = self.cross_attention(text, patches)
+        states = self.norm(text + attended)
+        present = (tokens != 0).unsqueeze(-1).to(states.dtype)
+        pooled = (states * present).sum(dim=1) / present.sum(dim=1).clamp(min=1.0)
+        return self.head(pooled).squeeze(-1)
+
+
+def candidate_lists(similarity: Tensor, k: int) -> Tensor:
+    """The retriever's shortlist: each query's ``k`` best items, best first, ``(queries, k)``."""
+    return top_k_indices(similarity, k)
+
+
+def rerank_scores(
+    reranker: CrossAttentionReranker,
+    tokens: Tensor,
+    images: Tensor,
+    candidates: Tensor,
+    prior: Tensor,
+) -> Tensor:
+    """Scores ``(queries, k)`` of each query's candidates: the retriever's logit ``prior``
+    ``(queries, k)`` plus the reranker's score of the (caption, candidate image) pair.
+
+    ``tokens`` ``(queries, L)``; ``images`` the catalogue ``(items, 1, side, side)``;
+    ``candidates`` ``(queries, k)`` indices into it. One forward pass per pair: ``queries * k``
+    of them, which is why a fusion model reranks a shortlist and does not search a catalogue.
+    """
+    queries, k = candidates.shape
+    pair_tokens = tokens.unsqueeze(1).expand(-1, k, -1).reshape(queries * k, -1)
+    pair_images = images[candidates.reshape(-1)]
+    return prior + reranker(pair_tokens, pair_images).view(queries, k)
+
+
+def listwise_loss(scores: Tensor, relevant: Tensor) -> Tensor:
+    """Cross-entropy of picking a relevant candidate: ``-log`` of the softmax mass of the
+    relevant ones, averaged over queries. ``scores`` and ``relevant`` (bool) ``(queries, k)``;
+    every row needs one relevant candidate."""
+    if not relevant.any(dim=1).all():
+        raise ValueError("every query needs at least one relevant candidate")
+    on_relevant = scores.masked_fill(~relevant, float("-inf"))
+    return (torch.logsumexp(scores, dim=1) - torch.logsumexp(on_relevant, dim=1)).mean()
+
+
+def train_reranker(
+    reranker: CrossAttentionReranker,
+    tokens: Tensor,
+    images: Tensor,
+    relevant: Tensor,
+    prior: Tensor,
+    *,
+    epochs: int,
+    candidates: int = 10,
+    pool: int = 50,
+    batch_size: int = 64,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    description: str = "reranker",
+) -> list[float]:
+    """Train ``reranker`` on the training queries; return the mean loss of each epoch.
+
+    ``tokens`` ``(queries, L)`` are the training captions and ``images`` ``(items, 1, side,
+    side)`` the training images; ``relevant`` ``(queries, items)`` bool; ``prior``
+    ``(queries, items)`` the retriever's logits, which the reranker refines. For every query and
+    epoch, ``candidates - 1`` negatives are drawn at random from the retriever's ``pool`` best
+    items, and the query's own image (item ``i`` for query ``i``) completes the list: the
+    retriever's own top-k on its training data is nearly always right and would teach little.
+    The loss is :func:`listwise_loss` over :func:`rerank_scores`.
+    """
+    if relevant.shape != prior.shape or len(tokens) != len(prior):
+        raise ValueError(
+            f"expected relevant and prior of shape ({len(tokens)}, items), "
+            f"got {tuple(relevant.shape)} and {tuple(prior.shape)}"
+        )
+    if not 2 <= candidates <= pool <= prior.shape[1]:
+        raise ValueError(
+            f"expected 2 <= candidates <= pool <= items, got {candidates}, {pool}, {prior.shape[1]}"
+        )
+    generator = train.set_seed(seed)
+    optimizer = torch.optim.AdamW(reranker.parameters(), lr=learning_rate, weight_decay=1e-4)
+    shortlist = top_k_indices(prior, pool)
+    queries = torch.arange(len(tokens))
+    losses = []
+    progress = tqdm(range(epochs), desc=description, disable=not config.live_progress())
+    for _ in progress:
+        reranker.train()
+        total = 0.0
+        for batch in torch.randperm(len(tokens), generator=generator).split(batch_size):
+            drawn = torch.rand(len(batch), pool, generator=generator).argsort(dim=1)
+            negatives = shortlist[batch].gather(1, drawn[:, : candidates - 1])
+            chosen = torch.cat([queries[batch, None], negatives], dim=1)
+            scores = rerank_scores(
+                reranker, tokens[batch], images, chosen, prior[batch[:, None], chosen]
+            )
+            loss = listwise_loss(scores, relevant[batch[:, None], chosen])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(batch)
+        losses.append(total / len(tokens))
+        progress.set_postfix(loss=f"{losses[-1]:.3f}")
+    reranker.eval()
+    return losses
+
+
+@torch.no_grad()
+def reranked_similarity(
+    reranker: CrossAttentionReranker,
+    tokens: Tensor,
+    images: Tensor,
+    prior: Tensor,
+    k: int,
+) -> Tensor:
+    """The retriever's ``prior`` ``(queries, items)`` with each query's top ``k`` rescored by
+    :func:`rerank_scores` and kept above every item outside the shortlist, so that recall@j
+    for j <= k measures the reranked order and the rest is the retriever's."""
+    reranker.eval()
+    shortlist = candidate_lists(prior, k)
+    rescored = rerank_scores(reranker, tokens, images, shortlist, prior.gather(1, shortlist))
+    outside = prior - prior.max(dim=1, keepdim=True).values  # <= 0: below every candidate
+    inside = rescored - rescored.min(dim=1, keepdim=True).values + 1.0  # >= 1
+    return outside.scatter(1, shortlist, inside)
 
 
 # Benchmarks --------------------------------------------------------------------------------------
