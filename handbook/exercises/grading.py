@@ -533,6 +533,8 @@ def grade_class(
     settings = _settings_key(exercises, limits)
     targets = [_store_path(store, file, settings) for file in files]
     todo = [index for index, target in enumerate(targets) if not target.is_file()]
+    if todo:  # before anyone is graded: a sandbox that cannot run here would fail every student
+        print(sandbox.probe(limits, [Path(item) for item in protected]), file=stream, flush=True)
     if len(todo) < len(files):
         print(
             f"{len(files) - len(todo)} submission(s) already graded in {store}; reusing them",
@@ -550,14 +552,21 @@ def grade_class(
         )
         for index in todo
     ]
-    for done, (index, _) in enumerate(_run_tasks(arguments, todo, jobs), start=1):
-        grade = _load(targets[index], labels[index])
-        print(
-            f"[{done}/{len(todo)}] {grade.label}: {grade.score}/{grade.out_of} in "
-            f"{grade.seconds:.1f} s",
-            file=stream,
-            flush=True,
-        )
+    done = 0
+    try:
+        for done, (index, _) in enumerate(_run_tasks(arguments, todo, jobs), start=1):
+            grade = _load(targets[index], labels[index])
+            print(
+                f"[{done}/{len(todo)}] {grade.label}: {grade.score}/{grade.out_of} in "
+                f"{grade.seconds:.1f} s",
+                file=stream,
+                flush=True,
+            )
+    except sandbox.SandboxUnavailable as error:  # this machine's fault: stop, record nothing
+        raise sandbox.SandboxUnavailable(
+            f"stopped after {done} of {len(todo)} submission(s) (their results are kept in "
+            f"{store}; a rerun resumes): {error}"
+        ) from None
     grades = [_load(target, label) for target, label in zip(targets, labels, strict=True)]
     csv_path = Path(csv_path) if csv_path else out_dir / "grades.csv"
     print(file=stream)

@@ -6,7 +6,11 @@ grader is not root): no network interface but a down loopback, a private ``tmpfs
 ``Limits.scratch_bytes`` over ``/tmp`` (the working folder, ``HOME`` and ``TMPDIR`` live there),
 ``/dev/shm`` and ``/var/tmp``, the protected paths (the submissions, the output folder, the
 grader's home, the book's checkout) bind-mounted read-only, every capability dropped, and, when
-the grader is root, a user id of its own. Elsewhere it runs as a plain child process and
+the grader is root, a user id of its own. What the worker's Python needs (the interpreter, its
+``libpython``, the standard library, site-packages, the book's package: :func:`interpreter_paths`)
+stays readable and read-only, even where it lives in a folder that user may not enter (a pyenv
+or conda Python in root's home, mode 0700): such a folder is masked by an empty one holding only
+those paths. Elsewhere it runs as a plain child process and
 :func:`isolation` says, in one line, what is not isolated.
 
 The supervisor imports the heavy libraries the submission's cells import (``torch`` takes
@@ -31,7 +35,9 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
+import time
 import types
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -129,16 +135,81 @@ def isolation() -> Isolation:
     return Isolation(prefix, as_root)
 
 
-#: Folders that can hold the old ``/tmp`` for a moment inside the sandbox's mount namespace.
+#: Folders that can hold a masked folder for a moment inside the sandbox's mount namespace.
 _HOLDERS = ("/mnt", "/media", "/srv", "/opt")
 
 
-def _needed_below_tmp() -> list[Path]:
-    """What the worker must still read when it lives under ``/tmp`` (a checkout or a virtual
-    environment there, as in a CI clone): the book's package and this Python's prefixes."""
-    needed = {Path(remote.__file__).resolve().parents[2], Path(sys.prefix), Path(sys.base_prefix)}
-    below = sorted(path for path in needed if path.is_relative_to("/tmp") and path != Path("/tmp"))
-    return [path for path in below if not any(path.is_relative_to(o) and path != o for o in below)]
+def interpreter_paths() -> list[Path]:
+    """What the worker's Python must read, whatever the install: the interpreter (a venv's link
+    and the real file), its shared ``libpython`` (``LIBDIR``), the standard library, the
+    site-packages and every other folder on ``sys.path``, and the book's package."""
+    paths = {
+        Path(sys.executable).parent,
+        Path(os.path.realpath(sys.executable)).parent,
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sys.exec_prefix),
+        Path(sys.base_exec_prefix),
+        Path(remote.__file__).resolve().parents[2],
+    }
+    if libdir := sysconfig.get_config_var("LIBDIR"):
+        paths.add(Path(libdir))
+    for entry in sys.path:
+        if entry and Path(entry).exists():
+            path = Path(entry).resolve()
+            paths.add(path if path.is_dir() else path.parent)
+    return sorted(path.resolve() for path in paths if path.exists())
+
+
+def _outermost(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` without those inside another one of them."""
+    unique = sorted(set(paths))
+    return [
+        path for path in unique if not any(path != o and path.is_relative_to(o) for o in unique)
+    ]
+
+
+def _needed_below(folder: Path, needed: Sequence[Path]) -> list[Path]:
+    return _outermost([path for path in needed if path.is_relative_to(folder) and path != folder])
+
+
+def _closed_folders(needed: Sequence[Path], uid: int) -> dict[Path, list[Path]]:
+    """Folders the sandbox's user ``uid`` may not enter on the way to a needed path, each with
+    the needed paths below it: ``/root`` (mode 0700) above a pyenv or conda Python installed
+    in root's home. Inside the sandbox each is masked by an empty folder that holds only
+    read-only copies of the needed paths, so the interpreter starts and nothing else shows."""
+    closed: dict[Path, list[Path]] = {}
+    for path in needed:
+        for folder in reversed(path.parents):  # from / down
+            if folder == Path("/") or any(folder.is_relative_to(c) for c in closed):
+                continue
+            with contextlib.suppress(OSError):
+                info = folder.stat()
+                enterable = (
+                    info.st_mode & 0o001
+                    or (info.st_uid == uid and info.st_mode & 0o100)
+                    or (info.st_gid == uid and info.st_mode & 0o010)
+                )
+                if not enterable:
+                    closed[folder] = []
+                    break
+    for folder in closed:
+        closed[folder] = _needed_below(folder, needed)
+    return closed
+
+
+def _mask_lines(folder: Path, kept: Sequence[Path], holder: str, mount: str) -> list[str]:
+    """Shell lines that mount ``mount`` (a tmpfs) over ``folder`` and bind ``kept`` back into
+    it read-only, through ``holder``, where the old folder waits meanwhile."""
+    quoted_folder = shlex.quote(str(folder))
+    lines = [f"mount --rbind {quoted_folder} {holder}", f"{mount} {quoted_folder}"]
+    for path in kept:
+        quoted = shlex.quote(str(path))
+        old = shlex.quote(f"{holder}/{path.relative_to(folder)}")
+        lines.append(f"mkdir -p {quoted}; mount --rbind {old} {quoted}")
+        lines.append(f"mount -o remount,bind,ro {quoted} {quoted}")
+    lines.append(f"umount -l {holder}")
+    return lines
 
 
 def _setup_script(limits: Limits, protected: Sequence[Path], uid: int | None) -> str:
@@ -151,18 +222,20 @@ def _setup_script(limits: Limits, protected: Sequence[Path], uid: int | None) ->
             f"mount -o remount,bind,ro {quoted} {quoted}; fi"
         )
     owner = f",uid={uid},gid={uid}" if uid is not None else ""
-    kept = _needed_below_tmp()
+    needed = interpreter_paths()
     holder = next((folder for folder in _HOLDERS if Path(folder).is_dir()), None)
-    if kept and holder:  # the old /tmp, held aside while the private one is mounted over it
-        lines.append(f"mount --rbind /tmp {holder}")
-    lines.append(f"mount -t tmpfs -o size={limits.scratch_bytes},mode=0700{owner} tmpfs /tmp")
-    if kept and holder:
-        for path in kept:
-            quoted = shlex.quote(str(path))
-            old = shlex.quote(f"{holder}/{path.relative_to('/tmp')}")
-            lines.append(f"mkdir -p {quoted}; mount --rbind {old} {quoted}")
-            lines.append(f"mount -o remount,bind,ro {quoted} {quoted}")
-        lines.append(f"umount -l {holder}")
+    scratch = f"mount -t tmpfs -o size={limits.scratch_bytes},mode=0700{owner} tmpfs"
+    kept = _needed_below(Path(SANDBOX_ROOT), needed)
+    if kept and holder:  # a checkout or a venv under /tmp, as in a CI clone
+        lines.extend(_mask_lines(Path(SANDBOX_ROOT), kept, holder, scratch))
+    else:
+        lines.append(f"{scratch} {SANDBOX_ROOT}")
+    if uid is not None and holder:  # the sandbox's own user: it must still reach the Python
+        outside_tmp = [path for path in needed if not path.is_relative_to(SANDBOX_ROOT)]
+        for folder, below in _closed_folders(outside_tmp, uid).items():
+            lines.extend(
+                _mask_lines(folder, below, holder, "mount -t tmpfs -o size=1m,mode=0755 tmpfs")
+            )
     for folder in ("/dev/shm", "/var/tmp"):
         lines.append(
             f"if [ -d {folder} ]; then mount -t tmpfs -o size=1m,mode=0700 tmpfs {folder}; fi"
@@ -199,6 +272,22 @@ class CellEnded(Exception):
     """How a cell's process ended, as the supervisor saw it."""
 
 
+class SandboxUnavailable(RuntimeError):
+    """The sandbox itself cannot run (the supervisor died before it was ready, or a known-good
+    probe cell failed): a fault of this machine's set-up, never of a submission. The message
+    holds the supervisor's own stderr and what to do."""
+
+
+#: The line the supervisor sends on its control socket once it is ready for cells.
+_READY = b'{"ready": true}\n'
+#: What to do when the sandbox cannot start, appended to :class:`SandboxUnavailable`.
+_ADVICE = (
+    "nothing was graded. Check that the grader's Python runs for another user (its files "
+    "readable by all, e.g. `chmod -R o+rX` on its install), or grade as a non-root user; "
+    "`python -m handbook.exercises.sandbox --probe` repeats this check"
+)
+
+
 @dataclass
 class Sandbox:
     """One submission's supervisor (see the module docstring); use as a context manager."""
@@ -210,6 +299,7 @@ class Sandbox:
     _process: subprocess.Popen | None = None
     _control: socket.socket | None = None
     _scratch: str | None = None
+    _ready: bool = False
 
     def __enter__(self) -> Sandbox:
         self.start()
@@ -222,19 +312,7 @@ class Sandbox:
         """Start the supervisor (it imports ``preload`` before forking any cell)."""
         self.close()
         ours, theirs = socket.socketpair()
-        command = [
-            sys.executable,
-            "-m",
-            "handbook.exercises.sandbox",
-            str(theirs.fileno()),
-            json.dumps(
-                {
-                    "preload": list(self.preload),
-                    "limits": self.limits.to_json(),
-                    "tasks": self._tasks_outside(),
-                }
-            ),
-        ]
+        command = self._supervisor_command(theirs.fileno())
         if self.isolation.namespaced:
             uid = FIRST_SANDBOX_UID + os.getpid() % 4000 if self.isolation.as_root else None
             script = _setup_script(self.limits, self.protected, uid)
@@ -261,6 +339,64 @@ class Sandbox:
         )
         theirs.close()
         self._control = ours
+        self._ready = False
+
+    def _supervisor_command(self, fd: int) -> list[str]:
+        """``python -m handbook.exercises.sandbox FD SETTINGS``, run by this very Python."""
+        settings = {
+            "preload": list(self.preload),
+            "limits": self.limits.to_json(),
+            "tasks": self._tasks_outside(),
+        }
+        return [sys.executable, "-m", "handbook.exercises.sandbox", str(fd), json.dumps(settings)]
+
+    def wait_ready(self, deadline: float) -> None:
+        """Wait until the supervisor has imported what it preloads and waits for cells.
+
+        Raises :class:`SandboxUnavailable` when it ends first: it ran no learner code yet, so
+        that is this machine's fault, never a submission's.
+        """
+        if self._ready:
+            return
+        assert self._control is not None, "start() the sandbox first"
+        data = b""
+        try:
+            while not data.endswith(b"\n"):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("no answer before the deadline")
+                self._control.settimeout(remaining)
+                chunk = self._control.recv(4096)
+                if not chunk:
+                    raise ConnectionError("the supervisor closed its control socket")
+                data += chunk
+        except TimeoutError:
+            if self.alive:
+                raise remote.PeerGone("timeout") from None
+            raise SandboxUnavailable(
+                self._startup_failure("it ended before it was ready")
+            ) from None
+        except OSError as error:
+            raise SandboxUnavailable(self._startup_failure(str(error))) from None
+        finally:
+            if self._control is not None:
+                self._control.settimeout(None)
+        if data != _READY:
+            raise SandboxUnavailable(self._startup_failure(f"it sent {data[:200]!r}"))
+        self._ready = True
+
+    def _startup_failure(self, what: str) -> str:
+        """The message of :class:`SandboxUnavailable`: what happened, the supervisor's stderr."""
+        status, stderr = "still running", ""
+        if self._process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+            if self._process.returncode is not None:
+                status = f"exit status {self._process.returncode}"
+            if self._process.stderr is not None and self._process.returncode is not None:
+                stderr = self._process.stderr.read().decode("utf-8", "replace").strip()
+        said = f"; it said:\n{stderr[-4000:]}\n" if stderr else " with nothing on stderr; "
+        return f"the grading sandbox did not start ({what}; supervisor {status}){said}{_ADVICE}"
 
     def _tasks_outside(self) -> int:
         """Tasks the kernel counts against the sandbox's user that the sandbox cannot see."""
@@ -298,6 +434,7 @@ class Sandbox:
         """
         if not self.alive:
             self.start()
+        self.wait_ready(deadline)
         ours, theirs = socket.socketpair()
         try:
             socket.send_fds(self._control, [b'{"op": "cell"}'], [theirs.fileno()])
@@ -330,11 +467,12 @@ class Sandbox:
                     self._control.sendall(b'{"op": "kill"}\n')
             self._control.settimeout(15)
             data = b""
-            while not data.endswith(b"\n"):
+            while not data.endswith(b"\n") or data.endswith(_READY):  # a late "ready" line
                 chunk = self._control.recv(4096)
                 if not chunk:
                     raise ConnectionError("closed")
                 data += chunk
+            self._ready = True
             return json.loads(data.decode("utf-8").splitlines()[-1])
         except (OSError, ValueError) as error:
             self.close()
@@ -345,6 +483,61 @@ class Sandbox:
             text = self._process.stderr.read().decode("utf-8", "replace").strip()
             return text.splitlines()[-1] if text else f"exit status {self._process.returncode}"
         return "no answer"
+
+
+#: A cell any working sandbox runs: it reports the Python and NumPy that the worker runs.
+PROBE_SOURCE = """import sys
+
+import numpy
+
+
+def probe():
+    return [sys.version, numpy.__version__]
+"""
+
+
+def probe(
+    limits: Limits | None = None, protected: Sequence[Path] = (), timeout: float = 120.0
+) -> str:
+    """Run :data:`PROBE_SOURCE` in a sandbox as grading runs a solution cell; return a line
+    saying what ran. Raises :class:`SandboxUnavailable` when the supervisor cannot start, the
+    cell fails, or the worker runs another Python than the grader (a library or standard
+    library it could not reach, replaced by the system's)."""
+    deadline = time.monotonic() + timeout
+    expected = [sys.version, _numpy_version()]
+    with Sandbox(limits or Limits(), preload=("numpy",), protected=protected) as box:
+        try:
+            with box.cell(deadline) as peer:
+                reply = peer.request({"op": "exec", "source": PROBE_SOURCE, "cell": 0})
+                if reply.get("raised") or "probe" not in reply.get("names", []):
+                    raised = reply.get("raised") or {}
+                    raise SandboxUnavailable(
+                        box._startup_failure(
+                            "a known-good cell failed: "
+                            f"{raised.get('type', 'no probe()')}: {raised.get('message', '')}"
+                        )
+                    )
+                got = remote.RemoteFunction(peer, "probe", "probe")()
+        except remote.PeerGone as gone:
+            raise SandboxUnavailable(
+                box._startup_failure(f"a known-good cell did not answer ({gone})")
+            ) from None
+        box.ending(kill=True)
+    if list(got) != expected:
+        raise SandboxUnavailable(
+            "the grading sandbox runs another Python than the grader: "
+            f"{got[0].split()[0]} with NumPy {got[1]} against {expected[0].split()[0]} with NumPy "
+            f"{expected[1]} (the grader's own libpython or standard library is out of its reach); "
+            + _ADVICE
+        )
+    isolated = "isolated" if box.isolation.namespaced else "not isolated"
+    return f"sandbox ready ({isolated}): Python {got[0].split()[0]}, NumPy {got[1]}"
+
+
+def _numpy_version() -> str:
+    import numpy
+
+    return numpy.__version__
 
 
 # The supervisor and the cell process (run in the sandbox) ---------------------------------
@@ -360,6 +553,7 @@ def _preload(names: Sequence[str]) -> None:
 def supervise(control: socket.socket, limits: Limits, tasks_outside: int = 0) -> None:
     """Fork one cell process per request; report how each ended; reap orphans (we may be PID 1)."""
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # a handler, so PID 1 can be stopped
+    control.sendall(_READY)
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(control, 4096, 1)
@@ -464,8 +658,19 @@ class _CellPeer(remote.Peer):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m handbook.exercises.sandbox FD SETTINGS``: the supervisor (started by Sandbox)."""
+    """``python -m handbook.exercises.sandbox FD SETTINGS``: the supervisor (started by Sandbox).
+
+    ``python -m handbook.exercises.sandbox --probe``: check that grading can run here.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--probe"]:
+        try:
+            print(probe())
+        except SandboxUnavailable as error:
+            raise SystemExit(f"handbook sandbox: {error}") from None
+        if warning := isolation().warning():
+            print(warning)
+        return
     settings = json.loads(argv[1])
     control = socket.socket(fileno=int(argv[0]))
     _preload(settings.get("preload", []))
