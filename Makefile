@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: book test lab student serve bench mlflow lint clean peers
+.PHONY: book test test-python lab student serve bench mlflow lint clean peers
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, this is " + sys.version.split()[0])'
@@ -56,6 +56,13 @@ test: $(STAMP)
 		HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
 		OMP_NUM_THREADS=$(KERNEL_THREADS) MKL_NUM_THREADS=$(KERNEL_THREADS) OPENBLAS_NUM_THREADS=$(KERNEL_THREADS) \
 		$(PY) -m pytest -p nbval --nbval-lax --nbval-current-env $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
+
+## make test-python VERSIONS="3.10 3.11 3.12 3.13": the unit tests (grading's sandbox included)
+## in a virtual environment per Python version (.venv-3.X), from the interpreters this machine has
+## (python3.X on PATH, or pyenv's); one line per version at the end. `make test` stays on one.
+VERSIONS ?= 3.10 3.11 3.12 3.13
+test-python:
+	VERSIONS="$(VERSIONS)" TEST_JOBS=$(TEST_JOBS) bash .ci/python-matrix
 
 ## make lab: JupyterLab with a kernel named "Python (handbook)", installed inside .venv (not in
 ## your home folder); markdown renders as in the book (jupyterlab-myst). LAB_OPTIONS passes options.
