@@ -496,18 +496,19 @@ def quantize_onnx_dynamic(
             str(target),
             weight_type=QuantType.QInt8,
             per_channel=per_channel,
-            reduce_range=not _cpu_has_vnni(),
+            reduce_range=not cpu_has_vnni(),
         )
     return compact_onnx(target, target) if compact else target
 
 
-def _cpu_has_vnni() -> bool:
+def cpu_has_vnni() -> bool:
     """True where the CPU multiplies int8 with VNNI (or where we cannot tell: not Linux).
 
-    Without it (AVX2-only x86, such as the machine this book was last built on), ONNX Runtime's
-    uint8 x int8 matrix kernel sums pairs of products in 16-bit registers, which saturate: the
-    quantized model's logits were off by up to 1.0 on a small transformer. Quantizing weights to
-    7 bits (``reduce_range``) keeps those sums in range, as ONNX Runtime's documentation advises.
+    Without it (AVX2-only x86), ONNX Runtime's uint8 x int8 matrix kernel sums pairs of products
+    in 16-bit registers, which saturate: a quantized small transformer's logits can be off by up
+    to about 1.0. Where this returns False, :func:`quantize_onnx_dynamic` and
+    :func:`quantize_onnx_static` quantize weights to 7 bits (``reduce_range``), which keeps those
+    sums in range, as ONNX Runtime's documentation advises.
     """
     cpuinfo = Path("/proc/cpuinfo")
     if not cpuinfo.is_file():
@@ -641,7 +642,7 @@ def quantize_onnx_static(
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            reduce_range=not _cpu_has_vnni(),
+            reduce_range=not cpu_has_vnni(),
         )
     prepared.unlink(missing_ok=True)
     return Path(target)

@@ -754,6 +754,24 @@ def back_translate(
     return translate_with(reverse_model, target_texts, target_tokenizer, source_tokenizer)
 
 
+def round_trip(
+    source_texts: Sequence[str],
+    forward_model,
+    reverse_model,
+    source_tokenizer,
+    pivot_tokenizer,
+) -> list[str]:
+    """Paraphrases of ``source_texts`` through a pivot language (here English -> German ->
+    English): ``forward_model`` translates source -> pivot, ``reverse_model`` pivot -> source.
+
+    Paired with the real targets of ``source_texts``, the paraphrases are extra training pairs
+    whose noise is on the source side, as in back-translation; a text that comes back unchanged
+    adds only a copy. Returns one paraphrase per text, in order.
+    """
+    pivot = translate_with(forward_model, source_texts, source_tokenizer, pivot_tokenizer)
+    return translate_with(reverse_model, pivot, pivot_tokenizer, source_tokenizer)
+
+
 # Recommender: matrix factorization and negative sampling --------------------------------------
 
 

@@ -283,6 +283,30 @@ def test_bucketed_training_and_back_translation_run_in_both_directions(tiny_task
     assert len(synthetic) == 5 and all(isinstance(text, str) for text in synthetic)
 
 
+def test_round_trip_translates_to_the_pivot_and_back_with_the_right_tokenizers(monkeypatch):
+    calls = []
+
+    def fake_translate(model, texts, source_tokenizer, target_tokenizer):
+        calls.append((model, source_tokenizer, target_tokenizer))
+        return [f"{model}({text})" for text in texts]
+
+    monkeypatch.setattr(data, "translate_with", fake_translate)
+    paraphrases = data.round_trip(["one", "two"], "en->de", "de->en", "EN", "DE")
+
+    assert paraphrases == ["de->en(en->de(one))", "de->en(en->de(two))"]
+    assert calls == [("en->de", "EN", "DE"), ("de->en", "DE", "EN")]
+
+
+def test_round_trip_paraphrases_one_text_per_input_with_trained_models(tiny_task):
+    rows = tiny_task.data["train"].select(range(64))
+    english, german = rows["english"], rows["german"]
+    source, target = tiny_task.source_tokenizer, tiny_task.target_tokenizer
+    forward, _ = data.train_translator(english, german, source, target, steps=2, batch_size=32)
+    reverse, _ = data.train_translator(german, english, target, source, steps=2, batch_size=32)
+    paraphrases = data.round_trip(english[:4], forward, reverse, source, target)
+    assert len(paraphrases) == 4 and all(isinstance(text, str) for text in paraphrases)
+
+
 def test_measure_epoch_reports_less_padding_when_bucketed(tiny_task):
     tensors = translation.teacher_forcing_tensors(tiny_task, "train")
     model = data.small_translator(tiny_task.source_vocab_size, tiny_task.target_vocab_size)
