@@ -86,13 +86,24 @@ def test_every_chapter_has_three_self_checked_exercises(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
 def test_notebooks_define_no_reusable_functions_outside_exercises(path):
+    # Allowed outside exercises: code the lesson builds in cells, which a later guard cell
+    # (tagged remove-cell) compares with the package, and a find-the-bug exercise's buggy_*.
     notebook = nbformat.read(path, as_version=4)
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code" or "solution" in cell.metadata.get("tags", []):
             continue
         tree = ast.parse(cell.source)
+        guards = [
+            later.source
+            for later in notebook.cells[index + 1 :]
+            if "remove-cell" in later.metadata.get("tags", [])
+        ]
         definitions = [
-            node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+            node.name
+            for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+            and not node.name.startswith("buggy_")
+            and not any(re.search(rf"\b{node.name}\b", guard) for guard in guards)
         ]
         assert not definitions, f"{path.name} cell {index}: move {definitions} into handbook"
 

@@ -4,9 +4,12 @@ The grader executes an exercise's cell alone, in a fresh process, with nothing f
 above it; so each solution cell must hold its own imports. Here each cell runs in a fresh module
 namespace (no earlier cell, no notebook globals); it must define the functions its check takes,
 and every global name those functions read (found in their bytecode, nested functions included)
-must exist in that namespace or among the built-ins. Running the checks themselves on the
-sandboxed cells is shown end to end for chapter 0 in test_grading.py (the chapter checks against
-reference solutions are in test_exercises_chNN.py).
+must exist in that namespace or among the built-ins. A value exercise's cell (a prediction, a
+derivation, an open answer) must define its name as plain data, which the grader can fetch, and
+its check, given only that value, must accept the reference answer. Running the checks
+themselves on the sandboxed cells is shown end to end for chapter 0 in test_grading.py, and for
+values in test_grading_kinds.py (the chapter checks against reference solutions are in
+test_exercises_chNN.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import types
 import pytest
 
 from handbook import config
-from handbook.exercises import grading
+from handbook.exercises import checks, grading, remote
 
 CHAPTERS = sorted(
     int(path.name[:2]) for path in (config.project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")
@@ -55,6 +58,13 @@ def test_each_solution_cell_runs_on_its_own(chapter: int, monkeypatch) -> None:
     for exercise in exercises:
         number, source = cells.found[exercise.exercise_id]
         namespace = run_alone(source, number, monkeypatch)
+        if exercise.takes_value:
+            (name,) = exercise.names
+            value = remote.plain_value(namespace.get(name))
+            assert type(value) in (int, float, str), f"cell {number}: {name} is {value!r}"
+            result = exercise.check_function()(value)
+            assert result.status in (checks.PASSED, checks.SUBMITTED), result.report()
+            continue
         for name in exercise.names:
             assert callable(namespace.get(name)), f"cell {number} does not define {name}"
             missing = {

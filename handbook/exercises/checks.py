@@ -99,7 +99,8 @@ class ExerciseResult:
 
     ``passed`` counts the cases that passed out of ``total``; ``messages`` holds one line per
     failing case (or the single "not yet done" line); for a number, the gap to the true value
-    (passed or not); for an open answer, the rubric.
+    (passed or not); for an open answer, the rubric. ``summary`` is one short line for a
+    grader's table: a number's gap ("off by -345 parameters, -2.79%"), else empty.
     """
 
     id: str
@@ -109,6 +110,7 @@ class ExerciseResult:
     total: int
     messages: list[str] = field(default_factory=list)
     kind: str = FUNCTION
+    summary: str = ""
 
     @property
     def ok(self) -> bool:
@@ -205,6 +207,7 @@ class ExerciseResult:
             total=int(record["total"]),
             messages=[str(message) for message in record.get("messages", [])],
             kind=kind,
+            summary=str(record.get("summary", "")),
         )
 
 
@@ -291,7 +294,8 @@ def check_number(
         )
     problem = _not_a_number(answer, float(expected), unit)
     if problem is not None:
-        return _show_and_enforce(ExerciseResult(exercise_id, title, FAILED, 0, 1, [problem], kind))
+        failed = ExerciseResult(exercise_id, title, FAILED, 0, 1, [problem], kind, "not a number")
+        return _show_and_enforce(failed)
     value, truth = float(answer), float(expected)
     allowed = float(tolerance) * abs(truth) if relative else float(tolerance)
     gap = value - truth
@@ -301,7 +305,9 @@ def check_number(
         message += "\n" + explain.strip()
     status = PASSED if within else FAILED
     return _show_and_enforce(
-        ExerciseResult(exercise_id, title, status, int(within), 1, [message], kind)
+        ExerciseResult(
+            exercise_id, title, status, int(within), 1, [message], kind, _off_text(gap, truth, unit)
+        )
     )
 
 
@@ -355,12 +361,7 @@ def _gap_message(
         if kind == PREDICTION
         else ("you derived", "the formula gives")
     )
-    off = f"off by {_signed_text(gap)}{suffix}"
-    if float(expected) != 0:
-        percent = 100 * gap / abs(float(expected))
-        off += f", {'+' if percent > 0 else ''}{percent:.3g}%"
-    if gap == 0:
-        off = "exactly"
+    off = _off_text(gap, float(expected), unit)
     if relative:
         allowed_text = (
             f"±{_number_text(100 * float(tolerance))}% of the true value, "
@@ -372,6 +373,17 @@ def _gap_message(
         f"{said} {_number_text(answer)}{suffix}, {truth} {_number_text(expected)}{suffix} "
         f"({off}; tolerance {allowed_text})"
     )
+
+
+def _off_text(gap: float, expected: float, unit: str) -> str:
+    """ "off by -345 parameters, -2.79%" ("exactly" when the gap is 0; no percentage of 0)."""
+    if gap == 0:
+        return "exactly"
+    off = f"off by {_signed_text(gap)}{_unit_text(unit)}"
+    if expected != 0:
+        percent = 100 * gap / abs(expected)
+        off += f", {'+' if percent > 0 else ''}{percent:.3g}%"
+    return off
 
 
 def _unit_text(unit: str) -> str:

@@ -6,15 +6,24 @@ For every exercise of the chapter, the grader takes the learner's cell tagged
 (``handbook.exercises.ch00.check_accuracy``) *in the grader's process*, handing it stand-ins for
 the learner's functions (:class:`~handbook.exercises.remote.RemoteFunction`): each case's inputs
 travel to the sandbox as plain data, the answers come back as plain data, and the comparison
-with the expected values happens here. Nothing the learner's code prints, writes or patches can
-change a score; the notebook's own check cells are the learner's feedback, not the grade.
+with the expected values happens here. An exercise whose answer is a value (a prediction, a
+derivation, an open answer: the solution cell's ``kind-*`` tag) is graded the same way: the
+cell runs in the sandbox, the value of its one name comes back as plain data (a number, or a
+text up to the sandbox's answer limit; anything else is an error saying what it was:
+:func:`~handbook.exercises.remote.fetch_value`), and the check gets that value here. Nothing the
+learner's code prints, writes or patches can change a score; the notebook's own check cells are
+the learner's feedback, not the grade.
 
-Which check goes with which exercise, and which functions it takes, is read from the book's
-source notebooks (the cell after a solution cell: ``ch00.check_accuracy(accuracy)``), never from
-a submission.
+Which check goes with which exercise, and which functions or name it takes, is read from the
+book's source notebooks (the cell after a solution cell: ``ch00.check_accuracy(accuracy)``),
+never from a submission.
 
-Score rule: an exercise counts 1 when every one of its checks passed, 0 otherwise; a notebook is
-scored out of the chapter's number of exercises, whatever its tags say. Results are stored in
+Score rule: an exercise counts 1 when every one of its checks passed (a prediction or a
+derivation: within its tolerance), 0 otherwise; a notebook is scored out of the chapter's number
+of exercises, whatever its tags say, open questions excepted. An open question is never scored:
+a long enough answer reads "submitted, see rubric" (status ``submitted``), the feedback file
+prints the rubric, and the instructor reads the answer against it; it counts neither in the
+score nor in the total. Results are stored in
 ``<out>/results/<hash>.json``, keyed on the submission's bytes and the grading settings, so an
 interrupted run resumes without grading a finished submission again.
 """
@@ -44,14 +53,23 @@ from typing import TextIO
 import nbformat
 
 from handbook import config
-from handbook.exercises import remote, sandbox, student
-from handbook.exercises.checks import ERROR, FAILED, NOT_REACHED, PASSED, ExerciseResult
+from handbook.exercises import checks, remote, sandbox, student
+from handbook.exercises.checks import (
+    ERROR,
+    FAILED,
+    FUNCTION,
+    NOT_REACHED,
+    OPEN,
+    PASSED,
+    SUBMITTED,
+    ExerciseResult,
+)
 from handbook.exercises.student import cell_tags
 
 _EXERCISE_TAG = re.compile(r"exercise-(?P<id>[0-9]+(?:\.[0-9]+)+)")
 _CHECK_CALL = re.compile(r"\b(ch\d\d)\.(check_\w+)\(")
 #: Bump when a change to the grader changes results, so that stored results are not reused.
-GRADER_VERSION = 2
+GRADER_VERSION = 3
 
 
 # What to grade: the chapter's exercises and their checks ---------------------------------------
@@ -59,11 +77,19 @@ GRADER_VERSION = 2
 
 @dataclass(frozen=True)
 class ExerciseCheck:
-    """One exercise: its id, its check (``module:function``) and the learner functions it takes."""
+    """One exercise: its id, its check (``module:function``), the learner functions it takes
+    (or, for a value exercise, the one name whose value it takes), and its kind
+    (``handbook.exercises.checks.KINDS``: "function", "prediction", "derivation", "open")."""
 
     exercise_id: str
     check: str
     names: tuple[str, ...]
+    kind: str = FUNCTION
+
+    @property
+    def takes_value(self) -> bool:
+        """True when the check takes the value of a name, not a function."""
+        return self.kind != FUNCTION
 
     def check_function(self) -> Callable[..., ExerciseResult]:
         module, _, function = self.check.partition(":")
@@ -75,7 +101,8 @@ def chapter_checks(chapter: int) -> tuple[ExerciseCheck, ...]:
     """The exercises of ``chapter`` in order, read from the book's source notebook.
 
     The check of an exercise is the ``chNN.check_*(name, ...)`` call in the first code cell
-    after its solution cell.
+    after its solution cell; its kind comes from the solution cell's ``kind-*`` tag, and a value
+    exercise's check must take the name its solution cell assigns (ValueError otherwise).
     """
     notebooks = config.project_root() / "notebooks"
     matches = sorted(notebooks.glob(f"{chapter:02d}_*.ipynb"))
@@ -92,11 +119,23 @@ def chapter_checks(chapter: int) -> tuple[ExerciseCheck, ...]:
         if "solution" not in cell_tags(cell) or not ids:
             continue
         check_cell = next(c for c in cells[index + 1 :] if c.cell_type == "code")
-        exercises.append(_parse_check_call(ids[0], check_cell.source, matches[0].name))
+        where = f"{matches[0].name}: cell {index}"
+        kind = student.exercise_kind(cell, where)
+        exercise = _parse_check_call(ids[0], check_cell.source, matches[0].name, kind)
+        if exercise.takes_value:
+            name = student.assigned_name(cell.source, where=where)
+            if exercise.names != (name,):
+                raise ValueError(
+                    f"{where}: the check of exercise {ids[0]} ({exercise.kind}) takes "
+                    f"{exercise.names}; expected the one name its solution cell assigns, {name}"
+                )
+        exercises.append(exercise)
     return tuple(exercises)
 
 
-def _parse_check_call(exercise_id: str, source: str, where: str) -> ExerciseCheck:
+def _parse_check_call(
+    exercise_id: str, source: str, where: str, kind: str = FUNCTION
+) -> ExerciseCheck:
     for node in ast.walk(ast.parse(source)):
         if (
             isinstance(node, ast.Call)
@@ -106,7 +145,7 @@ def _parse_check_call(exercise_id: str, source: str, where: str) -> ExerciseChec
         ):
             names = tuple(argument.id for argument in node.args if isinstance(argument, ast.Name))
             module = f"handbook.exercises.{node.func.value.id}"
-            return ExerciseCheck(exercise_id, f"{module}:{node.func.attr}", names)
+            return ExerciseCheck(exercise_id, f"{module}:{node.func.attr}", names, kind)
     raise ValueError(f"{where}: no chNN.check_*(...) call after the solution of {exercise_id}")
 
 
@@ -134,11 +173,18 @@ class SubmissionGrade:
 
     @property
     def score(self) -> int:
+        """Exercises passed (an open question never counts: see the module docstring)."""
         return sum(result.status == PASSED for result in self.results)
 
     @property
     def out_of(self) -> int:
-        return len(self.results)
+        """Exercises scored: all but the open questions."""
+        return sum(result.kind != OPEN for result in self.results)
+
+    @property
+    def open_questions(self) -> list[ExerciseResult]:
+        """The open questions' results (submitted, not done, ...), for the instructor to read."""
+        return [result for result in self.results if result.kind == OPEN]
 
     def result(self, exercise_id: str) -> ExerciseResult | None:
         return next((result for result in self.results if result.id == exercise_id), None)
@@ -265,7 +311,7 @@ def grade_submission(
     try:
         cells = read_cells(data, exercises)
     except ValueError as error:
-        results = [_unreached(exercise.exercise_id, str(error)) for exercise in exercises]
+        results = [_unreached(exercise, str(error)) for exercise in exercises]
         return SubmissionGrade(
             label, digest, results, error=str(error), seconds=time.monotonic() - started
         )
@@ -277,14 +323,14 @@ def grade_submission(
             exercise_id = exercise.exercise_id
             if exercise_id in cells.problems:
                 message = cells.problems[exercise_id]
-                grade.results.append(ExerciseResult(exercise_id, "", ERROR, 0, 0, [message]))
+                grade.results.append(_error(exercise, message))
                 grade.problems.append(message)
             elif time.monotonic() >= notebook_deadline:
                 message = (
                     f"the notebook's time limit of {limits.notebook_seconds:g} s ran out before "
                     "this exercise"
                 )
-                grade.results.append(_unreached(exercise_id, message))
+                grade.results.append(_unreached(exercise, message))
             else:
                 number, source = cells.found[exercise_id]
                 result, problem = _grade_cell(
@@ -297,8 +343,12 @@ def grade_submission(
     return grade
 
 
-def _unreached(exercise_id: str, message: str) -> ExerciseResult:
-    return ExerciseResult(exercise_id, "", NOT_REACHED, 0, 0, [message])
+def _unreached(exercise: ExerciseCheck, message: str) -> ExerciseResult:
+    return ExerciseResult(exercise.exercise_id, "", NOT_REACHED, 0, 0, [message], exercise.kind)
+
+
+def _error(exercise: ExerciseCheck, message: str) -> ExerciseResult:
+    return ExerciseResult(exercise.exercise_id, "", ERROR, 0, 0, [message], exercise.kind)
 
 
 def _grade_cell(
@@ -314,7 +364,7 @@ def _grade_cell(
     cell_deadline = min(time.monotonic() + limits.cell_seconds, notebook_deadline)
 
     def error(message: str) -> tuple[ExerciseResult, str]:
-        return ExerciseResult(exercise_id, "", ERROR, 0, 0, [message]), message
+        return _error(exercise, message), message
 
     try:
         with box.cell(cell_deadline) as peer:
@@ -338,7 +388,9 @@ def _check_cell(
     exercise_id = exercise.exercise_id
     if reply.get("raised"):
         message = _cell_raised(number, reply["raised"], limits)
-        return ExerciseResult(exercise_id, "", ERROR, 0, 0, [message]), message
+        return _error(exercise, message), message
+    if exercise.takes_value:
+        return _check_value(peer, exercise, number)
     defined = set(reply.get("names", []))
     missing = [name for name in exercise.names if name not in defined]
     if missing:
@@ -347,10 +399,34 @@ def _check_cell(
             f"expected the function(s) {', '.join(exercise.names)}, defined in the cell itself "
             "with its imports"
         )
-        return ExerciseResult(exercise_id, "", ERROR, 0, 0, [message]), message
+        return _error(exercise, message), message
     stand_ins = [remote.RemoteFunction(peer, name, name) for name in exercise.names]
     with contextlib.redirect_stdout(io.StringIO()):
         return exercise.check_function()(*stand_ins), None
+
+
+def _check_value(
+    peer: remote.Peer, exercise: ExerciseCheck, number: int
+) -> tuple[ExerciseResult, str | None]:
+    """A value exercise: fetch the value of its name from the cell, check it here."""
+    (name,) = exercise.names
+    where = f"cell {number} (exercise {exercise.exercise_id})"
+    wanted = "a text" if exercise.kind == OPEN else "a number"
+    try:
+        value = remote.fetch_value(peer, name)
+    except NameError:
+        message = f"{where} does not define {name}; expected `{name} = <{wanted}>` in the cell"
+        return _error(exercise, message), message
+    except remote.ValueRefused as refused:
+        message = f"{where}: {name} is {refused}"
+        return _error(exercise, message), message
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return exercise.check_function()(value), None
+    except Exception as failure:  # the check met a value it did not foresee: say so, go on
+        message = f"{where}: the check could not take {name} = {checks.describe(value)[:200]} "
+        message += f"({type(failure).__name__}: {failure})"
+        return _error(exercise, message), message
 
 
 def _cell_raised(number: int, raised: dict, limits: sandbox.Limits) -> str:
@@ -619,14 +695,17 @@ def all_exercise_ids(grades: Sequence[SubmissionGrade]) -> list[str]:
 
 def status_text(result: ExerciseResult | None, *, passed_mark: str = "passed") -> str:
     """One exercise's cell: ``passed_mark``, ``2/4`` (failed), ``not done``, ``error``,
-    ``not reached``, or "" when the grade has no such exercise."""
+    ``not reached``, ``submitted, see rubric`` (an open question), or "" when the grade has no
+    such exercise. A value exercise that failed reads ``failed``, and a prediction or derivation
+    adds its gap: ``passed (off by -3, -2.1%)``, ``failed (off by +40, +28.6%)``."""
     if result is None:
         return ""
+    gap = f" ({result.summary})" if result.summary else ""
     if result.status == PASSED:
-        return passed_mark
+        return passed_mark + gap
     if result.status == FAILED:
-        return f"{result.passed}/{result.total}"
-    return result.status
+        return f"failed{gap}" if result.kind != FUNCTION else f"{result.passed}/{result.total}"
+    return checks.status_text(result.status)
 
 
 def _reason(grade: SubmissionGrade) -> str:
@@ -666,24 +745,33 @@ def write_csv(grades: Sequence[SubmissionGrade], csv_path: Path) -> Path:
 
 def feedback_text(grade: SubmissionGrade) -> str:
     """What a student reads: each exercise's verdict and every failing case with what was
-    expected (the checks' messages name expected values, never the solution)."""
+    expected (the checks' messages name expected values, never the solution); a prediction's or
+    a derivation's gap, passed or not; an open question's rubric."""
     lines = [
         f"# Feedback on {grade.label}",
         "",
         f"Score: {grade.score} of {grade.out_of} exercises passed.",
         "",
     ]
+    if grade.open_questions:
+        submitted = sum(result.status == SUBMITTED for result in grade.open_questions)
+        lines += [
+            f"Open questions: {submitted} of {len(grade.open_questions)} submitted. They are "
+            "not in the score: your instructor reads each answer against the rubric shown "
+            "below it.",
+            "",
+        ]
     if grade.error:
         lines += [f"Your notebook could not be graded: {grade.error}", ""]
     for result in grade.results:
         title = f" ({result.title})" if result.title else ""
-        if result.status == PASSED:
+        if result.status == PASSED and result.kind == FUNCTION:
             lines.append(f"- Exercise {result.id}{title}: passed, all {result.total} checks.")
             continue
-        if result.status == FAILED:
+        if result.status == FAILED and result.kind == FUNCTION:
             verdict = f"{result.passed} of {result.total} checks passed"
         else:
-            verdict = result.status
+            verdict = checks.status_text(result.status)
         lines.append(f"- Exercise {result.id}{title}: {verdict}.")
         lines.extend(f"    - {message}".replace("\n", "\n      ") for message in result.messages)
     if grade.problems and not grade.error:

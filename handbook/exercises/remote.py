@@ -811,3 +811,90 @@ def _remote_model_class(peer: Peer, handle: int, name: str) -> type:
             "__module__": "learner",
         },
     )
+
+
+# A learner's value, as plain data (predictions, derivations, open answers) ---------------------
+
+#: The largest integer a value may be, in bits (about 1,000 digits: past any float).
+_MAX_VALUE_INT_BITS = 3400
+_VALUE_TYPES = (type(None), bool, int, float, str)
+
+
+class ValueRefused(ValueError):
+    """A learner's value that is not plain data (a number or a text); the message says why."""
+
+
+def plain_value(value: object, max_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> object:
+    """What the worker sends for the value of a learner's name: ``None``, a bool, an int, a
+    float (NaN and infinities included) or a str of at most ``max_bytes`` UTF-8 bytes, exactly
+    of those types (a NumPy scalar becomes its Python number); anything else becomes
+    ``{"$": "opaque", "type": ..., "text": why}``, which names its type only (its ``repr`` is
+    the learner's code and could say anything)."""
+    numpy_number = isinstance(value, np.generic) and type(value).__module__ == "numpy"
+    if numpy_number and value.dtype.kind in "biuf":
+        value = value.item()
+    kind = type(value)
+    if kind not in _VALUE_TYPES:
+        return _refused(value, _why_not_plain(value))
+    if kind is int and value.bit_length() > _MAX_VALUE_INT_BITS:
+        digits = int(value.bit_length() * 0.30103) + 1
+        return _refused(value, f"an integer of about {digits:,} digits, too large to compare")
+    if kind is str:
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError as error:
+            return _refused(value, f"a text that is not valid Unicode (at character {error.start})")
+        if size > max_bytes:
+            return _refused(
+                value, f"a text of {size:,} bytes, over the answer limit of {max_bytes:,} bytes"
+            )
+    return value
+
+
+def _why_not_plain(value: object) -> str:
+    kind = type(value)
+    for base in _VALUE_TYPES[1:]:
+        if isinstance(value, base):
+            return (
+                f"a {_type_name(value)} (a subclass of {base.__name__}): assign a plain "
+                f"{base.__name__}"
+            )
+    if _is_tensor(value) or isinstance(value, np.ndarray):
+        return f"an array ({_type_name(value)}): assign one plain number (e.g. with .item())"
+    if kind in (list, tuple, dict, set, frozenset, bytes, bytearray):
+        return f"a {kind.__name__}: expected one number or one text"
+    return f"a {_type_name(value)}: expected one number or one text"
+
+
+def _type_name(value: object) -> str:
+    try:
+        name = type(value).__qualname__
+    except Exception:  # a learner's metaclass may break even that
+        name = "?"
+    return name[:100] if isinstance(name, str) else "?"
+
+
+def _refused(value: object, why: str) -> dict:
+    return {"$": "opaque", "type": _type_name(value), "text": why}
+
+
+def fetch_value(peer: Peer, name: str) -> object:
+    """The value of ``name`` in the worker's cell namespace, as plain data (grader side).
+
+    Raises ``NameError`` when the cell did not define it, :class:`ValueRefused` (saying what it
+    is) when it is not a number or a text, and :class:`PeerGone` when the reply is not one
+    :func:`plain_value` writes.
+    """
+    reply = peer.request({"op": "value", "name": name})
+    raise_if_failed(reply)
+    value = reply.get("value")
+    if type(value) in _VALUE_TYPES:
+        return value
+    if (
+        isinstance(value, dict)
+        and set(value) == {"$", "type", "text"}
+        and value["$"] == "opaque"
+        and all(isinstance(value[key], str) for key in ("type", "text"))
+    ):
+        raise ValueRefused(value["text"][:500])
+    raise PeerGone(f"the worker sent a malformed value for {name} (not plain data)")

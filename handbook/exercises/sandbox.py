@@ -643,9 +643,19 @@ def _run_cell(fd: int, limits: Limits, tasks_outside: int) -> None:
 
 
 class _CellPeer(remote.Peer):
-    """The worker side: adds ``exec``, which runs a cell's source in a fresh namespace."""
+    """The worker side: adds ``exec``, which runs a cell's source in a fresh namespace, and
+    ``value``, which sends the value of a name that source defined as plain data
+    (:func:`remote.plain_value`: a number or a text; a NameError when it is not defined)."""
+
+    namespace: dict | None = None
 
     def extra_operation(self, message: dict) -> dict:
+        if message.get("op") == "value":
+            name = str(message.get("name"))
+            if self.namespace is None or name not in self.namespace:
+                raise NameError(f"name {name!r} is not defined")
+            value = remote.plain_value(self.namespace[name], self.max_frame_bytes)
+            return {"reply": True, "value": value}
         if message.get("op") != "exec":
             return super().extra_operation(message)
         module = types.ModuleType("__main__")  # as in a kernel: pydantic resolves names there
@@ -653,6 +663,7 @@ class _CellPeer(remote.Peer):
         namespace = module.__dict__
         code = compile(str(message["source"]), f"<cell {message.get('cell')}>", "exec")
         exec(code, namespace)  # noqa: S102 - the learner's cell, inside the sandbox
+        self.namespace = namespace
         self.functions = {name: value for name, value in namespace.items() if callable(value)}
         return {"reply": True, "names": sorted(self.functions)}
 
