@@ -132,3 +132,63 @@ def test_strict_mode_turns_a_wrong_answer_into_an_exception(monkeypatch) -> None
     assert ch08.check_recall_at_k(recall_at_k).status == "passed"
     with pytest.raises(ExerciseFailed, match=r"Exercise 8.3 \(recall@k\)"):
         ch08.check_recall_at_k(recall_in_percent)
+
+
+# Exercise 8.4 (predict, then run) -------------------------------------------------------------
+
+
+def test_chance_recall_is_the_hypergeometric_miss_and_matches_a_simulation() -> None:
+    exact = ch08.chance_recall_at_k(360, 9, 10)
+    generator = torch.Generator().manual_seed(0)
+    ranks = torch.rand(20_000, 360, generator=generator).argsort(dim=1)[:, :10]
+    simulated = (ranks < 9).any(dim=1).float().mean().item()
+    assert abs(simulated - exact) < 0.01
+    assert ch08.chance_recall_at_k(360, 1, 1) == pytest.approx(1 / 360)
+    assert ch08.chance_recall_at_k(10, 10, 1) == 1.0
+    with pytest.raises(ValueError, match="relevant"):
+        ch08.chance_recall_at_k(5, 6, 1)
+
+
+def test_the_chance_prediction_passes_within_its_tolerance() -> None:
+    result = ch08.check_chance_recall_prediction(0.23)
+    assert (result.id, result.status, result.kind) == ("8.4", "passed", "prediction")
+    assert "C(351, 10) / C(360, 10)" in result.messages[0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (0.25, "it adds the chances of overlapping events"),
+        (0.025, "recall@1 (9 / 360)"),
+        (22.6, "write it as a fraction"),
+        (0.5, "you predicted 0.5, this run measured 0.2262"),
+    ],
+)
+def test_a_wrong_chance_prediction_fails_saying_why(answer, message) -> None:
+    result = ch08.check_chance_recall_prediction(answer)
+    assert result.status == "failed"
+    assert message in result.messages[0], result.messages
+
+
+@pytest.mark.parametrize("stub_value", [None, ...])
+def test_the_chance_prediction_stub_reads_as_not_done(stub_value) -> None:
+    assert ch08.check_chance_recall_prediction(stub_value).status == "not done"
+
+
+def test_a_text_is_not_a_chance_prediction() -> None:
+    assert ch08.check_chance_recall_prediction("about a quarter").status == "failed"
+
+
+# Exercise 8.5 (open investigation) ------------------------------------------------------------
+
+
+def test_the_reranker_investigation_is_submitted_with_its_rubric(capsys) -> None:
+    answer = " ".join(["The cross-attention term was trained as a correction."] * 10)
+    result = ch08.check_reranker_investigation(answer)
+    assert (result.id, result.status, result.kind) == ("8.5", "submitted", "open")
+    assert "a residual starting at zero" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("stub_value", ["", "too short to be an answer", None])
+def test_an_empty_or_short_investigation_reads_as_not_done(stub_value) -> None:
+    assert ch08.check_reranker_investigation(stub_value).status == "not done"

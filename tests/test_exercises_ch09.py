@@ -232,3 +232,33 @@ def test_a_linear_function_passes_the_left_sum_and_only_the_curved_cases_catch_i
     failing = {line.split(":")[0] for line in result.messages}
     assert "F(x) = 2 x0 - x1 + 0.5 x2 (exact" not in " ".join(failing)
     assert result.passed >= 2
+
+
+# Exercise 9.5 (derive) ------------------------------------------------------------------------
+
+
+def test_the_reweighing_derivation_passes_with_the_formula() -> None:
+    result = ch09.check_reweighing_derivation(0.4 * 0.42 / 0.12)
+    assert (result.id, result.status, result.kind) == ("9.5", "passed", "derivation")
+    assert "P(g) P(y) / P(g, y)" in result.messages[0]
+    assert ch09.check_reweighing_derivation(1.4).status == "passed"
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (0.714, "the formula upside down"),
+        (0.84, "a hired applicant of group A"),
+        (0.829, "a rejected applicant of group B"),
+        (2.0, "you derived 2, the formula gives 1.4"),
+    ],
+)
+def test_a_wrong_reweighing_derivation_fails_saying_why(answer, message) -> None:
+    result = ch09.check_reweighing_derivation(answer)
+    assert result.status == "failed"
+    assert message in result.messages[0], result.messages
+
+
+@pytest.mark.parametrize("stub_value", [None, ...])
+def test_the_reweighing_derivation_stub_reads_as_not_done(stub_value) -> None:
+    assert ch09.check_reweighing_derivation(stub_value).status == "not done"

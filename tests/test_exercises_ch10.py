@@ -231,3 +231,38 @@ def test_strict_mode_turns_a_wrong_answer_into_an_exception(monkeypatch) -> None
     assert ch10.check_shard_indices(shard_indices).status == "passed"
     with pytest.raises(ExerciseFailed, match=r"Exercise 10.2 \(the shard of one process\)"):
         ch10.check_shard_indices(shard_unshuffled)
+
+
+# Exercise 10.4 (derive) -----------------------------------------------------------------------
+
+
+def test_repeated_examples_are_measured_on_the_sampler() -> None:
+    assert ch10.repeated_per_epoch(1437, 4) == 3
+    assert ch10.repeated_per_epoch(1437, 2) == 1
+    assert ch10.repeated_per_epoch(1436, 4) == 0
+
+
+def test_the_repeated_examples_derivation_passes_only_when_exact() -> None:
+    result = ch10.check_repeated_examples_derivation(3)
+    assert (result.id, result.status, result.kind) == ("10.4", "passed", "derivation")
+    assert "ceil(1437 / 4) = 360" in result.messages[0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (1, "1437 mod 4, the examples left over"),
+        (1, "the chapter's two processes"),
+        (0, "if the data divided evenly"),
+        (4, "you derived 4 examples, the formula gives 3 examples"),
+    ],
+)
+def test_a_wrong_repeated_examples_derivation_fails_saying_why(answer, message) -> None:
+    result = ch10.check_repeated_examples_derivation(answer)
+    assert result.status == "failed"
+    assert message in result.messages[0], result.messages
+
+
+@pytest.mark.parametrize("stub_value", [None, ...])
+def test_the_repeated_examples_stub_reads_as_not_done(stub_value) -> None:
+    assert ch10.check_repeated_examples_derivation(stub_value).status == "not done"

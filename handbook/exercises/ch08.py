@@ -2,12 +2,15 @@
 
 Each check runs the learner's function on several inputs, edge cases included, and compares it
 with ``torch.nn.functional`` (cosine similarity, cross-entropy), scikit-learn
-(``top_k_accuracy_score``) or the tested reference in :mod:`handbook.multimodal`. Call them
-from the check cells: ``ch08.check_cosine_similarity_matrix(cosine_similarity_matrix)``.
+(``top_k_accuracy_score``) or the tested reference in :mod:`handbook.multimodal`. Exercise 8.4
+is a prediction, checked against the exact value that :func:`chance_recall_at_k` computes and
+named when it matches a typical slip; 8.5 is an open question, submitted with its rubric. Call
+them from the check cells: ``ch08.check_cosine_similarity_matrix(cosine_similarity_matrix)``.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -15,7 +18,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from handbook.exercises.checks import Case, ExerciseResult, check_exercise, expect, expect_close
+from handbook.exercises.checks import (
+    PREDICTION,
+    Case,
+    ExerciseResult,
+    check_exercise,
+    check_number,
+    check_open_answer,
+    expect,
+    expect_close,
+)
 
 # Exercise 8.1 ---------------------------------------------------------------------------------
 
@@ -201,3 +213,101 @@ def check_recall_at_k(
         case("k equal to the number of items", rng.normal(size=(6, 6)), 6),
     ]
     return check_exercise("8.3", "recall@k", cases)
+
+
+# Exercise 8.4 ---------------------------------------------------------------------------------
+
+#: Exercise 8.4's catalogue: 360 images, 9 of them relevant to the query, the top 10 read.
+PREDICTION_ITEMS, PREDICTION_RELEVANT, PREDICTION_K = 360, 9, 10
+PREDICTION_TOLERANCE = 0.01
+
+
+def chance_recall_at_k(items: int, relevant: int, k: int) -> float:
+    """The exact recall@k of a random ranking: the probability that ``k`` items drawn without
+    replacement from ``items`` include at least one of the ``relevant`` ones,
+    ``1 - C(items - relevant, k) / C(items, k)``."""
+    if not 0 <= relevant <= items or not 0 <= k <= items:
+        raise ValueError(
+            f"expected 0 <= relevant, k <= items, got items={items}, relevant={relevant}, k={k}"
+        )
+    return 1.0 - math.comb(items - relevant, k) / math.comb(items, k)
+
+
+def chance_recall_slips() -> dict[float, str]:
+    """Exercise 8.4's typical wrong answers (value -> what it corresponds to)."""
+    n, r, k = PREDICTION_ITEMS, PREDICTION_RELEVANT, PREDICTION_K
+    return {
+        k * r / n: (
+            f"k r / n = {k} x {r} / {n}, the expected number of relevant items in the top {k}: "
+            "it adds the chances of overlapping events (two relevant items in the top 10 are "
+            "counted twice), so it overestimates the chance of at least one"
+        ),
+        r / n: f"recall@1 ({r} / {n}): the top {k} gives {k} chances, not one",
+        k / n: f"k / n, recall@{k} with one relevant item per query; here {r} are relevant",
+        100 * chance_recall_at_k(n, r, k): (
+            "the recall as a percentage; write it as a fraction (0.5 = 50%)"
+        ),
+    }
+
+
+def check_chance_recall_prediction(prediction: object) -> ExerciseResult:
+    """Exercise 8.4 (predict, then run): the recall@10 of a random ranking of
+    :data:`PREDICTION_ITEMS` images of which :data:`PREDICTION_RELEVANT` are relevant, the
+    "chance" row of section 3. The true value is :func:`chance_recall_at_k`, exact; the
+    tolerance is 0.01."""
+    n, r, k = PREDICTION_ITEMS, PREDICTION_RELEVANT, PREDICTION_K
+    expected = chance_recall_at_k(n, r, k)
+    missed = math.comb(n - r, k) / math.comb(n, k)
+    explain = (
+        f"A random top {k} misses every relevant image with probability C({n - r}, {k}) / "
+        f"C({n}, {k}) = ({n - r}/{n}) x ({n - r - 1}/{n - 1}) x ... ({k} factors) = "
+        f"{missed:.3f}, so recall@{k} = 1 - {missed:.3f} = {expected:.3f}: a little under "
+        f"k r / n = {k * r / n:.3f}, because the top {k} sometimes holds two relevant images."
+    )
+    return check_number(
+        "8.4",
+        "the recall@10 of chance",
+        prediction,
+        expected,
+        tolerance=PREDICTION_TOLERANCE,
+        kind=PREDICTION,
+        explain=_with_slip(prediction, expected, chance_recall_slips()) + explain,
+    )
+
+
+def _with_slip(answer: object, expected: float, slips: dict[float, str]) -> str:
+    """'Your number is <slip>.' when the answer matches a typical slip (and not the truth)."""
+    if not isinstance(answer, (int, float, np.integer, np.floating)) or isinstance(answer, bool):
+        return ""
+    value = float(answer)
+    if not np.isfinite(value) or abs(value - expected) <= PREDICTION_TOLERANCE:
+        return ""
+    for slip, meaning in slips.items():
+        if abs(value - slip) <= 0.005 * max(1.0, abs(slip)):
+            return f"Your number is {meaning}. "
+    return ""
+
+
+# Exercise 8.5 ---------------------------------------------------------------------------------
+
+RERANKER_RUBRIC = (
+    "Uses the chapter's own numbers: the dual encoder's recall@1, the reranked recall@1, and "
+    "the recall@1 of the cross-attention term alone over the same shortlist.",
+    "Explains that the reranker was trained as a correction added to the dual encoder's logit "
+    "(a residual starting at zero), so its term alone was never asked to rank on its own.",
+    "Says what the reranker can see that the dual encoder cannot (each word reads the image's "
+    "patches, with their positions: where the ink is, hence slant) and what it costs (one "
+    "forward pass per caption-image pair, so it only reranks a shortlist).",
+    "Proposes a measurement that would test the explanation (e.g. train the term alone with "
+    "the same epochs, vary the shortlist size k, look at the attention weights of 'left' or "
+    "'bold', or repeat over seeds) and says what outcome would refute it.",
+)
+
+
+def check_reranker_investigation(answer: object) -> ExerciseResult:
+    """Exercise 8.5 (open investigation): why the cross-attention term ranks the shortlist
+    worse on its own than the dual encoder, and the sum better. Submitted with
+    :data:`RERANKER_RUBRIC`; at least 40 words."""
+    return check_open_answer(
+        "8.5", "what the reranker adds", answer, rubric=RERANKER_RUBRIC, min_words=40
+    )

@@ -3,7 +3,9 @@
 Each check runs the learner's function on several inputs, edge cases included, and compares it
 with the library a practitioner would use (``fairlearn.metrics``, ``captum``) or with the tested
 reference in :mod:`handbook.ethics`; where the answer is pinned down by properties (reweighing),
-the properties are checked. Call them from the check cells:
+the properties are checked. Exercise 9.5 is a derivation, checked against
+:func:`handbook.ethics.reweighing_weights` on the stated counts, with the typical slips named.
+Call them from the check cells:
 ``ch09.check_demographic_parity_difference(demographic_parity_difference)``.
 """
 
@@ -18,9 +20,11 @@ from torch.nn import functional as F
 
 from handbook import ethics
 from handbook.exercises.checks import (
+    DERIVATION,
     Case,
     ExerciseResult,
     check_exercise,
+    check_number,
     expect,
     expect_close,
     expect_shape,
@@ -442,4 +446,76 @@ def _expect_completeness(
         "sum of the attributions of each input (expected F(x) - F(baseline))",
         atol=0.02,
         rtol=0.01,
+    )
+
+
+# Exercise 9.5 ---------------------------------------------------------------------------------
+
+#: Exercise 9.5's history: (applicants, hired) per group.
+DERIVATION_COUNTS = {"A": (600, 300), "B": (400, 120)}
+DERIVATION_TOLERANCE = 0.005
+
+
+def _cell_weights(counts: dict[str, tuple[int, int]]) -> dict[tuple[str, int], float]:
+    """Each (group, label) cell's reweighing weight, computed by
+    :func:`handbook.ethics.reweighing_weights` on the applicants the counts describe."""
+    groups = np.concatenate([np.full(total, name) for name, (total, _) in counts.items()])
+    labels = np.concatenate(
+        [
+            np.r_[np.ones(hired, dtype=int), np.zeros(total - hired, dtype=int)]
+            for total, hired in counts.values()
+        ]
+    )
+    weights = ethics.reweighing_weights(labels, groups)
+    return {
+        (name, label): float(weights[(groups == name) & (labels == label)][0])
+        for name in counts
+        for label in (0, 1)
+    }
+
+
+def reweighing_slips() -> dict[float, str]:
+    """Exercise 9.5's typical wrong answers (value -> what it corresponds to)."""
+    cells = _cell_weights(DERIVATION_COUNTS)
+    return {
+        1 / cells["B", 1]: (
+            "P(B, hired) / (P(B) P(hired)), the formula upside down: the hired B applicants "
+            "are rarer than independence predicts, so they must count MORE"
+        ),
+        cells["A", 1]: "the weight of a hired applicant of group A",
+        cells["B", 0]: "the weight of a rejected applicant of group B",
+        cells["A", 0]: "the weight of a rejected applicant of group A",
+    }
+
+
+def check_reweighing_derivation(weight: object) -> ExerciseResult:
+    """Exercise 9.5 (derive): the reweighing weight of a hired applicant of group B in the
+    history :data:`DERIVATION_COUNTS`. The true value is what
+    :func:`handbook.ethics.reweighing_weights` gives those applicants; tolerance 0.005."""
+    (total_a, hired_a), (total_b, hired_b) = DERIVATION_COUNTS["A"], DERIVATION_COUNTS["B"]
+    n = total_a + total_b
+    expected = _cell_weights(DERIVATION_COUNTS)["B", 1]
+    explain = (
+        f"w(g, y) = P(g) P(y) / P(g, y). P(B) = {total_b}/{n} = {total_b / n:g}, P(hired) = "
+        f"{hired_a + hired_b}/{n} = {(hired_a + hired_b) / n:g}, P(B, hired) = {hired_b}/{n} = "
+        f"{hired_b / n:g}: w = {total_b / n:g} x {(hired_a + hired_b) / n:g} / "
+        f"{hired_b / n:g} = {expected:.3f}. Equivalently P(hired) / P(hired | B): a hired B "
+        "applicant counts as many times as the overall hiring rate exceeds group B's."
+    )
+    slip = ""
+    if isinstance(weight, (int, float, np.integer, np.floating)) and not isinstance(weight, bool):
+        value = float(weight)
+        if np.isfinite(value) and abs(value - expected) > DERIVATION_TOLERANCE:
+            for wrong, meaning in reweighing_slips().items():
+                if abs(value - wrong) <= DERIVATION_TOLERANCE:
+                    slip = f"Your number is {meaning}. "
+                    break
+    return check_number(
+        "9.5",
+        "a reweighing weight",
+        weight,
+        expected,
+        tolerance=DERIVATION_TOLERANCE,
+        kind=DERIVATION,
+        explain=slip + explain,
     )

@@ -3,8 +3,9 @@
 Each check runs the learner's function on several inputs, edge cases included, and compares it
 with the library or the tested reference that does the same job: the run MLflow would rank first
 (10.1), ``torch.utils.data.DistributedSampler`` (10.2), and
-:func:`handbook.toolchain.task_label` (10.3). Call them from the check cells:
-``ch10.check_best_run(best_run)``.
+:func:`handbook.toolchain.task_label` (10.3). Exercise 10.4 is a derivation, checked against
+what a real ``DistributedSampler`` hands out, with the typical slips named. Call them from the
+check cells: ``ch10.check_best_run(best_run)``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import pandas as pd
 
 from handbook import toolchain
 from handbook.exercises.checks import (
+    DERIVATION,
     Case,
     ExerciseResult,
     check_exercise,
+    check_number,
     describe,
     expect,
     expect_close,
@@ -290,3 +293,74 @@ def _expect_task_unchanged(task_label) -> None:
     original = copy.deepcopy(task)
     task_label(task, list(LABELS))
     expect(task == original, "the task passed in was modified")
+
+
+# Exercise 10.4 --------------------------------------------------------------------------------
+
+#: Exercise 10.4's job: the 1,437 training digits, four processes.
+DERIVATION_EXAMPLES, DERIVATION_PROCESSES = 1437, 4
+
+
+def repeated_per_epoch(examples: int, processes: int) -> int:
+    """How many examples ``torch.utils.data.DistributedSampler`` (``drop_last=False``) hands
+    out twice per epoch: the length of all the ranks' shards together, minus the data set's."""
+    import torch
+    from torch.utils.data import DistributedSampler
+
+    data = torch.utils.data.TensorDataset(torch.zeros(examples))
+    handed_out = sum(
+        len(list(DistributedSampler(data, num_replicas=processes, rank=rank, shuffle=True)))
+        for rank in range(processes)
+    )
+    return handed_out - examples
+
+
+def repeated_slips() -> dict[int, str]:
+    """Exercise 10.4's typical wrong answers (value -> what it corresponds to; two slips that
+    give the same number are both named)."""
+    n, p = DERIVATION_EXAMPLES, DERIVATION_PROCESSES
+    slips: dict[int, str] = {}
+    for value, meaning in (
+        (
+            n % p,
+            f"{n} mod {p}, the examples left over after equal shares (the sampler does not "
+            "drop them, it pads every share up to the largest)",
+        ),
+        (0, "what drop_last=False would give if the data divided evenly; 1,437 does not"),
+        (repeated_per_epoch(n, 2), "the count with the chapter's two processes, not four"),
+    ):
+        slips[value] = f"{slips[value]}; or {meaning}" if value in slips else meaning
+    return slips
+
+
+def check_repeated_examples_derivation(repeated: object) -> ExerciseResult:
+    """Exercise 10.4 (derive): how many of the :data:`DERIVATION_EXAMPLES` examples a
+    ``DistributedSampler`` hands out twice per epoch over :data:`DERIVATION_PROCESSES`
+    processes. The true value is :func:`repeated_per_epoch`, measured on the sampler itself;
+    the answer must be exact."""
+    n, p = DERIVATION_EXAMPLES, DERIVATION_PROCESSES
+    expected = repeated_per_epoch(n, p)
+    per_rank = math.ceil(n / p)
+    explain = (
+        f"Each rank gets ceil({n} / {p}) = {per_rank} indices, so the ranks together read "
+        f"{p} x {per_rank} = {p * per_rank} per epoch: the permutation is padded by repeating "
+        f"its first {p * per_rank - n}, i.e. ceil(n / p) p - n."
+    )
+    slip = ""
+    if isinstance(repeated, (int, float, np.integer, np.floating)) and not isinstance(
+        repeated, bool
+    ):
+        value = float(repeated)
+        if math.isfinite(value) and value != expected:
+            meaning = repeated_slips().get(int(value)) if value.is_integer() else None
+            slip = f"Your number is {meaning}. " if meaning else ""
+    return check_number(
+        "10.4",
+        "the examples a DistributedSampler repeats",
+        repeated,
+        expected,
+        tolerance=0,
+        unit="examples",
+        kind=DERIVATION,
+        explain=slip + explain,
+    )
