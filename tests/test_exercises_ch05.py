@@ -407,3 +407,27 @@ def test_a_wrong_batching_prediction_fails_saying_why(answer, message):
 @pytest.mark.parametrize("stub_value", [None, ...])
 def test_the_batching_prediction_stub_reads_as_not_done(stub_value):
     assert ch05.check_batching_prediction(stub_value).status == "not done"
+
+
+# Exercise 5.5 (open investigation) ----------------------------------------------------------
+
+
+def test_a_written_latency_investigation_is_submitted_with_its_rubric_printed(capsys):
+    answer = " ".join(["a sentence of the learner's own investigation"] * 8)  # 48 words
+    result = ch05.check_latency_investigation(answer)
+    assert (result.id, result.status, result.kind) == ("5.5", "submitted", "open")
+    printed = capsys.readouterr().out
+    assert "submitted, see rubric" in printed
+    for criterion in ch05.LATENCY_INVESTIGATION_RUBRIC:
+        assert criterion in result.messages[0] and criterion in printed
+
+
+@pytest.mark.parametrize("answer", [None, "", "   ", "too short to be an answer to this question"])
+def test_an_empty_or_short_latency_investigation_reads_as_not_done(answer):
+    result = ch05.check_latency_investigation(answer)
+    assert result.status == "not done", result.messages
+
+
+def test_a_latency_investigation_that_is_not_text_fails_saying_so():
+    result = ch05.check_latency_investigation(42)
+    assert result.status == "failed" and "a string in quotes" in result.messages[0]

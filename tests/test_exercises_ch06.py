@@ -292,3 +292,27 @@ def test_an_unrelated_wrong_precision_fails_with_the_counting_and_no_slip():
 @pytest.mark.parametrize("stub_value", [None, ...])
 def test_the_alert_precision_stub_reads_as_not_done(stub_value):
     assert ch06.check_alert_precision_derivation(stub_value).status == "not done"
+
+
+# Exercise 6.6 (open investigation) ----------------------------------------------------------
+
+
+def test_a_written_transfer_investigation_is_submitted_with_its_rubric_printed(capsys):
+    answer = " ".join(["a sentence of the learner's own investigation"] * 8)  # 48 words
+    result = ch06.check_transfer_investigation(answer)
+    assert (result.id, result.status, result.kind) == ("6.6", "submitted", "open")
+    printed = capsys.readouterr().out
+    assert "submitted, see rubric" in printed
+    for criterion in ch06.TRANSFER_INVESTIGATION_RUBRIC:
+        assert criterion in result.messages[0] and criterion in printed
+
+
+@pytest.mark.parametrize("answer", [None, "", "   ", "too short to be an answer to this question"])
+def test_an_empty_or_short_transfer_investigation_reads_as_not_done(answer):
+    result = ch06.check_transfer_investigation(answer)
+    assert result.status == "not done", result.messages
+
+
+def test_a_transfer_investigation_that_is_not_text_fails_saying_so():
+    result = ch06.check_transfer_investigation(42)
+    assert result.status == "failed" and "a string in quotes" in result.messages[0]

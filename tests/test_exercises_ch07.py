@@ -314,3 +314,27 @@ def test_a_replay_saving_written_as_text_fails_saying_so():
 def test_the_slips_are_all_different_from_the_true_saving():
     expected = 1 - float(ch07.continual.replay_compute_share(4, 0.2))
     assert all(abs(slip - expected) > 0.02 for slip in ch07.replay_saving_slips())
+
+
+# Exercise 7.5 (open investigation) ----------------------------------------------------------
+
+
+def test_a_written_ewc_investigation_is_submitted_with_its_rubric_printed(capsys):
+    answer = " ".join(["a sentence of the learner's own investigation"] * 8)  # 48 words
+    result = ch07.check_ewc_investigation(answer)
+    assert (result.id, result.status, result.kind) == ("7.5", "submitted", "open")
+    printed = capsys.readouterr().out
+    assert "submitted, see rubric" in printed
+    for criterion in ch07.EWC_INVESTIGATION_RUBRIC:
+        assert criterion in result.messages[0] and criterion in printed
+
+
+@pytest.mark.parametrize("answer", [None, "", "   ", "too short to be an answer to this question"])
+def test_an_empty_or_short_ewc_investigation_reads_as_not_done(answer):
+    result = ch07.check_ewc_investigation(answer)
+    assert result.status == "not done", result.messages
+
+
+def test_a_ewc_investigation_that_is_not_text_fails_saying_so():
+    result = ch07.check_ewc_investigation(42)
+    assert result.status == "failed" and "a string in quotes" in result.messages[0]

@@ -25,6 +25,7 @@ from handbook.exercises.checks import (
     ExerciseResult,
     check_exercise,
     check_number,
+    check_open_answer,
     describe,
     expect,
     expect_close,
@@ -538,4 +539,34 @@ def check_batching_prediction(model_calls: object) -> ExerciseResult:
         unit="model calls",
         kind=PREDICTION,
         explain=explain,
+    )
+
+
+# Exercise 5.5 ---------------------------------------------------------------------------------
+
+#: What an instructor reads exercise 5.5's answer against.
+LATENCY_INVESTIGATION_RUBRIC = (
+    "Names what happens before the app's clock starts: the connection waiting to be accepted, "
+    "uvicorn reading and parsing the request, the event loop busy with other requests.",
+    "Names the client's share: the load generator's own event loop and HTTP parsing, on the same "
+    "cores as the server, add time the server never sees.",
+    "Separates the histogram's own error: a p99 interpolated inside a wide bucket (100-150 ms) "
+    "is an estimate, whatever the clocks say.",
+    "Proposes a measurement that splits the gap (for example timestamps at each hop, the client "
+    "on another machine or pinned to other cores, finer buckets) and what each would show.",
+    "Says which number to alert on (the server's histogram, what Prometheus has) and which to "
+    "quote (latency measured where the user is).",
+)
+
+
+def check_latency_investigation(answer: object) -> ExerciseResult:
+    """Exercise 5.5 (open investigation): where the time between the clients' p99 and the
+    server's goes (section 6), and how to measure each part. Submitted, never scored: the rubric
+    :data:`LATENCY_INVESTIGATION_RUBRIC` is printed for the instructor and the learner."""
+    return check_open_answer(
+        "5.5",
+        "where the latency the server does not see goes",
+        answer,
+        rubric=LATENCY_INVESTIGATION_RUBRIC,
+        min_words=40,
     )

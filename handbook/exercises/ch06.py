@@ -23,6 +23,7 @@ from handbook.exercises.checks import (
     ExerciseResult,
     check_exercise,
     check_number,
+    check_open_answer,
     expect,
     expect_close,
     expect_shape,
@@ -546,3 +547,34 @@ def _typical_slip(
         if abs(value - slip) <= tolerance * max(1.0, abs(slip)):  # a percentage: scaled
             return f"Your number is {meaning}. "
     return ""
+
+
+# Exercise 6.6 ---------------------------------------------------------------------------------
+
+#: What an instructor reads exercise 6.6's answer against.
+TRANSFER_INVESTIGATION_RUBRIC = (
+    "Asks for the operating point: at which recall (or alert budget) the false positives were "
+    "compared, and against which baseline detector.",
+    "Asks what 'false positives' means: the false-positive rate among legitimate users or the "
+    "share of alerts that are false (1 - precision), and notes that the base rate moves the "
+    "latter.",
+    "Names the fraud mix as the main reason the gain may not transfer: section 5 shows the gain "
+    "grows with the share of fraud that lives only in the order of events.",
+    "Asks how it was evaluated: users in one split only, a split in time (train on the past, test "
+    "on the future), several seeds or a confidence interval.",
+    "Proposes to measure on the bank's own data: the vendor's model and the bank's current "
+    "baseline, side by side, at the bank's own operating point.",
+)
+
+
+def check_transfer_investigation(answer: object) -> ExerciseResult:
+    """Exercise 6.6 (open investigation): what a bank must know before it believes a vendor's
+    '-35% false positives' applies to it. Submitted, never scored: the rubric
+    :data:`TRANSFER_INVESTIGATION_RUBRIC` is printed for the instructor and the learner."""
+    return check_open_answer(
+        "6.6",
+        "does a fraud model's gain transfer",
+        answer,
+        rubric=TRANSFER_INVESTIGATION_RUBRIC,
+        min_words=40,
+    )

@@ -26,6 +26,7 @@ from handbook.exercises.checks import (
     ExerciseResult,
     check_exercise,
     check_number,
+    check_open_answer,
     describe,
     expect,
     expect_close,
@@ -423,3 +424,33 @@ def _with_slip(answer: object, expected: float, slips: dict[float, str], toleran
         if abs(value - slip) <= tolerance * max(1.0, abs(slip)):  # a percentage: scaled
             return f"Your number is {meaning}. "
     return ""
+
+
+# Exercise 7.5 ---------------------------------------------------------------------------------
+
+#: What an instructor reads exercise 7.5's answer against.
+EWC_INVESTIGATION_RUBRIC = (
+    "Names the class-incremental setting: one output layer shared by all topics, whose new "
+    "topics' outputs did not exist (or were never trained) when period 0's Fisher was measured.",
+    "Explains why a penalty on parameters cannot keep the old topics competitive: the "
+    "cross-entropy on new data pushes the old topics' logits down relative to the new ones, and a "
+    "lambda large enough to stop that also freezes the weights the new topics need.",
+    "Proposes a change that can be tested with the chapter's code (for example a separate head "
+    "per period, which needs the period at test time; a small replay memory; or training only "
+    "the logits of the classes present) and says what it would measure.",
+    "Says what result would support or refute the explanation, with lambda chosen on the "
+    "validation stream and not on the test periods.",
+)
+
+
+def check_ewc_investigation(answer: object) -> ExerciseResult:
+    """Exercise 7.5 (open investigation): why no lambda lets EWC alone keep both the old and the
+    newest topics (section 4), and how to test it. Submitted, never scored: the rubric
+    :data:`EWC_INVESTIGATION_RUBRIC` is printed for the instructor and the learner."""
+    return check_open_answer(
+        "7.5",
+        "why EWC alone falls short",
+        answer,
+        rubric=EWC_INVESTIGATION_RUBRIC,
+        min_words=40,
+    )
