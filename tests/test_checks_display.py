@@ -58,3 +58,17 @@ def test_in_a_kernel_the_display_has_html_and_the_same_plain_text():
 @pytest.mark.parametrize("status", checks.STATUSES)
 def test_every_status_renders(status):
     assert "<div" in _result(status, ["why"]).html()
+
+
+def test_a_prediction_shows_its_gap_and_an_open_answer_its_rubric_in_the_rich_form():
+    prediction = checks.check_number("9.2", "triple", 20, 21, tolerance=2, explain="3 x 7 = 21.")
+    html = prediction.html()
+    assert checks._PASSED_COLOR in html and "your prediction matches, within tolerance" in html
+    assert "you predicted 20, this run measured 21 (off by -1, -4.76%; tolerance ±2)" in html
+    assert "3 x 7 = 21." in html
+    answer = checks.check_open_answer(
+        "9.3", "why", "because " * 3, rubric=["says why <it> holds"], min_words=3
+    )
+    html = answer.html()
+    assert "✎</span> Exercise 9.3 (why): submitted, see rubric" in html
+    assert "1. says why &lt;it&gt; holds" in html and checks._SUBMITTED_COLOR in html

@@ -27,6 +27,10 @@ A message is one frame: 8-byte big-endian length, then UTF-8 JSON. Values are en
 
 Arguments the callee changed in place (an array it sorted, a model it trained) are sent back and
 copied into the caller's objects, so a check that looks for in-place changes still sees them.
+
+An exercise whose answer is a value (a prediction, a derivation, an open answer) asks for the
+value of a name instead (:func:`fetch_value`), which travels only as plain data
+(:func:`plain_value`): ``None``, a bool, an int, a float or a str, exactly of those types.
 """
 
 from __future__ import annotations

@@ -17,8 +17,10 @@ The supervisor imports the heavy libraries the submission's cells import (``torc
 seconds) once, then for each solution cell forks a fresh child, which sets the resource limits
 (memory, CPU seconds, processes, file size), sends its prints to a capped file and serves one
 :class:`~handbook.exercises.remote.Peer` connection: it executes the cell's source and answers
-calls to the functions it defined. When the child ends, the supervisor reports how (exit status
-or signal), which the grader turns into a reason ("CPU time limit 60 s exceeded in cell 7").
+calls to the functions it defined, or sends the value of a name it assigned as plain data (a
+prediction, a derivation, an open answer). When the child ends, the supervisor reports how
+(exit status or signal), which the grader turns into a reason ("CPU time limit 60 s exceeded in
+cell 7").
 """
 
 from __future__ import annotations
