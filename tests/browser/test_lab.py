@@ -4,13 +4,15 @@ JupyterLab starts on a free loopback port with a token, from this environment (a
 does, the kernel *Python (handbook)* installed into a prefix of the test's own instead of the
 environment's, so that the test changes nothing outside its temporary folder). The learner opens
 ``student/00_digits.ipynb``, the notebook's metadata picks the kernel, runs every cell, sees each
-check say "not yet done", writes an answer, and sees the check pass.
+check say "not yet done", writes an answer, and sees the check pass. The concept diagrams of the
+student edition render (chapter 0's, and chapter 1's, which a reviewer gets a screenshot of).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -23,6 +25,8 @@ import pytest
 from conftest import ROOT, free_port
 
 CHAPTER = "00_digits"
+#: The chapter a reviewer gets a JupyterLab screenshot of, at its first concept diagram.
+SCREENSHOT_CHAPTER = "01_attention"
 KERNEL_NAME, KERNEL_DISPLAY_NAME = "handbook", "Python (handbook)"
 SOLVED_EXERCISE = "0.1"
 #: MyST that must not show raw in a rendered markdown cell (jupyterlab-myst renders it).
@@ -61,6 +65,38 @@ _RUN_CELL_SCRIPT = """async ([index, source]) => {
   await app.commands.execute('notebook:run-cell-and-select-next');
   await app.commands.execute('notebook:run-cell');
 }"""
+
+
+#: The images of the current notebook's markdown cells, once every one has loaded or failed.
+_MARKDOWN_IMAGES_SCRIPT = """() => Array.from(
+  window.jupyterapp.shell.currentWidget.content.node.querySelectorAll('.jp-MarkdownCell img')
+).map((image) => ({src: image.src, alt: image.alt, complete: image.complete,
+                   loaded: image.complete && image.naturalWidth > 0}))"""
+
+
+def _diagrams_of(chapter: str) -> list[str]:
+    """The concept diagrams (``figures/NAME.svg``) the chapter's markdown shows, in order."""
+    notebook = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
+    return [
+        name
+        for cell in notebook.cells
+        if cell.cell_type == "markdown"
+        for name in re.findall(r"!\[[^\]]*\]\(figures/([^)\s]+\.svg)", cell.source)
+    ]
+
+
+def _wait_for_diagrams(page, expected: list[str], seconds: float = 60) -> list[dict]:
+    """The markdown cells' images once ``expected`` are all among them and every one has
+    finished loading (or ``seconds`` have passed: the caller's assertion then says what is
+    missing)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        images = page.evaluate(_MARKDOWN_IMAGES_SCRIPT)
+        names = {Path(image["src"].split("?")[0]).name for image in images}
+        done = set(expected) <= names and all(image["complete"] for image in images)
+        if done or time.monotonic() > deadline:
+            return images
+        time.sleep(0.5)
 
 
 def _environment(folder: Path) -> dict[str, str]:
@@ -108,7 +144,8 @@ def lab(tmp_path_factory):
     environment = _environment(folder)
     run = {"env": environment, "check": True, "capture_output": True, "timeout": 120}
     subprocess.run(
-        [sys.executable, "-m", "handbook", "student", CHAPTER, "--out", str(folder / "student")],
+        [sys.executable, "-m", "handbook", "student", CHAPTER, SCREENSHOT_CHAPTER]
+        + ["--out", str(folder / "student")],
         cwd=ROOT,
         **run,
     )
@@ -217,3 +254,47 @@ def test_a_solved_exercise_passes_with_a_tick(notebook_page, screenshots):
     assert check.inner_text().startswith(f"✓ Exercise {SOLVED_EXERCISE}")
     check.scroll_into_view_if_needed()
     page.screenshot(path=screenshots / f"lab-{CHAPTER}-solved.png")
+
+
+def test_the_student_editions_diagrams_render(notebook_page):
+    expected = _diagrams_of(CHAPTER)
+    assert expected, f"chapter {CHAPTER} shows no concept diagram (figures/NAME.svg)"
+    images = _wait_for_diagrams(notebook_page["page"], expected)
+    loaded = {Path(image["src"].split("?")[0]).name for image in images if image["loaded"]}
+    assert set(expected) <= loaded, (
+        f"not rendered in JupyterLab: {sorted(set(expected) - loaded)}; images seen: {images}"
+    )
+    assert all(image["alt"].strip() for image in images), "an image without alt text"
+
+
+def test_chapter_1_in_jupyterlab_is_shot_at_its_first_diagram(browser, blocked, lab, screenshots):
+    """A reviewer's screenshot of chapter 1's student edition, opened (not run) in JupyterLab."""
+    base, token, _folder = lab
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.route("**/*", blocked.route)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{base}/lab/tree/student/{SCREENSHOT_CHAPTER}.ipynb?token={token}")
+    page.wait_for_function(
+        "() => { const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return panel && panel.content && panel.content.widgets"
+        " && panel.content.node.querySelector('.jp-MarkdownCell .myst'); }",
+        timeout=120_000,
+    )
+    expected = _diagrams_of(SCREENSHOT_CHAPTER)
+    images = _wait_for_diagrams(page, expected)
+    page.screenshot(path=screenshots / f"lab-{SCREENSHOT_CHAPTER}.png")
+    # the workspace may have restored chapter 0's tab too: look in the current notebook only
+    panel = page.evaluate("() => window.jupyterapp.shell.currentWidget.id")
+    first = page.locator(f"[id='{panel}'] .jp-MarkdownCell img").first
+    if expected and first.count():
+        first.scroll_into_view_if_needed()
+        page.screenshot(path=screenshots / f"lab-{SCREENSHOT_CHAPTER}-diagram.png")
+    context.close()
+    loaded = {Path(image["src"].split("?")[0]).name for image in images if image["loaded"]}
+    assert expected, f"chapter {SCREENSHOT_CHAPTER} shows no concept diagram (figures/NAME.svg)"
+    assert set(expected) <= loaded, f"not rendered: {sorted(set(expected) - loaded)}"
+    assert not errors and not blocked.take()
+    for name in (f"lab-{SCREENSHOT_CHAPTER}.png", f"lab-{SCREENSHOT_CHAPTER}-diagram.png"):
+        assert (screenshots / name).stat().st_size > 10_000, name

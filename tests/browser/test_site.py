@@ -20,7 +20,14 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 #: Pages a reviewer gets screenshots of (light and dark at 1280 px, light at 390 px).
-SCREENSHOT_PAGES = ("book/intro.html", "notebooks/00_digits.html", "book/ledger.html")
+SCREENSHOT_PAGES = (
+    "book/intro.html",
+    "notebooks/00_digits.html",
+    "notebooks/01_attention.html",
+    "book/ledger.html",
+)
+#: The chapter whose first concept diagram is also shot alone (issue 23: chapter 1's screenshots).
+DIAGRAM_SCREENSHOT_PAGE = "notebooks/01_attention.html"
 #: The lowest contrast ratio text may have against its background (WCAG's floor for large text;
 #: syntax-highlighting colours sit between it and the 4.5 of body text).
 MINIMUM_CONTRAST = 3.0
@@ -73,6 +80,9 @@ _PAGE_FACTS_SCRIPT = """() => {
     assets: urls('img[src]', 'src').concat(urls('script[src]', 'src'), urls('link[href]', 'href')),
     brokenImages: Array.from(document.images)
       .filter((image) => !image.complete || image.naturalWidth === 0).map((image) => image.src),
+    images: Array.from(main.querySelectorAll('img')).map((image) => ({
+      src: image.src, alt: (image.getAttribute('alt') || '').trim(),
+      loaded: image.complete && image.naturalWidth > 0})),
     mathElements: document.querySelectorAll('main .math').length,
     typeset: document.querySelectorAll('main mjx-container').length,
     rawTex: (main.innerText.match(/\\\\\\(|\\\\\\[|\\$\\$/g) || []).length,
@@ -83,6 +93,9 @@ _SET_MODE_SCRIPT = """(mode) => {
   document.documentElement.dataset.theme = mode;
   document.documentElement.dataset.mode = mode;
 }"""
+
+#: A concept diagram as the site shows it: Sphinx copies figures/chNN-topic.svg to _images/.
+_DIAGRAM_SELECTOR = "main img[src*='_images/ch'][src$='.svg']"
 
 _OVERFLOW_SCRIPT = "() => document.documentElement.scrollWidth - window.innerWidth"
 
@@ -98,6 +111,7 @@ class PageFacts:
     links: list[str] = field(default_factory=list)
     assets: list[str] = field(default_factory=list)
     broken_images: list[str] = field(default_factory=list)
+    images: list[dict] = field(default_factory=list)
     math_elements: int = 0
     typeset: int = 0
     raw_tex: int = 0
@@ -174,7 +188,7 @@ def _visit(page, site_url: str, facts: PageFacts, blocked, screenshots: Path) ->
     page.add_style_tag(content=_NO_TRANSITIONS)
     seen = page.evaluate(_PAGE_FACTS_SCRIPT)
     facts.links, facts.assets = seen["links"], seen["assets"]
-    facts.broken_images = seen["brokenImages"]
+    facts.broken_images, facts.images = seen["brokenImages"], seen["images"]
     facts.math_elements, facts.typeset, facts.raw_tex = (
         seen["mathElements"],
         seen["typeset"],
@@ -194,6 +208,10 @@ def _visit(page, site_url: str, facts: PageFacts, blocked, screenshots: Path) ->
     if shoot:
         page.screenshot(path=screenshots / f"{name}-phone.png")
     page.set_viewport_size(DESKTOP)
+    if path == DIAGRAM_SCREENSHOT_PAGE and page.locator(_DIAGRAM_SELECTOR).count():
+        diagram = page.locator(_DIAGRAM_SELECTOR).first
+        diagram.scroll_into_view_if_needed()
+        diagram.screenshot(path=screenshots / f"{name}-diagram.png")
     if path == "book/ledger.html":
         page.locator("table.claims-ledger").screenshot(path=screenshots / "book_ledger-table.png")
     facts.solutions = [tuple(pair) for pair in page.evaluate(_SOLUTIONS_SCRIPT)]
@@ -336,6 +354,50 @@ def test_screenshots_are_written_for_a_reviewer(crawl, screenshots):
         name = path.replace("/", "_").removesuffix(".html")
         for variant in ("light", "dark", "phone"):
             assert (screenshots / f"{name}-{variant}.png").stat().st_size > 10_000
+    diagram = DIAGRAM_SCREENSHOT_PAGE.replace("/", "_").removesuffix(".html")
+    assert (screenshots / f"{diagram}-diagram.png").stat().st_size > 2_000
+
+
+def test_every_image_of_every_chapter_loads_and_has_alt_text(crawl):
+    chapters = {path: facts for path, facts in crawl.items() if path.startswith("notebooks/")}
+    unloaded = {
+        path: [image["src"] for image in facts.images if not image["loaded"]]
+        for path, facts in chapters.items()
+        if any(not image["loaded"] for image in facts.images)
+    }
+    assert not unloaded, "images that did not load (naturalWidth 0)"
+    without_alt = {
+        path: [image["src"] for image in facts.images if not image["alt"]]
+        for path, facts in chapters.items()
+        if any(not image["alt"] for image in facts.images)
+    }
+    assert not without_alt, "images without alt text"
+
+
+def _diagrams_of(chapter_file: Path) -> dict[str, str]:
+    """``{NAME.svg: alt text}`` of the concept diagrams a chapter's markdown shows."""
+    notebook = nbformat.read(chapter_file, 4)
+    pattern = re.compile(r"!\[([^\]]*)\]\(figures/([^)\s]+\.svg)")
+    return {
+        match.group(2): match.group(1).strip()
+        for cell in notebook.cells
+        if cell.cell_type == "markdown"
+        for match in pattern.finditer(cell.source)
+    }
+
+
+def test_every_chapter_shows_its_concept_diagrams_on_the_site(crawl):
+    missing = {}
+    for path in _chapter_pages(crawl):
+        expected = _diagrams_of(ROOT / "notebooks" / Path(path).with_suffix(".ipynb").name)
+        shown = {
+            Path(urlparse(image["src"]).path).name
+            for image in crawl[path].images
+            if image["loaded"] and image["alt"]
+        }
+        if not expected or set(expected) - shown:
+            missing[path] = sorted(set(expected) - shown) or "no diagram in the notebook"
+    assert not missing, "diagrams not shown (loaded, with alt text) on the chapter pages"
 
 
 def _chapter_pages(crawl) -> list[str]:
