@@ -53,6 +53,11 @@ import numpy as np
 #: Largest frame either side accepts, bytes: a bigger answer is reported, not read.
 DEFAULT_MAX_FRAME_BYTES = 64 * 2**20
 _HEADER = struct.Struct(">Q")
+#: Every field a reply may carry; a reply with another one was not written by this module.
+REPLY_FIELDS = frozenset(
+    {"reply", "id", "raised", "limit", "bytes", "max_bytes", "names", "value", "changed"}
+    | {"graphs", "grads", "rejected", "accepted"}
+)
 
 #: ``torch.nn`` layers a module argument may be built from: name -> constructor attributes.
 MODULE_LAYERS: dict[str, tuple[str, ...]] = {
@@ -87,6 +92,61 @@ class PeerGone(BaseException):
 
 class LearnerError(Exception):
     """A learner's exception whose type is not a Python built-in, re-raised by its name."""
+
+
+class AnswerTooLarge(ValueError):
+    """A message over the frame limit, not sent: ``size`` and ``limit`` in bytes."""
+
+    def __init__(self, size: int, limit: int):
+        super().__init__(too_large_text(size, limit))
+        self.size, self.limit = size, limit
+
+
+def too_large_text(size: int, limit: int) -> str:
+    """``the answer is 5.0 MiB, over the limit of 4.0 MiB`` (what the grader reports)."""
+
+    def text(count: int) -> str:
+        return f"{count / 2**20:,.1f} MiB" if count >= 2**20 else f"{count:,} bytes"
+
+    return f"the answer is {text(size)}, over the limit of {text(limit)}"
+
+
+def _malformed_reply(problem: str) -> PeerGone:
+    return PeerGone(f"the worker sent a malformed reply ({problem})")
+
+
+def check_reply(reply: dict, operation: str) -> None:
+    """Raise :class:`PeerGone` unless ``reply`` has the fields and types this module's
+    :meth:`Peer.answer` gives them (the worker's side may be the learner's code)."""
+    if unknown := sorted(set(reply) - REPLY_FIELDS):
+        raise _malformed_reply(f"unknown fields {', '.join(map(repr, unknown))}")
+    raised = reply.get("raised")
+    if raised is not None and not (
+        isinstance(raised, dict)
+        and isinstance(raised.get("type"), str)
+        and isinstance(raised.get("message", ""), str)
+        and isinstance(raised.get("builtin"), str | None)
+    ):
+        raise _malformed_reply("raised: expected the type, built-in and message of an exception")
+    limit = reply.get("limit")
+    if limit is not None and limit not in ("memory", "answer"):
+        raise _malformed_reply(f"limit: expected 'memory' or 'answer', got {limit!r}")
+    if limit == "answer" and not all(
+        type(reply.get(name)) is int for name in ("bytes", "max_bytes")
+    ):
+        raise _malformed_reply("limit: expected the answer's size and the limit in bytes")
+    names = reply.get("names", [])
+    if operation == "exec" and not (
+        isinstance(names, list) and all(isinstance(name, str) for name in names)
+    ):
+        raise _malformed_reply("names: expected a list of str")
+    if not isinstance(reply.get("changed", {}), dict):
+        raise _malformed_reply("changed: expected an object")
+    graphs = reply.get("graphs", [])
+    if not (isinstance(graphs, list) and all(type(graph) is int for graph in graphs)):
+        raise _malformed_reply("graphs: expected a list of int")
+    if not isinstance(reply.get("grads", []), list):
+        raise _malformed_reply("grads: expected a list")
 
 
 @dataclass(frozen=True)
@@ -421,6 +481,7 @@ class Peer:
         self._handle_of: dict[int, int] = {}
         self._graphs: dict[int, tuple] = {}
         self._pid = os.getpid()
+        self._requests_sent = 0
 
     # framing -------------------------------------------------------------------------------
 
@@ -429,10 +490,7 @@ class Peer:
             os._exit(0)
         payload = json.dumps(message, ensure_ascii=False).encode("utf-8")
         if len(payload) > self.max_frame_bytes:
-            raise ValueError(
-                f"a message of {len(payload):,} bytes exceeds the limit of "
-                f"{self.max_frame_bytes:,} bytes"
-            )
+            raise AnswerTooLarge(len(payload), self.max_frame_bytes)
         try:
             self.sock.sendall(_HEADER.pack(len(payload)) + payload)
         except OSError as error:
@@ -442,10 +500,7 @@ class Peer:
         header = self._read_exactly(_HEADER.size)
         (length,) = _HEADER.unpack(header)
         if length > self.max_frame_bytes:
-            raise PeerGone(
-                f"the answer is {length / 2**20:.0f} MiB, over the limit of "
-                f"{self.max_frame_bytes / 2**20:.0f} MiB"
-            )
+            raise PeerGone(too_large_text(length, self.max_frame_bytes))
         try:
             message = json.loads(self._read_exactly(length).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
@@ -488,13 +543,47 @@ class Peer:
     # requests ------------------------------------------------------------------------------
 
     def request(self, message: dict) -> dict:
-        """Send a request and serve the other side's requests until the reply arrives."""
-        self.send(message)
+        """Send a request and serve the other side's requests until the reply arrives.
+
+        Each request carries a number its reply must repeat: a frame the learner's code wrote
+        on the worker's socket (a forged reply) puts every later reply out of turn, and a reply
+        whose fields are not what this module sends is refused (:func:`check_reply`); both
+        raise :class:`PeerGone`. So does a reply saying the answer was over the size limit.
+        """
+        self._requests_sent += 1
+        number = self._requests_sent
+        self.send({**message, "id": number})
         while True:
             incoming = self.receive()
-            if "reply" in incoming:
-                return incoming
-            self.send(self.handle(incoming))
+            if "reply" not in incoming:
+                self.answer(incoming)
+                continue
+            if incoming.get("id") != number:
+                raise PeerGone(
+                    f"the worker sent a reply out of turn (to request {incoming.get('id')!r} "
+                    f"while request {number} was waiting)"
+                )
+            check_reply(incoming, str(message.get("op")))
+            if incoming.get("limit") == "answer":
+                raise PeerGone(too_large_text(incoming["bytes"], incoming["max_bytes"]))
+            return incoming
+
+    def answer(self, incoming: dict) -> None:
+        """Handle one request of the other side and send the reply (with the request's number);
+        a reply over the size limit is replaced by one that says so."""
+        reply = {**self.handle(incoming), "id": incoming.get("id")}
+        try:
+            self.send(reply)
+        except AnswerTooLarge as error:
+            self.send(
+                {
+                    "reply": True,
+                    "id": incoming.get("id"),
+                    "limit": "answer",
+                    "bytes": error.size,
+                    "max_bytes": error.limit,
+                }
+            )
 
     def serve_forever(self) -> None:
         """Answer requests until the other side closes the connection (the worker's main loop)."""
@@ -503,7 +592,7 @@ class Peer:
                 incoming = self.receive()
             except PeerGone:
                 return
-            self.send(self.handle(incoming))
+            self.answer(incoming)
 
     def handle(self, message: dict) -> dict:
         operation = message.get("op")
