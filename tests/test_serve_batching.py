@@ -210,6 +210,15 @@ def test_invalid_batcher_settings(size, wait):
         MicroBatcher(FakeModel(), max_batch_size=size, max_wait_ms=wait)
 
 
+async def _until(condition, turns: int = 10_000) -> None:
+    """Let the event loop run other tasks until ``condition()`` holds (no wall clock involved)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"still not true after {turns} turns of the event loop")
+
+
 def test_stop_fails_a_request_the_worker_is_still_gathering():
     fake = FakeModel()
     batcher = MicroBatcher(fake, max_batch_size=16, max_wait_ms=60_000)
@@ -217,7 +226,7 @@ def test_stop_fails_a_request_the_worker_is_still_gathering():
     async def scenario():
         await batcher.start()
         waiting = asyncio.create_task(batcher.submit([1]))
-        await asyncio.sleep(0.05)  # the worker has taken it and waits for company
+        await _until(lambda: batcher._queue.empty() and batcher._unanswered)  # taken, gathering
         await batcher.stop()
         with pytest.raises(RuntimeError, match="shutting down"):
             await waiting
@@ -242,8 +251,11 @@ def test_stop_fails_queued_and_running_requests():
         running = asyncio.create_task(batcher.submit([1, 2]))
         await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
         queued = asyncio.create_task(batcher.submit([3]))
-        await asyncio.sleep(0)
-        threading.Timer(0.05, release.set).start()  # let the running batch end during stop()
+        await _until(lambda: not batcher._queue.empty())
+        # the running batch ends during stop(), once stop() waits for the batch's thread
+        executor = batcher._executor
+        shutdown = executor.shutdown
+        executor.shutdown = lambda wait=True: (release.set(), shutdown(wait=wait))
         await batcher.stop()
         for task in (running, queued):
             with pytest.raises(RuntimeError, match="shutting down"):

@@ -10,6 +10,7 @@ check that it answers exactly what handbook.serve's model answers.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 
@@ -80,13 +81,24 @@ def slow_url():
         yield url
 
 
-def test_open_loop_below_capacity_keeps_latency_flat(slow_url):
+@pytest.fixture(scope="module")
+def round_trip_ms(slow_url) -> float:
+    """One request's typical time on this machine, now: the service time plus what the client,
+    the loopback and a loaded CPU add. Latency bounds below are multiples of it, so that a
+    busy machine (make test runs two workers on two cores) moves them instead of failing."""
+    return run_load(slow_url, ["a text"], concurrency=1, requests=10).percentile(50)
+
+
+def test_open_loop_below_capacity_keeps_latency_flat(slow_url, round_trip_ms):
     result = run_open_loop(slow_url, ["a text"], rate=20, seconds=1.0, connections=8)
 
     assert result.requests == 20 and result.errors == 0 and result.rate == 20
-    # each request waits at most about one service time for the one ahead of it
-    assert result.percentile(99) < 10 * SERVICE_MS
-    assert sustained_rate([result], p99_ms=10 * SERVICE_MS) == 20
+    # each request waits at most about one service time for the one ahead of it: the typical
+    # latency is a round trip or two, and it does not grow along the schedule (no queue)
+    assert round_trip_ms >= SERVICE_MS
+    assert result.percentile(50) < 3 * round_trip_ms
+    early, late = result.latencies_ms[:5], result.latencies_ms[-5:]
+    assert np.median(late) < np.median(early) + 3 * round_trip_ms
 
 
 def test_open_loop_above_capacity_shows_the_queue_a_closed_loop_hides(slow_url):
@@ -104,15 +116,22 @@ def test_open_loop_above_capacity_shows_the_queue_a_closed_loop_hides(slow_url):
     assert sustained_rate([opened], p99_ms=100) == 0.0
 
 
-def test_open_loop_counts_a_request_that_never_got_a_connection_as_an_error(slow_url):
+def test_open_loop_counts_a_request_that_never_got_a_connection_as_an_error(
+    slow_url, round_trip_ms
+):
     # one connection, 0.3 s timeout, 3x the capacity: the queue passes the timeout
-    started = time.perf_counter()
+    timeout_ms = 300
     result = run_open_loop(
-        slow_url, ["a text"], rate=150, seconds=0.5, connections=1, timeout_s=0.3
+        slow_url, ["a text"], rate=150, seconds=0.5, connections=1, timeout_s=timeout_ms / 1000
     )
     assert result.errors > 0 and result.requests == 75
-    assert result.latencies_ms.max() < 0.3 * 1000 + 2000  # nothing waited long past its timeout
-    assert time.perf_counter() - started < 20  # bounded: schedule + timeout, with slack
+    # a request past its deadline is an error at its deadline: the late ones end together,
+    # within a round trip or two of the timeout, and none is charged for httpx's clean-up
+    late = result.latencies_ms[result.latencies_ms >= 0.99 * timeout_ms]
+    assert len(late) >= result.errors
+    assert np.median(late) < timeout_ms + 3 * round_trip_ms
+    assert result.latencies_ms.max() < timeout_ms + 50 * round_trip_ms
+    assert result.seconds < 0.5 + timeout_ms / 1000 + 50 * round_trip_ms / 1000
 
 
 @pytest.mark.parametrize(
@@ -178,11 +197,15 @@ def test_a_peer_serves_the_same_predictions_under_load(peer, model_dir, built, t
         # probabilities depend a little on the batch it shared (same for handbook.serve)
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=0.05)
     assert closed.statuses == {200: 200} and opened.statuses == {200: 20}
-    time.sleep(0.5)
-    with pytest.raises(ProcessLookupError):  # the whole process group is gone
-        import os
-
-        os.killpg(pid, 0)
+    deadline = time.monotonic() + 30  # the whole process group is gone (a kill, then reaping)
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"{peer}'s process group {pid} still runs 30 s after its server stopped")
 
 
 def test_open_loop_figure_draws_one_line_per_server_and_the_target():
