@@ -20,7 +20,16 @@ CHAPTERS = runner.chapter_notebooks()
 
 
 def _solution_body_lines(notebook) -> list[str]:
-    """Every line of the solutions: function bodies, and the whole assignment of a value."""
+    """Every line of the solutions that says something (function bodies, the whole assignment of
+    a value; not a bare closing quote), and that no cell outside the solutions shows: a
+    find-the-bug exercise's buggy function, or a loop the chapter builds in cells, shares lines
+    with its solution."""
+    shown = {
+        line.strip()
+        for cell in notebook.cells
+        if "solution" not in cell.metadata.get("tags", [])
+        for line in cell.source.splitlines()
+    }
     lines = []
     for cell in notebook.cells:
         if "solution" not in cell.metadata.get("tags", []):
@@ -34,7 +43,11 @@ def _solution_body_lines(notebook) -> list[str]:
                 continue
             for statement in body:
                 segment = ast.get_source_segment(cell.source, statement) or ""
-                lines.extend(line.strip() for line in segment.splitlines() if line.strip())
+                lines.extend(
+                    line.strip()
+                    for line in segment.splitlines()
+                    if any(character.isalnum() for character in line) and line.strip() not in shown
+                )
     return lines
 
 
