@@ -291,8 +291,8 @@ def _with_slip(answer: object, expected: float, slips: dict[float, str]) -> str:
 # Exercise 8.5 ---------------------------------------------------------------------------------
 
 RERANKER_RUBRIC = (
-    "Uses the chapter's own numbers: the dual encoder's recall@1, the reranked recall@1, and "
-    "the recall@1 of the cross-attention term alone over the same shortlist.",
+    "Uses the chapter's own numbers: the dual encoder's recall@1, the reranked recall@1, the "
+    "recall@1 of the cross-attention term alone, and a pick at random in the same shortlist.",
     "Explains that the reranker was trained as a correction added to the dual encoder's logit "
     "(a residual starting at zero), so its term alone was never asked to rank on its own.",
     "Says what the reranker can see that the dual encoder cannot (each word reads the image's "
