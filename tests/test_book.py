@@ -175,3 +175,56 @@ def test_make_test_executes_each_chapter_once_and_the_student_edition_under_nbva
     assert "HANDBOOK_BUILD_DIR=$(SMOKE)/" in student and "HANDBOOK_LEDGER_DIR=$(SMOKE)/" in student
     assert "-m handbook student --out" in recipe
     assert "--ignore=tests/browser" in recipe and "-m pytest tests/browser" in recipe
+
+
+def _code(cell) -> str:
+    """A code cell's Python, without IPython's magics and shell lines."""
+    return "\n".join(
+        line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))
+    )
+
+
+def _assert_lines(cell) -> list[str]:
+    """The ``assert`` statements of a code cell (found in its syntax tree), as written."""
+    lines = _code(cell).splitlines()
+    return [
+        lines[node.lineno - 1].strip()
+        for node in ast.walk(ast.parse(_code(cell)))
+        if isinstance(node, ast.Assert)
+    ]
+
+
+def test_build_guards_are_out_of_the_reading_path():
+    """A code cell that asserts guards the build: tagged ``remove-cell``, Jupyter Book leaves it
+    off the site (tests/test_book_site.py checks that it does) and the notebook still runs it."""
+    left = {}
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(notebook.cells):
+            if cell.cell_type == "code" and "remove-cell" not in cell.metadata.get("tags", []):
+                for line in _assert_lines(cell):
+                    left.setdefault(path.name, []).append(f"  cell {index}: {line[:90]}")
+    count = sum(len(lines) for lines in left.values())
+    assert not left, (
+        f"{count} assert statements in the reading path (tag their cells remove-cell):\n"
+        + "\n".join(f"{name}: {len(lines)}\n" + "\n".join(lines) for name, lines in left.items())
+    )
+
+
+def test_hidden_cells_show_nothing_the_reader_needs():
+    """The site drops a ``remove-cell`` cell with its outputs: it must not print or display."""
+    showing = []
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        for index, cell in enumerate(notebook.cells):
+            if cell.cell_type != "code" or "remove-cell" not in cell.metadata.get("tags", []):
+                continue
+            tree = ast.parse(_code(cell))
+            calls = {
+                node.func.id
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            }
+            if calls & {"print", "display"}:
+                showing.append(f"{path.name} cell {index}: {sorted(calls & {'print', 'display'})}")
+    assert not showing, "hidden on the site but printing for the reader:\n" + "\n".join(showing)

@@ -9,7 +9,8 @@ from html import unescape
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_markdown_cell, new_notebook
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from sphinx.builders.html._assets import _JavaScript
 
 from handbook import book_site, diagrams
@@ -61,39 +62,46 @@ def _diagram_images() -> list[tuple[str, str]]:
     return images
 
 
-def test_the_diagrams_reach_the_built_site_with_their_alt_text(tmp_path):
-    """Jupyter Book, with the book's own configuration, builds a page showing every diagram the
-    chapters show, as the chapters write it, from a folder staged as `handbook book` stages one:
-    each diagram is copied into the site and shown by an <img> with the notebook's alt text."""
-    site = tmp_path / "site"
+HIDDEN_GUARD = "assert 'a guard the site hides' != ''"
+VISIBLE_CODE = "shown_on_the_site = 'a code cell the site shows'"
+
+
+@pytest.fixture(scope="module")
+def built_page(tmp_path_factory) -> tuple[Path, str]:
+    """Jupyter Book, with the book's own configuration, builds one page from a folder staged as
+    `handbook book` stages one: every diagram the chapters show, as the chapters write it, and two
+    code cells, one of them a build guard tagged ``remove-cell``. ``(html folder, page's HTML)``."""
+    folder = tmp_path_factory.mktemp("site")
+    site = folder / "site"
     (site / "notebooks").mkdir(parents=True)
     for name in ("_config.yml", "references.bib"):
         shutil.copy2(ROOT / name, site / name)
     diagrams.copy_figures(site / "notebooks")
-    images = _diagram_images()
-    assert images, "no chapter shows a diagram yet (figures/NAME.svg in a markdown cell)"
     cells = [new_markdown_cell("# Every diagram")]
-    cells += [new_markdown_cell(f"![{alt}]({target})") for alt, target in images]
-    page = new_notebook(cells=cells)
+    cells += [new_markdown_cell(f"![{alt}]({target})") for alt, target in _diagram_images()]
+    guard = new_code_cell(HIDDEN_GUARD, metadata={"tags": ["remove-cell"]})
+    cells += [new_code_cell(VISIBLE_CODE), guard]
+    language = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    }
+    page = new_notebook(cells=cells, metadata=language)
     nbformat.write(page, site / "notebooks" / "diagrams.ipynb")
     (site / "_toc.yml").write_text("format: jb-book\nroot: notebooks/diagrams\n")
+    output = folder / "out"
+    command = [jupyter_book(), "build", str(site), "--path-output", str(output)]
     result = subprocess.run(
-        [
-            jupyter_book(),
-            "build",
-            str(site),
-            "--path-output",
-            str(tmp_path / "out"),
-            "--warningiserror",
-            "--quiet",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        command + ["--warningiserror", "--quiet"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    html_dir = tmp_path / "out" / "_build" / "html"
-    html = (html_dir / "notebooks" / "diagrams.html").read_text(encoding="utf-8")
+    html_dir = output / "_build" / "html"
+    return html_dir, (html_dir / "notebooks" / "diagrams.html").read_text(encoding="utf-8")
+
+
+def test_the_diagrams_reach_the_built_site_with_their_alt_text(built_page):
+    html_dir, html = built_page
+    images = _diagram_images()
+    assert images, "no chapter shows a diagram yet (figures/NAME.svg in a markdown cell)"
     shown = {
         (_plain(unescape(alt)), Path(src).name)
         for src, alt in (
@@ -108,3 +116,10 @@ def test_the_diagrams_reach_the_built_site_with_their_alt_text(tmp_path):
         or not (html_dir / "_images" / Path(target).name).is_file()
     ]
     assert not missing, "not on the built page with its alt text:\n" + "\n".join(missing)
+
+
+def test_a_cell_tagged_remove_cell_is_left_off_the_site(built_page):
+    _html_dir, html = built_page
+    text = unescape(re.sub(r"<[^>]+>", "", html))
+    assert "a code cell the site shows" in text, "the page's visible code cell is missing"
+    assert "a guard the site hides" not in text, "Jupyter Book showed a cell tagged remove-cell"
