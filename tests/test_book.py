@@ -228,3 +228,22 @@ def test_hidden_cells_show_nothing_the_reader_needs():
             if calls & {"print", "display"}:
                 showing.append(f"{path.name} cell {index}: {sorted(calls & {'print', 'display'})}")
     assert not showing, "hidden on the site but printing for the reader:\n" + "\n".join(showing)
+
+
+def _page_title(entry: str) -> str | None:
+    page = ROOT / f"{entry}.md"
+    if not page.is_file():
+        return None  # a notebook: its title is its first cell's heading, never a caption
+    return next(
+        (line[2:].strip() for line in page.read_text().splitlines() if line.startswith("# ")),
+        None,
+    )
+
+
+def test_the_sidebar_names_each_part_once():
+    """A caption and a page of the same title would show a part twice in the site's sidebar."""
+    captions = [part["caption"] for part in TOC.get("parts", []) if "caption" in part]
+    titles = {_page_title(entry) for entry in TOC_FILES} - {None}
+    twice = sorted(set(captions) & titles)
+    assert not twice, f"both a caption and a page title in _toc.yml: {twice}"
+    assert len(captions) == len(set(captions)), "a caption appears twice"
