@@ -88,6 +88,15 @@ FORGED_REPLY = (
     "PREDICTED = 0\n"
 )
 
+HUGE_INT_FRAME = (
+    "import gc, struct\n"
+    "for thing in gc.get_objects():\n"
+    "    if type(thing).__name__ == '_CellPeer':\n"
+    "        payload = b'{\"reply\": true, \"value\": ' + b'1' * 5000 + b'}'\n"
+    "        thing.sock.sendall(struct.pack('>Q', len(payload)) + payload)\n"
+    "PREDICTED = 42\n"
+)
+
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> dict:
@@ -107,6 +116,7 @@ def graded(tmp_path_factory) -> dict:
         "hostile_float": notebook(HOSTILE_FLOAT),
         "never_ends": notebook("PREDICTED = sum(range(10**12))\n"),
         "forged_reply": notebook(FORGED_REPLY),
+        "huge_int_frame": notebook(HUGE_INT_FRAME),
         "no_name": notebook("PREDICTION = 42\n"),
         "short_answer": notebook("PREDICTED = 42\n", 'ANSWER = "because"\n'),
         "huge_answer": notebook("PREDICTED = 42\n", "ANSWER = 'word ' * 300_000\n"),
@@ -182,6 +192,7 @@ def test_a_value_that_is_data_but_not_a_number_fails_in_the_check(graded, name, 
         ("not_unicode", "9.2", "ANSWER is a text that is not valid Unicode (at character 24)"),
         ("never_ends", "9.1", "time limit"),
         ("forged_reply", "9.1", "the worker sent a malformed value for PREDICTED"),
+        ("huge_int_frame", "9.1", "the worker sent a malformed message (Exceeds the limit"),
     ],
 )
 def test_a_value_that_is_not_plain_data_is_an_error_saying_what_it_was(
