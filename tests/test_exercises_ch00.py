@@ -117,14 +117,104 @@ def confusion_of_floats(
     return confusion_matrix(predictions, labels, num_classes).float()
 
 
+# Exercise 0.5 ---------------------------------------------------------------------------------
+
+
+def train_one_epoch(model, loader, optimizer, loss_fn) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        total += loss.item() * len(targets)
+        count += len(targets)
+    return total / count
+
+
+def epoch_clearing_first(model, loader, optimizer, loss_fn) -> float:
+    """Right too: zero_grad before the backward pass instead of after the step (fit's order)."""
+    model.train()
+    losses = []
+    for inputs, targets in loader:
+        optimizer.zero_grad()
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item() * len(targets))
+    return sum(losses) / len(loader.dataset)
+
+
+def epoch_in_the_mode_handed_over(model, loader, optimizer, loss_fn) -> float:
+    total, count = 0.0, 0
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        total, count = total + loss.item() * len(targets), count + len(targets)
+    return total / count
+
+
+def epoch_averaging_batch_means(model, loader, optimizer, loss_fn) -> float:
+    model.train()
+    losses = []
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+
+
+def epoch_without_zero_grad(model, loader, optimizer, loss_fn) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        total, count = total + loss.item() * len(targets), count + len(targets)
+    return total / count
+
+
+def epoch_with_cross_entropy_always(model, loader, optimizer, loss_fn) -> float:
+    return train_one_epoch(model, loader, optimizer, torch.nn.functional.cross_entropy)
+
+
+def epoch_returning_a_tensor(model, loader, optimizer, loss_fn) -> torch.Tensor:
+    return torch.tensor(train_one_epoch(model, loader, optimizer, loss_fn))
+
+
+def epoch_reporting_the_loss_after_each_step(model, loader, optimizer, loss_fn) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for inputs, targets in loader:
+        loss_fn(model(inputs), targets).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        with torch.no_grad():
+            total += loss_fn(model(inputs), targets).item() * len(targets)
+        count += len(targets)
+    return total / count
+
+
 # The checks against them ----------------------------------------------------------------------
 
 CHECKS = {
     "0.1": ch00.check_normalize_images,
     "0.2": ch00.check_accuracy,
     "0.3": ch00.check_confusion_matrix,
+    "0.5": ch00.check_train_one_epoch,
 }
-SOLUTIONS = {"0.1": normalize_images, "0.2": accuracy, "0.3": confusion_matrix}
+SOLUTIONS = {
+    "0.1": normalize_images,
+    "0.2": accuracy,
+    "0.3": confusion_matrix,
+    "0.5": train_one_epoch,
+}
 
 
 def test_strict_mode_turns_a_wrong_answer_into_an_exception(monkeypatch) -> None:
@@ -150,6 +240,31 @@ MISTAKES = [
     ("0.3", confusion_transposed, "failed", "expected array of shape (2, 2) and dtype int64:\n"),
     ("0.3", confusion_sized_by_the_data, "error", "expected shape (5, 5), got (2, 2)"),
     ("0.3", confusion_of_floats, "failed", "expected an integer dtype (counts of samples)"),
+    (
+        "0.5",
+        epoch_in_the_mode_handed_over,
+        "failed",
+        "handed over in evaluation mode: train_one_epoch(model, loader, optimizer, loss_fn): the "
+        "weights after the epoch differ from the reference's (['0.weight', '0.bias', '3.weight', "
+        "'3.bias']); they are what training with dropout switched off gives",
+    ),
+    ("0.5", epoch_averaging_batch_means, "failed", "the mean of the batch losses; expected"),
+    ("0.5", epoch_without_zero_grad, "failed", "added to the gradients of all the batches before"),
+    (
+        "0.5",
+        epoch_with_cross_entropy_always,
+        "failed",
+        "(label smoothing 0.2): train_one_epoch(model, loader, optimizer, loss_fn): the weights "
+        "'weight' after one epoch: 18 of 18 values differ",
+    ),
+    ("0.5", epoch_returning_a_tensor, "failed", "expected a Python float (the mean loss), got"),
+    (
+        "0.5",
+        epoch_reporting_the_loss_after_each_step,
+        "failed",
+        "a single batch: train_one_epoch(model, loader, optimizer, loss_fn): the mean loss: "
+        "expected",
+    ),
 ]
 
 
@@ -185,3 +300,72 @@ def test_the_checks_leave_the_learners_inputs_to_the_learner() -> None:
         return value
 
     assert ch00.check_accuracy(clobbering_accuracy).status == "passed"
+
+
+def test_clearing_the_gradients_before_the_backward_pass_is_right_too() -> None:
+    assert ch00.check_train_one_epoch(epoch_clearing_first).status == "passed"
+
+
+def test_fit_is_the_reference_of_one_epoch() -> None:
+    """The check's reference is train.fit for one epoch: the chapter's claim that fit is the
+    loop the learner writes rests on it."""
+    model, loss = ch00._one_epoch(
+        train_one_epoch, ch00._mlp, 24, "adamw", torch.nn.functional.cross_entropy, False
+    )
+    reference, reference_loss = ch00._one_epoch(
+        ch00._reference_epoch, ch00._mlp, 24, "adamw", torch.nn.functional.cross_entropy, False
+    )
+    assert loss == pytest.approx(reference_loss, abs=1e-7)
+    for ours, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(ours, theirs)
+
+
+# Exercise 0.4 (predict, then run) -------------------------------------------------------------
+
+
+def test_the_parameter_prediction_passes_the_true_count_and_near_guesses() -> None:
+    true_count = sum(ch00.parameter_breakdown().values())
+    assert true_count == ch00.bench.count_parameters(ch00.digits.SmallCNN(side=8))
+    for answer in (true_count, 21_000, 22_500, float(true_count)):
+        result = ch00.check_parameter_prediction(answer)
+        assert (result.id, result.status, result.kind) == ("0.4", "passed", "prediction")
+        assert "convolution 2 (32 -> 64 channels, 3x3) 18,496" in result.messages[0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "slip"),
+    [
+        (59_978, "a linear head on the unpooled feature map"),
+        (29_258, "one pooling before the head; there are two"),
+        (26_122, "the MLP's count"),
+        (4_938, "1x1 kernels"),
+    ],
+)
+def test_a_typical_parameter_slip_fails_and_is_named(answer, slip) -> None:
+    result = ch00.check_parameter_prediction(answer)
+    assert result.status == "failed"
+    assert f"you predicted {answer:,} parameters, this run measured 21,578" in result.messages[0]
+    assert slip in result.messages[0], result.messages
+
+
+def test_an_unrelated_wrong_count_fails_with_the_breakdown_and_no_slip() -> None:
+    result = ch00.check_parameter_prediction(1_000_000)
+    assert result.status == "failed"
+    assert "Your number is" not in result.messages[0]
+    assert "linear head 2,570" in result.messages[0]
+
+
+def test_the_parameter_slips_are_all_outside_the_tolerance() -> None:
+    true_count = sum(ch00.parameter_breakdown().values())
+    for slip in ch00.parameter_slips():
+        assert abs(slip - true_count) > ch00.PREDICTION_TOLERANCE * true_count
+
+
+@pytest.mark.parametrize("stub_value", [None, ...])
+def test_the_parameter_stub_reads_as_not_done(stub_value) -> None:
+    assert ch00.check_parameter_prediction(stub_value).status == "not done"
+
+
+def test_a_parameter_count_written_as_text_fails_saying_so() -> None:
+    result = ch00.check_parameter_prediction("21578")
+    assert result.status == "failed" and "without quotes" in result.messages[0]

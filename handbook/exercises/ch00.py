@@ -3,7 +3,11 @@
 The chapter works on scikit-learn's digits: 8x8 grey images flattened to 64 pixels whose values
 run from 0 (background) to 16 (ink). Each check runs the learner's function on several inputs,
 edge cases included, and compares it with a library that does the same job (scikit-learn)
-wherever one exists. Call them from the check cells: ``ch00.check_accuracy(accuracy)``.
+wherever one exists. Exercise 0.4 is a prediction: :func:`check_parameter_prediction` counts
+``SmallCNN``'s parameters itself and names the typical slip a wrong count matches. Exercise 0.5's
+reference is :func:`handbook.train.fit` itself, run for one epoch from the same weights, the same
+batches and the same dropout draws. Call them from the check cells:
+``ch00.check_accuracy(accuracy)``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,16 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from sklearn import datasets, metrics, preprocessing
+from torch import nn
 
+from handbook import bench, digits, train
 from handbook.exercises.checks import (
+    PREDICTION,
     Case,
     ExerciseResult,
     check_exercise,
+    check_number,
+    describe,
     expect,
     expect_close,
     expect_equal,
@@ -253,3 +262,307 @@ def _confusion_case(
         expect_equal(result, _reference_confusion(predictions, labels, num_classes), what)
 
     return Case(description, run)
+
+
+# Exercise 0.4 ---------------------------------------------------------------------------------
+
+#: Exercise 0.4 asks for the parameters of ``digits.SmallCNN`` on the 8x8 digits.
+PREDICTION_SIDE = 8
+#: A prediction within 5% of the true count passes: the point is where the parameters are.
+PREDICTION_TOLERANCE = 0.05
+
+
+def parameter_breakdown(side: int = PREDICTION_SIDE) -> dict[str, int]:
+    """Parameters of ``digits.SmallCNN(side=side)`` per layer (weights and biases together),
+    counted from a freshly built model."""
+    model = digits.SmallCNN(side=side)
+    names = {
+        "features.0": "convolution 1 (1 -> 32 channels, 3x3)",
+        "features.1": "batch norm 1 (a scale and a shift per channel)",
+        "features.4": "convolution 2 (32 -> 64 channels, 3x3)",
+        "features.5": "batch norm 2",
+        "head.2": "linear head",
+    }
+    counts: dict[str, int] = {}
+    for name, parameter in model.named_parameters():
+        layer = names[name.rsplit(".", 1)[0]]
+        counts[layer] = counts.get(layer, 0) + parameter.numel()
+    return counts
+
+
+def parameter_slips(side: int = PREDICTION_SIDE) -> dict[int, str]:
+    """Exercise 0.4's typical wrong counts (value -> what it corresponds to)."""
+    channels, classes = 32, 10
+    total = bench.count_parameters(digits.SmallCNN(side=side))
+    head = 2 * channels * (side // 4) ** 2 * classes + classes
+    return {
+        total - head + 2 * channels * side**2 * classes + classes: (
+            "the count with a linear head on the unpooled feature map; the two 2x2 poolings "
+            f"leave a {side // 4}x{side // 4} map, so the head sees {2 * channels} x "
+            f"{(side // 4) ** 2} = {2 * channels * (side // 4) ** 2} features"
+        ),
+        total - head + 2 * channels * (side // 2) ** 2 * classes + classes: (
+            "the count with one pooling before the head; there are two"
+        ),
+        bench.count_parameters(digits.MLP(side=side)): (
+            "the MLP's count; the question is about SmallCNN"
+        ),
+        total - 9 * (channels + 2 * channels * channels) + (channels + 2 * channels * channels): (
+            "the count with 1x1 kernels; a 3x3 kernel has 9 weights per input channel"
+        ),
+    }
+
+
+def check_parameter_prediction(predicted_parameters: object) -> ExerciseResult:
+    """Exercise 0.4 (predict, then run): how many parameters ``digits.SmallCNN`` has on the 8x8
+    digits. The true value is counted here from a fresh model (``bench.count_parameters``); a
+    prediction within 5% passes, and a typical slip is named in the message."""
+    breakdown = parameter_breakdown()
+    total = sum(breakdown.values())
+    slip = ""
+    if isinstance(predicted_parameters, (int, float, np.integer, np.floating)) and not isinstance(
+        predicted_parameters, (bool, np.bool_)
+    ):
+        value = float(predicted_parameters)
+        if abs(value - total) > PREDICTION_TOLERANCE * total:
+            slip = next(
+                (
+                    f"Your number is {meaning}. "
+                    for count, meaning in parameter_slips().items()
+                    if abs(value - count) <= 0.005 * count
+                ),
+                "",
+            )
+    lines = "; ".join(f"{layer} {count:,}" for layer, count in breakdown.items())
+    explain = (
+        f"{slip}Per layer: {lines}. A convolution from c_in to c_out channels with k x k "
+        "kernels has c_out x c_in x k x k weights and c_out biases, whatever the image's size; "
+        "the linear head sees the flattened feature map left by the two poolings."
+    )
+    return check_number(
+        "0.4",
+        "the parameters of SmallCNN",
+        predicted_parameters,
+        total,
+        tolerance=PREDICTION_TOLERANCE,
+        relative=True,
+        unit="parameters",
+        kind=PREDICTION,
+        explain=explain,
+    )
+
+
+# Exercise 0.5 ---------------------------------------------------------------------------------
+
+#: One epoch: (model, loader, optimizer, loss_fn) -> mean loss over the epoch's examples.
+TrainOneEpoch = Callable[
+    [nn.Module, torch.utils.data.DataLoader, torch.optim.Optimizer, Callable], float
+]
+
+
+def check_train_one_epoch(train_one_epoch: TrainOneEpoch) -> ExerciseResult:
+    """Exercise 0.5: ``train_one_epoch(model, loader, optimizer, loss_fn)``.
+
+    ``loader`` yields ``(inputs, targets)`` batches; the function trains ``model`` for one pass
+    over it (forward, loss, backward, step, with the gradients cleared between batches, in
+    training mode) and returns the mean of the loss over the epoch's examples as a Python
+    float, each batch weighted by its size. The reference is :func:`handbook.train.fit` with
+    ``epochs=1`` from the same weights, batches and dropout draws: the weights after the epoch
+    (tolerance 1e-5) and the mean loss (1e-6) must match it.
+    """
+    cases = [
+        _epoch_case(train_one_epoch, "a linear model, 40 examples in batches of 8", _linear, 40),
+        _epoch_case(
+            train_one_epoch,
+            "a last batch smaller than the others (30 examples in batches of 8)",
+            _linear,
+            30,
+            smaller_last_batch=True,
+        ),
+        _epoch_case(
+            train_one_epoch,
+            "an MLP with dropout, handed over in evaluation mode",
+            _mlp,
+            48,
+            handed_in_eval_mode=True,
+        ),
+        _epoch_case(
+            train_one_epoch,
+            "plain SGD with momentum, where every step counts",
+            _linear,
+            40,
+            optimizer="sgd",
+        ),
+        _epoch_case(
+            train_one_epoch,
+            "a loss function other than cross-entropy (label smoothing 0.2)",
+            _linear,
+            24,
+            loss_fn=_smoothed_cross_entropy,
+        ),
+        _epoch_case(train_one_epoch, "a single batch", _mlp, 8),
+        Case("the answer is a Python float", lambda: _expect_float_loss(train_one_epoch)),
+    ]
+    return check_exercise("0.5", "one epoch of training", cases)
+
+
+def _linear() -> nn.Module:
+    return nn.Linear(6, 3)
+
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+
+
+def _smoothed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(logits, targets, label_smoothing=0.2)
+
+
+def _epoch_data(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(50 + count)
+    inputs = torch.randn(count, 6, generator=generator)
+    return inputs, torch.randint(0, 3, (count,), generator=generator)
+
+
+def _optimizer(kind: str, model: nn.Module) -> torch.optim.Optimizer:
+    if kind == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    return torch.optim.AdamW(model.parameters(), lr=0.05)
+
+
+def _one_epoch(run, make_model, count, optimizer, loss_fn, eval_mode):
+    """``run(model, loader, optimizer, loss_fn)`` from fixed weights, batches and dropout draws;
+    returns (the model after the epoch, what ``run`` returned)."""
+    torch.manual_seed(5)
+    model = make_model()
+    if eval_mode:
+        model.eval()
+    inputs, targets = _epoch_data(count)
+    loader = train.make_loader(inputs, targets, batch_size=8, shuffle=True, seed=7)
+    torch.manual_seed(6)  # the dropout draws
+    returned = run(model, loader, _optimizer(optimizer, model), loss_fn)
+    return model, returned
+
+
+def _reference_epoch(model, loader, optimizer, loss_fn) -> float:
+    history = train.fit(
+        model,
+        loader,
+        epochs=1,
+        optimizer=optimizer,
+        loss_fn=loss_fn,
+        device=torch.device("cpu"),
+        progress=False,
+    )
+    return history.train_loss[0]
+
+
+def _batch_mean_epoch(model, loader, optimizer, loss_fn) -> float:
+    """The reference's training with the plain mean of the batch means (a typical slip)."""
+    losses = []
+    model.train()
+    for inputs, targets in loader:
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+
+
+def _epoch_without_clearing(model, loader, optimizer, loss_fn) -> float:
+    """The reference's training with gradients never cleared (a typical slip)."""
+    model.train()
+    for inputs, targets in loader:
+        loss_fn(model(inputs), targets).backward()
+        optimizer.step()
+    return 0.0
+
+
+def _epoch_case(
+    train_one_epoch: TrainOneEpoch,
+    description: str,
+    make_model: Callable[[], nn.Module],
+    count: int,
+    *,
+    optimizer: str = "adamw",
+    loss_fn: Callable = nn.functional.cross_entropy,
+    smaller_last_batch: bool = False,
+    handed_in_eval_mode: bool = False,
+) -> Case:
+    def run() -> None:
+        what = "train_one_epoch(model, loader, optimizer, loss_fn)"
+        settings = (make_model, count, optimizer, loss_fn, handed_in_eval_mode)
+        model, loss = _one_epoch(train_one_epoch, *settings)
+        reference, reference_loss = _one_epoch(_reference_epoch, *settings)
+        weights = dict(reference.named_parameters())
+        differing = [
+            name
+            for name, parameter in model.named_parameters()
+            if not torch.allclose(parameter.detach(), weights[name].detach(), atol=1e-5)
+        ]
+        if differing:
+            expect(
+                not (
+                    handed_in_eval_mode
+                    and _same_weights(model, _one_epoch(_eval_epoch, *settings)[0])
+                ),
+                f"{what}: the weights after the epoch differ from the reference's ({differing}); "
+                "they are what training with dropout switched off gives: the model was handed "
+                "over in evaluation mode and trained in it",
+            )
+            expect(
+                not _same_weights(model, _one_epoch(_epoch_without_clearing, *settings)[0]),
+                f"{what}: the weights after the epoch differ from the reference's "
+                f"({differing}); they are what you get when each batch's gradient is added to "
+                "the gradients of all the batches before it",
+            )
+            name = differing[0]
+            expect_close(
+                model.get_parameter(name).detach(),
+                weights[name].detach(),
+                f"{what}: the weights {name!r} after one epoch",
+                atol=1e-5,
+            )
+        expect(
+            isinstance(loss, (int, float, np.floating))
+            or (isinstance(loss, torch.Tensor) and loss.numel() == 1),
+            f"{what}: expected the mean loss as a number, got {describe(loss)}",
+        )
+        loss = float(loss)
+        if smaller_last_batch:
+            _, batch_mean = _one_epoch(_batch_mean_epoch, *settings)
+            expect(
+                abs(loss - batch_mean) > 1e-9 or abs(batch_mean - reference_loss) < 1e-9,
+                f"{what}: returned {loss:.6f}, the mean of the batch losses; expected "
+                f"{reference_loss:.6f}, the mean over the {count} examples (the last batch "
+                "holds fewer examples than the others)",
+            )
+        expect_close(loss, reference_loss, f"{what}: the mean loss", atol=1e-6, rtol=1e-6)
+
+    return Case(description, run)
+
+
+def _eval_epoch(model, loader, optimizer, loss_fn) -> float:
+    """The reference's training left in evaluation mode, dropout off (a typical slip)."""
+    for inputs, targets in loader:
+        loss_fn(model(inputs), targets).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return 0.0
+
+
+def _same_weights(first: nn.Module, second: nn.Module) -> bool:
+    return all(
+        torch.allclose(a.detach(), b.detach(), atol=1e-5)
+        for a, b in zip(first.parameters(), second.parameters(), strict=True)
+    )
+
+
+def _expect_float_loss(train_one_epoch: TrainOneEpoch) -> None:
+    _, loss = _one_epoch(train_one_epoch, _linear, 16, "adamw", nn.functional.cross_entropy, False)
+    expect(
+        isinstance(loss, float),
+        f"train_one_epoch(...): expected a Python float (the mean loss), got "
+        f"{type(loss).__name__} {describe(loss)}",
+    )
