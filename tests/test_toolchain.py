@@ -108,6 +108,24 @@ def test_a_vit_built_from_a_config_round_trips_through_save_pretrained(tmp_path)
     assert torch.equal(toolchain.Logits(restored)(images), logits)
 
 
+def test_the_auto_classes_read_a_saved_folder_as_they_would_a_hub_name(tmp_path):
+    from transformers import AutoModel, AutoModelForImageClassification
+
+    model = toolchain.vit_from_config(toolchain.vit_config(hidden=16, layers=1), seed=0).eval()
+    model.save_pretrained(tmp_path)
+    images = torch.rand(3, 1, 8, 8)
+    classifier = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    encoder = AutoModel.from_pretrained(tmp_path, add_pooling_layer=False).eval()
+    assert type(classifier) is type(model) and type(encoder).__name__ == "ViTModel"
+    with torch.no_grad():
+        assert torch.equal(
+            classifier(pixel_values=images).logits, model(pixel_values=images).logits
+        )
+        states = encoder(pixel_values=images).last_hidden_state
+        assert torch.equal(states, model.vit(pixel_values=images).last_hidden_state)
+    assert states.shape == (3, 17, 16)  # 16 patches of 2x2 and the class token, width 16
+
+
 def test_lines_of_code_skip_the_docstring_comments_and_blank_lines():
     def example(a):
         """A docstring
