@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from handbook import config, diagrams
+from handbook import config, diagrams, learning_path
 
 #: Chapter modules that provide ``benchmarks(smoke) -> list[bench.Measurement]``.
 BENCHMARK_MODULES = [
@@ -208,6 +208,10 @@ def command_book(arguments: argparse.Namespace) -> int:
     _check_every_notebook_executed(site_dir)
     stage_book_sources(site_dir)
     write_ledger_include(site_dir)
+    # generated from the notebooks and this run's timings (see handbook.learning_path)
+    learning_path.write_page(
+        site_dir / "book", run_dirs=learning_path.run_folders(smoke=arguments.smoke)
+    )
     command = [
         _jupyter_book_executable(),
         "build",

@@ -1,0 +1,350 @@
+"""The learning-path page: which chapter needs which, how long each runs, what its exercises ask.
+
+Nothing on the generated part of the page is typed in:
+
+- **Dependencies** come from the chapter notebooks themselves. A ``handbook`` module that several
+  chapters import links the chapter that introduces it (the first to import it) to every later
+  one that uses it; a markdown cell that refers to an earlier chapter ("as chapter 2 showed",
+  a ``{doc}`` link to it) links that chapter to this one. Shared services that every chapter
+  uses (the claims ledger, the exercises' checks, plots, datasets, timing) link nothing.
+- **Time per chapter**, in smoke and in full mode, is papermill's duration in the executed copies
+  of the last run of each mode (``not run yet`` where there is none).
+- **Exercises** are counted by kind from their solution cells' tags (``kind-predict``, ...; no
+  kind tag: write a function).
+
+``handbook book`` writes the page's generated part (``book/learning_path.inc``) and the graph
+(``book/learning-path.svg``, drawn by Graphviz) into the staged site, so the page reflects the
+run the site shows.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from handbook import config
+
+INCLUDE_NAME = "learning_path.inc"
+#: The reason of a link that comes from the later chapter's text, not from an import.
+REFERS_BACK = "its text refers back"
+FIGURE_NAME = "learning-path.svg"
+#: ``handbook`` modules every chapter may use without depending on the chapter that used it first.
+SHARED_MODULES = frozenset(
+    {
+        "bench",
+        "book_site",
+        "cache",
+        "claims",
+        "cli",
+        "config",
+        "datasets",
+        "diagrams",
+        "exercises",
+        "learning_path",
+        "ledger_page",
+        "plots",
+        "runner",
+    }
+)
+#: Exercise kind tag -> how the page names it (no kind tag: write a function).
+EXERCISE_KINDS = {
+    None: "write a function",
+    "kind-predict": "predict, then run",
+    "kind-derive": "derive",
+    "kind-bug": "find the bug",
+    "kind-open": "open investigation",
+}
+_CHAPTER_REFERENCE = re.compile(
+    r"\bchapters?\s+(\d{1,2}(?:\s*(?:,|and|or|to|-|–)\s*\d{1,2})*)", re.IGNORECASE
+)
+_DOC_REFERENCE = re.compile(r"notebooks/(\d{2})_[A-Za-z0-9_]+|\]\((\d{2})_[A-Za-z0-9_]+\.ipynb")
+
+
+@dataclass
+class Chapter:
+    number: int
+    stem: str
+    title: str
+    modules: set[str] = field(default_factory=set)
+    references: set[int] = field(default_factory=set)
+    exercises: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """``before`` is needed by ``after``; ``reasons``: the modules, and/or :data:`REFERS_BACK`."""
+
+    before: int
+    after: int
+    reasons: tuple[str, ...]
+
+
+def _tags(cell: Mapping) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _source(cell: Mapping) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def handbook_modules(code_cells: Iterable[str]) -> set[str]:
+    """The ``handbook`` modules (first name below ``handbook``) the code imports."""
+    from handbook import cache
+
+    modules = set()
+    for node in ast.walk(cache.parse_notebook_code(list(code_cells))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "handbook":
+                names = [f"handbook.{alias.name}" for alias in node.names]
+            else:
+                names = [node.module]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "handbook" and len(parts) > 1:
+                modules.add(parts[1])
+    return modules
+
+
+def referenced_chapters(markdown: str) -> set[int]:
+    """Chapter numbers a markdown text refers to: "chapter 4", "chapters 1 and 2", "chapters
+    1-3", a link to ``notebooks/04_compression``."""
+    found = set()
+    for match in _CHAPTER_REFERENCE.finditer(markdown):
+        numbers = [int(n) for n in re.findall(r"\d+", match.group(1))]
+        ranged = re.search(r"\d\s*(?:to|-|–)\s*\d", match.group(1))
+        if ranged and len(numbers) == 2 and numbers[0] < numbers[1]:
+            numbers = list(range(numbers[0], numbers[1] + 1))
+        found.update(numbers)
+    for match in _DOC_REFERENCE.finditer(markdown):
+        found.add(int(match.group(1) or match.group(2)))
+    return found
+
+
+def read_chapter(path: Path) -> Chapter:
+    """What one chapter notebook uses, refers to and asks (read as JSON: no kernel, no nbformat)."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    cells = notebook.get("cells", [])
+    number = int(path.stem[:2])
+    markdown = [_source(cell) for cell in cells if cell.get("cell_type") == "markdown"]
+    heading = next(
+        (line for text in markdown for line in text.splitlines() if line.startswith("# ")), None
+    )
+    title = heading[2:].strip() if heading else path.stem
+    title = re.sub(r"^\d+\s*[.—–-]\s*", "", title)
+    code = [_source(cell) for cell in cells if cell.get("cell_type") == "code"]
+    exercises: dict[str, int] = {}
+    for cell in cells:
+        tags = _tags(cell)
+        if "solution" in tags:
+            kind = next((tag for tag in tags if tag in EXERCISE_KINDS), None)
+            name = EXERCISE_KINDS[kind]
+            exercises[name] = exercises.get(name, 0) + 1
+    references = referenced_chapters("\n".join(markdown)) - {number}
+    return Chapter(number, path.stem, title, handbook_modules(code), references, exercises)
+
+
+def dependencies(chapters: Iterable[Chapter]) -> list[Edge]:
+    """Every ``before -> after`` link the chapters show (see the module's docstring), sorted."""
+    chapters = sorted(chapters, key=lambda chapter: chapter.number)
+    numbers = {chapter.number for chapter in chapters}
+    reasons: dict[tuple[int, int], list[str]] = {}
+    introduced: dict[str, int] = {}
+    for chapter in chapters:
+        for module in sorted(chapter.modules - SHARED_MODULES):
+            first = introduced.setdefault(module, chapter.number)
+            if first != chapter.number:
+                reasons.setdefault((first, chapter.number), []).append(module)
+    for chapter in chapters:
+        for earlier in sorted(chapter.references):
+            if earlier < chapter.number and earlier in numbers:
+                reasons.setdefault((earlier, chapter.number), []).append(REFERS_BACK)
+    return [Edge(before, after, tuple(why)) for (before, after), why in sorted(reasons.items())]
+
+
+def transitive_reduction(edges: Iterable[Edge]) -> list[Edge]:
+    """The edges not implied by a longer path (a -> c goes when a -> b -> c exists): the graph
+    the reader needs to see, with the same chapters reachable from each chapter."""
+    edges = list(edges)
+    after: dict[int, set[int]] = {}
+    for edge in edges:
+        after.setdefault(edge.before, set()).add(edge.after)
+
+    def reachable_without(start: int, skip: int) -> set[int]:
+        seen, stack = set(), [n for n in after.get(start, ()) if n != skip]
+        while stack:
+            node = stack.pop()
+            if node not in seen:
+                seen.add(node)
+                stack.extend(after.get(node, ()))
+        return seen
+
+    return [edge for edge in edges if edge.after not in reachable_without(edge.before, edge.after)]
+
+
+def executed_seconds(executed: Path) -> dict[str, float]:
+    """Chapter stem -> seconds papermill took, from the executed copies in ``executed``."""
+    durations = {}
+    for path in sorted(Path(executed).glob("[0-9][0-9]_*.ipynb")):
+        try:
+            metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        except (OSError, ValueError):
+            continue
+        duration = metadata.get("papermill", {}).get("duration")
+        if duration is not None:
+            durations[path.stem] = float(duration)
+    return durations
+
+
+def run_folders(*, smoke: bool | None = None) -> dict[str, Path]:
+    """Where the last run of each mode left its executed chapters: ``make book``'s ``_build``
+    (full) and ``make test``'s ``_build/smoke`` (smoke); the current build directory stands for
+    the mode ``smoke`` names (None: the current build is not one of them)."""
+    root = config.project_root()
+    folders = {
+        "smoke": config.executed_dir(root / "_build" / "smoke"),
+        "full": config.executed_dir(root / "_build"),
+    }
+    if smoke is not None:
+        folders["smoke" if smoke else "full"] = config.executed_dir()
+    return folders
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "not run yet"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def graph_source(chapters: Iterable[Chapter], edges: Iterable[Edge]) -> str:
+    """The dependency graph in Graphviz's language: one box per chapter, the reduced edges."""
+    lines = [
+        "digraph learning_path {",
+        '  rankdir=TB; nodesep=0.3; ranksep=0.35; bgcolor="white";',
+        '  node [shape=box, style="rounded,filled", fillcolor="#eef3fb", color="#4a5d7e",'
+        ' fontname="Helvetica", fontsize=12, margin="0.12,0.05"];',
+        '  edge [color="#4a5d7e", fontname="Helvetica", fontsize=10, fontcolor="#33415c"];',
+    ]
+    for chapter in sorted(chapters, key=lambda c: c.number):
+        title = _wrap(chapter.title, 28).replace('"', '\\"')
+        lines.append(f'  c{chapter.number} [label="{chapter.number}. {title}"];')
+    for edge in edges:
+        modules = [reason for reason in edge.reasons if reason != REFERS_BACK]
+        label = ", ".join(modules[:2]) + (", ..." if len(modules) > 2 else "")
+        attributes = f' [label="{label}"]' if label else ""
+        lines.append(f"  c{edge.before} -> c{edge.after}{attributes};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _wrap(text: str, width: int) -> str:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return "\\n".join(lines)
+
+
+def render_markdown(
+    chapters: list[Chapter],
+    edges: list[Edge],
+    seconds: Mapping[str, Mapping[str, float]],
+    *,
+    figure: str | None,
+) -> str:
+    """The page's generated part: the graph (when drawn) and one table row per chapter."""
+    chapters = sorted(chapters, key=lambda c: c.number)
+    needs: dict[int, list[str]] = {}
+    for edge in edges:
+        why = ", ".join(r if r == REFERS_BACK else f"`{r}`" for r in edge.reasons)
+        needs.setdefault(edge.after, []).append(f"{edge.before} ({why})")
+    out = []
+    if figure:
+        out += [
+            f"![Each box is a chapter; an arrow goes from a chapter to a later one that uses a "
+            f"handbook module it introduced or refers back to it]({figure})",
+            "",
+            "An arrow means *read this one first*. Arrows implied by a longer path are left out "
+            "of the drawing; the table lists every dependency.",
+            "",
+        ]
+    else:
+        out += ["(Graphviz's `dot` was not installed when this page was built: no drawing.)", ""]
+    out += [
+        "| chapter | needs | last run: smoke / full | exercises |",
+        "|---|---|---|---|",
+    ]
+    for chapter in chapters:
+        link = f"{{doc}}`{chapter.number}. {chapter.title} <../notebooks/{chapter.stem}>`"
+        needed = "<br>".join(needs.get(chapter.number, [])) or "nothing before it"
+        times = [
+            format_seconds(seconds.get(mode, {}).get(chapter.stem)) for mode in ("smoke", "full")
+        ]
+        total = sum(chapter.exercises.values())
+        kinds = ", ".join(
+            f"{chapter.exercises[kind]} {kind}"
+            for kind in EXERCISE_KINDS.values()
+            if kind in chapter.exercises
+        )
+        exercises = f"{total}: {kinds}" if total else "none"
+        out.append(f"| {link} | {needed} | {times[0]} / {times[1]} | {exercises} |")
+    return "\n".join(out) + "\n"
+
+
+def draw(source: str) -> str | None:
+    """SVG of a Graphviz source, or None without ``dot`` (apt install graphviz)."""
+    dot = shutil.which("dot")
+    if dot is None:
+        return None
+    result = subprocess.run(
+        [dot, "-Tsvg"], input=source, capture_output=True, text=True, check=True
+    )
+    from handbook import diagrams
+
+    return diagrams.clean_svg(result.stdout)
+
+
+def write_page(
+    target: Path,
+    notebooks: Iterable[Path] | None = None,
+    run_dirs: Mapping[str, Path] | None = None,
+) -> Path:
+    """Write the generated part (``target/learning_path.inc``) and its graph
+    (``target/learning-path.svg``) for ``notebooks`` (default: the book's chapters), timed from
+    ``run_dirs`` (mode -> executed folder; default: :func:`run_folders`). Returns the include."""
+    if notebooks is None:
+        from handbook import runner
+
+        notebooks = runner.chapter_notebooks()
+    chapters = [read_chapter(path) for path in notebooks]
+    edges = dependencies(chapters)
+    run_dirs = run_folders() if run_dirs is None else run_dirs
+    seconds = {mode: executed_seconds(folder) for mode, folder in run_dirs.items()}
+    target.mkdir(parents=True, exist_ok=True)
+    svg = draw(graph_source(chapters, transitive_reduction(edges)))
+    if svg is None:
+        print("learning path: no graph drawn (install Graphviz: apt install graphviz)")
+    elif not (target / FIGURE_NAME).is_file() or (target / FIGURE_NAME).read_text() != svg:
+        (target / FIGURE_NAME).write_text(svg, encoding="utf-8")
+    page = render_markdown(chapters, edges, seconds, figure=FIGURE_NAME if svg else None)
+    include = target / INCLUDE_NAME
+    if not include.is_file() or include.read_text(encoding="utf-8") != page:
+        include.write_text(page, encoding="utf-8")
+    return include
