@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: book test test-python lab student serve bench mlflow lint clean peers
+.PHONY: book test test-python lab student serve bench mlflow lint clean peers diagrams
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, this is " + sys.version.split()[0])'
@@ -89,6 +89,11 @@ bench: $(STAMP) peers
 ## or $$MLFLOW_TRACKING_URI); `make mlflow MLFLOW_OPTIONS="--port 5001"` passes options
 mlflow: $(STAMP)
 	$(PY) -m handbook.tracking ui $(MLFLOW_OPTIONS)
+
+## make diagrams: render the concept diagrams whose source in notebooks/figures/src/ changed
+## (Graphviz's dot draws the .dot files: apt install graphviz)
+diagrams: $(STAMP)
+	$(PY) -m handbook.diagrams
 
 lint: $(STAMP)
 	$(PY) -m ruff check handbook tests notebooks
