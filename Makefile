@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: book test test-python lab student serve bench mlflow lint clean peers diagrams
+.PHONY: book test coverage test-python lab student serve bench mlflow lint clean peers diagrams
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, this is " + sys.version.split()[0])'
@@ -41,12 +41,14 @@ peers: $(STAMP)
 ## chapter under nbval (it must run to the end with every exercise "not done").
 ## Smoke results go to _build/smoke, never over the full-mode book of `make book`; chapters
 ## whose inputs did not change since the last `make test` are not executed again.
+## Installs the `peers` extra first: the peer comparison is tested, and under CI=true any skipped
+## test fails (tests/ci_skips.py; tests/test_skips.py lists every skip and what it needs).
 TEST_JOBS ?= 2
 # each of the TEST_JOBS student-edition kernels gets its share of the cores (as the runner's
 # threads_per_kernel gives the smoke book's kernels): more threads than cores make them wait
 KERNEL_THREADS := $(shell $(PYTHON) -c 'import os; print(max(1, (os.cpu_count() or 1) // $(TEST_JOBS)))')
 SMOKE := _build/smoke
-test: $(STAMP)
+test: $(STAMP) peers
 	$(PY) -m ruff check handbook tests notebooks
 	$(PY) -m pytest tests -n $(TEST_JOBS) --durations=10 --ignore=tests/browser
 	HANDBOOK_BUILD_DIR=$(SMOKE) $(PY) -m handbook book --smoke --jobs $(TEST_JOBS)
@@ -56,6 +58,15 @@ test: $(STAMP)
 		HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
 		OMP_NUM_THREADS=$(KERNEL_THREADS) MKL_NUM_THREADS=$(KERNEL_THREADS) OPENBLAS_NUM_THREADS=$(KERNEL_THREADS) \
 		$(PY) -m pytest -p nbval --nbval-lax --nbval-current-env $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
+
+## make coverage: branch coverage (coverage.py, .coveragerc) of the grader (handbook/exercises:
+## grading, remote, sandbox), the cache and the server over their own tests: a table per module
+## here, the lines in _build/coverage/html. The figures are in the README.
+COVERAGE_TESTS := tests/test_grading*.py tests/test_hostile_wire.py tests/test_cache*.py tests/test_serve_*.py
+coverage: $(STAMP) peers
+	mkdir -p _build/coverage
+	$(PY) -m pytest $(COVERAGE_TESTS) -n $(TEST_JOBS) -p no:cacheprovider -q \
+		--cov --cov-config=.coveragerc --cov-report=term --cov-report=html
 
 ## make test-python VERSIONS="3.10 3.11 3.12 3.13": the unit tests (grading's sandbox included)
 ## in a virtual environment per Python version (.venv-3.X), from the interpreters this machine has
