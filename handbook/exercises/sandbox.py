@@ -34,6 +34,7 @@ import select
 import shlex
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -105,8 +106,9 @@ class Isolation:
             return None
         return (
             f"warning: {self.missing}; submissions run with your user's rights: they can reach "
-            "the network and write wherever you can (limits on memory, CPU, processes, file size "
-            "and time still apply)"
+            "the network, write wherever you can and read the book's reference answers "
+            "(handbook.exercises.chNN) (limits on memory, CPU, processes, file size and time "
+            "still apply)"
         )
 
 
@@ -214,6 +216,85 @@ def _mask_lines(folder: Path, kept: Sequence[Path], holder: str, mount: str) -> 
     return lines
 
 
+#: What a chapter's reference module reads inside the sandbox: importing it fails with a reason.
+_OUT_OF_REACH = (
+    "raise ImportError(f\"{__name__} holds the book's reference answers: they are out of reach "
+    'while a submission is graded")'
+)
+#: The read-only folder, inside the sandbox's scratch, that holds :data:`_OUT_OF_REACH`.
+_OUT_OF_REACH_FOLDER = f"{SANDBOX_ROOT}/.out-of-reach"
+
+
+def _interpreter_prefixes() -> list[Path]:
+    """Where the grader's Python lives (its prefixes, the interpreter, ``libpython``, the
+    site-packages): what the sandbox keeps of a checkout that holds a virtualenv."""
+    paths = [
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sys.exec_prefix),
+        Path(sys.base_exec_prefix),
+        Path(sys.executable).parent,
+        Path(os.path.realpath(sys.executable)).parent,
+        *(Path(entry) for entry in site.getsitepackages()),
+    ]
+    if libdir := sysconfig.get_config_var("LIBDIR"):
+        paths.append(Path(libdir))
+    return [path.resolve() for path in paths if path.exists()]
+
+
+def _reference_copies() -> list[Path]:
+    """Every ``handbook`` package the sandbox's Python could import: the book's own and any
+    other copy on ``sys.path`` (a non-editable install in site-packages)."""
+    packages = [Path(remote.__file__).resolve().parents[1]]
+    for entry in [*sys.path, *site.getsitepackages()]:
+        candidate = Path(entry or ".").resolve() / "handbook"
+        if (candidate / "exercises").is_dir():
+            packages.append(candidate.resolve())
+    return list(dict.fromkeys(packages))
+
+
+def _reference_mask_lines(holder: str | None) -> list[str]:
+    """Shell lines that put the reference answers out of the sandbox's reach.
+
+    The book's checkout (when the package is not installed in site-packages) is masked by an
+    empty read-only folder that holds only the ``handbook`` package and the grader's Python
+    (a virtualenv inside the checkout): its notebooks' solution cells, ``_build``'s executed
+    copies, ``.git``'s objects and the tests are gone. In every ``handbook`` package the
+    sandbox can import, each chapter's checks (``exercises/chNN.py``, where the reference
+    implementations live) read :data:`_OUT_OF_REACH` and ``exercises/__pycache__`` is empty.
+    """
+    blocker = f"{_OUT_OF_REACH_FOLDER}/reference.py"
+    lines = [
+        f"mkdir -p {_OUT_OF_REACH_FOLDER}",
+        f"mount -t tmpfs -o size=64k,mode=0755 tmpfs {_OUT_OF_REACH_FOLDER}",
+        f"printf '%s\\n' {shlex.quote(_OUT_OF_REACH)} > {blocker}",
+        f"mount -o remount,ro {_OUT_OF_REACH_FOLDER}",
+    ]
+    package = Path(remote.__file__).resolve().parents[1]
+    checkout = package.parent
+    installed = any(
+        checkout == path for path in map(Path.resolve, map(Path, site.getsitepackages()))
+    )
+    if holder and not installed and checkout != Path("/"):
+        inside = [path for path in _interpreter_prefixes() if path.is_relative_to(checkout)]
+        if checkout not in inside:
+            kept = _outermost([package, *inside])
+            empty = "mount -t tmpfs -o size=1m,mode=0755 tmpfs"
+            lines.extend(_mask_lines(checkout, kept, holder, empty))
+            lines.append(f"mount -o remount,ro {shlex.quote(str(checkout))}")
+    for copy in _reference_copies():
+        exercises = shlex.quote(str(copy / "exercises"))
+        lines.append(
+            f'for module in {exercises}/ch[0-9][0-9].py; do if [ -f "$module" ]; then '
+            f'mount --bind {blocker} "$module"; fi; done'
+        )
+        cache = shlex.quote(str(copy / "exercises" / "__pycache__"))
+        lines.append(
+            f"if [ -d {cache} ]; then mount -t tmpfs -o size=64k,mode=0755,ro tmpfs {cache}; fi"
+        )
+    return lines
+
+
 def _setup_script(limits: Limits, protected: Sequence[Path], uid: int | None) -> str:
     """The shell lines run inside the new namespaces before dropping every privilege."""
     lines = ["set -e"]
@@ -238,6 +319,7 @@ def _setup_script(limits: Limits, protected: Sequence[Path], uid: int | None) ->
             lines.extend(
                 _mask_lines(folder, below, holder, "mount -t tmpfs -o size=1m,mode=0755 tmpfs")
             )
+    lines.extend(_reference_mask_lines(holder))
     for folder in ("/dev/shm", "/var/tmp"):
         lines.append(
             f"if [ -d {folder} ]; then mount -t tmpfs -o size=1m,mode=0700 tmpfs {folder}; fi"
