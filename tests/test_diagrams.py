@@ -121,6 +121,7 @@ MIN_ALT_WORDS = 8
 MIN_DIAGRAMS = 15
 #: the widest a diagram may be drawn (contracts: about 800 px; Graphviz is scaled to 800)
 MAX_WIDTH_PX = 820
+MIN_TEXT_PX = 11
 PX_PER_UNIT = {"px": 1.0, "pt": 96 / 72, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4, "": 1.0}
 
 
@@ -238,6 +239,32 @@ def test_diagram_is_safe_self_contained_and_not_too_wide(svg):
     assert width is None or width <= MAX_WIDTH_PX, (
         f"{svg.name} is {width:.0f} px wide; draw it at most {MAX_WIDTH_PX} px "
         '(Graphviz: size="8.3"; matplotlib: figsize width <= 8.5 in)'
+    )
+
+
+def _smallest_text_px(svg_text: str) -> float | None:
+    """The smallest ``<text>`` as drawn, in CSS px: its font size (attribute or style) times the
+    SVG's scale (width over viewBox width) times Graphviz's scale of the graph group. None when
+    the SVG has no <text> (matplotlib draws text as paths; its sources set the size) or no
+    absolute width."""
+    sizes = [float(x) for x in re.findall(r'<text\b[^>]*\sfont-size="([0-9.]+)(?:px)?"', svg_text)]
+    sizes += [float(x) for x in re.findall(r"<text\b[^>]*font-size:\s*([0-9.]+)px", svg_text)]
+    width = _width_px(svg_text)
+    box = re.search(r'<svg\b[^>]*viewBox="([-0-9. ]+)"', svg_text, re.DOTALL)
+    if not sizes or width is None or not box:
+        return None
+    scale = width / float(box.group(1).split()[2])
+    group = re.search(r'class="graph" transform="scale\(([0-9.]+)', svg_text)
+    return min(sizes) * scale * (float(group.group(1)) if group else 1.0)
+
+
+@pytest.mark.parametrize("svg", sorted(FIGURES.glob("*.svg")), ids=lambda path: path.name)
+def test_diagram_text_is_at_least_11_px(svg):
+    smallest = _smallest_text_px(svg.read_text(encoding="utf-8"))
+    assert smallest is None or smallest >= MIN_TEXT_PX, (
+        f"{svg.name}: its smallest text is drawn at {smallest:.1f} px (at least {MIN_TEXT_PX} "
+        "wanted): raise its fontsize, or, where Graphviz scaled a drawing wider than 800 px "
+        "down, make it narrower (rankdir, fewer nodes per rank, shorter labels)"
     )
 
 
