@@ -3,7 +3,10 @@
 Each check runs the learner's function on several shapes and edge cases and compares it with
 PyTorch (``torch.nn.functional.scaled_dot_product_attention``) or with the tested reference in
 :mod:`handbook.attention`. Masks follow the book's convention: a boolean tensor, ``True`` =
-"this query may attend to this key". Call them from the check cells:
+"this query may attend to this key". Exercise 1.5 is a find-the-bug: its check says when the
+fixed function still shows the bug's symptom (a query that sees its future). Exercise 1.6 is a
+derivation: :func:`check_attention_memory_derivation` computes the bytes of an attention-weight
+tensor itself and names the typical slip a wrong answer matches. Call them from the check cells:
 ``ch01.check_causal_mask(causal_mask)``.
 """
 
@@ -16,9 +19,11 @@ import torch.nn.functional as F
 
 from handbook import attention
 from handbook.exercises.checks import (
+    DERIVATION,
     Case,
     ExerciseResult,
     check_exercise,
+    check_number,
     expect,
     expect_close,
     expect_equal,
@@ -231,3 +236,158 @@ def _encoding_case(positional_encoding, description, max_len, d_model) -> Case:
         expect_close(result, expected, what, atol=1e-5, rtol=1e-5)
 
     return Case(description, run)
+
+
+# Exercise 1.5 ---------------------------------------------------------------------------------
+
+
+def check_causal_attention(causal_attention: Callable[..., torch.Tensor]) -> ExerciseResult:
+    """Exercise 1.5 (find the bug): ``causal_attention(q, k, v)``.
+
+    ``q``, ``k`` ``(..., L, d)`` and ``v`` ``(..., L, dv)``; the answer is the output of causal
+    scaled dot-product attention ``(..., L, dv)``, query ``i`` attending to keys ``0 .. i``,
+    compared with ``torch.nn.functional.scaled_dot_product_attention(..., is_causal=True)``.
+    The chapter's ``buggy_causal_attention`` lets every query see one key of its future; a case
+    that finds that symptom says "still has the bug".
+    """
+    cases = [
+        _causal_attention_case(
+            causal_attention, "3-D inputs (2, 5, 8)", _qkv((2, 5, 8), (2, 5, 8), 8, seed=11)
+        ),
+        _causal_attention_case(
+            causal_attention,
+            "batch and heads (2, 3, 6, 16)",
+            _qkv((2, 3, 6, 16), (2, 3, 6, 16), 16, seed=12),
+        ),
+        _causal_attention_case(
+            causal_attention, "a single token (L = 1)", _qkv((2, 1, 4), (2, 1, 4), 4, seed=13)
+        ),
+        _causal_attention_case(
+            causal_attention,
+            "values of another width (d = 8, dv = 5)",
+            _qkv((1, 7, 8), (1, 7, 8), 5, seed=14),
+        ),
+        _causal_attention_case(
+            causal_attention,
+            "large scores (d = 64, entries ~ 3)",
+            _qkv((2, 6, 64), (2, 6, 64), 4, seed=15, scale=3.0),
+        ),
+        Case(
+            "no output depends on a later token",
+            lambda: _expect_no_future(causal_attention, _qkv((1, 6, 8), (1, 6, 8), 8, seed=16)),
+        ),
+    ]
+    return check_exercise("1.5", "causal attention, bug fixed", cases)
+
+
+def _causal_attention_case(function, description, qkv) -> Case:
+    def run() -> None:
+        q, k, v = qkv
+        result = function(q.clone(), k.clone(), v.clone())
+        what = f"causal_attention(q, k, v of shape {tuple(v.shape)})"
+        expect_type(result, torch.Tensor, what)
+        expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        expect_shape(result, tuple(expected.shape), what)
+        _expect_no_future(function, qkv)
+        expect_close(result, expected, what, atol=1e-5, rtol=1e-4)
+
+    return Case(description, run)
+
+
+def _expect_no_future(function, qkv) -> None:
+    """Fail with the bug's symptom when an output moves as a token after it changes."""
+    q, k, v = qkv
+    length = q.shape[-2]
+    baseline = function(q.clone(), k.clone(), v.clone())
+    for later in range(1, length):
+        changed_k, changed_v = k.clone(), v.clone()
+        changed_k[..., later, :] += 5.0
+        changed_v[..., later, :] += 5.0
+        moved = function(q.clone(), changed_k, changed_v)
+        earlier = (moved[..., :later, :] - baseline[..., :later, :]).abs()
+        if bool((earlier > 1e-6).any()):
+            position = int((earlier > 1e-6).nonzero()[0, -2])
+            raise AssertionError(
+                f"still has the bug: the output at position {position} changes when only the "
+                f"key and value of token {later} change; query {position} may attend to keys "
+                f"0 .. {position}, and sees its future"
+            )
+
+
+# Exercise 1.6 ---------------------------------------------------------------------------------
+
+#: Exercise 1.6's layer: batch 1, 12 heads, 4,096 tokens, float16 weights.
+MEMORY_BATCH, MEMORY_HEADS, MEMORY_LENGTH, MEMORY_DTYPE = 1, 12, 4096, torch.float16
+#: Within 0.5%: rounding is fine, megabytes for mebibytes (4.9% more) are not.
+MEMORY_TOLERANCE = 0.005
+MEBIBYTE = 2**20
+
+
+def attention_weight_bytes(
+    batch: int = MEMORY_BATCH,
+    heads: int = MEMORY_HEADS,
+    length: int = MEMORY_LENGTH,
+    dtype: torch.dtype = MEMORY_DTYPE,
+) -> int:
+    """Bytes of one attention-weight tensor ``(batch, heads, length, length)`` of ``dtype``."""
+    element = torch.empty(0, dtype=dtype).element_size()
+    return batch * heads * length * length * element
+
+
+def attention_memory_slips() -> dict[float, str]:
+    """Exercise 1.6's typical wrong answers in MiB (value -> what it corresponds to)."""
+    true = attention_weight_bytes() / MEBIBYTE
+    element = torch.empty(0, dtype=MEMORY_DTYPE).element_size()
+    return {
+        true / MEMORY_HEADS: "one head's matrix; the layer holds one per head",
+        2 * true: (
+            "twice the true value: 4 bytes a number (float32) or the scores and the weights "
+            "together; the question is one float16 weight tensor"
+        ),
+        true * MEBIBYTE / 1e6: (
+            "the size in megabytes (10^6 bytes); a MiB is 2^20 = 1,048,576 bytes"
+        ),
+        true / 1024: "the size in GiB; the question asks for MiB",
+        8 * true: "the size in bits; a float16 number takes 2 bytes",
+        true
+        / MEMORY_LENGTH: "the size of (batch, heads, L) numbers; the weights are L x L per head",
+        true / element: "the number of values in units of 2^20, without their 2 bytes each",
+    }
+
+
+def check_attention_memory_derivation(weights_mib: object) -> ExerciseResult:
+    """Exercise 1.6 (derive): how many MiB the attention weights of one layer take, for
+    :data:`MEMORY_BATCH` sequence of :data:`MEMORY_LENGTH` tokens, :data:`MEMORY_HEADS` heads,
+    float16. The true value is computed from the tensor's shape and ``element_size()``; within
+    0.5% passes, and a typical slip is named in the message."""
+    expected = attention_weight_bytes() / MEBIBYTE
+    slip = ""
+    if isinstance(weights_mib, (int, float)) and not isinstance(weights_mib, bool):
+        value = float(weights_mib)
+        if abs(value - expected) > MEMORY_TOLERANCE * expected:
+            slip = next(
+                (
+                    f"Your number is {meaning}. "
+                    for candidate, meaning in attention_memory_slips().items()
+                    if abs(value - candidate) <= MEMORY_TOLERANCE * candidate
+                ),
+                "",
+            )
+    numbers = MEMORY_BATCH * MEMORY_HEADS * MEMORY_LENGTH**2
+    element = torch.empty(0, dtype=MEMORY_DTYPE).element_size()
+    explain = (
+        f"{slip}The weights are (batch, heads, L, L) = ({MEMORY_BATCH}, {MEMORY_HEADS}, "
+        f"{MEMORY_LENGTH:,}, {MEMORY_LENGTH:,}): {numbers:,} numbers of {element} bytes, "
+        f"{numbers * element:,} bytes, / 2^20 = {expected:g} MiB. Doubling L quadruples it."
+    )
+    return check_number(
+        "1.6",
+        "the memory of the attention weights",
+        weights_mib,
+        expected,
+        tolerance=MEMORY_TOLERANCE,
+        relative=True,
+        unit="MiB",
+        kind=DERIVATION,
+        explain=explain,
+    )
