@@ -268,7 +268,7 @@ def command_student(arguments: argparse.Namespace) -> int:
 def command_grade(arguments: argparse.Namespace) -> int:
     """Grade a class in sandboxes (see handbook.exercises.grading); exit status 2 on bad usage,
     3 when the sandbox cannot run on this machine (nothing recorded for anyone)."""
-    from handbook.exercises import grading, sandbox
+    from handbook.exercises import grading, sandbox, similarity
 
     limits = sandbox.Limits(
         memory_bytes=arguments.memory * 2**20,
@@ -284,6 +284,12 @@ def command_grade(arguments: argparse.Namespace) -> int:
             chapter=arguments.chapter,
             limits=limits,
             jobs=arguments.jobs,
+            roster=Path(arguments.roster) if arguments.roster else None,
+            copy_threshold=(
+                similarity.THRESHOLD
+                if arguments.copy_threshold is None
+                else arguments.copy_threshold
+            ),
         )
     except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"handbook grade: {error}") from error
@@ -531,6 +537,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grade.add_argument("--memory", type=int, default=2048, help="MiB per cell (default 2048)")
     grade.add_argument("--cpu", type=int, default=60, help="CPU seconds per cell (default 60)")
+    grade.add_argument(
+        "--roster",
+        help="CSV mapping each submission (column 'submission') to its Canvas ids "
+        "(Student, ID, SIS User ID, SIS Login ID, Section) for OUT/canvas.csv",
+    )
+    grade.add_argument(
+        "--copy-threshold",
+        type=float,
+        help="list pairs of solutions at least this alike (0 to 1) in OUT/copies.csv "
+        "(default 0.85)",
+    )
     grade.set_defaults(handler=command_grade)
 
     serve = commands.add_parser(

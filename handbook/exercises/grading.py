@@ -53,7 +53,7 @@ from typing import TextIO
 import nbformat
 
 from handbook import config
-from handbook.exercises import checks, remote, sandbox, student
+from handbook.exercises import checks, export, remote, sandbox, similarity, student
 from handbook.exercises.checks import (
     ERROR,
     FAILED,
@@ -131,6 +131,21 @@ def chapter_checks(chapter: int) -> tuple[ExerciseCheck, ...]:
                 )
         exercises.append(exercise)
     return tuple(exercises)
+
+
+@functools.cache
+def book_cells(chapter: int) -> dict[str, tuple[str, ...]]:
+    """Exercise id -> the book's own cells for it: its solution cell in the source notebook and
+    the student edition's stub (what a copy-finder sets aside: see
+    :mod:`handbook.exercises.similarity`)."""
+    notebook = next((config.project_root() / "notebooks").glob(f"{chapter:02d}_*.ipynb"))
+    cells = {}
+    for index, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
+        ids = [match["id"] for tag in cell_tags(cell) if (match := _EXERCISE_TAG.fullmatch(tag))]
+        if "solution" in cell_tags(cell) and ids:
+            stub = student._stub_cell(cell, f"{notebook.name}: cell {index}")
+            cells[ids[0]] = (cell.source, stub.source)
+    return cells
 
 
 def _parse_check_call(
@@ -585,20 +600,31 @@ def grade_class(
     limits: sandbox.Limits | None = None,
     jobs: int = 1,
     stream: TextIO | None = None,
+    roster: Path | None = None,
+    copy_threshold: float = similarity.THRESHOLD,
 ) -> list[SubmissionGrade]:
-    """Grade every submission under ``paths``; write the CSV and one feedback file per student.
+    """Grade every submission under ``paths``; write the CSVs and one feedback file per student.
 
-    ``out_dir`` receives ``grades.csv`` (or ``csv_path``), ``feedback/<label>.md`` and
-    ``results/`` (the store that makes a rerun resume). ``exercises`` defaults to the checks of
-    ``chapter`` (default: the chapter most submissions belong to). ``jobs`` submissions are
-    graded at once, each in its own process. Prints progress and the table to ``stream``.
+    ``out_dir`` receives ``grades.csv`` (or ``csv_path``), ``feedback/<label>.md``,
+    ``copies.csv`` (pairs of solutions at least ``copy_threshold`` alike:
+    :mod:`~handbook.exercises.similarity`), ``canvas.csv`` and ``points.csv`` (for an LMS, the
+    ids from ``roster``: :mod:`~handbook.exercises.export`) and ``results/`` (the store that
+    makes a rerun resume). ``exercises`` defaults to the checks of ``chapter`` (default: the
+    chapter most submissions belong to), and then the book's own solution cells and stubs are
+    set aside by the copy-finder. ``jobs`` submissions are graded at once, each in its own
+    process. Prints progress, the table and the possible copies to ``stream``.
     """
     stream = stream or sys.stdout
     limits = limits or sandbox.Limits()
+    similarity.check_threshold(copy_threshold)  # before grading, not after
+    students = export.read_roster(roster) if roster is not None else None
     files = collect_submissions(paths)
     labels = submission_labels(files)
+    book: dict[str, tuple[str, ...]] = {}
     if exercises is None:
-        exercises = chapter_checks(infer_chapter(files) if chapter is None else chapter)
+        chapter = infer_chapter(files) if chapter is None else chapter
+        exercises = chapter_checks(chapter)
+        book = book_cells(chapter)
     exercises = tuple(exercises)
     out_dir = Path(out_dir)
     store = out_dir / "results"
@@ -649,12 +675,46 @@ def grade_class(
     print(format_table(grades), file=stream)
     write_csv(grades, csv_path)
     feedback = write_feedback(grades, out_dir / "feedback")
+    pairs = similarity.find_copies(
+        solution_sources(files, labels, exercises), book, threshold=copy_threshold
+    )
+    print(f"\n{similarity.format_copies(pairs, copy_threshold)}", file=stream)
+    similarity.write_copies(pairs, out_dir / "copies.csv")
+    scored = export.scored_ids(exercises)
+    unmatched = export.write_canvas(
+        grades,
+        out_dir / "canvas.csv",
+        chapter=chapter_of(exercises[0].exercise_id),
+        scored=scored,
+        roster=students,
+    )
+    if unmatched:
+        print(
+            f"\nthe roster has no row for {', '.join(unmatched)}: canvas.csv leaves their ids "
+            "empty (Canvas matches those rows by name)",
+            file=stream,
+        )
+    export.write_points(grades, out_dir / "points.csv", scored=scored)
     print(
-        f"\nwrote {csv_path} and {len(feedback)} feedback file(s) in {out_dir / 'feedback'}",
+        f"\nwrote {csv_path}, {len(feedback)} feedback file(s) in {out_dir / 'feedback'}, and "
+        f"copies.csv, canvas.csv and points.csv in {out_dir}",
         file=stream,
         flush=True,
     )
     return grades
+
+
+def solution_sources(
+    files: Sequence[Path], labels: Sequence[str], exercises: Sequence[ExerciseCheck]
+) -> dict[str, dict[str, str]]:
+    """Label -> exercise id -> the source of its solution cell, for every readable submission
+    (one that is not a notebook of this chapter offers none)."""
+    sources = {}
+    for file, label in zip(files, labels, strict=True):
+        with contextlib.suppress(ValueError, OSError):
+            cells = read_cells(Path(file).read_bytes(), exercises)
+            sources[label] = {item: source for item, (_, source) in cells.found.items()}
+    return sources
 
 
 def _run_tasks(arguments: list[tuple], todo: list[int], jobs: int) -> Iterator[tuple[int, str]]:
