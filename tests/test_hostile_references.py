@@ -193,4 +193,14 @@ def test_an_installed_copy_of_the_package_is_masked_too(tmp_path, monkeypatch):
     exercises = installed / "handbook" / "exercises"
     assert f"for module in {exercises}/ch[0-9][0-9].py; do" in script
     assert f"tmpfs {exercises / '__pycache__'}; fi" in script
+    # made before any sandbox starts: a .pyc the grader writes later lands in a masked folder
+    assert (exercises / "__pycache__").is_dir()
     assert f"mount -o remount,ro {config.project_root()}\n" in script  # the checkout, masked
+
+
+def test_the_supervisor_runs_python_by_a_path_that_avoids_masked_folders(monkeypatch):
+    """``tests/../.venv/bin/python`` goes through ``tests``, which the sandbox masks."""
+    python = config.project_root() / "tests" / ".." / ".venv" / "bin" / "python"
+    monkeypatch.setattr(sys, "executable", str(python))
+    command = sandbox.Sandbox(LIMITS)._supervisor_command(3)
+    assert command[0] == str(config.project_root() / ".venv" / "bin" / "python")

@@ -288,6 +288,10 @@ def _reference_mask_lines(holder: str | None) -> list[str]:
             f'for module in {exercises}/ch[0-9][0-9].py; do if [ -f "$module" ]; then '
             f'mount --bind {blocker} "$module"; fi; done'
         )
+        # made now, so that the grader's own import of a chapter's checks, later, writes its .pyc
+        # where every sandbox already has an empty folder, never into a folder a sandbox sees
+        with contextlib.suppress(OSError):
+            (copy / "exercises" / "__pycache__").mkdir(exist_ok=True)
         cache = shlex.quote(str(copy / "exercises" / "__pycache__"))
         lines.append(
             f"if [ -d {cache} ]; then mount -t tmpfs -o size=64k,mode=0755,ro tmpfs {cache}; fi"
@@ -432,7 +436,9 @@ class Sandbox:
             "limits": self.limits.to_json(),
             "tasks": self._tasks_outside(),
         }
-        return [sys.executable, "-m", "handbook.exercises.sandbox", str(fd), json.dumps(settings)]
+        # abspath: a path through a folder the sandbox masks (``tests/../.venv``) would not run
+        python = os.path.abspath(sys.executable)
+        return [python, "-m", "handbook.exercises.sandbox", str(fd), json.dumps(settings)]
 
     def wait_ready(self, deadline: float) -> None:
         """Wait until the supervisor has imported what it preloads and waits for cells.
