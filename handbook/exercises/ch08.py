@@ -305,9 +305,9 @@ RERANKER_RUBRIC = (
 
 
 def check_reranker_investigation(answer: object) -> ExerciseResult:
-    """Exercise 8.5 (open investigation): why the cross-attention term ranks the shortlist
-    worse on its own than the dual encoder, and the sum better. Submitted with
-    :data:`RERANKER_RUBRIC`; at least 40 words."""
+    """Exercise 8.5 (open investigation): what the reranker learned, read from section 5's
+    table (the dual encoder alone, a random pick in the shortlist, the cross-attention term
+    alone, their sum). Submitted with :data:`RERANKER_RUBRIC`; at least 40 words."""
     return check_open_answer(
         "8.5", "what the reranker adds", answer, rubric=RERANKER_RUBRIC, min_words=40
     )
