@@ -65,7 +65,7 @@ test: $(STAMP) peers
 COVERAGE_TESTS := tests/test_grading*.py tests/test_hostile_wire.py tests/test_cache*.py tests/test_serve_*.py
 coverage: $(STAMP) peers
 	mkdir -p _build/coverage
-	$(PY) -m pytest $(COVERAGE_TESTS) -n $(TEST_JOBS) -p no:cacheprovider -q \
+	$(PY) -m pytest $(COVERAGE_TESTS) -n $(TEST_JOBS) -p no:cacheprovider -q -m "not timing" \
 		--cov --cov-config=.coveragerc --cov-report=term --cov-report=html
 
 ## make test-python VERSIONS="3.10 3.11 3.12 3.13": the unit tests (grading's sandbox included)

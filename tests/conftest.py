@@ -16,6 +16,11 @@ def pytest_configure(config):
     """Under pytest-xdist, each worker gets its share of the cores: two workers that each start
     two torch threads on a 2-core machine wait on each other far more than they compute (the
     tests train tiny models). Kernels and subprocesses started by the tests inherit the share."""
+    config.addinivalue_line(
+        "markers",
+        "timing: asserts on latencies measured in the run; make coverage leaves it out (its "
+        "tracing slows Python several times over, and the bounds are calibrated without it)",
+    )
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers <= 1:
         return

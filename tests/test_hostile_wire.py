@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_grading import DOUBLE, EXERCISES, LIMITS, statuses, with_checks
 
@@ -287,3 +288,52 @@ def test_a_reply_with_fields_no_worker_sends_is_refused(reply, operation, proble
         remote.check_reply(reply, operation)
     remote.check_reply({"reply": True, "names": ["double"]}, "exec")
     remote.check_reply({"reply": True, "value": 1, "changed": {}, "graphs": [2]}, "call")
+
+
+class RawJSON(str):
+    """JSON text sent as it is (nesting deeper than ``json.dumps`` will write)."""
+
+
+def _answer_once(sock: socket.socket, **reply) -> None:
+    """Play a worker that reads one request and sends ``reply`` (with the request's number)."""
+    (length,) = struct.unpack(">Q", sock.recv(8, socket.MSG_WAITALL))
+    request = json.loads(sock.recv(length, socket.MSG_WAITALL))
+    fields = [f'"reply": true, "id": {request["id"]}'] + [
+        f"{json.dumps(name)}: {value if isinstance(value, RawJSON) else json.dumps(value)}"
+        for name, value in reply.items()
+    ]
+    payload = ("{" + ", ".join(fields) + "}").encode()
+    sock.sendall(struct.pack(">Q", len(payload)) + payload)
+
+
+def _nested(depth: int) -> RawJSON:
+    return RawJSON('{"$": "list", "items": [' * depth + "1" + "]}" * depth)
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ({"value": {"$": "exploit"}}, "unknown value tag 'exploit'"),
+        ({"value": [1, 2]}, "expected a tagged list, got a bare JSON array"),
+        ({"value": {"$": "list"}}, "'items'"),
+        ({"value": {"$": "function", "handle": "os.system"}}, "invalid literal for int()"),
+        ({"value": {"$": "ndarray", "npy": "not base64!"}}, ""),
+        (
+            {"value": {"$": "rng", "state": {"$": "dict", "items": [["bit_generator", "Evil"]]}}},
+            "expected a NumPy bit generator",
+        ),
+        ({"value": _nested(600)}, "maximum recursion depth"),
+        ({"value": 1, "changed": {"0": {"$": "tensor", "npy": "%%%"}}}, ""),
+    ],
+)
+def test_a_forged_answer_is_a_malformed_answer_never_an_object(reply, problem):
+    """Whatever the worker's side sends as a value is decoded as data or refused whole."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        threading.Thread(target=_answer_once, args=(theirs,), kwargs=reply, daemon=True).start()
+        grader = remote.Peer(ours, "grader")
+        grader.deadline = time.monotonic() + 30
+        # too deep for json.loads (a malformed message) or for decoding (a malformed answer)
+        with pytest.raises(remote.PeerGone, match="the worker sent a malformed") as gone:
+            remote.RemoteFunction(grader, "double")(np.zeros(2))
+    assert problem in str(gone.value)

@@ -89,6 +89,7 @@ def round_trip_ms(slow_url) -> float:
     return run_load(slow_url, ["a text"], concurrency=1, requests=10).percentile(50)
 
 
+@pytest.mark.timing
 def test_open_loop_below_capacity_keeps_latency_flat(slow_url, round_trip_ms):
     result = run_open_loop(slow_url, ["a text"], rate=20, seconds=1.0, connections=8)
 
@@ -101,6 +102,7 @@ def test_open_loop_below_capacity_keeps_latency_flat(slow_url, round_trip_ms):
     assert np.median(late) < np.median(early) + 3 * round_trip_ms
 
 
+@pytest.mark.timing
 def test_open_loop_above_capacity_shows_the_queue_a_closed_loop_hides(slow_url):
     rate, seconds = 100, 0.5  # twice the capacity: a backlog of ~25 requests builds up
     opened = run_open_loop(slow_url, ["a text"], rate=rate, seconds=seconds, connections=64)
@@ -116,6 +118,7 @@ def test_open_loop_above_capacity_shows_the_queue_a_closed_loop_hides(slow_url):
     assert sustained_rate([opened], p99_ms=100) == 0.0
 
 
+@pytest.mark.timing
 def test_open_loop_counts_a_request_that_never_got_a_connection_as_an_error(
     slow_url, round_trip_ms
 ):
