@@ -81,10 +81,10 @@ def slow_url():
         yield url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def round_trip_ms(slow_url) -> float:
-    """One request's typical time on this machine, now: the service time plus what the client,
-    the loopback and a loaded CPU add. Latency bounds below are multiples of it, so that a
+    """One request's typical time on this machine, measured just before the test: the service
+    time plus what the client, the loopback and a loaded CPU add. Latency bounds below are multiples of it, so that a
     busy machine (make test runs two workers on two cores) moves them instead of failing."""
     return run_load(slow_url, ["a text"], concurrency=1, requests=10).percentile(50)
 
