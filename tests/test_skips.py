@@ -30,6 +30,7 @@ ALLOWED_SKIPS = {
     ("test_hostile_wire.py", "test_writes_aimed_at_the_output_the_store_and_the_checkout_fail"): (
         NAMESPACES
     ),
+    ("test_hostile_references.py", "<module>"): NAMESPACES,
     ("test_bench.py", "test_peak_memory_sees_a_large_allocation"): (
         "peak memory is read from Linux's /proc (CI runs Linux)"
     ),
