@@ -10,7 +10,9 @@ the grader is root, a user id of its own. What the worker's Python needs (the in
 ``libpython``, the standard library, site-packages, the book's package: :func:`interpreter_paths`)
 stays readable and read-only, even where it lives in a folder that user may not enter (a pyenv
 or conda Python in root's home, mode 0700): such a folder is masked by an empty one holding only
-those paths. Elsewhere it runs as a plain child process and
+those paths. The book's reference answers are out of reach (:func:`_reference_mask_lines`): the
+checkout is hidden but for the package, whose chapter check modules raise ImportError. Elsewhere
+it runs as a plain child process and
 :func:`isolation` says, in one line, what is not isolated.
 
 The supervisor imports the heavy libraries the submission's cells import (``torch`` takes
@@ -272,9 +274,7 @@ def _reference_mask_lines(holder: str | None) -> list[str]:
     ]
     package = Path(remote.__file__).resolve().parents[1]
     checkout = package.parent
-    installed = any(
-        checkout == path for path in map(Path.resolve, map(Path, site.getsitepackages()))
-    )
+    installed = checkout in {Path(entry).resolve() for entry in site.getsitepackages()}
     if holder and not installed and checkout != Path("/"):
         inside = [path for path in _interpreter_prefixes() if path.is_relative_to(checkout)]
         if checkout not in inside:
