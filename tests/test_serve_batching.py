@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -139,6 +140,45 @@ def test_a_request_that_does_not_fit_is_carried_to_the_next_batch():
     assert second == [2 * item for item in range(100, 110)]
 
 
+def test_a_late_request_that_does_not_fit_waits_for_the_next_batch_and_a_gone_client_is_skipped():
+    """The worker is gathering (max_wait_ms long) when a request too large to join arrives: it
+    starts the next batch. A client that went away (its task cancelled) while its batch ran gets
+    no answer, and its neighbours still get theirs. start() twice and stop() twice are no-ops."""
+    entered, release = threading.Event(), threading.Event()
+    batches = []
+
+    def model(items):
+        batches.append(list(items))
+        if len(batches) == 2:
+            entered.set()
+            release.wait(10)
+        return [item * 2 for item in items]
+
+    batcher = MicroBatcher(model, max_batch_size=4, max_wait_ms=60_000)
+
+    async def scenario():
+        await batcher.start()
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit([1, 2]))
+        await _until(lambda: batcher._queue.empty() and batcher._unanswered)  # gathering
+        late = asyncio.create_task(batcher.submit([3, 4, 5]))  # 2 + 3 > 4: the next batch
+        await _until(lambda: len(batches) == 1)
+        await _until(lambda: first.done())
+        loop = asyncio.get_running_loop()
+        gone = asyncio.create_task(batcher.submit([6]))  # joins the late one's batch
+        await loop.run_in_executor(None, entered.wait, 10)
+        gone.cancel()
+        release.set()
+        answers = await asyncio.gather(first, late)
+        await batcher.stop()
+        await batcher.stop()
+        return answers, gone.cancelled()
+
+    (first, late), cancelled = _run(scenario())
+    assert batches[0] == [1, 2] and batches[1][:3] == [3, 4, 5]
+    assert first == [2, 4] and late == [6, 8, 10] and cancelled
+
+
 @pytest.mark.parametrize("max_wait_ms", [0.0, 5.0, 200.0])
 def test_a_lone_request_is_answered_after_max_wait(max_wait_ms):
     fake = FakeModel()
@@ -210,13 +250,14 @@ def test_invalid_batcher_settings(size, wait):
         MicroBatcher(FakeModel(), max_batch_size=size, max_wait_ms=wait)
 
 
-async def _until(condition, turns: int = 10_000) -> None:
-    """Let the event loop run other tasks until ``condition()`` holds (no wall clock involved)."""
-    for _ in range(turns):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"still not true after {turns} turns of the event loop")
+async def _until(condition, timeout_s: float = 10.0) -> None:
+    """Let the event loop (and the batcher's thread) run until ``condition()`` holds: events
+    decide the order, the timeout only stops a test that would hang."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout_s} s")
+        await asyncio.sleep(0.001)
 
 
 def test_stop_fails_a_request_the_worker_is_still_gathering():
