@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 
@@ -84,8 +85,9 @@ def slow_url():
 @pytest.fixture
 def round_trip_ms(slow_url) -> float:
     """One request's typical time on this machine, measured just before the test: the service
-    time plus what the client, the loopback and a loaded CPU add. Latency bounds below are multiples of it, so that a
-    busy machine (make test runs two workers on two cores) moves them instead of failing."""
+    time plus what the client, the loopback and a loaded CPU add. Latency bounds below are
+    multiples of it, so that a busy machine (make test runs two workers on two cores) moves
+    them instead of failing."""
     return run_load(slow_url, ["a text"], concurrency=1, requests=10).percentile(50)
 
 
@@ -223,3 +225,26 @@ def test_open_loop_figure_draws_one_line_per_server_and_the_target():
     assert len(axis.get_lines()) == 3 and axis.get_yscale() == "log"
     with pytest.raises(ValueError, match="at least one open-loop row"):
         plots.open_loop_latency([])
+
+
+def test_open_loop_refuses_a_body_it_cannot_build_and_no_texts():
+    with pytest.raises(ValueError, match="body must be 'text' or 'texts', got 'json'"):
+        run_open_loop("http://127.0.0.1:9", ["a"], rate=1, seconds=1, body="json")
+    with pytest.raises(ValueError, match="texts must hold at least one text"):
+        run_open_loop("http://127.0.0.1:9", [], rate=1, seconds=1)
+
+
+def test_open_loop_counts_refused_and_unanswered_requests_as_errors():
+    """A port nobody listens on (every request refused), and a server that accepts and never
+    answers (every request past its deadline): each request is an error, none is lost."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    refused = run_open_loop(f"http://127.0.0.1:{port}", ["a"], rate=20, seconds=0.25)
+    assert refused.requests == 5 and refused.statuses == {0: 5}
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # accepts connections, never reads or answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        unanswered = run_open_loop(url, ["a"], rate=20, seconds=0.25, connections=2, timeout_s=0.2)
+    assert unanswered.requests == 5 and unanswered.statuses == {0: 5}
