@@ -5,6 +5,8 @@ too slow or too machine-dependent to provoke there)."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from handbook.exercises import grading, sandbox
@@ -81,3 +83,32 @@ def test_a_class_folder_is_refused_with_what_was_wrong(tmp_path):
         grading.submission_labels([alice, alice])
     with pytest.raises(ValueError, match="could not tell the chapter"):
         grading.infer_chapter([alice])
+
+
+def test_sizes_are_named_in_the_largest_whole_unit():
+    assert [sandbox.size_text(n) for n in (2 * 2**30, 256 * 2**20, 512 * 2**10)] == [
+        "2 GiB",
+        "256 MiB",
+        "512 KiB",
+    ]
+    assert sandbox.size_text(1536 * 2**10 + 1) == "1.5 MiB"
+
+
+def test_where_there_are_no_namespaces_the_grader_says_why(monkeypatch):
+    probe = sandbox.isolation.__wrapped__  # the cached probe, run again under each condition
+    monkeypatch.setattr(sandbox.sys, "platform", "darwin")
+    assert probe().missing == "no namespace sandbox on darwin (Linux only)"
+    monkeypatch.setattr(sandbox.sys, "platform", "linux")
+    monkeypatch.setattr(sandbox.shutil, "which", lambda tool: None)
+    assert probe().missing == "unshare and setpriv not found (util-linux)"
+    monkeypatch.setattr(sandbox.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    refused = subprocess.CompletedProcess(
+        [], 1, "", "unshare: unshare failed: Operation not permitted\n"
+    )
+    monkeypatch.setattr(sandbox.subprocess, "run", lambda *args, **kwargs: refused)
+    isolation = probe()
+    assert not isolation.namespaced
+    assert isolation.missing == (
+        "unprivileged namespaces are not available (unshare: unshare failed: Operation not "
+        "permitted)"
+    )
