@@ -231,9 +231,11 @@ def worker(functions: dict, max_frame_bytes: int = remote.DEFAULT_MAX_FRAME_BYTE
 
 
 def test_an_answer_over_the_limit_is_reported_by_the_worker_not_cut():
-    functions = {"big": lambda: "x" * 5000, "small": lambda: "x"}
-    with worker(functions, max_frame_bytes=4096) as (grader, _):
-        with pytest.raises(remote.PeerGone, match=r"^the answer is 5,\d{3} bytes, over the limit"):
+    functions = {"big": lambda: "x" * 100_000, "small": lambda: "x"}
+    with worker(functions, max_frame_bytes=2**16) as (grader, _):
+        with pytest.raises(
+            remote.PeerGone, match=r"^the answer is 100,\d{3} bytes, over the limit"
+        ):
             remote.RemoteFunction(grader, "big")()
         assert remote.RemoteFunction(grader, "small")() == "x"  # the connection still works
     assert remote.too_large_text(5 * 2**20, 2**22) == (

@@ -98,7 +98,7 @@ class AnswerTooLarge(ValueError):
     """A message over the frame limit, not sent: ``size`` and ``limit`` in bytes."""
 
     def __init__(self, size: int, limit: int):
-        super().__init__(too_large_text(size, limit))
+        super().__init__(f"a message of {size:,} bytes exceeds the limit of {limit:,} bytes")
         self.size, self.limit = size, limit
 
 
