@@ -20,13 +20,29 @@ A message is one frame: 8-byte big-endian length, then UTF-8 JSON. Values are en
   stream): the items still to come; the callee reports how many it read;
 - ``torch.nn`` modules built from the layers in :data:`MODULE_LAYERS`: architecture and weights
   (decoded by the worker only: the grader never builds an object the learner described);
+- a ``torch.utils.data.DataLoader``: the list of its batches (the encoder iterates it once, as
+  the callee would), decoded as a list the callee can iterate and ``len()``;
+- an optimizer among :data:`OPTIMIZERS` passed by the grader as an argument of a call (not inside
+  a container): its class name, each parameter group's hyperparameters (numbers, bools, ``None``,
+  tuples of numbers) and, for each parameter, the argument of the same call that holds it (a
+  module that travels as one) and its name in that module's ``named_parameters()``; the worker
+  builds the same optimizer over its copies of those modules. The optimizer's state (momentum
+  buffers, step counts) does not travel, so an optimizer that has already stepped stays opaque,
+  as does one whose parameters are not in a module argument of the call; an optimizer the
+  worker sends is never rebuilt by the grader;
 - a function: a handle the other side calls back through the peer;
 - a pydantic model class returned by the learner: a handle whose ``model_validate`` and
   ``model_json_schema`` run in the worker (decoded in the grader as a stand-in class);
-- anything else: an :class:`Opaque` placeholder naming its type.
+- anything else: an :class:`Opaque` placeholder naming its type (using it raises an error
+  that says what it stands for).
 
 Arguments the callee changed in place (an array it sorted, a model it trained) are sent back and
 copied into the caller's objects, so a check that looks for in-place changes still sees them.
+A call from the grader whose arguments hold a tensor, a module or an optimizer also carries the
+grader's torch random state (taken after the arguments were encoded, so after a loader drew its
+shuffle), which the worker sets just before calling the learner's function (when the worker has
+imported torch; it never imports it for that): the learner's dropout draws are those a call in
+the grader's process would make.
 
 An exercise whose answer is a value (a prediction, a derivation, an open answer) asks for the
 value of a name instead (:func:`fetch_value`), which travels only as plain data
@@ -80,6 +96,8 @@ MODULE_LAYERS: dict[str, tuple[str, ...]] = {
     "Dropout": ("p",),
 }
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+#: ``torch.optim`` classes an optimizer argument from the grader may be rebuilt as in the worker.
+OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 
 
 class PeerGone(BaseException):
@@ -151,13 +169,24 @@ def check_reply(reply: dict, operation: str) -> None:
 
 @dataclass(frozen=True)
 class Opaque:
-    """A value that cannot travel as plain data (a generator, an open file, ...)."""
+    """A value that cannot travel as plain data (a generator, an open file, ...).
+
+    Using it (an attribute, iterating it) raises an error that says what it stands for.
+    """
 
     type_name: str
     text: str
 
     def __repr__(self) -> str:
         return f"<{self.type_name} that cannot be sent between processes: {self.text}>"
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise AttributeError(f"{self!r} has no attribute {name!r}")
+
+    def __iter__(self):
+        raise TypeError(f"{self!r} cannot be iterated")
 
 
 def _torch():
@@ -174,6 +203,57 @@ def _is_tensor(value: object) -> bool:
 def _is_module(value: object) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(value, torch.nn.Module)
+
+
+def _is_loader(value: object) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.utils.data.DataLoader)
+
+
+def _is_optimizer(value: object) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.optim.Optimizer)
+
+
+def _travels_as_module(value: object) -> bool:
+    """Whether ``value`` is a module :meth:`Codec.encode` sends as architecture and weights."""
+    return _is_module(value) and all(
+        type(part).__module__.split(".")[0] == "torch" and type(part).__name__ in MODULE_LAYERS
+        for part in value.modules()
+    )
+
+
+def _optimizer_options(kind: str) -> frozenset[str]:
+    """The hyperparameters a parameter group of ``torch.optim.<kind>`` may carry."""
+    import inspect
+
+    torch = _torch()
+    optimizer = getattr(torch.optim, kind)
+    named = set(inspect.signature(optimizer).parameters)
+    defaults = optimizer([torch.zeros(1, requires_grad=True)]).defaults
+    return frozenset((named | set(defaults)) - {"params"})
+
+
+def _is_hyperparameter(value: object) -> bool:
+    if value is None or type(value) in (bool, int, float):
+        return True
+    return type(value) is tuple and all(type(item) in (int, float) for item in value)
+
+
+def _hyperparameter(value: Any) -> object:
+    """A hyperparameter as the grader encoded it (refused unless plain)."""
+    if (
+        isinstance(value, dict)
+        and value.get("$") == "tuple"
+        and isinstance(value.get("items"), list)
+    ):
+        value = tuple(value["items"])
+    if not _is_hyperparameter(value):
+        raise ValueError(f"an optimizer hyperparameter must be a number or a bool, got {value!r}")
+    return value
+
+
+RNG_MESSAGE_FIELD = "torch_rng"
 
 
 def _npy(array: np.ndarray) -> str:
@@ -238,6 +318,8 @@ class Codec:
     def __init__(self, peer: Peer):
         self.peer = peer
         self.grad_inputs: list = []
+        #: Whether a tensor (a module's weights included) or an optimizer was encoded.
+        self.sent_torch = False
 
     # encoding ------------------------------------------------------------------------------
 
@@ -271,6 +353,8 @@ class Codec:
             return {"$": "stream", "items": [self.encode(item) for item in value.remaining()]}
         if _is_module(value):
             return self._encode_module(value)
+        if _is_loader(value):
+            return {"$": "loader", "batches": [self.encode(batch) for batch in value]}
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(value, torch.dtype):
             return {"$": "torch_dtype", "name": str(value).removeprefix("torch.")}
@@ -280,8 +364,62 @@ class Codec:
             return {"$": "function", "handle": self.peer.register(value)}
         return {"$": "opaque", "type": type(value).__qualname__, "text": _short_repr(value)}
 
+    def encode_arguments(self, arguments: tuple, keywords: dict) -> tuple[list, dict]:
+        """The arguments of a call: an optimizer among them travels by reference to the modules
+        of the same call (the grader's side only), everything else as :meth:`encode` says."""
+        named = {str(position): value for position, value in enumerate(arguments)}
+        named |= {str(name): value for name, value in keywords.items()}
+        modules = {key: value for key, value in named.items() if _travels_as_module(value)}
+
+        def one(value: object) -> Any:
+            if self.peer.side == "grader" and _is_optimizer(value):
+                return self._encode_optimizer(value, modules)
+            return self.encode(value)
+
+        return [one(value) for value in arguments], {
+            str(name): one(value) for name, value in keywords.items()
+        }
+
+    def _encode_optimizer(self, optimizer, modules: dict) -> dict:
+        kind = type(optimizer).__name__
+        torch = _torch()
+
+        def opaque(why: str) -> dict:
+            return {"$": "opaque", "type": type(optimizer).__qualname__, "text": why}
+
+        if kind not in OPTIMIZERS or type(optimizer) is not getattr(torch.optim, kind):
+            return opaque(
+                f"only these torch.optim optimizers travel to the sandbox: {', '.join(OPTIMIZERS)}"
+            )
+        if any(optimizer.state.values()):
+            return opaque("an optimizer that has already taken steps (its state does not travel)")
+        owners = {}
+        for key, module in modules.items():
+            for name, parameter in module.named_parameters():
+                owners.setdefault(id(parameter), [key, name])
+        options = _optimizer_options(kind)
+        groups = []
+        for group in optimizer.param_groups:
+            hyper = {name: value for name, value in group.items() if name != "params"}
+            if unknown := sorted(set(hyper) - options):
+                return opaque(f"its parameter groups carry options {unknown} that do not travel")
+            if bad := sorted(
+                name for name, value in hyper.items() if not _is_hyperparameter(value)
+            ):
+                return opaque(f"its hyperparameters {bad} are not plain numbers or bools")
+            refs = [owners.get(id(parameter)) for parameter in group["params"]]
+            if None in refs:
+                return opaque(
+                    "some of its parameters belong to no module passed in the same call "
+                    "(pass the model it trains as an argument too)"
+                )
+            groups.append({"hyper": {k: self.encode(v) for k, v in hyper.items()}, "params": refs})
+        self.sent_torch = True
+        return {"$": "optimizer", "kind": kind, "groups": groups}
+
     def _encode_tensor(self, tensor) -> dict:
         torch = _torch()
+        self.sent_torch = True
         detached = tensor.detach().cpu()
         dtype = str(detached.dtype).removeprefix("torch.")
         if detached.dtype == torch.bfloat16:
@@ -353,6 +491,10 @@ class Codec:
             if self.peer.side != "worker":
                 return Opaque("torch.nn.Module", "a module sent by the worker")
             return self._decode_module(data)
+        if kind == "loader":
+            return [self.decode(batch) for batch in data["batches"]]
+        if kind == "optimizer":  # only ever an argument of a call, see decode_arguments
+            return Opaque("torch.optim.Optimizer", "an optimizer that is not an argument of a call")
         if kind == "function":
             return RemoteFunction(self.peer, int(data["handle"]))
         if kind == "model_class" and self.peer.side == "grader":
@@ -360,6 +502,57 @@ class Codec:
         if kind == "opaque":
             return Opaque(str(data.get("type")), str(data.get("text")))
         raise ValueError(f"unknown value tag {kind!r}")
+
+    def decode_arguments(self, arguments: list, keywords: dict) -> tuple[list, dict]:
+        """The arguments of a call: an optimizer among them (on the worker's side only) is
+        built over the decoded modules of the same call, once everything else is decoded."""
+        named = {str(position): item for position, item in enumerate(arguments)}
+        named |= {str(name): item for name, item in keywords.items()}
+
+        def is_optimizer(item: Any) -> bool:
+            return isinstance(item, dict) and item.get("$") == "optimizer"
+
+        values = {key: self.decode(item) for key, item in named.items() if not is_optimizer(item)}
+        for key, item in named.items():
+            if is_optimizer(item):
+                values[key] = (
+                    self._decode_optimizer(item, values)
+                    if self.peer.side == "worker"
+                    else Opaque("torch.optim.Optimizer", "an optimizer sent by the worker")
+                )
+        return [values[str(position)] for position in range(len(arguments))], {
+            str(name): values[str(name)] for name in keywords
+        }
+
+    def _decode_optimizer(self, data: dict, values: dict):
+        torch = _torch()
+        kind = data.get("kind")
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"an optimizer of kind {kind!r} cannot be rebuilt")
+        options = _optimizer_options(kind)
+        groups = []
+        for group in data["groups"]:
+            hyper = {str(name): _hyperparameter(value) for name, value in group["hyper"].items()}
+            if unknown := sorted(set(hyper) - options):
+                raise ValueError(f"torch.optim.{kind} has no options {unknown}")
+            parameters = []
+            for reference in group["params"]:
+                key, name = (str(part) for part in reference)
+                module = values.get(key)
+                if not _is_module(module):
+                    raise ValueError(
+                        f"an optimizer's parameter refers to argument {key!r}, "
+                        "which is not a module"
+                    )
+                owned = dict(module.named_parameters())
+                if name not in owned:
+                    raise ValueError(
+                        f"an optimizer's parameter refers to {name!r}, "
+                        f"which argument {key!r} does not have"
+                    )
+                parameters.append(owned[name])
+            groups.append({**hyper, "params": parameters})
+        return getattr(torch.optim, kind)(groups)
 
     def _decode_tensor(self, data: dict):
         torch = _torch()
@@ -632,11 +825,16 @@ class Peer:
     def _serve_call(self, message: dict) -> dict:
         function = self._target(message.get("target"))
         codec = Codec(self)
-        arguments = [codec.decode(item) for item in message.get("args", [])]
-        keywords = {str(k): codec.decode(v) for k, v in message.get("kwargs", {}).items()}
+        arguments, keywords = codec.decode_arguments(
+            list(message.get("args", [])), dict(message.get("kwargs", {}))
+        )
         leaves = list(codec.grad_inputs)
         before = [json.dumps(_after_call_state(Codec(self), value)) for value in arguments]
         before_kw = {k: json.dumps(_after_call_state(Codec(self), v)) for k, v in keywords.items()}
+        if self.side == "worker" and RNG_MESSAGE_FIELD in message and "torch" in sys.modules:
+            # a worker without torch loaded (no tensor among the arguments, no torch in the
+            # learner's cells) has no draws to match, and importing it there may not fit
+            _set_torch_rng(Codec(self).decode(message[RNG_MESSAGE_FIELD]))
         result = function(*arguments, **keywords)
         out = Codec(self)
         encoded = out.encode(result)
@@ -695,12 +893,12 @@ class Peer:
     def call(self, target: str | int, arguments: tuple, keywords: dict) -> object:
         """Call ``target`` on the other side; the answer, with in-place changes applied."""
         codec = Codec(self)
-        message = {
-            "op": "call",
-            "target": target,
-            "args": [codec.encode(value) for value in arguments],
-            "kwargs": {str(k): codec.encode(v) for k, v in keywords.items()},
-        }
+        encoded, encoded_keywords = codec.encode_arguments(arguments, keywords)
+        message = {"op": "call", "target": target, "args": encoded, "kwargs": encoded_keywords}
+        torch = sys.modules.get("torch")
+        if self.side == "grader" and codec.sent_torch:  # after the loaders drew their seeds
+            state = torch.random.get_rng_state()
+            message[RNG_MESSAGE_FIELD] = Codec(self).encode(bytes(state.numpy()))
         reply = self.request(message)
         raise_if_failed(reply)
         answer = Codec(self)
@@ -751,6 +949,15 @@ class Peer:
         raise_if_failed(reply)
         codec = Codec(self)
         return [None if item is None else codec.decode(item) for item in reply["grads"]]
+
+
+def _set_torch_rng(state: object) -> None:
+    """Set torch's global random state to the caller's (bytes of ``get_rng_state()``)."""
+    torch = _torch()
+    size = torch.random.get_rng_state().numel()
+    if not isinstance(state, bytes) or len(state) != size:
+        raise ValueError(f"expected torch's random state as {size} bytes")
+    torch.random.set_rng_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
 
 
 def _replace_tensors(value: object, replacements: dict[int, object]) -> object:
