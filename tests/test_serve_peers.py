@@ -99,7 +99,7 @@ def test_open_loop_below_capacity_keeps_latency_flat(slow_url, round_trip_ms):
     # each request waits at most about one service time for the one ahead of it: the typical
     # latency is a round trip or two, and it does not grow along the schedule (no queue)
     assert round_trip_ms >= SERVICE_MS
-    assert result.percentile(50) < 3 * round_trip_ms
+    assert result.percentile(50) < 5 * round_trip_ms
     early, late = result.latencies_ms[:5], result.latencies_ms[-5:]
     assert np.median(late) < np.median(early) + 3 * round_trip_ms
 
@@ -131,10 +131,11 @@ def test_open_loop_counts_a_request_that_never_got_a_connection_as_an_error(
     )
     assert result.errors > 0 and result.requests == 75
     # a request past its deadline is an error at its deadline: the late ones end together,
-    # within a round trip or two of the timeout, and none is charged for httpx's clean-up
+    # within a few round trips of the timeout (event-loop lag on a busy machine), never after
+    # httpx's clean-up of the connection (seconds, the bug this test guards against)
     late = result.latencies_ms[result.latencies_ms >= 0.99 * timeout_ms]
     assert len(late) >= result.errors
-    assert np.median(late) < timeout_ms + 3 * round_trip_ms
+    assert np.median(late) < timeout_ms + 10 * round_trip_ms
     assert result.latencies_ms.max() < timeout_ms + 50 * round_trip_ms
     assert result.seconds < 0.5 + timeout_ms / 1000 + 50 * round_trip_ms / 1000
 
