@@ -37,6 +37,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.metadata
+import inspect
 import json
 import platform
 import re
@@ -318,7 +319,30 @@ def notebook_digest(notebook) -> str:
 
 @cache
 def _distribution_of() -> Mapping[str, list[str]]:
-    return importlib.metadata.packages_distributions()
+    """``{import name: [distribution, ...]}``. Python 3.10's ``packages_distributions`` reads
+    only ``top_level.txt``, which wheels such as torch's and scikit-learn's do not ship; 3.11 and
+    later also infer the names from each distribution's files, as this does on 3.10."""
+    mapping = importlib.metadata.packages_distributions()
+    if sys.version_info >= (3, 11):
+        return mapping
+    inferred: dict[str, list[str]] = {name: list(owners) for name, owners in mapping.items()}
+    for distribution in importlib.metadata.distributions():
+        name = distribution.metadata["Name"]
+        for top in _top_level_names(distribution.files or ()):
+            owners = inferred.setdefault(top, [])
+            if name not in owners:
+                owners.append(name)
+    return inferred
+
+
+def _top_level_names(files) -> set[str]:
+    """The importable top-level names a distribution's files provide (as Python 3.11 infers)."""
+    names = set()
+    for file in files:
+        first = file.parts[0] if len(file.parts) > 1 else inspect.getmodulename(file.name)
+        if first and "." not in first and not first.startswith("__"):
+            names.add(first)
+    return names
 
 
 def package_versions(top_level_names: Iterable[str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import math
 import platform
@@ -494,11 +495,42 @@ def quantize_onnx_dynamic(
         quantize_dynamic(
             str(source),
             str(target),
-            weight_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8 if ort_has_int8_conv() else QuantType.QUInt8,
             per_channel=per_channel,
             reduce_range=not cpu_has_vnni(),
         )
     return compact_onnx(target, target) if compact else target
+
+
+@functools.cache
+def ort_has_int8_conv() -> bool:
+    """Whether this ONNX Runtime runs ``ConvInteger`` with int8 weights (uint8 activations).
+
+    Releases before 1.24 (the newest for Python 3.10 is 1.23) implement it for uint8 weights
+    only, so a dynamically quantized CNN with int8 weights cannot even be loaded there: on such a
+    runtime :func:`quantize_onnx_dynamic` stores weights as uint8 (an asymmetric grid of the same
+    256 levels, with a zero point per scale). Probed once, on a one-node graph.
+    """
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("ConvInteger", ["x", "w"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "probe",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [1, 1, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+        [helper.make_tensor("w", TensorProto.INT8, [1, 1, 1, 1], [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
+    model.ir_version = min(model.ir_version, 8)
+    try:
+        ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception as error:  # noqa: BLE001 - NOT_IMPLEMENTED is ORT's own exception type
+        if "NOT_IMPLEMENTED" in str(error) or "implementation" in str(error):
+            return False
+        raise
+    return True
 
 
 def cpu_has_vnni() -> bool:
