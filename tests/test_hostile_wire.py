@@ -324,7 +324,7 @@ def _nested(depth: int) -> RawJSON:
             {"value": {"$": "rng", "state": {"$": "dict", "items": [["bit_generator", "Evil"]]}}},
             "expected a NumPy bit generator",
         ),
-        ({"value": _nested(600)}, "maximum recursion depth"),
+        ({"value": _nested(300)}, "levels deep, at most 200"),
         ({"value": 1, "changed": {"0": {"$": "tensor", "npy": "%%%"}}}, ""),
     ],
 )

@@ -100,6 +100,24 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 
 
+#: How deeply a message's JSON may nest: the codec's deepest honest message (a module's
+#: children inside a tuple of arguments) is a few dozen levels.
+MAX_NESTING = 200
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply ``value`` (parsed JSON) nests lists and dicts, counted without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in item)
+    return deepest
+
+
 class PeerGone(BaseException):
     """The other process stopped answering (died, timed out, or broke the protocol).
 
@@ -700,6 +718,12 @@ class Peer:
             raise PeerGone(f"the worker sent a malformed message ({error})") from error
         if not isinstance(message, dict):
             raise PeerGone("the worker sent a malformed message (not a JSON object)")
+        if (depth := nesting_depth(message)) > MAX_NESTING:
+            raise PeerGone(
+                f"the worker sent a malformed message (nested {depth} levels deep, at most "
+                f"{MAX_NESTING}: deeper would exhaust the decoder's recursion, whose limit "
+                "differs between Python versions)"
+            )
         return message
 
     def _read_exactly(self, count: int) -> bytes:
