@@ -73,7 +73,7 @@ _MAX_SHOWN_ELEMENTS = 100
 _PASSED_COLOR = "#2da44e"
 _FAILED_COLOR = "#e5534b"
 _SUBMITTED_COLOR = "#539bf5"
-_PRE_STYLE = "margin: 0; white-space: pre-wrap; background: none; font-size: 0.9em"
+_PRE_STYLE = "margin: 0; white-space: pre-wrap; background: none; color: inherit; font-size: 0.9em"
 
 
 class ExerciseFailed(AssertionError):
