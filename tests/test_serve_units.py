@@ -1,0 +1,384 @@
+"""Unit tests of the serving modules' plumbing that the server tests do not reach: the peer
+comparison's tables and verdicts (made-up measurements, no LitServe or BentoML started),
+``make bench``'s rows, ``python -m handbook.serve``'s paths, the child-process helpers and the
+autoscaler's argument checks. Fakes only: no server, no sleep, no clock."""
+
+from __future__ import annotations
+
+import subprocess
+import types
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handbook.serve import __main__ as serve_main
+from handbook.serve import artifact, autoscale, loadtest, peers, process
+from handbook.serve.loadtest import LoadResult
+
+
+def _result(label: str, rps: float, p99_ms: float, *, rate=None, errors: int = 0) -> LoadResult:
+    """A made-up measurement: 100 requests answered at ``rps``, their p99 about ``p99_ms``."""
+    latencies = np.full(100, p99_ms / 2)
+    latencies[-2:] = p99_ms
+    statuses = Counter({200: 100 - errors, **({503: errors} if errors else {})})
+    return LoadResult(8, 100 / rps, latencies, statuses, label, rate)
+
+
+def _comparison() -> peers.PeerComparison:
+    closed = {peers.OURS: _result(peers.OURS, 400, 20), "LitServe": _result("LitServe", 200, 40)}
+    open_loop = {
+        peers.OURS: [
+            _result(peers.OURS, 40, 10, rate=40),
+            _result(peers.OURS, 100, 30, rate=100),
+            _result(peers.OURS, 200, 150, rate=200),  # over the p99 target: not sustained
+        ],
+        "LitServe": [
+            _result("LitServe", 40, 20, rate=40),
+            _result("LitServe", 90, 50, rate=100, errors=3),  # errors: not sustained
+        ],
+    }
+    return peers.PeerComparison(closed, open_loop, threads=2)
+
+
+# peers.py ------------------------------------------------------------------------------------
+
+
+def test_sustained_rate_is_the_highest_clean_rate_under_the_target():
+    comparison = _comparison()
+    assert comparison.sustained() == {peers.OURS: 100, "LitServe": 40}
+    assert comparison.sustained(p99_ms=200) == {peers.OURS: 200, "LitServe": 40}
+    assert comparison.sustained(p99_ms=5) == {peers.OURS: 0.0, "LitServe": 0.0}
+
+
+def test_table_has_one_row_per_server_with_closed_and_open_loop_figures():
+    rows = _comparison().table()
+    assert [row["server"] for row in rows] == [peers.OURS, "LitServe"]
+    ours, litserve = rows
+    assert ours["closed req/s"] == 400.0 and litserve["closed req/s"] == 200.0
+    assert ours["closed p99 ms"] == pytest.approx(20, abs=1)
+    assert ours["closed p50 ms"] == 10.0
+    assert litserve["errors"] == 3  # the open-loop errors count too
+    key = f"sustained req/s (p99 <= {peers.P99_TARGET_MS:.0f} ms)"
+    assert (ours[key], litserve[key]) == (100, 40)
+
+
+def test_open_table_lists_every_step_in_order():
+    rows = peers.PeerComparison.open_table(_comparison())
+    assert [(row["server"], row["rate req/s"]) for row in rows] == [
+        (peers.OURS, 40),
+        (peers.OURS, 100),
+        (peers.OURS, 200),
+        ("LitServe", 40),
+        ("LitServe", 100),
+    ]
+    assert rows[-1]["errors"] == 3 and rows[-1]["answered req/s"] == 90.0
+
+
+def test_peer_settings_travel_through_the_environment(monkeypatch, tmp_path):
+    settings = peers.PeerSettings(tmp_path, threads=3, max_batch_size=8, max_wait_ms=2.5)
+    for name, value in settings.to_environment().items():
+        monkeypatch.setenv(name, value)
+    assert peers.PeerSettings.from_environment() == settings
+    monkeypatch.setenv("HANDBOOK_PEER_THREADS", "")
+    assert peers.PeerSettings.from_environment().threads is None
+    monkeypatch.delenv("HANDBOOK_PEER_MODEL_DIR")
+    with pytest.raises(RuntimeError, match="HANDBOOK_PEER_MODEL_DIR is not set"):
+        peers.PeerSettings.from_environment()
+
+
+def test_peer_process_refuses_an_unknown_or_missing_peer(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="unknown peer 'Ray'"):
+        peers.PeerProcess("Ray", tmp_path)
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: None)
+    assert peers.available_peers() == []
+    with pytest.raises(RuntimeError, match=r"LitServe is not installed: pip install '\.\[peers\]'"):
+        peers.PeerProcess("LitServe", tmp_path)
+
+
+def test_peer_process_commands_and_environment(monkeypatch, tmp_path):
+    monkeypatch.setattr(peers.importlib.util, "find_spec", lambda name: object())
+    assert peers.available_peers() == ["LitServe", "BentoML"]
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    litserve = peers.PeerProcess("LitServe", tmp_path, threads=2, log_path=tmp_path / "l.log")
+    bentoml = peers.PeerProcess("BentoML", tmp_path, log_path=tmp_path / "b.log")
+    assert litserve.ready_path == "/health" and bentoml.ready_path == "/readyz"
+    assert litserve.command()[-3:] == ["handbook.serve.peer_litserve", "--port", str(litserve.port)]
+    assert "handbook.serve.peer_bentoml:TopicService" in bentoml.command()
+    environment = litserve.environment()
+    assert environment["HANDBOOK_PEER_THREADS"] == "2"
+    assert environment["BENTOML_DO_NOT_TRACK"] == "True"
+    root = str(Path(peers.__file__).resolve().parents[2])
+    assert environment["PYTHONPATH"].split(":") == [root, "/elsewhere"]
+    ours = peers._server(peers.OURS, tmp_path, 4, tmp_path / "o.log")
+    assert type(ours) is process.ServerProcess and ours.options[-1] == "4"
+    assert isinstance(peers._server("BentoML", tmp_path, 4, None), peers.PeerProcess)
+
+
+class _FakeServer:
+    def __init__(self, name: str, started: list):
+        self.url = f"http://127.0.0.1/{name}"
+        self.name = name
+        started.append(name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+
+def test_compare_peers_stops_each_server_after_its_first_unsustained_rate(monkeypatch, tmp_path):
+    started, opened = [], []
+    closed = {peers.OURS: 400.0, "LitServe": 100.0}
+    p99 = {(peers.OURS, 40.0): 10, (peers.OURS, 100.0): 150, ("LitServe", 40.0): 200}
+
+    def run_load(url, texts, *, concurrency, requests, label="", body="text"):
+        name = url.rsplit("/", 1)[1]
+        return _result(label, closed[name], 20)
+
+    def run_open_loop(url, texts, *, rate, seconds, connections, label, body):
+        opened.append((label, rate))
+        return _result(label, rate, p99[(label, rate)], rate=rate)
+
+    monkeypatch.setattr(loadtest, "run_load", run_load)
+    monkeypatch.setattr(loadtest, "run_open_loop", run_open_loop)
+    monkeypatch.setattr(peers, "_server", lambda name, *args: _FakeServer(name, started))
+    comparison = peers.compare_peers(
+        tmp_path, ["a text"], peers=["LitServe"], threads=2, rate_fractions=(0.1, 0.25, 0.5),
+        log_dir=tmp_path,
+    )  # fmt: skip
+    assert started == [peers.OURS, "LitServe"]
+    # the rates are fractions of handbook.serve's closed-loop throughput, the same for both
+    assert opened == [(peers.OURS, 40.0), (peers.OURS, 100.0), ("LitServe", 40.0)]
+    assert comparison.threads == 2
+    assert comparison.sustained() == {peers.OURS: 40.0, "LitServe": 0.0}
+
+
+# loadtest.py: make bench's rows ---------------------------------------------------------------
+
+
+def test_peer_benchmarks_without_peers_is_empty_and_says_why(monkeypatch, capsys):
+    monkeypatch.setattr(peers, "available_peers", lambda: [])
+    assert loadtest.peer_benchmarks("unused", ["a"]) == []
+    assert "serving peers skipped: pip install '.[peers]'" in capsys.readouterr().out
+
+
+def test_peer_benchmarks_rows_are_ratios_to_handbook_serve(monkeypatch):
+    comparison = _comparison()
+    comparison.open["LitServe"] = [_result("LitServe", 40, 500, rate=40)]  # sustains nothing
+    monkeypatch.setattr(peers, "available_peers", lambda: ["LitServe"])
+    monkeypatch.setattr(peers, "compare_peers", lambda *args, **kwargs: comparison)
+    rows = loadtest.peer_benchmarks("unused", ["a"], smoke=True)
+    closed = [row for row in rows if "closed" in row.group]
+    opened = [row for row in rows if "open" in row.group]
+    assert [row.variant for row in closed] == [peers.OURS, "LitServe"]
+    assert [row.ratio for row in closed] == [1.0, 0.5]
+    assert closed[1].median_ms == pytest.approx(5.0)
+    assert "2 ORT threads" in closed[0].detail
+    assert opened[0].ratio == 1.0 and opened[0].median_ms == pytest.approx(10.0)
+    assert opened[1].median_ms == float("inf") and opened[1].ratio == 0.0
+    assert opened[1].detail.startswith("sustains 0 req/s; 40/s: p99 500 ms")
+    comparison.open[peers.OURS] = [_result(peers.OURS, 40, 500, rate=40)]
+    assert all(np.isnan(row.ratio) for row in loadtest.peer_benchmarks("x", ["a"])[2:])
+
+
+def test_benchmarks_builds_a_missing_model_and_compares_the_servers(monkeypatch, tmp_path):
+    from handbook.serve import model
+
+    built, asked = [], {}
+    monkeypatch.setattr(artifact, "default_model_dir", lambda: tmp_path)
+    monkeypatch.setattr(model, "build_artifact", built.append)
+    monkeypatch.setattr(model, "topic_corpus", lambda *args, seed: ([], [], ["t1", "t2"], []))
+
+    def compare_servers(model_dir, texts, *, clients, requests):
+        asked.update(texts=texts, clients=clients, requests=requests)
+        return [_result("naive", 100, 50), _result("batched", 300, 20)]
+
+    monkeypatch.setattr(loadtest, "compare_servers", compare_servers)
+    monkeypatch.setattr(loadtest, "peer_benchmarks", lambda *args, smoke: ["peer rows"])
+    rows = loadtest.benchmarks(smoke=True)
+    assert built == [tmp_path]
+    assert asked == {"texts": ["t1", "t2"], "clients": [64], "requests": 300}
+    assert [row.ratio for row in rows[:2]] == [1.0, 3.0]
+    assert rows[1].median_ms == pytest.approx(1000 / 300)
+    assert rows[1].detail.startswith("300 req/s, p50 10 ms")
+    assert rows[2] == "peer rows"
+    (tmp_path / artifact.MANIFEST).write_text("{}")  # present: not built again
+    loadtest.benchmarks()
+    assert built == [tmp_path] and asked["requests"] == 2000
+
+
+# __main__.py ------------------------------------------------------------------------------
+
+
+def test_main_build_only_builds_and_exits(monkeypatch, tmp_path, capsys):
+    from handbook.serve import model
+
+    built = []
+    monkeypatch.setattr(model, "build_artifact", built.append)
+    assert serve_main.main(["--build-only", "--model-dir", str(tmp_path)]) == 0
+    assert built == [tmp_path]
+    assert f"model folder written: {tmp_path}" in capsys.readouterr().out
+
+
+def test_main_refuses_an_unverified_model_folder(tmp_path, capsys):
+    assert serve_main.main(["--model-dir", str(tmp_path / "missing")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_main_serves_the_settings_it_was_given(monkeypatch, tmp_path):
+    import uvicorn
+
+    from handbook.serve import app, model
+
+    built, served = [], {}
+    monkeypatch.setattr(model, "build_artifact", built.append)
+    monkeypatch.setattr(artifact, "verify_artifact", lambda directory: None)
+    monkeypatch.setattr(app, "configure_json_logging", lambda level: served.update(level=level))
+    monkeypatch.setattr(app, "create_app", lambda settings: ("app", settings))
+    monkeypatch.setattr(
+        uvicorn, "run", lambda application, **kwargs: served.update(kwargs, app=application)
+    )
+    argv = [
+        "--build",
+        "--model-dir",
+        str(tmp_path),
+        "--no-batching",
+        "--threads",
+        "3",
+        "--port",
+        "9",
+    ]
+    assert serve_main.main(argv) == 0
+    assert built == [tmp_path]  # --build and no manifest: built first, then served
+    settings = served["app"][1]
+    assert (settings.batching, settings.threads, settings.model_dir) == (False, 3, tmp_path)
+    assert settings.log_requests and settings.load_in_background
+    assert (served["host"], served["port"], served["level"]) == ("127.0.0.1", 9, "info")
+
+
+# process.py -------------------------------------------------------------------------------
+
+
+class _FakePopen:
+    """A child that ignores SIGTERM (``stubborn``) or ends on it; records what it was sent."""
+
+    pid = 2**22 + 12345  # no such process: os.killpg raises ProcessLookupError, suppressed
+
+    def __init__(self, stubborn: bool, returncode=None):
+        self.stubborn, self.returncode, self.sent, self.waits = stubborn, returncode, [], []
+
+    def poll(self):
+        return self.returncode
+
+    def send_signal(self, number):
+        self.sent.append(number)
+        if number == process.signal.SIGKILL or not self.stubborn:
+            self.returncode = -number
+
+    def wait(self, timeout=None):
+        self.waits.append(timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired("server", timeout)
+        return self.returncode
+
+
+def test_stop_kills_a_child_that_ignores_sigterm():
+    child = _FakePopen(stubborn=True)
+    process._stop(child)
+    assert child.sent == [process.signal.SIGTERM, process.signal.SIGKILL]
+    assert child.waits == [10, None]
+    polite = _FakePopen(stubborn=False)
+    process._stop(polite, group=False)
+    assert polite.sent == [process.signal.SIGTERM]
+    ended = _FakePopen(stubborn=False, returncode=0)
+    process._stop(ended, group=True)  # already gone: only the group's leftovers are killed
+    assert ended.sent == []
+
+
+def test_json_or_empty_reads_only_an_object():
+    class Response:
+        def __init__(self, body):
+            self.body = body
+
+        def json(self):
+            if isinstance(self.body, Exception):
+                raise self.body
+            return self.body
+
+    assert process._json_or_empty(Response(ValueError("not JSON"))) == {}
+    assert process._json_or_empty(Response([1, 2])) == {}
+    assert process._json_or_empty(Response({"detail": "x"})) == {"detail": "x"}
+
+
+def test_find_prctl_off_linux_and_without_libc(monkeypatch):
+    monkeypatch.setattr(process.sys, "platform", "darwin")
+    assert process._find_prctl() is None
+    monkeypatch.setattr(process.sys, "platform", "linux")
+
+    def no_libc(*args, **kwargs):
+        raise OSError("no libc")
+
+    monkeypatch.setattr(process.ctypes, "CDLL", no_libc)
+    assert process._find_prctl() is None
+
+
+def test_die_with_parent_asks_for_sigterm(monkeypatch):
+    calls = []
+    monkeypatch.setattr(process, "_PRCTL", lambda *args: calls.append(args))
+    process._die_with_parent()
+    assert calls == [(process._PR_SET_PDEATHSIG, process.signal.SIGTERM)]
+
+
+class _Ready:
+    def __init__(self, status, body):
+        self.status_code, self.body = status, body
+
+    def json(self):
+        return self.body
+
+
+def test_wait_until_ready_stops_at_a_model_that_failed_to_load(monkeypatch, tmp_path):
+    import httpx
+
+    server = process.ServerProcess(tmp_path, log_path=tmp_path / "server.log")
+    server.process = _FakePopen(stubborn=False)
+    monkeypatch.setattr(httpx, "get", lambda *args, **kwargs: _Ready(503, {"detail": "bad file"}))
+    with pytest.raises(RuntimeError, match="could not load its model: bad file"):
+        server._wait_until_ready()
+
+
+def test_wait_until_ready_gives_up_after_the_startup_timeout(monkeypatch, tmp_path):
+    import httpx
+
+    server = process.ServerProcess(tmp_path, log_path=tmp_path / "server.log", startup_timeout=5)
+    server.process = _FakePopen(stubborn=False)
+    (tmp_path / "server.log").write_text("line 1\nloading\n")
+    clock = iter(range(0, 100, 3))  # a fake monotonic clock: 0, 3, 6, ... seconds
+    fake_time = types.SimpleNamespace(monotonic=lambda: next(clock), sleep=lambda seconds: None)
+    monkeypatch.setattr(process, "time", fake_time)
+    monkeypatch.setattr(httpx, "get", lambda *args, **kwargs: _Ready(503, {}))
+    with pytest.raises(RuntimeError, match="not ready after 5 s:\nline 1\nloading"):
+        server._wait_until_ready()
+    server.log_path.unlink()
+    assert server.log_tail() == ""
+
+
+# autoscale.py -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("capacity", "target", "message"),
+    [(0, 0.5, "capacity_rps must be positive"), (10, 1.5, r"target_utilization must be in")],
+)
+def test_fleets_refuse_impossible_sizes(capacity, target, message):
+    with pytest.raises(ValueError, match=message):
+        autoscale.static_fleet(np.ones(3), capacity, target)
+
+
+@pytest.mark.parametrize(("current", "utilization", "target"), [(0, 0.5, 0.5), (1, -1, 0.5)])
+def test_hpa_refuses_impossible_inputs(current, utilization, target):
+    with pytest.raises(ValueError, match="expected current >= 1"):
+        autoscale.hpa_desired(current, utilization, target)
