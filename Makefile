@@ -62,7 +62,8 @@ test: $(STAMP) peers
 ## make coverage: branch coverage (coverage.py, .coveragerc) of the grader (handbook/exercises:
 ## grading, remote, sandbox), the cache and the server over their own tests: a table per module
 ## here, the lines in _build/coverage/html. The figures are in the README.
-COVERAGE_TESTS := tests/test_grading*.py tests/test_hostile_wire.py tests/test_cache*.py tests/test_serve_*.py
+COVERAGE_TESTS := tests/test_grading*.py tests/test_hostile_wire.py tests/test_sandbox.py tests/test_cache*.py \
+	tests/test_serve_*.py
 coverage: $(STAMP) peers
 	mkdir -p _build/coverage
 	$(PY) -m pytest $(COVERAGE_TESTS) -n $(TEST_JOBS) -p no:cacheprovider -q -m "not timing" \
