@@ -65,7 +65,7 @@ def test_table_has_one_row_per_server_with_closed_and_open_loop_figures():
 
 
 def test_open_table_lists_every_step_in_order():
-    rows = peers.PeerComparison.open_table(_comparison())
+    rows = _comparison().open_table()
     assert [(row["server"], row["rate req/s"]) for row in rows] == [
         (peers.OURS, 40),
         (peers.OURS, 100),
