@@ -216,3 +216,22 @@ def test_the_student_edition_mode_requires_the_stub(monkeypatch):
         check_open_answer("7.4", "t", REFERENCE_TEXT, rubric=RUBRIC)
     with pytest.raises(ExerciseFailed, match="a student edition"):
         predict(12_345)
+
+
+def test_typical_slip_names_a_slip_never_the_truth_and_ignores_non_numbers() -> None:
+    from handbook.exercises.checks import typical_slip
+
+    slips = {64.0: "a percentage, not a fraction", 0.36: "the share retraining keeps"}
+    assert typical_slip(64, 0.64, slips, tolerance=0.005) == (
+        "Your number is a percentage, not a fraction. "
+    )
+    assert typical_slip(0.362, 0.64, slips, tolerance=0.005) == (
+        "Your number is the share retraining keeps. "
+    )
+    assert typical_slip(0.641, 0.64, slips, tolerance=0.005) == ""  # the truth: no slip
+    assert typical_slip(0.5, 0.64, slips, tolerance=0.005) == ""  # wrong, but no known slip
+    for not_a_number in (True, "0.36", float("nan"), None):
+        assert typical_slip(not_a_number, 0.64, slips, tolerance=0.005) == ""
+    # a wider band for slips than for the truth
+    assert typical_slip(0.37, 0.64, slips, tolerance=0.005, slip_tolerance=0.02) != ""
+    assert typical_slip(0.37, 0.64, slips, tolerance=0.005) == ""

@@ -28,6 +28,7 @@ from handbook.exercises.checks import (
     expect_close,
     expect_shape,
     expect_type,
+    typical_slip,
 )
 
 # Exercise 6.1 ---------------------------------------------------------------------------------
@@ -522,7 +523,7 @@ def check_alert_precision_derivation(precision: object) -> ExerciseResult:
         f"{rate:g}: {rate * (1 - base):.5g} N false alerts. Precision = true alerts / all "
         f"alerts = {recall * base:g} / ({recall * base:g} + {rate * (1 - base):.5g})."
     )
-    slip = _typical_slip(precision, expected, alert_precision_slips(), 0.005)
+    slip = typical_slip(precision, expected, alert_precision_slips(), tolerance=0.005)
     return check_number(
         "6.5",
         "the share of alerts that are fraud",
@@ -532,21 +533,6 @@ def check_alert_precision_derivation(precision: object) -> ExerciseResult:
         kind=DERIVATION,
         explain=slip + explain,
     )
-
-
-def _typical_slip(
-    answer: object, expected: float, slips: dict[float, str], tolerance: float
-) -> str:
-    """'Your number is <slip>. ' when the answer matches a typical slip (and not the truth)."""
-    if not isinstance(answer, (int, float, np.integer, np.floating)) or isinstance(answer, bool):
-        return ""
-    value = float(answer)
-    if not np.isfinite(value) or abs(value - expected) <= tolerance:
-        return ""
-    for slip, meaning in slips.items():
-        if abs(value - slip) <= tolerance * max(1.0, abs(slip)):  # a percentage: scaled
-            return f"Your number is {meaning}. "
-    return ""
 
 
 # Exercise 6.6 ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from handbook.exercises.checks import (
     expect_close,
     expect_shape,
     expect_type,
+    typical_slip,
 )
 from handbook.exercises.remote import OneShotStream as _OneShotStream
 
@@ -409,21 +410,8 @@ def check_replay_saving_derivation(saving: object) -> ExerciseResult:
         tolerance=0.005,
         unit="",
         kind=DERIVATION,
-        explain=_with_slip(saving, expected, replay_saving_slips(), 0.005) + explain,
+        explain=typical_slip(saving, expected, replay_saving_slips(), tolerance=0.005) + explain,
     )
-
-
-def _with_slip(answer: object, expected: float, slips: dict[float, str], tolerance: float) -> str:
-    """'Your number is <slip>.' when the answer matches a typical slip (and not the truth)."""
-    if not isinstance(answer, (int, float, np.integer, np.floating)) or isinstance(answer, bool):
-        return ""
-    value = float(answer)
-    if not np.isfinite(value) or abs(value - expected) <= tolerance:
-        return ""
-    for slip, meaning in slips.items():
-        if abs(value - slip) <= tolerance * max(1.0, abs(slip)):  # a percentage: scaled
-            return f"Your number is {meaning}. "
-    return ""
 
 
 # Exercise 7.5 ---------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from handbook.exercises.checks import (
     check_open_answer,
     expect,
     expect_close,
+    typical_slip,
 )
 
 # Exercise 8.1 ---------------------------------------------------------------------------------
@@ -271,21 +272,15 @@ def check_chance_recall_prediction(prediction: object) -> ExerciseResult:
         expected,
         tolerance=PREDICTION_TOLERANCE,
         kind=PREDICTION,
-        explain=_with_slip(prediction, expected, chance_recall_slips()) + explain,
+        explain=typical_slip(
+            prediction,
+            expected,
+            chance_recall_slips(),
+            tolerance=PREDICTION_TOLERANCE,
+            slip_tolerance=0.005,
+        )
+        + explain,
     )
-
-
-def _with_slip(answer: object, expected: float, slips: dict[float, str]) -> str:
-    """'Your number is <slip>.' when the answer matches a typical slip (and not the truth)."""
-    if not isinstance(answer, (int, float, np.integer, np.floating)) or isinstance(answer, bool):
-        return ""
-    value = float(answer)
-    if not np.isfinite(value) or abs(value - expected) <= PREDICTION_TOLERANCE:
-        return ""
-    for slip, meaning in slips.items():
-        if abs(value - slip) <= 0.005 * max(1.0, abs(slip)):
-            return f"Your number is {meaning}. "
-    return ""
 
 
 # Exercise 8.5 ---------------------------------------------------------------------------------

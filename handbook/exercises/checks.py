@@ -250,6 +250,30 @@ def _show_and_enforce(result: ExerciseResult) -> ExerciseResult:
     return result
 
 
+def typical_slip(
+    answer: object,
+    expected: float,
+    slips: dict[float, str],
+    *,
+    tolerance: float,
+    slip_tolerance: float | None = None,
+) -> str:
+    """``"Your number is <meaning>. "`` when ``answer`` is not within ``tolerance`` of the truth
+    but matches one of ``slips`` (``{value a typical slip gives: what that slip is}``), within
+    ``slip_tolerance`` (default ``tolerance``), scaled by the slip's size; otherwise ``""``. Meant
+    for the ``explain`` of :func:`check_number`, so a wrong number names the slip, not the fix."""
+    if not isinstance(answer, (int, float, np.integer, np.floating)) or isinstance(answer, bool):
+        return ""
+    value = float(answer)
+    if not np.isfinite(value) or abs(value - expected) <= tolerance:
+        return ""
+    band = tolerance if slip_tolerance is None else slip_tolerance
+    for slip, meaning in slips.items():
+        if abs(value - slip) <= band * max(1.0, abs(slip)):  # a percentage: scaled
+            return f"Your number is {meaning}. "
+    return ""
+
+
 def check_number(
     exercise_id: str,
     title: str,
