@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from handbook import config
-from handbook.exercises import checks, grading, student
+from handbook.exercises import checks, discovery, grading, student
 from handbook.exercises.checks import Case, ExerciseFailed, ExerciseResult, check_exercise
 
 
@@ -370,7 +370,7 @@ def test_the_chapter_is_the_one_most_submissions_belong_to(tmp_path: Path) -> No
     paths = []
     for name, tag in (("a", "exercise-0.1"), ("b", "exercise-0.2"), ("c", "exercise-1.1")):
         paths.append(write_notebook(tmp_path / f"{name}.ipynb", [code_cell("x = 1", tag)]))
-    assert grading.infer_chapter(paths) == 0
+    assert discovery.infer_chapter(paths) == 0
     (tmp_path / "d.ipynb").write_text("not json")
     with pytest.raises(ValueError, match="give it with --chapter"):
-        grading.infer_chapter([tmp_path / "d.ipynb"])
+        discovery.infer_chapter([tmp_path / "d.ipynb"])

@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 
 from handbook import config
-from handbook.exercises import grading, remote, sandbox, student
+from handbook.exercises import discovery, grading, remote, reports, sandbox, student
 from handbook.exercises.checks import Case, check_exercise, expect_close, expect_equal
+from handbook.exercises.submission import SubmissionGrade, grade_submission
 
 LIMITS = sandbox.Limits(
     memory_bytes=256 * 2**20,
@@ -37,8 +38,8 @@ LIMITS = sandbox.Limits(
     notebook_seconds=60,
 )
 EXERCISES = (
-    grading.ExerciseCheck("9.1", "test_grading:check_double", ("double",)),
-    grading.ExerciseCheck("9.2", "test_grading:check_total", ("total",)),
+    discovery.ExerciseCheck("9.1", "test_grading:check_double", ("double",)),
+    discovery.ExerciseCheck("9.2", "test_grading:check_total", ("total",)),
 )
 
 
@@ -237,8 +238,8 @@ def grade_the_class(root: Path) -> dict:
     }
 
 
-def statuses(grade: grading.SubmissionGrade) -> dict[str, str]:
-    return {result.id: grading.status_text(result) for result in grade.results}
+def statuses(grade: SubmissionGrade) -> dict[str, str]:
+    return {result.id: reports.status_text(result) for result in grade.results}
 
 
 def test_an_honest_submission_passes_and_a_stub_is_not_done(attacks) -> None:
@@ -394,7 +395,7 @@ def test_the_grader_never_unpickles_what_a_sandbox_sends(monkeypatch, tmp_path) 
     monkeypatch.setattr(np, "load", safe_load)
     submission = tmp_path / "alice.ipynb"
     submission.write_text(with_checks(DOUBLE, ZEROING_TOTAL), encoding="utf-8")
-    grade = grading.grade_submission(submission, label="alice", exercises=EXERCISES, limits=LIMITS)
+    grade = grade_submission(submission, label="alice", exercises=EXERCISES, limits=LIMITS)
     assert statuses(grade) == {"9.1": "passed", "9.2": "2/3"}
     for module in (remote, grading, sandbox):
         source = Path(module.__file__).read_text(encoding="utf-8")
@@ -425,7 +426,8 @@ def test_a_real_chapter_0_student_edition_with_one_answer_is_graded(tmp_path) ->
     the book's own solution cell, earns exactly that exercise."""
     source = config.project_root() / "notebooks" / "00_digits.ipynb"
     submission = student.make_student_edition(source, tmp_path / "class" / "alice.ipynb")
-    solution = grading.read_cells(source.read_bytes(), grading.chapter_checks(0)).found["0.2"][1]
+    cells = discovery.read_cells(source.read_bytes(), discovery.chapter_checks(0))
+    solution = cells.found["0.2"][1]
     edition = nbformat.read(submission, as_version=4)
     for cell in edition.cells:
         if "exercise-0.2" in cell.metadata.get("tags", []):
@@ -433,7 +435,7 @@ def test_a_real_chapter_0_student_edition_with_one_answer_is_graded(tmp_path) ->
     nbformat.write(edition, submission)
     with open(os.devnull, "w", encoding="utf-8") as quiet:
         grades = grading.grade_class([submission], out_dir=tmp_path / "grades", stream=quiet)
-    exercises = [exercise.exercise_id for exercise in grading.chapter_checks(0)]
+    exercises = [exercise.exercise_id for exercise in discovery.chapter_checks(0)]
     assert {"0.1", "0.2", "0.3"} <= set(exercises)  # in the notebook's order
     assert [(grade.label, grade.score) for grade in grades] == [("alice.ipynb", 1)]
     assert statuses(grades[0]) == {

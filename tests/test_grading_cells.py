@@ -22,7 +22,7 @@ import types
 import pytest
 
 from handbook import config
-from handbook.exercises import checks, grading, remote
+from handbook.exercises import checks, discovery, remote
 
 CHAPTERS = sorted(
     int(path.name[:2]) for path in (config.project_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")
@@ -52,8 +52,8 @@ def run_alone(source: str, number: int, monkeypatch) -> dict:
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_each_solution_cell_runs_on_its_own(chapter: int, monkeypatch) -> None:
     notebook = next((config.project_root() / "notebooks").glob(f"{chapter:02d}_*.ipynb"))
-    exercises = grading.chapter_checks(chapter)
-    cells = grading.read_cells(notebook.read_bytes(), exercises)
+    exercises = discovery.chapter_checks(chapter)
+    cells = discovery.read_cells(notebook.read_bytes(), exercises)
     assert cells.problems == {}
     assert sorted(cells.found) == sorted(item.exercise_id for item in exercises)
     for exercise in exercises:
@@ -85,15 +85,15 @@ def test_a_cell_that_relies_on_an_earlier_import_is_caught(monkeypatch) -> None:
 
 
 def test_every_chapter_has_its_exercises_and_checks() -> None:
-    counts = {chapter: len(grading.chapter_checks(chapter)) for chapter in CHAPTERS}
+    counts = {chapter: len(discovery.chapter_checks(chapter)) for chapter in CHAPTERS}
     assert all(count >= 3 for count in counts.values()), counts
-    accuracy = next(item for item in grading.chapter_checks(0) if item.exercise_id == "0.2")
+    accuracy = next(item for item in discovery.chapter_checks(0) if item.exercise_id == "0.2")
     assert (accuracy.check, accuracy.names, accuracy.kind) == (
         "handbook.exercises.ch00:check_accuracy",
         ("accuracy",),
         "function",
     )
-    heads = next(item for item in grading.chapter_checks(1) if item.exercise_id == "1.3")
+    heads = next(item for item in discovery.chapter_checks(1) if item.exercise_id == "1.3")
     assert heads.names == ("split_heads", "merge_heads")
     with pytest.raises(ValueError, match=r"expected one of the book's chapters 0 to \d+, got 42"):
-        grading.chapter_checks(42)
+        discovery.chapter_checks(42)

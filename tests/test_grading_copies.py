@@ -12,7 +12,7 @@ import io
 import pytest
 from test_grading import EXERCISES, LIMITS, TOTAL, notebook
 
-from handbook.exercises import grading, similarity
+from handbook.exercises import discovery, grading, similarity
 
 ALICE = '''\
 def train_one_epoch(model, loader, optimizer, loss_fn):
@@ -133,7 +133,7 @@ def test_what_carries_the_work_is_kept():
 
 
 def test_a_copy_is_flagged_and_independent_solutions_are_not():
-    book = grading.book_cells(0)
+    book = discovery.book_cells(0)
     class_cells = {
         "alice.ipynb": {"0.5": ALICE_HELPER, "0.2": ACCURACY_ERIN},
         "bob.ipynb": {"0.5": BOB, "0.2": ACCURACY_FRANK},
@@ -161,7 +161,7 @@ def test_two_identical_one_line_solutions_are_too_short_to_flag():
 def test_the_books_own_solution_and_its_stub_are_set_aside():
     """Two students who hand in the book's solution (renamed) or leave the stub resemble each
     other through the book, not through each other."""
-    solution, stub = grading.book_cells(0)["0.5"]
+    solution, stub = discovery.book_cells(0)["0.5"]
     renamed = solution.replace("total_loss", "running").replace("seen", "count")
     class_cells = {
         "a": {"0.5": solution},
@@ -169,7 +169,7 @@ def test_the_books_own_solution_and_its_stub_are_set_aside():
         "c": {"0.5": stub},
         "d": {"0.5": stub},
     }
-    book = grading.book_cells(0)
+    book = discovery.book_cells(0)
     assert similarity.find_copies(class_cells, book, min_tokens=1) == []  # stubs are short
     found = similarity.find_copies(class_cells, min_tokens=1)  # without the book: both pairs
     assert {(pair.first, pair.second) for pair in found} == {("a", "b"), ("c", "d")}

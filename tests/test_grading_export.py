@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from handbook import cli, config
-from handbook.exercises import export, grading, student
+from handbook.exercises import discovery, export, student
 from handbook.exercises.checks import (
     FAILED,
     FUNCTION,
@@ -23,11 +23,12 @@ from handbook.exercises.checks import (
     SUBMITTED,
     ExerciseResult,
 )
+from handbook.exercises.submission import SubmissionGrade
 
 EXERCISES = (
-    grading.ExerciseCheck("3.1", "m:check_a", ("a",)),
-    grading.ExerciseCheck("3.2", "m:check_b", ("b",)),
-    grading.ExerciseCheck("3.3", "m:check_c", ("C",), kind=OPEN),
+    discovery.ExerciseCheck("3.1", "m:check_a", ("a",)),
+    discovery.ExerciseCheck("3.2", "m:check_b", ("b",)),
+    discovery.ExerciseCheck("3.3", "m:check_c", ("C",), kind=OPEN),
 )
 
 
@@ -35,7 +36,7 @@ def result(exercise_id: str, status: str, kind: str = FUNCTION) -> ExerciseResul
     return ExerciseResult(exercise_id, "", status, int(status == PASSED), 1, kind=kind)
 
 
-def grade(label: str, *statuses: str, error: str | None = None) -> grading.SubmissionGrade:
+def grade(label: str, *statuses: str, error: str | None = None) -> SubmissionGrade:
     results = (
         []
         if error
@@ -45,7 +46,7 @@ def grade(label: str, *statuses: str, error: str | None = None) -> grading.Submi
             result("3.3", statuses[2], OPEN),
         ]
     )
-    return grading.SubmissionGrade(label, "digest", results, error=error)
+    return SubmissionGrade(label, "digest", results, error=error)
 
 
 GRADES = [
@@ -135,8 +136,8 @@ def test_handbook_grade_writes_the_canvas_and_points_files_for_chapter_0(tmp_pat
     submissions = tmp_path / "submissions"
     for name in ("alice", "bob"):
         student.make_student_edition(source, submissions / name / "00_digits.ipynb")
-    exercises = grading.chapter_checks(0)
-    solution = grading.read_cells(source.read_bytes(), exercises).found["0.2"][1]
+    exercises = discovery.chapter_checks(0)
+    solution = discovery.read_cells(source.read_bytes(), exercises).found["0.2"][1]
     alice = submissions / "alice" / "00_digits.ipynb"
     edition = nbformat.read(alice, as_version=4)
     for cell in edition.cells:

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from handbook import config
-from handbook.exercises import checks, grading, remote, sandbox
+from handbook.exercises import checks, discovery, grading, remote, reports, sandbox
+from handbook.exercises.submission import SubmissionGrade
 
 LIMITS = sandbox.Limits(
     memory_bytes=256 * 2**20,
@@ -33,10 +34,10 @@ LIMITS = sandbox.Limits(
     notebook_seconds=60,
 )
 EXERCISES = (
-    grading.ExerciseCheck(
+    discovery.ExerciseCheck(
         "9.1", "test_grading_kinds:check_prediction", ("PREDICTED",), "prediction"
     ),
-    grading.ExerciseCheck("9.2", "test_grading_kinds:check_answer", ("ANSWER",), "open"),
+    discovery.ExerciseCheck("9.2", "test_grading_kinds:check_answer", ("ANSWER",), "open"),
 )
 RUBRIC = ["names the quantity", "says why it has that value"]
 
@@ -139,8 +140,8 @@ def graded(tmp_path_factory) -> dict:
     }
 
 
-def statuses(grade: grading.SubmissionGrade) -> dict[str, str]:
-    return {result.id: grading.status_text(result) for result in grade.results}
+def statuses(grade: SubmissionGrade) -> dict[str, str]:
+    return {result.id: reports.status_text(result) for result in grade.results}
 
 
 def test_a_prediction_within_tolerance_passes_with_its_gap_and_an_answer_is_submitted(graded):
@@ -161,7 +162,7 @@ def test_the_stubs_are_not_done(graded):
 
 def test_a_wrong_prediction_fails_with_the_gap_the_tolerance_and_why(graded):
     result = graded["grades"]["far_off"].result("9.1")
-    assert grading.status_text(result) == "failed (off by +18, +42.9%)"
+    assert reports.status_text(result) == "failed (off by +18, +42.9%)"
     assert result.messages == [
         "you predicted 60, this run measured 42 (off by +18, +42.9%; tolerance ±2)\n"
         "Six sevens are 42."
@@ -177,7 +178,7 @@ def test_a_wrong_prediction_fails_with_the_gap_the_tolerance_and_why(graded):
 )
 def test_a_value_that_is_data_but_not_a_number_fails_in_the_check(graded, name, message):
     result = graded["grades"][name].result("9.1")
-    assert grading.status_text(result) == "failed (not a number)"
+    assert reports.status_text(result) == "failed (not a number)"
     assert message in result.messages[0]
 
 
@@ -209,7 +210,7 @@ def test_a_value_that_is_not_plain_data_is_an_error_saying_what_it_was(
 
 def test_an_open_answer_that_is_a_number_fails_in_the_check(graded):
     result = graded["grades"]["number_answer"].result("9.2")
-    assert grading.status_text(result) == "failed"
+    assert reports.status_text(result) == "failed"
     assert (
         "expected your answer as a text (a string in quotes), got a value of type int: 42"
         in (result.messages[0])
@@ -325,7 +326,7 @@ def test_the_book_says_which_exercises_take_a_value():
     kinds = {
         exercise.exercise_id: (exercise.kind, exercise.names)
         for chapter in chapters
-        for exercise in grading.chapter_checks(chapter)
+        for exercise in discovery.chapter_checks(chapter)
         if exercise.takes_value
     }
     assert kinds, "the book should have exercises whose answer is a value"
@@ -346,9 +347,9 @@ def test_a_check_that_takes_another_name_than_the_solution_assigns_is_refused(
     (tmp_path / "notebooks").mkdir()
     nbformat.write(nbformat.v4.new_notebook(cells=cells), tmp_path / "notebooks" / "09_x.ipynb")
     monkeypatch.setattr(config, "project_root", lambda: tmp_path)
-    grading.chapter_checks.cache_clear()
+    discovery.chapter_checks.cache_clear()
     try:
         with pytest.raises(ValueError, match=r"takes \('PREDICTED',\); expected .* GUESS"):
-            grading.chapter_checks(9)
+            discovery.chapter_checks(9)
     finally:
-        grading.chapter_checks.cache_clear()
+        discovery.chapter_checks.cache_clear()

@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from handbook import config, train
-from handbook.exercises import grading, remote, student
+from handbook.exercises import checks, discovery, grading, remote, reports, student
+from handbook.exercises.remote.codec import set_torch_rng
 
 
 @pytest.fixture
@@ -228,9 +229,9 @@ def test_the_callers_random_state_reaches_the_worker(connect) -> None:
 
 def test_a_malformed_random_state_is_refused() -> None:
     with pytest.raises(ValueError, match="bytes"):
-        remote._set_torch_rng(b"\x00" * 10)
+        set_torch_rng(b"\x00" * 10)
     with pytest.raises(ValueError, match="bytes"):
-        remote._set_torch_rng(torch.random.get_rng_state())  # a tensor, not bytes
+        set_torch_rng(torch.random.get_rng_state())  # a tensor, not bytes
 
 
 # The whole epoch, in process and through the real grader ------------------------------------
@@ -265,7 +266,7 @@ def test_a_remote_epoch_trains_the_graders_model_like_a_local_one(connect) -> No
         assert torch.allclose(mine, theirs, atol=1e-6), name
 
 
-def grade_answer(tmp_path, source_of_answer) -> grading.ExerciseResult:
+def grade_answer(tmp_path, source_of_answer) -> checks.ExerciseResult:
     """Grade a chapter-0 student edition whose exercise 0.5 cell holds the given source."""
     source = config.project_root() / "notebooks" / "00_digits.ipynb"
     submission = student.make_student_edition(source, tmp_path / "class" / "alice.ipynb")
@@ -281,12 +282,12 @@ def grade_answer(tmp_path, source_of_answer) -> grading.ExerciseResult:
 
 def book_solution() -> str:
     source = config.project_root() / "notebooks" / "00_digits.ipynb"
-    return grading.read_cells(source.read_bytes(), grading.chapter_checks(0)).found["0.5"][1]
+    return discovery.read_cells(source.read_bytes(), discovery.chapter_checks(0)).found["0.5"][1]
 
 
 def test_the_books_solution_to_exercise_0_5_is_graded_as_passed(tmp_path) -> None:
     result = grade_answer(tmp_path, book_solution())
-    assert grading.status_text(result) == "passed", result.messages
+    assert reports.status_text(result) == "passed", result.messages
 
 
 def test_an_epoch_that_never_clears_the_gradients_fails_with_the_checks_message(
@@ -295,5 +296,5 @@ def test_an_epoch_that_never_clears_the_gradients_fails_with_the_checks_message(
     solution = book_solution()
     assert "        optimizer.zero_grad()\n" in solution
     result = grade_answer(tmp_path, solution.replace("        optimizer.zero_grad()\n", ""))
-    assert result.status == grading.FAILED and result.passed < result.total
+    assert result.status == checks.FAILED and result.passed < result.total
     assert any("added to the gradients of all the batches before it" in m for m in result.messages)

@@ -29,6 +29,9 @@ from test_grading import DOUBLE, EXERCISES, LIMITS, statuses, with_checks
 
 from handbook import config
 from handbook.exercises import grading, remote, sandbox
+from handbook.exercises.remote.peer import check_reply
+from handbook.exercises.remote.wire import DEFAULT_MAX_FRAME_BYTES, too_large_text
+from handbook.exercises.submission import SubmissionGrade
 
 #: Small enough for a test to go past it quickly, large enough for a 2 MB nested frame.
 WIRE_LIMITS = dataclasses.replace(LIMITS, answer_bytes=4 * 2**20)
@@ -184,7 +187,7 @@ def test_writes_aimed_at_the_output_the_store_and_the_checkout_fail(graded):
         else:
             assert not target.exists(), target
     stored = json.loads(honest_result.read_text(encoding="utf-8"))  # what the grader wrote
-    assert stored["label"] != "forged" and grading.SubmissionGrade.from_json(stored).score == 2
+    assert stored["label"] != "forged" and SubmissionGrade.from_json(stored).score == 2
 
 
 def test_a_rerun_trusts_only_what_the_grader_stored(graded, monkeypatch):
@@ -208,7 +211,7 @@ def test_a_rerun_trusts_only_what_the_grader_stored(graded, monkeypatch):
 
 
 @contextlib.contextmanager
-def worker(functions: dict, max_frame_bytes: int = remote.DEFAULT_MAX_FRAME_BYTES):
+def worker(functions: dict, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES):
     """A grader-side peer connected to a worker-side peer serving ``functions`` in a thread."""
     ours, theirs = socket.socketpair()
     serving = remote.Peer(theirs, "worker", max_frame_bytes=max_frame_bytes)
@@ -238,9 +241,7 @@ def test_an_answer_over_the_limit_is_reported_by_the_worker_not_cut():
         ):
             remote.RemoteFunction(grader, "big")()
         assert remote.RemoteFunction(grader, "small")() == "x"  # the connection still works
-    assert remote.too_large_text(5 * 2**20, 2**22) == (
-        "the answer is 5.0 MiB, over the limit of 4.0 MiB"
-    )
+    assert too_large_text(5 * 2**20, 2**22) == ("the answer is 5.0 MiB, over the limit of 4.0 MiB")
 
 
 def _frame(sock: socket.socket, message: dict) -> None:
@@ -287,9 +288,9 @@ def test_each_reply_answers_the_request_it_names():
 )
 def test_a_reply_with_fields_no_worker_sends_is_refused(reply, operation, problem):
     with pytest.raises(remote.PeerGone, match=re.escape(problem)):
-        remote.check_reply(reply, operation)
-    remote.check_reply({"reply": True, "names": ["double"]}, "exec")
-    remote.check_reply({"reply": True, "value": 1, "changed": {}, "graphs": [2]}, "call")
+        check_reply(reply, operation)
+    check_reply({"reply": True, "names": ["double"]}, "exec")
+    check_reply({"reply": True, "value": 1, "changed": {}, "graphs": [2]}, "call")
 
 
 class RawJSON(str):

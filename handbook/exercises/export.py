@@ -107,7 +107,7 @@ def match_students(
 
 def scored_ids(exercises: Sequence) -> list[str]:
     """The ids of the exercises that are scored (every kind but the open question), in order;
-    ``exercises`` are :class:`~handbook.exercises.grading.ExerciseCheck`."""
+    ``exercises`` are :class:`~handbook.exercises.discovery.ExerciseCheck`."""
     return [exercise.exercise_id for exercise in exercises if exercise.kind != OPEN]
 
 
@@ -126,7 +126,7 @@ def write_canvas(
 ) -> list[str]:
     """Write Canvas's gradebook import file; return the labels the roster has no row for.
 
-    ``grades`` are :class:`~handbook.exercises.grading.SubmissionGrade`; points are the
+    ``grades`` are :class:`~handbook.exercises.submission.SubmissionGrade`; points are the
     exercises passed among ``scored`` (:func:`scored_ids`), the ``Points Possible`` row.
     """
     students, unmatched = match_students([grade.label for grade in grades], roster)

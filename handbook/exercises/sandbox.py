@@ -21,8 +21,11 @@ seconds) once, then for each solution cell forks a fresh child, which sets the r
 :class:`~handbook.exercises.remote.Peer` connection: it executes the cell's source and answers
 calls to the functions it defined, or sends the value of a name it assigned as plain data (a
 prediction, a derivation, an open answer). When the child ends, the supervisor reports how
-(exit status or signal), which the grader turns into a reason ("CPU time limit 60 s exceeded in
-cell 7").
+(exit status or signal). What that means is decoded here, beside the limits it comes from: an
+:class:`Outcome` names the limit a cell hit, if any (``RLIMIT_CPU``'s SIGXCPU is the CPU limit,
+``EFBIG`` or SIGXFSZ the file size limit, a ``MemoryError`` the memory limit, ...), and
+:meth:`Outcome.explain` gives the sentence the student reads ("CPU time limit 60 s exceeded in
+cell 7"); the grader only displays it.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from handbook.exercises import remote
+from handbook.exercises.remote import wire
 
 #: Libraries worth importing once in the supervisor when a submission's cells import them.
 PRELOADABLE = ("numpy", "torch", "scipy", "sklearn", "pydantic")
@@ -56,6 +60,8 @@ PRELOADABLE = ("numpy", "torch", "scipy", "sklearn", "pydantic")
 SANDBOX_ROOT = "/tmp"
 #: The unused user ids a root grader gives its sandboxes (one per grading process).
 FIRST_SANDBOX_UID = 61000
+#: How many files a cell's process may hold open at once (``RLIMIT_NOFILE``).
+DESCRIPTORS = 256
 
 
 @dataclass(frozen=True)
@@ -156,7 +162,7 @@ def interpreter_paths() -> list[Path]:
         Path(sys.base_prefix),
         Path(sys.exec_prefix),
         Path(sys.base_exec_prefix),
-        Path(remote.__file__).resolve().parents[2],
+        Path(__file__).resolve().parents[2],
     }
     if libdir := sysconfig.get_config_var("LIBDIR"):
         paths.add(Path(libdir))
@@ -247,7 +253,7 @@ def _interpreter_prefixes() -> list[Path]:
 def _reference_copies() -> list[Path]:
     """Every ``handbook`` package the sandbox's Python could import: the book's own and any
     other copy on ``sys.path`` (a non-editable install in site-packages)."""
-    packages = [Path(remote.__file__).resolve().parents[1]]
+    packages = [Path(__file__).resolve().parents[1]]
     for entry in [*sys.path, *site.getsitepackages()]:
         candidate = Path(entry or ".").resolve() / "handbook"
         if (candidate / "exercises").is_dir():
@@ -272,7 +278,7 @@ def _reference_mask_lines(holder: str | None) -> list[str]:
         f"printf '%s\\n' {shlex.quote(_OUT_OF_REACH)} > {blocker}",
         f"mount -o remount,ro {_OUT_OF_REACH_FOLDER}",
     ]
-    package = Path(remote.__file__).resolve().parents[1]
+    package = Path(__file__).resolve().parents[1]
     checkout = package.parent
     installed = checkout in {Path(entry).resolve() for entry in site.getsitepackages()}
     if holder and not installed and checkout != Path("/"):
@@ -338,7 +344,7 @@ def _setup_script(limits: Limits, protected: Sequence[Path], uid: int | None) ->
 
 
 def _environment(home: str, temporary: str) -> dict[str, str]:
-    package_root = str(Path(remote.__file__).resolve().parents[2])
+    package_root = str(Path(__file__).resolve().parents[2])
     return {
         "PATH": os.environ.get("PATH", os.defpath),
         "HOME": home,
@@ -356,8 +362,117 @@ def _environment(home: str, temporary: str) -> dict[str, str]:
     }
 
 
-class CellEnded(Exception):
-    """How a cell's process ended, as the supervisor saw it."""
+#: The limits a cell can hit, as :attr:`Outcome.limit` names them.
+LIMIT_NAMES = (
+    "memory",
+    "cpu",
+    "processes",
+    "descriptors",
+    "file_size",
+    "scratch",
+    "cell_time",
+    "notebook_time",
+    "answer",
+)
+#: How a cell can end otherwise (:attr:`Outcome.ended`): its code raised, it called
+#: ``sys.exit()``, its process broke the protocol, the supervisor stopped, a signal killed the
+#: process, or it exited with a status.
+OTHER_ENDINGS = ("raised", "exit", "protocol", "sandbox", "signal", "status")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one cell's run in the sandbox ended, decoded here where its limits are set
+    (:meth:`Sandbox.raised`, :meth:`Sandbox.stopped`): the grader only displays it.
+
+    ``ended`` is a limit of :data:`LIMIT_NAMES` (then :attr:`limit` names it) or one of
+    :data:`OTHER_ENDINGS`; ``detail`` is what the explanation quotes (the exception's name and
+    message, the signal, the status, what the supervisor or the protocol said); ``gone``, for
+    an exit status, what the connection said when it closed.
+    """
+
+    cell: int
+    limits: Limits
+    ended: str
+    detail: str = ""
+    gone: str = ""
+
+    def __post_init__(self) -> None:
+        if self.ended not in (*LIMIT_NAMES, *OTHER_ENDINGS):
+            raise ValueError(
+                f"expected an ending among {(*LIMIT_NAMES, *OTHER_ENDINGS)}, got {self.ended!r}"
+            )
+
+    @property
+    def limit(self) -> str | None:
+        """Which limit the cell hit (one of :data:`LIMIT_NAMES`), or None."""
+        return self.ended if self.ended in LIMIT_NAMES else None
+
+    def explain(self) -> str:
+        """The sentence a student reads: ``CPU time limit 2 s exceeded in cell 3``."""
+        where, limits, detail = f"in cell {self.cell}", self.limits, self.detail
+        written = f"{size_text(limits.file_bytes)} exceeded {where} (printing or writing too much)"
+        sentences = {
+            "memory": f"memory limit {size_text(limits.memory_bytes)} exceeded {where}",
+            "cpu": f"CPU time limit {limits.cpu_seconds} s exceeded {where}",
+            "processes": f"process limit ({limits.processes} processes) reached {where}",
+            "descriptors": f"open file limit ({DESCRIPTORS} at once) reached {where}",
+            "file_size": f"file size limit {written}",
+            "scratch": f"scratch space limit {size_text(limits.scratch_bytes)} exceeded {where}",
+            "cell_time": f"time limit {limits.cell_seconds:g} s exceeded {where}",
+            "notebook_time": f"notebook time limit {limits.notebook_seconds:g} s exceeded {where}",
+            "answer": f"{detail} {where}",
+            "raised": f"cell {self.cell} raised {detail}".rstrip(": "),
+            "exit": f"cell {self.cell} called sys.exit() (exit({detail}))",
+            "protocol": f"{detail} {where}",
+            "sandbox": f"the sandbox stopped {where} ({detail})",
+            "signal": f"the cell's process was killed by {detail} {where}",
+            "status": f"the cell's process exited with status {detail} {where} ({self.gone})",
+        }
+        return sentences[self.ended]
+
+
+def raised_outcome(cell: int, raised: dict, limits: Limits) -> Outcome:
+    """What a cell's exception means (``raised``: its ``type`` and ``message``, as the worker
+    described it): the limit it reports, or the exception itself."""
+    name, message = raised.get("type"), raised.get("message", "")
+    if name == "BlockingIOError":  # fork() or a new thread refused: RLIMIT_NPROC
+        return Outcome(cell, limits, "processes")
+    if "[Errno 24]" in message:  # EMFILE: RLIMIT_NOFILE
+        return Outcome(cell, limits, "descriptors")
+    if "[Errno 27]" in message:  # EFBIG: RLIMIT_FSIZE (Python ignores SIGXFSZ)
+        return Outcome(cell, limits, "file_size")
+    if "[Errno 28]" in message:  # ENOSPC: the private scratch folder is full
+        return Outcome(cell, limits, "scratch")
+    if name == "SystemExit":
+        return Outcome(cell, limits, "exit", message or "")
+    return Outcome(cell, limits, "raised", f"{name}: {message}")
+
+
+def stopped_outcome(
+    cell: int, gone: str, ending: dict, limits: Limits, *, notebook_time: bool = False
+) -> Outcome:
+    """Why a cell's process stopped answering: ``gone`` is what the connection said
+    (:class:`~handbook.exercises.remote.PeerGone`'s message), ``ending`` the supervisor's report
+    (:meth:`Sandbox.ending`); ``notebook_time`` when the cell's deadline was the notebook's."""
+    stopped = ending.get("signal")
+    if gone == wire.OUT_OF_MEMORY:  # RLIMIT_DATA: the worker's MemoryError
+        return Outcome(cell, limits, "memory")
+    if stopped == "SIGXCPU":  # RLIMIT_CPU's soft limit
+        return Outcome(cell, limits, "cpu")
+    if stopped == "SIGXFSZ":  # RLIMIT_FSIZE, where the signal was not ignored
+        return Outcome(cell, limits, "file_size")
+    if gone == wire.TIMEOUT:
+        return Outcome(cell, limits, "notebook_time" if notebook_time else "cell_time")
+    if gone.startswith("the answer is"):  # over Limits.answer_bytes: wire.too_large_text
+        return Outcome(cell, limits, "answer", gone)
+    if gone.startswith("the worker sent"):
+        return Outcome(cell, limits, "protocol", gone)
+    if "supervisor" in ending:
+        return Outcome(cell, limits, "sandbox", str(ending["supervisor"]))
+    if stopped:
+        return Outcome(cell, limits, "signal", str(stopped))
+    return Outcome(cell, limits, "status", str(ending.get("code")), gone)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -462,7 +577,7 @@ class Sandbox:
                 data += chunk
         except TimeoutError:
             if self.alive:
-                raise remote.PeerGone("timeout") from None
+                raise remote.PeerGone(wire.TIMEOUT) from None
             raise SandboxUnavailable(
                 self._startup_failure("it ended before it was ready")
             ) from None
@@ -538,6 +653,16 @@ class Sandbox:
             yield peer
         finally:
             ours.close()
+
+    def raised(self, cell: int, raised: dict) -> Outcome:
+        """What the exception a cell raised means under this sandbox's limits."""
+        return raised_outcome(cell, raised, self.limits)
+
+    def stopped(self, cell: int, gone: remote.PeerGone, *, notebook_time: bool) -> Outcome:
+        """Why cell ``cell``'s process stopped answering (``gone``): how it ended (killed at
+        once after a timeout, else given a moment to end by itself), decoded."""
+        ending = self.ending(kill=str(gone) == wire.TIMEOUT)
+        return stopped_outcome(cell, str(gone), ending, self.limits, notebook_time=notebook_time)
 
     def ending(self, *, kill: bool, grace: float = 2.0) -> dict:
         """How the last cell's process ended: ``{"code": n}`` or ``{"signal": "SIGXCPU"}``.
@@ -700,7 +825,7 @@ def _set_limits(limits: Limits, tasks_outside: int) -> None:
     cap(resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 2)
     cap(resource.RLIMIT_FSIZE, limits.file_bytes)
     cap(resource.RLIMIT_CORE, 0)
-    cap(resource.RLIMIT_NOFILE, 256)
+    cap(resource.RLIMIT_NOFILE, DESCRIPTORS)
     cap(resource.RLIMIT_NPROC, tasks_outside + _task_count(os.getuid()) + limits.processes)
 
 

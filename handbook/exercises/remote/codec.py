@@ -1,15 +1,6 @@
-"""Call a learner's function in another process, with plain data on the wire (never pickle).
+"""The codec: which values may cross between the grader and the sandbox, and as what plain data.
 
-The grader (:mod:`handbook.exercises.grading`) runs a chapter's check function in its own
-process and hands it a :class:`RemoteFunction` instead of the learner's function; calling it sends
-the arguments to the sandboxed worker (:mod:`handbook.exercises.sandbox`), which calls the
-learner's function and sends the answer back. Both processes run the same :class:`Peer`, so
-either side can call the other while a call is in flight: the worker calls back a function the
-check passed as an argument (chapter 9's ``forward``), and a gradient flows back across the wire
-in both directions (``loss.backward()`` in the grader asks the worker for the vector-Jacobian
-product of the learner's graph).
-
-A message is one frame: 8-byte big-endian length, then UTF-8 JSON. Values are encoded as:
+A call's arguments and answer cross as JSON (never pickle), encoded by :class:`Codec`:
 
 - ``None``, bools, ints, floats, strings: themselves; lists, tuples, dicts, sets, bytes: tagged
   JSON objects (``{"$": "tuple", "items": [...]}``);
@@ -45,35 +36,24 @@ imported torch; it never imports it for that): the learner's dropout draws are t
 the grader's process would make.
 
 An exercise whose answer is a value (a prediction, a derivation, an open answer) asks for the
-value of a name instead (:func:`fetch_value`), which travels only as plain data
-(:func:`plain_value`): ``None``, a bool, an int, a float or a str, exactly of those types.
+value of a name instead (:func:`~handbook.exercises.remote.peer.fetch_value`), which travels
+only as plain data (:func:`plain_value`): ``None``, a bool, an int, a float or a str, exactly of
+those types. Nothing here sends or receives: the codec turns values into JSON-able data and
+back for one side of a connection (:mod:`~handbook.exercises.remote.peer` does the talking).
 """
 
 from __future__ import annotations
 
 import base64
-import builtins
 import io
-import json
-import os
-import socket
-import struct
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-#: Largest frame either side accepts, bytes: a bigger answer is reported, not read.
-DEFAULT_MAX_FRAME_BYTES = 64 * 2**20
-_HEADER = struct.Struct(">Q")
-#: Every field a reply may carry; a reply with another one was not written by this module.
-REPLY_FIELDS = frozenset(
-    {"reply", "id", "raised", "limit", "bytes", "max_bytes", "names", "value", "changed"}
-    | {"graphs", "grads", "rejected", "accepted"}
-)
+from handbook.exercises.remote.wire import DEFAULT_MAX_FRAME_BYTES, PeerGone
 
 #: ``torch.nn`` layers a module argument may be built from: name -> constructor attributes.
 MODULE_LAYERS: dict[str, tuple[str, ...]] = {
@@ -100,89 +80,18 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 OPTIMIZERS = ("SGD", "Adam", "AdamW", "RMSprop")
 
 
-#: How deeply a message's JSON may nest: the codec's deepest honest message (a module's
-#: children inside a tuple of arguments) is a few dozen levels.
-MAX_NESTING = 200
+class Endpoint(Protocol):
+    """What the codec needs of its side of the connection (a
+    :class:`~handbook.exercises.remote.peer.Peer`): which side it is, a handle for a function
+    or class it sends, and a stand-in for one the other side sent."""
 
+    side: str
 
-def nesting_depth(value: object) -> int:
-    """How deeply ``value`` (parsed JSON) nests lists and dicts, counted without recursion."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, depth)
-            pending.extend((child, depth + 1) for child in item)
-    return deepest
+    def register(self, value: object) -> int: ...
 
+    def remote_function(self, handle: int) -> Any: ...
 
-class PeerGone(BaseException):
-    """The other process stopped answering (died, timed out, or broke the protocol).
-
-    A ``BaseException`` so that a check's per-case ``except Exception`` cannot swallow it: the
-    grader must stop the exercise and say why.
-    """
-
-
-class LearnerError(Exception):
-    """A learner's exception whose type is not a Python built-in, re-raised by its name."""
-
-
-class AnswerTooLarge(ValueError):
-    """A message over the frame limit, not sent: ``size`` and ``limit`` in bytes."""
-
-    def __init__(self, size: int, limit: int):
-        super().__init__(f"a message of {size:,} bytes exceeds the limit of {limit:,} bytes")
-        self.size, self.limit = size, limit
-
-
-def too_large_text(size: int, limit: int) -> str:
-    """``the answer is 5.0 MiB, over the limit of 4.0 MiB`` (what the grader reports)."""
-
-    def text(count: int) -> str:
-        return f"{count / 2**20:,.1f} MiB" if count >= 2**20 else f"{count:,} bytes"
-
-    return f"the answer is {text(size)}, over the limit of {text(limit)}"
-
-
-def _malformed_reply(problem: str) -> PeerGone:
-    return PeerGone(f"the worker sent a malformed reply ({problem})")
-
-
-def check_reply(reply: dict, operation: str) -> None:
-    """Raise :class:`PeerGone` unless ``reply`` has the fields and types this module's
-    :meth:`Peer.answer` gives them (the worker's side may be the learner's code)."""
-    if unknown := sorted(set(reply) - REPLY_FIELDS):
-        raise _malformed_reply(f"unknown fields {', '.join(map(repr, unknown))}")
-    raised = reply.get("raised")
-    if raised is not None and not (
-        isinstance(raised, dict)
-        and isinstance(raised.get("type"), str)
-        and isinstance(raised.get("message", ""), str)
-        and isinstance(raised.get("builtin"), str | None)
-    ):
-        raise _malformed_reply("raised: expected the type, built-in and message of an exception")
-    limit = reply.get("limit")
-    if limit is not None and limit not in ("memory", "answer"):
-        raise _malformed_reply(f"limit: expected 'memory' or 'answer', got {limit!r}")
-    if limit == "answer" and not all(
-        type(reply.get(name)) is int for name in ("bytes", "max_bytes")
-    ):
-        raise _malformed_reply("limit: expected the answer's size and the limit in bytes")
-    names = reply.get("names", [])
-    if operation == "exec" and not (
-        isinstance(names, list) and all(isinstance(name, str) for name in names)
-    ):
-        raise _malformed_reply("names: expected a list of str")
-    if not isinstance(reply.get("changed", {}), dict):
-        raise _malformed_reply("changed: expected an object")
-    graphs = reply.get("graphs", [])
-    if not (isinstance(graphs, list) and all(type(graph) is int for graph in graphs)):
-        raise _malformed_reply("graphs: expected a list of int")
-    if not isinstance(reply.get("grads", []), list):
-        raise _malformed_reply("grads: expected a list")
+    def remote_model_class(self, handle: int, name: str) -> type: ...
 
 
 @dataclass(frozen=True)
@@ -271,9 +180,6 @@ def _hyperparameter(value: Any) -> object:
     return value
 
 
-RNG_MESSAGE_FIELD = "torch_rng"
-
-
 def _npy(array: np.ndarray) -> str:
     if array.dtype.hasobject:
         raise TypeError(f"an array of Python objects (dtype {array.dtype}) cannot be sent")
@@ -333,7 +239,7 @@ class Codec:
     leaves on the callee's side) so that a backward pass can be matched across the wire.
     """
 
-    def __init__(self, peer: Peer):
+    def __init__(self, peer: Endpoint):
         self.peer = peer
         self.grad_inputs: list = []
         #: Whether a tensor (a module's weights included) or an optimizer was encoded.
@@ -376,7 +282,7 @@ class Codec:
         torch = sys.modules.get("torch")
         if torch is not None and isinstance(value, torch.dtype):
             return {"$": "torch_dtype", "name": str(value).removeprefix("torch.")}
-        if self.peer.side == "worker" and _is_pydantic_model_class(value):
+        if self.peer.side == "worker" and is_pydantic_model_class(value):
             return {"$": "model_class", "handle": self.peer.register(value), "name": value.__name__}
         if callable(value) and not isinstance(value, type):
             return {"$": "function", "handle": self.peer.register(value)}
@@ -514,12 +420,24 @@ class Codec:
         if kind == "optimizer":  # only ever an argument of a call, see decode_arguments
             return Opaque("torch.optim.Optimizer", "an optimizer that is not an argument of a call")
         if kind == "function":
-            return RemoteFunction(self.peer, int(data["handle"]))
+            return self.peer.remote_function(int(data["handle"]))
         if kind == "model_class" and self.peer.side == "grader":
-            return _remote_model_class(self.peer, int(data["handle"]), str(data["name"]))
+            return self.peer.remote_model_class(int(data["handle"]), str(data["name"]))
         if kind == "opaque":
             return Opaque(str(data.get("type")), str(data.get("text")))
         raise ValueError(f"unknown value tag {kind!r}")
+
+    def decode_after_call(self, state: Any) -> object:
+        """An argument as the callee left it (:func:`after_call_state`), for
+        :func:`apply_update`: a stream's count of items read, a module's state dict, or the
+        value itself."""
+        if isinstance(state, dict) and state.get("$") == "stream_read":
+            stream = OneShotStream([])
+            stream.read = int(state["read"])
+            return stream
+        if isinstance(state, dict) and state.get("$") == "module_state":
+            return {str(name): self.decode(value) for name, value in state["state"].items()}
+        return self.decode(state)
 
     def decode_arguments(self, arguments: list, keywords: dict) -> tuple[list, dict]:
         """The arguments of a call: an optimizer among them (on the worker's side only) is
@@ -619,7 +537,7 @@ def _decode_rng(state: dict) -> np.random.Generator:
     return np.random.Generator(bit_generator)
 
 
-def _is_pydantic_model_class(value: object) -> bool:
+def is_pydantic_model_class(value: object) -> bool:
     pydantic = sys.modules.get("pydantic")
     return (
         pydantic is not None and isinstance(value, type) and issubclass(value, pydantic.BaseModel)
@@ -655,8 +573,9 @@ def apply_update(original: object, new_value: object) -> None:
                     tensor.copy_(new_value[name])
 
 
-def _after_call_state(codec: Codec, value: object) -> Any:
-    """What an argument looks like after the call, as the caller can apply it."""
+def after_call_state(codec: Codec, value: object) -> Any:
+    """What an argument looks like after the call, as the caller can apply it
+    (:meth:`Codec.decode_after_call` reads it back)."""
     if isinstance(value, OneShotStream):
         return {"$": "stream_read", "read": value.read}
     if _is_module(value):
@@ -669,465 +588,21 @@ def _after_call_state(codec: Codec, value: object) -> Any:
     return codec.encode(value)
 
 
-# The peer ---------------------------------------------------------------------------------
+# torch's random state, carried by a call ------------------------------------------------------
 
 
-class Peer:
-    """One end of the connection: sends requests, answers the other side's requests meanwhile.
-
-    ``side`` is ``"grader"`` or ``"worker"``; ``deadline`` (``time.monotonic()`` seconds) bounds
-    every wait for the other side; ``functions`` maps names the other side may call (the
-    learner's functions, on the worker) to callables.
-    """
-
-    def __init__(
-        self, sock: socket.socket, side: str, *, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
-    ):
-        self.sock = sock
-        self.side = side
-        self.max_frame_bytes = max_frame_bytes
-        self.deadline: float | None = None
-        self.functions: dict[str | int, Callable] = {}
-        self._handles: dict[int, object] = {}
-        self._handle_of: dict[int, int] = {}
-        self._graphs: dict[int, tuple] = {}
-        self._pid = os.getpid()
-        self._requests_sent = 0
-
-    # framing -------------------------------------------------------------------------------
-
-    def send(self, message: dict) -> None:
-        if os.getpid() != self._pid:  # a process the learner forked never speaks for the worker
-            os._exit(0)
-        payload = json.dumps(message, ensure_ascii=False).encode("utf-8")
-        if len(payload) > self.max_frame_bytes:
-            raise AnswerTooLarge(len(payload), self.max_frame_bytes)
-        try:
-            self.sock.sendall(_HEADER.pack(len(payload)) + payload)
-        except OSError as error:
-            raise PeerGone(f"the connection broke ({error})") from error
-
-    def receive(self) -> dict:
-        header = self._read_exactly(_HEADER.size)
-        (length,) = _HEADER.unpack(header)
-        if length > self.max_frame_bytes:
-            raise PeerGone(too_large_text(length, self.max_frame_bytes))
-        try:
-            message = json.loads(self._read_exactly(length).decode("utf-8"))
-        except (ValueError, RecursionError) as error:  # bad UTF-8 or JSON, a 5,000-digit int
-            raise PeerGone(f"the worker sent a malformed message ({error})") from error
-        if not isinstance(message, dict):
-            raise PeerGone("the worker sent a malformed message (not a JSON object)")
-        if (depth := nesting_depth(message)) > MAX_NESTING:
-            raise PeerGone(
-                f"the worker sent a malformed message (nested {depth} levels deep, at most "
-                f"{MAX_NESTING}: deeper would exhaust the decoder's recursion, whose limit "
-                "differs between Python versions)"
-            )
-        return message
-
-    def _read_exactly(self, count: int) -> bytes:
-        chunks, remaining = [], count
-        while remaining:
-            if self.deadline is not None:
-                left = self.deadline - time.monotonic()
-                if left <= 0:
-                    raise PeerGone("timeout")
-                self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(min(remaining, 1 << 20))
-            except TimeoutError as error:
-                raise PeerGone("timeout") from error
-            except OSError as error:
-                raise PeerGone(f"the connection broke ({error})") from error
-            if not chunk:
-                raise PeerGone("the other process closed the connection")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
-
-    # handles -------------------------------------------------------------------------------
-
-    def register(self, value: object) -> int:
-        """A handle the other side can call ``value`` by (the same one for the same object)."""
-        key = id(value)
-        if key not in self._handle_of:
-            handle = len(self._handles) + 1
-            self._handles[handle] = value
-            self._handle_of[key] = handle
-        return self._handle_of[key]
-
-    # requests ------------------------------------------------------------------------------
-
-    def request(self, message: dict) -> dict:
-        """Send a request and serve the other side's requests until the reply arrives.
-
-        Each request carries a number its reply must repeat: a frame the learner's code wrote
-        on the worker's socket (a forged reply) puts every later reply out of turn, and a reply
-        whose fields are not what this module sends is refused (:func:`check_reply`); both
-        raise :class:`PeerGone`. So does a reply saying the answer was over the size limit.
-        """
-        self._requests_sent += 1
-        number = self._requests_sent
-        self.send({**message, "id": number})
-        while True:
-            incoming = self.receive()
-            if "reply" not in incoming:
-                self.answer(incoming)
-                continue
-            if incoming.get("id") != number:
-                raise PeerGone(
-                    f"the worker sent a reply out of turn (to request {incoming.get('id')!r} "
-                    f"while request {number} was waiting)"
-                )
-            check_reply(incoming, str(message.get("op")))
-            if incoming.get("limit") == "answer":
-                raise PeerGone(too_large_text(incoming["bytes"], incoming["max_bytes"]))
-            return incoming
-
-    def answer(self, incoming: dict) -> None:
-        """Handle one request of the other side and send the reply (with the request's number);
-        a reply over the size limit is replaced by one that says so."""
-        reply = {**self.handle(incoming), "id": incoming.get("id")}
-        try:
-            self.send(reply)
-        except AnswerTooLarge as error:
-            self.send(
-                {
-                    "reply": True,
-                    "id": incoming.get("id"),
-                    "limit": "answer",
-                    "bytes": error.size,
-                    "max_bytes": error.limit,
-                }
-            )
-
-    def serve_forever(self) -> None:
-        """Answer requests until the other side closes the connection (the worker's main loop)."""
-        while True:
-            try:
-                incoming = self.receive()
-            except PeerGone:
-                return
-            self.answer(incoming)
-
-    def handle(self, message: dict) -> dict:
-        operation = message.get("op")
-        try:
-            if operation == "call":
-                return self._serve_call(message)
-            if operation == "backward":
-                return self._serve_backward(message)
-            if operation == "method" and self.side == "worker":
-                return self._serve_method(message)
-            return self.extra_operation(message)
-        except PeerGone:
-            raise
-        except BaseException as error:  # noqa: BLE001 - whatever the learner raised is reported
-            if isinstance(error, MemoryError):
-                return {"reply": True, "limit": "memory"}
-            return {"reply": True, "raised": describe_exception(error)}
-
-    def extra_operation(self, message: dict) -> dict:
-        """Operations beyond call/backward (the worker adds ``exec``); unknown ones are refused."""
-        return {
-            "reply": True,
-            "raised": {
-                "type": "ValueError",
-                "builtin": "ValueError",
-                "message": f"unknown operation {message.get('op')!r}",
-            },
-        }
-
-    def _target(self, key: object) -> Callable:
-        if isinstance(key, int) and key in self._handles:
-            return self._handles[key]
-        if isinstance(key, str) and key in self.functions:
-            return self.functions[key]
-        raise NameError(f"no function {key!r} to call")
-
-    def _serve_call(self, message: dict) -> dict:
-        function = self._target(message.get("target"))
-        codec = Codec(self)
-        arguments, keywords = codec.decode_arguments(
-            list(message.get("args", [])), dict(message.get("kwargs", {}))
-        )
-        leaves = list(codec.grad_inputs)
-        before = [json.dumps(_after_call_state(Codec(self), value)) for value in arguments]
-        before_kw = {k: json.dumps(_after_call_state(Codec(self), v)) for k, v in keywords.items()}
-        if self.side == "worker" and RNG_MESSAGE_FIELD in message and "torch" in sys.modules:
-            # a worker without torch loaded (no tensor among the arguments, no torch in the
-            # learner's cells) has no draws to match, and importing it there may not fit
-            _set_torch_rng(Codec(self).decode(message[RNG_MESSAGE_FIELD]))
-        result = function(*arguments, **keywords)
-        out = Codec(self)
-        encoded = out.encode(result)
-        for tensor in out.grad_inputs:  # answers that carry a gradient back to our leaves
-            self._graphs[id(tensor)] = (tensor, leaves)
-        changed = {}
-        for position, value in enumerate(arguments):
-            state = _after_call_state(Codec(self), value)
-            if json.dumps(state) != before[position]:
-                changed[str(position)] = state
-        for name, value in keywords.items():
-            state = _after_call_state(Codec(self), value)
-            if json.dumps(state) != before_kw[name]:
-                changed[name] = state
-        graphs = [id(tensor) for tensor in out.grad_inputs]
-        return {"reply": True, "value": encoded, "changed": changed, "graphs": graphs}
-
-    def _serve_backward(self, message: dict) -> dict:
-        torch = _torch()
-        output, leaves = self._graphs[int(message["graph"])]
-        gradient = Codec(self).decode(message["gradient"])
-        wanted = [leaf for leaf in leaves if leaf.requires_grad]
-        grads = (
-            torch.autograd.grad(output, wanted, gradient, retain_graph=True, allow_unused=True)
-            if wanted and output.requires_grad
-            else [None] * len(wanted)
-        )
-        by_leaf = iter(grads)
-        answer = [next(by_leaf) if leaf.requires_grad else None for leaf in leaves]
-        codec = Codec(self)
-        return {"reply": True, "grads": [None if g is None else codec.encode(g) for g in answer]}
-
-    def _serve_method(self, message: dict) -> dict:
-        model = self._target(int(message["handle"]))
-        if not _is_pydantic_model_class(model):
-            raise TypeError("methods can only be called on a pydantic model class")
-        if message.get("name") == "model_json_schema":
-            return {"reply": True, "value": model.model_json_schema()}
-        payload = Codec(self).decode(message["payload"])
-        from pydantic import ValidationError
-
-        try:
-            instance = model.model_validate(payload)
-        except ValidationError as error:
-            errors = [
-                {"loc": [str(part) for part in item.get("loc", ())], "msg": str(item.get("msg"))}
-                for item in error.errors()
-            ]
-            return {"reply": True, "rejected": errors}
-        names = payload if isinstance(payload, dict) else {}
-        kept = {str(name): getattr(instance, str(name), None) for name in names}
-        return {"reply": True, "accepted": Codec(self).encode(kept)}
-
-    # calling the other side --------------------------------------------------------------------
-
-    def call(self, target: str | int, arguments: tuple, keywords: dict) -> object:
-        """Call ``target`` on the other side; the answer, with in-place changes applied."""
-        codec = Codec(self)
-        encoded, encoded_keywords = codec.encode_arguments(arguments, keywords)
-        message = {"op": "call", "target": target, "args": encoded, "kwargs": encoded_keywords}
-        torch = sys.modules.get("torch")
-        if self.side == "grader" and codec.sent_torch:  # after the loaders drew their seeds
-            state = torch.random.get_rng_state()
-            message[RNG_MESSAGE_FIELD] = Codec(self).encode(bytes(state.numpy()))
-        reply = self.request(message)
-        raise_if_failed(reply)
-        answer = Codec(self)
-        try:
-            result = answer.decode(reply.get("value"))
-            for key, state in dict(reply.get("changed", {})).items():
-                original = arguments[int(key)] if key.isdigit() else keywords.get(key)
-                apply_update(original, self._decode_state(state))
-        except Exception as error:  # np.load's EOFError included: the answer is the worker's
-            raise PeerGone(f"the worker sent a malformed answer ({error})") from error
-        return self._attach_gradients(
-            result, answer.grad_inputs, codec.grad_inputs, list(reply.get("graphs", []))
-        )
-
-    def _decode_state(self, state: Any) -> object:
-        if isinstance(state, dict) and state.get("$") == "stream_read":
-            stream = OneShotStream([])
-            stream.read = int(state["read"])
-            return stream
-        if isinstance(state, dict) and state.get("$") == "module_state":
-            codec = Codec(self)
-            return {str(name): codec.decode(value) for name, value in state["state"].items()}
-        return Codec(self).decode(state)
-
-    def _attach_gradients(self, result, answers: list, inputs: list, graphs: list):
-        """Connect each answer tensor that requires gradients to our inputs through the peer.
-
-        ``answers`` are the decoded answer tensors that came with a gradient graph on the other
-        side, ``inputs`` our argument tensors that require gradients (in the order sent).
-        """
-        if not answers:
-            return result
-        connected = {}
-        for tensor, graph in zip(answers, graphs, strict=False):
-            tensor.requires_grad_(False)
-            if inputs:
-                connected[id(tensor)] = _RemoteGradient.apply(
-                    tensor, self, int(graph), len(inputs), *inputs
-                )
-            else:  # a fresh leaf on the other side: nothing of ours to reach
-                connected[id(tensor)] = tensor.detach().requires_grad_(True)
-        return _replace_tensors(result, connected)
-
-    def backward(self, graph: int, gradient) -> list:
-        reply = self.request(
-            {"op": "backward", "graph": graph, "gradient": Codec(self).encode(gradient)}
-        )
-        raise_if_failed(reply)
-        codec = Codec(self)
-        return [None if item is None else codec.decode(item) for item in reply["grads"]]
+def torch_rng_bytes() -> bytes:
+    """torch's global random state, as the bytes of ``get_rng_state()``."""
+    return bytes(_torch().random.get_rng_state().numpy())
 
 
-def _set_torch_rng(state: object) -> None:
+def set_torch_rng(state: object) -> None:
     """Set torch's global random state to the caller's (bytes of ``get_rng_state()``)."""
     torch = _torch()
     size = torch.random.get_rng_state().numel()
     if not isinstance(state, bytes) or len(state) != size:
         raise ValueError(f"expected torch's random state as {size} bytes")
     torch.random.set_rng_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
-
-
-def _replace_tensors(value: object, replacements: dict[int, object]) -> object:
-    if id(value) in replacements:
-        return replacements[id(value)]
-    if isinstance(value, list):
-        return [_replace_tensors(item, replacements) for item in value]
-    if isinstance(value, tuple):
-        return tuple(_replace_tensors(item, replacements) for item in value)
-    if isinstance(value, dict):
-        return {key: _replace_tensors(item, replacements) for key, item in value.items()}
-    return value
-
-
-def _make_remote_gradient():
-    torch = _torch()
-
-    class RemoteGradient(torch.autograd.Function):
-        """Identity on the answer forward; backward asks the other side for the gradients."""
-
-        @staticmethod
-        def forward(ctx, answer, peer, graph, count, *inputs):
-            ctx.peer, ctx.graph, ctx.count = peer, graph, count
-            return answer.clone()
-
-        @staticmethod
-        def backward(ctx, gradient):
-            grads = ctx.peer.backward(ctx.graph, gradient)
-            grads = (grads + [None] * ctx.count)[: ctx.count]
-            return (None, None, None, None, *grads)
-
-    return RemoteGradient
-
-
-class _LazyGradient:
-    _function = None
-
-    def apply(self, *arguments):
-        if self._function is None:
-            type(self)._function = _make_remote_gradient()
-        return self._function.apply(*arguments)
-
-
-_RemoteGradient = _LazyGradient()
-
-
-def describe_exception(error: BaseException) -> dict:
-    """The plain-data form of an exception: its type, its nearest built-in type, its message."""
-    builtin = next(
-        (
-            kind.__name__
-            for kind in type(error).__mro__
-            if getattr(builtins, kind.__name__, None) is kind and issubclass(kind, Exception)
-        ),
-        None,
-    )
-    try:
-        text = str(error)
-    except Exception:  # a learner's exception may break its own __str__
-        text = ""
-    return {"type": type(error).__name__, "builtin": builtin, "message": text[:2000]}
-
-
-def raise_if_failed(reply: dict) -> None:
-    """Re-raise, in the caller's process, what went wrong in the callee's."""
-    if reply.get("limit") == "memory":
-        raise PeerGone("memory")
-    raised = reply.get("raised")
-    if not raised:
-        return
-    name, builtin = str(raised.get("type")), raised.get("builtin")
-    message = str(raised.get("message", ""))
-    kind = getattr(builtins, str(builtin), None) if builtin else None
-    if name == "NotImplementedError":
-        raise NotImplementedError(message)
-    if isinstance(kind, type) and issubclass(kind, Exception) and kind.__name__ == name:
-        try:
-            raise kind(message)
-        except TypeError:  # a built-in whose constructor wants more arguments
-            pass
-    raise LearnerError(f"{name}: {message}" if message else name)
-
-
-class RemoteFunction:
-    """A callable standing for a function that lives in the other process."""
-
-    def __init__(self, peer: Peer, target: str | int, name: str | None = None):
-        self._peer, self._target = peer, target
-        self.__name__ = name or str(target)
-
-    def __call__(self, *arguments, **keywords):
-        return self._peer.call(self._target, arguments, keywords)
-
-    def __repr__(self) -> str:
-        return f"<function {self.__name__} (in the sandbox)>"
-
-
-def _remote_model_class(peer: Peer, handle: int, name: str) -> type:
-    """A pydantic model class whose validation and schema are the learner's, run remotely."""
-    from types import SimpleNamespace
-
-    from pydantic import BaseModel
-    from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
-
-    def model_validate(cls, payload, *arguments, **keywords):
-        reply = peer.request(
-            {
-                "op": "method",
-                "handle": handle,
-                "name": "model_validate",
-                "payload": Codec(peer).encode(payload),
-            }
-        )
-        raise_if_failed(reply)
-        if "rejected" in reply:
-            details = [
-                InitErrorDetails(
-                    type=PydanticCustomError(
-                        "learner_model", str(item.get("msg")).replace("{", "(").replace("}", ")")
-                    ),
-                    loc=tuple(str(part) for part in item.get("loc", [])),
-                    input=None,
-                )
-                for item in reply["rejected"]
-            ] or [
-                InitErrorDetails(
-                    type=PydanticCustomError("learner_model", "rejected"), loc=(), input=None
-                )
-            ]
-            raise ValidationError.from_exception_data(name, details)
-        return SimpleNamespace(**Codec(peer).decode(reply["accepted"]))
-
-    def model_json_schema(cls, *arguments, **keywords):
-        reply = peer.request({"op": "method", "handle": handle, "name": "model_json_schema"})
-        raise_if_failed(reply)
-        return reply["value"]
-
-    return type(
-        name,
-        (BaseModel,),
-        {
-            "model_validate": classmethod(model_validate),
-            "model_json_schema": classmethod(model_json_schema),
-            "__module__": "learner",
-        },
-    )
 
 
 # A learner's value, as plain data (predictions, derivations, open answers) ---------------------
@@ -1195,16 +670,10 @@ def _refused(value: object, why: str) -> dict:
     return {"$": "opaque", "type": _type_name(value), "text": why}
 
 
-def fetch_value(peer: Peer, name: str) -> object:
-    """The value of ``name`` in the worker's cell namespace, as plain data (grader side).
-
-    Raises ``NameError`` when the cell did not define it, :class:`ValueRefused` (saying what it
-    is) when it is not a number or a text, and :class:`PeerGone` when the reply is not one
-    :func:`plain_value` writes.
-    """
-    reply = peer.request({"op": "value", "name": name})
-    raise_if_failed(reply)
-    value = reply.get("value")
+def read_plain_value(value: object, name: str) -> object:
+    """A value :func:`plain_value` wrote for ``name``, read on the grader's side: the value,
+    or :class:`ValueRefused` saying what it was, or :class:`PeerGone` when the worker sent
+    something :func:`plain_value` never writes."""
     if type(value) in _VALUE_TYPES:
         return value
     if (
