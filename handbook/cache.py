@@ -538,10 +538,11 @@ def reason_to_run(
     entry: Entry | UnreadableEntry | None,
     components: Mapping[str, str],
     executed: Path,
-    ledger_dir: Path,
+    records: Mapping[str, str],
 ) -> str | None:
     """None when ``entry`` can be reused for a notebook whose key has these ``components``;
-    otherwise why it must run again, in a few words."""
+    otherwise why it must run again, in a few words. ``records`` are the ledger's records as
+    they are now, ``{claim id: SHA-256 of the record}`` (:func:`handbook.claims.record_digests`)."""
     if entry is None:
         return "not executed yet"
     if isinstance(entry, UnreadableEntry):
@@ -553,9 +554,75 @@ def reason_to_run(
     if file_sha256(executed) != entry.executed_sha256:
         return "its executed copy was changed"
     for claim_id, sha256 in entry.claims.items():
-        record = Path(ledger_dir) / f"{claim_id}.json"
-        if not record.is_file():
+        if claim_id not in records:
             return f"its ledger record {claim_id} is missing"
-        if file_sha256(record) != sha256:
+        if records[claim_id] != sha256:
             return f"its ledger record {claim_id} was changed"
     return None
+
+
+# Lookup and commit: the cache's two steps around an execution ------------------------------------
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The cache's answer for one notebook before it runs. ``reason`` is None on a hit (reuse the
+    executed copy; ``entry.seconds`` says how long its last run took); otherwise it says why the
+    notebook runs, and ``components`` go to :func:`commit` once it has run."""
+
+    components: dict[str, str]
+    entry: Entry | UnreadableEntry | None
+    reason: str | None
+
+    @property
+    def hit(self) -> bool:
+        return self.reason is None
+
+
+def lookup(
+    cache_dir: Path,
+    notebook: Path,
+    *,
+    environment: Mapping[str, str],
+    package_root: Path,
+    executed: Path,
+    records: Mapping[str, str],
+    force: bool = False,
+) -> Lookup:
+    """Compute ``notebook``'s key and compare it with the stored entry: a hit when nothing that
+    decides its outputs changed and the files its last run left are intact (``executed``, the
+    executed copy; ``records``, the ledger's records as :func:`reason_to_run` takes them).
+    ``force`` makes it a miss ("--force"). On a miss the stored entry is removed, so that an
+    interrupted run never leaves an entry vouching for files it did not write."""
+    components = key_components(notebook, environment=environment, package_root=package_root)
+    entry = load_entry(cache_dir, notebook)
+    reason = "--force" if force else reason_to_run(entry, components, executed, records)
+    if reason is not None:
+        entry_path(cache_dir, notebook).unlink(missing_ok=True)
+    return Lookup(components, entry, reason)
+
+
+def commit(
+    cache_dir: Path,
+    notebook: Path,
+    components: Mapping[str, str],
+    *,
+    executed: Path,
+    records: Mapping[str, str],
+    seconds: float,
+) -> Path:
+    """After a successful run: store the entry that lets the next :func:`lookup` reuse it, with
+    the hashes of what the run left (the executed copy, and ``records``: the digests of the
+    ledger records this notebook wrote). Returns the entry's path."""
+    return save_entry(
+        cache_dir,
+        Entry(
+            notebook=str(notebook),
+            key=digest(components),
+            components=dict(components),
+            executed=str(executed),
+            executed_sha256=file_sha256(executed),
+            claims=dict(records),
+            seconds=round(seconds, 1),
+        ),
+    )

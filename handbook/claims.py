@@ -10,15 +10,23 @@ of the per-round ratios of :func:`handbook.bench.compare`); its verdict comes fr
 :func:`interval_verdict`, which says "inconclusive on this machine" when the interval straddles
 the article's figure. ``handbook verify`` re-runs chapters and compares their records with
 :func:`compare_records`: values without an interval must be identical, intervals must overlap.
+
+**The ledger's files.** A ledger is a folder with one JSON file per claim, named by its id
+(``C23.json``). This module is their only reader and writer: the book pipeline
+(:mod:`handbook.book`) and the execution cache go through :func:`load_records`,
+:func:`records_of`, :func:`record_digests`, :func:`remove_records` and
+:func:`remove_orphan_records`, never through the files' names.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -226,23 +234,82 @@ def record(
     )
     folder = Path(ledger_dir or config.ledger_dir())
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{claim_id}.json").write_text(json.dumps(asdict(entry), indent=2) + "\n")
+    _record_path(folder, claim_id).write_text(json.dumps(asdict(entry), indent=2) + "\n")
     print(
         f"ledger: {claim_id} {verdict} (measured {format_value(entry)}; article: {article_value})"
     )
     return entry
 
 
+# The ledger's files -----------------------------------------------------------------------------
+
+
+def _record_path(ledger_dir: Path, claim_id: str) -> Path:
+    return Path(ledger_dir) / f"{claim_id}.json"
+
+
+def _record_files(ledger_dir: Path | None) -> list[Path]:
+    """The record files of a ledger folder (only those: the folder may hold more), by name."""
+    return sorted(Path(ledger_dir or config.ledger_dir()).glob("C*.json"))
+
+
+def _chapter_of(path: Path) -> str | None:
+    """The chapter a record file names, or None when it cannot be read or names none."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("chapter") if isinstance(data, dict) else None
+
+
 def load_records(ledger_dir: Path | None = None) -> list[ClaimRecord]:
-    """Every record in the ledger folder, ordered by claim number."""
-    folder = Path(ledger_dir or config.ledger_dir())
+    """Every record in the ledger folder (default :func:`handbook.config.ledger_dir`), ordered by
+    claim number; a record that is not one raises ``ValueError`` naming its file."""
     records = []
-    for path in folder.glob("C*.json"):
+    for path in _record_files(ledger_dir):
         try:
             records.append(ClaimRecord(**json.loads(path.read_text())))
         except (json.JSONDecodeError, TypeError) as exc:
             raise ValueError(f"corrupt ledger record {path}: {exc}") from exc
     return sorted(records, key=lambda entry: entry.number)
+
+
+def records_of(ledger_dir: Path, chapters: Collection[str]) -> dict[str, ClaimRecord]:
+    """The records of ``chapters`` (notebook stems) in a ledger folder, by claim id."""
+    return {
+        entry.claim_id: entry for entry in load_records(ledger_dir) if entry.chapter in chapters
+    }
+
+
+def record_digests(ledger_dir: Path, *, chapter: str | None = None) -> dict[str, str]:
+    """``{claim id: SHA-256 of its record file}`` for every record of a ledger folder, or with
+    ``chapter`` only for those that chapter wrote (records that cannot be read name no chapter).
+    The execution cache keeps these to tell that a chapter's records are still the ones its last
+    run wrote."""
+    return {
+        path.stem: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in _record_files(ledger_dir)
+        if chapter is None or _chapter_of(path) == chapter
+    }
+
+
+def remove_records(ledger_dir: Path, claim_ids: Iterable[str] | None = None) -> None:
+    """Remove the records ``claim_ids`` (default: every record, and only the records: the folder
+    may hold other files); a record that is not there is no error."""
+    if claim_ids is None:
+        claim_ids = [path.stem for path in _record_files(ledger_dir)]
+    for claim_id in claim_ids:
+        _record_path(ledger_dir, claim_id).unlink(missing_ok=True)
+
+
+def remove_orphan_records(ledger_dir: Path, chapters: Iterable[str]) -> list[str]:
+    """Remove the records of chapters that are not in ``chapters`` (notebook stems), and those
+    that name no chapter or cannot be read, so that a run of every chapter leaves exactly what
+    the chapters recorded; returns the claim ids removed."""
+    stems = set(chapters)
+    removed = [path.stem for path in _record_files(ledger_dir) if _chapter_of(path) not in stems]
+    remove_records(ledger_dir, removed)
+    return removed
 
 
 def format_value(entry: ClaimRecord) -> str:

@@ -7,7 +7,9 @@ same way under papermill (``handbook run --smoke``) and under nbval (``make test
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 SMOKE_ENV = "HANDBOOK_SMOKE"
@@ -19,6 +21,11 @@ BUILD_ENV = "HANDBOOK_BUILD_DIR"
 
 #: Variables set for every notebook kernel the tooling starts: no hub, no network.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+#: The statuses an exercise check can reach (see :mod:`handbook.exercises.checks`, which names
+#: each one), the values ``HANDBOOK_EXERCISES_EXPECT`` may take. Defined here, below both, so that
+#: this module need not import the checks to validate the variable.
+EXERCISE_STATUSES = ("passed", "failed", "not done", "error", "not reached", "submitted")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -54,12 +61,10 @@ def expected_exercise_status() -> str | None:
     """
     expected = os.environ.get(EXPECT_EXERCISES_ENV, "").strip()
     if expected:
-        from handbook.exercises.checks import STATUSES
-
-        if expected not in STATUSES:
+        if expected not in EXERCISE_STATUSES:
             raise ValueError(
                 f"environment variable {EXPECT_EXERCISES_ENV}={expected!r}: expected one of "
-                f"{', '.join(STATUSES)}"
+                f"{', '.join(EXERCISE_STATUSES)}"
             )
         return expected
     return "passed" if strict_exercises() else None
@@ -86,6 +91,28 @@ def project_root() -> Path:
         "could not find the book's checkout (a folder with _toc.yml and notebooks/) above "
         f"{Path.cwd()}; run from inside the repository or install it with `pip install -e .`"
     )
+
+
+def chapter_notebooks(root: Path | None = None) -> list[Path]:
+    """The chapter notebooks in book order: ``notebooks/NN_topic.ipynb`` sorted by name."""
+    folder = (root or project_root()) / "notebooks"
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+@contextlib.contextmanager
+def temporary_environment(variables: dict[str, str]) -> Iterator[None]:
+    """Set environment variables inside the block (for the kernels and libraries started there),
+    then restore each to what it was."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def build_dir() -> Path:

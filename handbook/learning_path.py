@@ -8,7 +8,8 @@ Nothing on the generated part of the page is typed in:
   a ``{doc}`` link to it) links that chapter to this one. Shared services that every chapter
   uses (the claims ledger, the exercises' checks, plots, datasets, timing) link nothing.
 - **Time per chapter**, in smoke and in full mode, is papermill's duration in the executed copies
-  of the last run of each mode (``not run yet`` where there is none).
+  of the last run of each mode, as :func:`handbook.book.chapter_timings` reads them (``not run
+  yet`` where there is none).
 - **Exercises** are counted by kind from their solution cells' tags (``kind-predict``, ...; no
   kind tag: write a function).
 
@@ -38,6 +39,7 @@ FIGURE_NAME = "learning-path.svg"
 SHARED_MODULES = frozenset(
     {
         "bench",
+        "book",
         "book_site",
         "cache",
         "claims",
@@ -192,34 +194,6 @@ def transitive_reduction(edges: Iterable[Edge]) -> list[Edge]:
     return [edge for edge in edges if edge.after not in reachable_without(edge.before, edge.after)]
 
 
-def executed_seconds(executed: Path) -> dict[str, float]:
-    """Chapter stem -> seconds papermill took, from the executed copies in ``executed``."""
-    durations = {}
-    for path in sorted(Path(executed).glob("[0-9][0-9]_*.ipynb")):
-        try:
-            metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
-        except (OSError, ValueError):
-            continue
-        duration = metadata.get("papermill", {}).get("duration")
-        if duration is not None:
-            durations[path.stem] = float(duration)
-    return durations
-
-
-def run_folders(*, smoke: bool | None = None) -> dict[str, Path]:
-    """Where the last run of each mode left its executed chapters: ``make book``'s ``_build``
-    (full) and ``make test``'s ``_build/smoke`` (smoke); the current build directory stands for
-    the mode ``smoke`` names (None: the current build is not one of them)."""
-    root = config.project_root()
-    folders = {
-        "smoke": config.executed_dir(root / "_build" / "smoke"),
-        "full": config.executed_dir(root / "_build"),
-    }
-    if smoke is not None:
-        folders["smoke" if smoke else "full"] = config.executed_dir()
-    return folders
-
-
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "not run yet"
@@ -323,20 +297,17 @@ def draw(source: str) -> str | None:
 
 def write_page(
     target: Path,
+    seconds: Mapping[str, Mapping[str, float]],
     notebooks: Iterable[Path] | None = None,
-    run_dirs: Mapping[str, Path] | None = None,
 ) -> Path:
     """Write the generated part (``target/learning_path.inc``) and its graph
-    (``target/learning-path.svg``) for ``notebooks`` (default: the book's chapters), timed from
-    ``run_dirs`` (mode -> executed folder; default: :func:`run_folders`). Returns the include."""
+    (``target/learning-path.svg``) for ``notebooks`` (default: the book's chapters), timed by
+    ``seconds`` (mode -> chapter -> seconds, as :func:`handbook.book.chapter_timings` reads them
+    from each mode's last run). Returns the include."""
     if notebooks is None:
-        from handbook import runner
-
-        notebooks = runner.chapter_notebooks()
+        notebooks = config.chapter_notebooks()
     chapters = [read_chapter(path) for path in notebooks]
     edges = dependencies(chapters)
-    run_dirs = run_folders() if run_dirs is None else run_dirs
-    seconds = {mode: executed_seconds(folder) for mode, folder in run_dirs.items()}
     target.mkdir(parents=True, exist_ok=True)
     svg = draw(graph_source(chapters, transitive_reduction(edges)))
     if svg is None:

@@ -1,34 +1,31 @@
-"""Execute notebooks with papermill: one progress line each, failures named by notebook and cell.
+"""Execute one notebook with papermill: its kernel's environment, its timing, its failure in words.
 
-Used by ``handbook run`` / ``handbook book`` (chapter notebooks for the site) and by ``handbook
-verify`` (a scratch re-run; ``handbook grade`` runs solution cells in its own sandbox instead,
-see :mod:`handbook.exercises.sandbox`). Smoke mode, the ledger folder and the offline switches
-reach the kernel as environment variables, the one mechanism that works under papermill and nbval.
+The book pipeline (:mod:`handbook.book`: ``handbook run``, ``handbook book``, ``handbook verify``)
+decides which notebooks run, behind the execution cache, and calls :func:`execute_notebook` for
+each (or :func:`execute_side_by_side` for several at once); ``handbook grade`` runs solution cells
+in its own sandbox instead (see :mod:`handbook.exercises.sandbox`). Smoke mode, the ledger folder
+and the offline switches reach the kernel as environment variables
+(:func:`notebook_environment`), the one mechanism that works under papermill and nbval.
 
-:func:`run_notebooks` sits behind the execution cache of :mod:`handbook.cache`: a notebook whose
-key is unchanged, and whose executed copy and ledger records are still the ones its last run
-wrote, is not executed again (its line says ``cached``); ``force=True`` executes everything.
-Notebooks can run side by side (``jobs``), each kernel then limited to its share of the cores.
 The kernel's own stderr (library start-up chatter such as PyTorch's ``gpuGetDeviceCount failed``
-lines) goes to ``logs/<notebook>.log`` beside the folder of executed copies instead of the
-terminal; a cell's error still
-reaches the terminal through the failure report, with the log's path.
+lines) goes to a log file instead of the terminal (:func:`stderr_to`); a cell's error still
+reaches the terminal through the failure report (:func:`describe_failure`), with the log's path.
+Notebooks run side by side each get their share of the cores (:func:`threads_per_kernel`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
-from handbook import cache, config
+from handbook import config
 
 KERNEL_NAME = "python3"
 
@@ -48,27 +45,6 @@ class NotebookRun:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def chapter_notebooks(root: Path | None = None) -> list[Path]:
-    """The chapter notebooks in book order: ``notebooks/NN_name.ipynb`` sorted by name."""
-    folder = (root or config.project_root()) / "notebooks"
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-
-
-@contextlib.contextmanager
-def kernel_environment(variables: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for kernels started inside the block, then restore them."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def notebook_environment(
@@ -122,7 +98,7 @@ def execute_notebook(
     start = time.perf_counter()
     error = None
     try:
-        with kernel_environment(environment), stderr_to(kernel_log):
+        with config.temporary_environment(environment), stderr_to(kernel_log):
             papermill.execute_notebook(
                 str(notebook),
                 str(output),
@@ -173,34 +149,6 @@ def threads_per_kernel(jobs: int) -> dict[str, str]:
     return dict.fromkeys(THREAD_VARIABLES, share)
 
 
-def key_environment(environment: dict[str, str]) -> dict[str, str]:
-    """The part of a kernel's environment that can change what a notebook shows: everything but
-    where its ledger records go."""
-    return {name: value for name, value in environment.items() if name != config.LEDGER_ENV}
-
-
-def chapter_records(ledger_dir: Path, notebook: Path) -> dict[str, str]:
-    """``{claim id: SHA-256 of its record}`` for the records ``notebook`` wrote: those whose
-    ``chapter`` is the notebook's stem, as :func:`handbook.claims.record` is called."""
-    records = {}
-    for path in sorted(Path(ledger_dir).glob("C*.json")):
-        try:
-            chapter = json.loads(path.read_text()).get("chapter")
-        except (OSError, ValueError):
-            continue
-        if chapter == notebook.stem:
-            records[path.stem] = cache.file_sha256(path)
-    return records
-
-
-def _forget_records(ledger_dir: Path, notebook: Path, entry: cache.Entry | None) -> None:
-    """Before a chapter runs again: remove the records its last run left, so that a claim it no
-    longer records does not linger in the ledger."""
-    stale = set(chapter_records(ledger_dir, notebook)) | set(entry.claims if entry else ())
-    for claim_id in stale:
-        (Path(ledger_dir) / f"{claim_id}.json").unlink(missing_ok=True)
-
-
 def _worker_context():
     """Fork where it exists: a worker then starts with papermill already imported (importing it
     anew costs seconds of CPU, mostly jsonschema's grammars); spawn elsewhere (macOS, Windows)."""
@@ -209,201 +157,18 @@ def _worker_context():
     return get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
 
 
-def _execute_job(notebook: Path, output: Path, environment: dict[str, str], log: Path):
-    return execute_notebook(notebook, output, environment=environment, kernel_log=log)
+def execute_side_by_side(
+    jobs: Sequence[tuple[Path, Path, Path]], *, environment: dict[str, str], workers: int
+) -> Iterator[NotebookRun]:
+    """Execute ``(notebook, output, kernel log)`` jobs, ``workers`` kernels at a time, each with
+    its share of the cores (:func:`threads_per_kernel`, added to ``environment`` by the caller);
+    yields each run as it finishes."""
+    import papermill  # noqa: F401  imported once here, inherited by forked workers
 
-
-def run_notebooks(
-    notebooks: Sequence[Path],
-    out_dir: Path,
-    *,
-    environment: dict[str, str],
-    stream=None,
-    cache_dir: Path | None = None,
-    force: bool = False,
-    jobs: int = 1,
-) -> list[NotebookRun]:
-    """Execute each notebook into ``out_dir``, printing one line per notebook with its wall time.
-
-    With ``cache_dir``, a notebook whose cache entry still holds (see :mod:`handbook.cache`) is
-    not executed: its line says ``cached``; one that runs says why. ``force`` runs every notebook.
-    ``jobs`` > 1 runs that many kernels at once (never for timings that will be published: they
-    would share the cores). Returns the runs in the order of ``notebooks``.
-    """
-    stream = stream or sys.stdout
-    notebooks = [Path(notebook) for notebook in notebooks]
-    for notebook in notebooks:
-        if not notebook.is_file():
-            raise FileNotFoundError(f"no notebook at {notebook}")
-    ledger = Path(environment.get(config.LEDGER_ENV) or config.ledger_dir())
-    kernel_variables = {**environment, **threads_per_kernel(jobs)}
-    runs: dict[Path, NotebookRun] = {}
-    pending: list[tuple[Path, str, dict[str, str]]] = []
-    count = len(notebooks)
-    for position, notebook in enumerate(notebooks, start=1):
-        output = out_dir / notebook.name
-        components, reason = {}, "--force" if force else "no cache"
-        if cache_dir is not None:
-            components = cache.key_components(
-                notebook,
-                environment=key_environment(kernel_variables),
-                package_root=config.project_root(),
-            )
-            entry = cache.load_entry(cache_dir, notebook)
-            if not force:
-                reason = cache.reason_to_run(entry, components, output, ledger)
-            if reason is None:
-                print(
-                    f"[{position}/{count}] {notebook.name} ... cached "
-                    f"(ran in {entry.seconds:.1f} s last time)",
-                    file=stream,
-                    flush=True,
-                )
-                runs[notebook] = NotebookRun(notebook, output, 0.0, cached=True)
-                continue
-            _forget_records(ledger, notebook, entry)
-            cache.entry_path(cache_dir, notebook).unlink(missing_ok=True)
-        pending.append((notebook, reason, components))
-    done = count - len(pending)
-
-    def report(run: NotebookRun, *, started_line: bool) -> None:
-        nonlocal done
-        done += 1
-        status = "ok" if run.ok else "FAILED"
-        why = f" ({run.reason})" if run.reason and cache_dir is not None else ""
-        head = "" if started_line else f"[{done}/{count}] {run.notebook.name} ... "
-        print(f"{head}{status} in {run.seconds:.1f} s{why}", file=stream, flush=True)
-        if not run.ok:
-            print(f"    {run.error}", file=stream, flush=True)
-
-    def finish(
-        run: NotebookRun, reason: str, components: dict[str, str], *, started_line: bool
-    ) -> NotebookRun:
-        run = replace(run, reason=reason)
-        if cache_dir is not None and run.ok:
-            cache.save_entry(
-                cache_dir,
-                cache.Entry(
-                    notebook=str(run.notebook),
-                    key=cache.digest(components),
-                    components=components,
-                    executed=str(run.output),
-                    executed_sha256=cache.file_sha256(run.output),
-                    claims=chapter_records(ledger, run.notebook),
-                    seconds=round(run.seconds, 1),
-                ),
-            )
-        report(run, started_line=started_line)
-        return run
-
-    logs = out_dir.parent / "logs"
-    if jobs <= 1 or len(pending) <= 1:
-        for notebook, reason, components in pending:
-            print(f"[{done + 1}/{count}] {notebook.name} ...", end=" ", file=stream, flush=True)
-            run = _execute_job(
-                notebook, out_dir / notebook.name, kernel_variables, logs / f"{notebook.stem}.log"
-            )
-            runs[notebook] = finish(run, reason, components, started_line=True)
-    else:
-        import papermill  # noqa: F401  imported once here, inherited by forked workers
-
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=_worker_context()) as pool:
-            futures = {
-                pool.submit(
-                    _execute_job,
-                    notebook,
-                    out_dir / notebook.name,
-                    kernel_variables,
-                    logs / f"{notebook.stem}.log",
-                ): (notebook, reason, components)
-                for notebook, reason, components in pending
-            }
-            for future in as_completed(futures):
-                notebook, reason, components = futures[future]
-                runs[notebook] = finish(future.result(), reason, components, started_line=False)
-    return [runs[notebook] for notebook in notebooks]
-
-
-# The cache's own benchmark ------------------------------------------------------------------------
-
-#: What a scratch copy of the book leaves out: build output, environments, caches, people's work.
-#: Everything else comes along, since chapters read more than their sources (chapter 5 the
-#: manifests in deploy/, chapter 10 the Makefile, .ci/run and a test file it times).
-_NOT_COPIED = (
-    "_build",
-    ".venv",
-    "venv",
-    ".git",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".hypothesis",
-    "*.egg-info",
-    "student",
-    "grades",
-)
-
-
-def _copy_book(target: Path) -> Path:
-    """A copy of the checkout in ``target`` (an existing, empty folder), without
-    :data:`_NOT_COPIED`; not a git checkout, like a book downloaded as a zip."""
-    import shutil
-
-    root = config.project_root()
-    shutil.copytree(root, target, ignore=shutil.ignore_patterns(*_NOT_COPIED), dirs_exist_ok=True)
-    return target
-
-
-def _timed_book_build(root: Path, *options: str) -> float:
-    """Seconds for ``python -m handbook book --smoke`` in the scratch copy ``root``."""
-    import subprocess
-
-    environment = {**os.environ, "PYTHONPATH": str(root), config.BUILD_ENV: "_build/smoke"}
-    environment.pop(config.LEDGER_ENV, None)
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "handbook", "book", "--smoke", *options],
-        cwd=root,
-        env=environment,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - start
-
-
-def _append_to_markdown_cell(notebook: Path, text: str) -> None:
-    import nbformat
-
-    content = nbformat.read(notebook, as_version=4)
-    cell = next(cell for cell in content.cells if cell.cell_type == "markdown")
-    cell.source += text
-    nbformat.write(content, notebook)
-
-
-def benchmarks(smoke: bool = False) -> list:
-    """The execution cache, measured: a smoke-mode build of the whole book (every chapter
-    executed, then the site) against the same build with nothing changed, after editing one
-    chapter's markdown, and after editing ``handbook/multimodal.py`` (chapter 8's module).
-
-    Each build runs once, one after the other in a scratch copy of the book, so the ratios come
-    from one run; ``smoke`` changes nothing (the builds are smoke builds already).
-    """
-    import tempfile
-
-    from handbook import bench
-
-    with tempfile.TemporaryDirectory(prefix="handbook-cache-bench-") as scratch:
-        root = _copy_book(Path(scratch))
-        seconds = {"every chapter executed (--force)": _timed_book_build(root, "--force")}
-        seconds["nothing changed"] = _timed_book_build(root)
-        _append_to_markdown_cell(root / "notebooks" / "08_multimodal.ipynb", "\n\nAn edit.")
-        seconds["chapter 8's markdown edited"] = _timed_book_build(root)
-        module = root / "handbook" / "multimodal.py"
-        module.write_text(module.read_text() + "\n# an edit\n")
-        seconds["handbook/multimodal.py edited"] = _timed_book_build(root)
-    full = seconds["every chapter executed (--force)"]
-    group = "runner: smoke book rebuild"
-    return [
-        bench.Measurement(group, variant, value * 1000.0, full / value, None, "one build each")
-        for variant, value in seconds.items()
-    ]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
+        futures = [
+            pool.submit(execute_notebook, notebook, output, environment=environment, kernel_log=log)
+            for notebook, output, log in jobs
+        ]
+        for future in as_completed(futures):
+            yield future.result()

@@ -100,7 +100,6 @@ def train_with_trainer(
     from transformers import Trainer, TrainingArguments
 
     from handbook import tracking
-    from handbook.runner import kernel_environment
 
     arguments = TrainingArguments(
         output_dir=str(output_dir),
@@ -128,7 +127,7 @@ def train_with_trainer(
 
     store = {"MLFLOW_TRACKING_URI": tracking.tracking_uri(), "MLFLOW_EXPERIMENT_NAME": experiment}
     tracking.experiment_id(experiment)  # created with the artifacts beside the local store
-    with kernel_environment(store):
+    with config.temporary_environment(store):
         trainer = Trainer(
             model=model,
             args=arguments,
@@ -529,18 +528,11 @@ def chapter_run_seconds(
 
 def recorded_chapter_seconds(executed: Path | None = None) -> dict[str, float]:
     """Chapter -> seconds papermill took to execute it, from the executed copies of this build
-    (:func:`handbook.config.executed_dir`; every chapter before this one ran in this build).
+    (every chapter before this one ran in this build), read through the book pipeline's
+    :func:`handbook.book.chapter_timings`, the function meant for this measurement."""
+    from handbook.book import chapter_timings
 
-    A notebook is JSON: its metadata is read with :mod:`json`, not ``nbformat``, whose import
-    (through jsonschema's format checkers) costs a kernel about 3 s here."""
-    folder = executed or config.executed_dir()
-    durations = {}
-    for path in sorted(Path(folder).glob("[0-9][0-9]_*.ipynb")):
-        metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
-        duration = metadata.get("papermill", {}).get("duration")
-        if duration is not None:
-            durations[path.stem] = float(duration)
-    return durations
+    return chapter_timings(executed)
 
 
 def chapters_not_executed(
@@ -551,11 +543,9 @@ def chapters_not_executed(
     The loop without the toolchain is a *full* rebuild, so C23 is measured only when none is
     missing: a re-run of some chapters (``handbook verify 10_toolchain``) has none to time.
     """
-    from handbook.runner import chapter_notebooks
-
     return [
         notebook.stem
-        for notebook in chapter_notebooks()
+        for notebook in config.chapter_notebooks()
         if notebook.stem < chapter and notebook.stem not in recorded
     ]
 

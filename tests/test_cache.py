@@ -11,11 +11,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from handbook import cache, cli, config, runner
+from handbook import book, cache, config, runner
 
 ROOT = config.project_root()
-CHAPTERS = runner.chapter_notebooks()
-ENVIRONMENT = runner.key_environment(runner.notebook_environment(smoke=True, strict_exercises=True))
+CHAPTERS = config.chapter_notebooks()
+ENVIRONMENT = book.key_environment(runner.notebook_environment(smoke=True, strict_exercises=True))
 
 
 def _chapters_using(relative_module: str) -> set[str]:
@@ -90,7 +90,7 @@ def test_a_changed_package_version_or_mode_invalidates_the_key(monkeypatch):
     chapter = ROOT / "notebooks" / "00_digits.ipynb"
     components = cache.key_components(chapter, environment=ENVIRONMENT, package_root=ROOT)
     assert "package:torch" in components and "package:scikit-learn" in components
-    full = runner.key_environment(runner.notebook_environment(smoke=False, strict_exercises=True))
+    full = book.key_environment(runner.notebook_environment(smoke=False, strict_exercises=True))
     in_full_mode = cache.key_components(chapter, environment=full, package_root=ROOT)
     assert cache.digest(in_full_mode) != cache.digest(components)
     assert cache.explain_change(components, in_full_mode) == "mode or parameters changed"
@@ -231,47 +231,24 @@ def test_a_second_run_reuses_the_executed_copy_and_keeps_the_records(tmp_path, c
     ledger = tmp_path / "ledger"
     environment = runner.notebook_environment(smoke=True, strict_exercises=True, ledger_dir=ledger)
     options = {"environment": environment, "cache_dir": tmp_path / "cache"}
-    first = runner.run_notebooks([notebook], tmp_path / "out", **options)[0]
+    first = book.execute([notebook], tmp_path / "out", **options)[0]
     assert first.ok and not first.cached, first.error
     record = (ledger / "C1.json").read_text()
     assert "not executed yet" in capsys.readouterr().out
 
-    second = runner.run_notebooks([notebook], tmp_path / "out", **options)[0]
+    second = book.execute([notebook], tmp_path / "out", **options)[0]
     assert second.cached and (ledger / "C1.json").read_text() == record
     assert "probe.ipynb ... cached" in capsys.readouterr().out
 
     (ledger / "C1.json").unlink()  # a record gone: the chapter runs again and writes it back
-    third = runner.run_notebooks([notebook], tmp_path / "out", **options)[0]
+    third = book.execute([notebook], tmp_path / "out", **options)[0]
     assert not third.cached and (ledger / "C1.json").is_file()
     assert "its ledger record C1 is missing" in capsys.readouterr().out
 
     _recording_notebook(notebook, 3.0)  # an edit: the chapter's record is replaced
-    fourth = runner.run_notebooks([notebook], tmp_path / "out", **options)[0]
+    fourth = book.execute([notebook], tmp_path / "out", **options)[0]
     assert not fourth.cached and "notebook changed" in fourth.reason
     assert json.loads((ledger / "C1.json").read_text())["measured"] == 3.0
 
-    forced = runner.run_notebooks([notebook], tmp_path / "out", force=True, **options)[0]
+    forced = book.execute([notebook], tmp_path / "out", force=True, **options)[0]
     assert not forced.cached and forced.reason == "--force"
-
-
-def test_the_book_command_removes_records_of_no_current_chapter(tmp_path):
-    ledger = tmp_path / "ledger"
-    ledger.mkdir()
-    for claim_id, chapter in [("C1", "00_digits"), ("C2", "99_gone")]:
-        (ledger / f"{claim_id}.json").write_text(json.dumps({"chapter": chapter}))
-    removed = cli.remove_orphan_records(ledger, CHAPTERS)
-    assert removed == ["C2"]
-    assert sorted(path.stem for path in ledger.glob("*.json")) == ["C1"]
-
-
-def test_full_mode_on_shared_cores_says_what_it_does_to_the_timings():
-    assert cli.shared_cores_note(1, smoke=False) is None
-    assert cli.shared_cores_note(2, smoke=True) is None
-    note = cli.shared_cores_note(2, smoke=False)
-    assert "--jobs 2" in note and "timings" in note and "--jobs 1" in note
-
-
-def test_jobs_must_be_a_positive_number(capsys):
-    with pytest.raises(SystemExit):
-        cli.main(["run", "--jobs", "0"])
-    assert "expected a whole number of at least 1, got '0'" in capsys.readouterr().err

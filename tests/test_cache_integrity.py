@@ -2,7 +2,7 @@
 
 Each reason :func:`handbook.cache.reason_to_run` can give is produced here on purpose; entry
 files cut short, edited or replaced by something else give a re-execution whose line says why,
-never a crash and never a reuse. The runner's kernel is replaced by a fake that writes the
+never a crash and never a reuse. The pipeline's kernel is replaced by a fake that writes the
 executed copy, so that these tests cost no kernel start (``tests/test_cache.py`` runs real ones).
 """
 
@@ -16,7 +16,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from handbook import cache, runner
+from handbook import cache, claims, runner
+from handbook.book import execute
 
 SHA = "0" * 64
 
@@ -30,7 +31,7 @@ def book(tmp_path, monkeypatch):
     ledger.mkdir()
     executions = []
 
-    def fake_kernel(notebook: Path, output: Path, environment: dict, log: Path):
+    def fake_kernel(notebook: Path, output: Path, *, environment: dict, kernel_log: Path):
         executions.append(notebook.name)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(f"executed {len(executions)}")
@@ -39,12 +40,12 @@ def book(tmp_path, monkeypatch):
         )
         return runner.NotebookRun(notebook, output, 0.5)
 
-    monkeypatch.setattr(runner, "_execute_job", fake_kernel)
+    monkeypatch.setattr(runner, "execute_notebook", fake_kernel)
     environment = runner.notebook_environment(smoke=True, strict_exercises=True, ledger_dir=ledger)
 
     def run() -> tuple[runner.NotebookRun, str]:
         printed = io.StringIO()
-        (done,) = runner.run_notebooks(
+        (done,) = execute(
             [notebook],
             tmp_path / "out",
             environment=environment,
@@ -104,7 +105,9 @@ def test_every_cut_of_an_entry_file_is_refused_never_reused(book):
         book["entry"].write_text(text[:end])
         entry = cache.load_entry(book["entry"].parent, book["notebook"])
         assert isinstance(entry, cache.UnreadableEntry), end
-        reason = cache.reason_to_run(entry, components, book["executed"], book["ledger"])
+        reason = cache.reason_to_run(
+            entry, components, book["executed"], claims.record_digests(book["ledger"])
+        )
         assert reason.startswith("its cache entry probe.json is not valid JSON ("), reason
 
 
@@ -148,7 +151,9 @@ def test_an_entry_that_is_not_a_whole_entry_says_what_is_wrong(book, content, pr
     book["entry"].write_bytes(content(text).encode("utf-8", "surrogateescape"))
     entry = cache.load_entry(book["entry"].parent, book["notebook"])
     assert isinstance(entry, cache.UnreadableEntry) and entry.claims == {}
-    reason = cache.reason_to_run(entry, components, book["executed"], book["ledger"])
+    reason = cache.reason_to_run(
+        entry, components, book["executed"], claims.record_digests(book["ledger"])
+    )
     assert reason.startswith("its cache entry probe.json ") and problem in reason, reason
 
 
@@ -205,7 +210,7 @@ def test_each_part_of_the_key_names_itself_when_it_changes():
         new = {**old, **change}
         new = {name: value for name, value in new.items() if value is not None}
         entry = cache.Entry("probe.ipynb", cache.digest(old), old, "out.ipynb", SHA, {}, 1.0)
-        assert cache.reason_to_run(entry, new, Path("/nonexistent"), Path("/nonexistent")) == reason
+        assert cache.reason_to_run(entry, new, Path("/nonexistent"), {}) == reason
     everything = {name: "changed" for name in old}
     assert cache.explain_change(old, everything).endswith(", 5 more")
     assert cache.explain_change(old, old) == "nothing changed"

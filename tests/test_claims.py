@@ -276,3 +276,53 @@ def test_compare_records_needs_both_records_of_one_mode(tmp_path, monkeypatch):
     smoke = _stored(tmp_path, "b")
     comparison = claims.compare_records(full, smoke)
     assert not comparison.agrees and "full mode, the re-run in smoke mode" in comparison.reason
+
+
+# The ledger's files, read and written only here -----------------------------------------------
+
+
+def _record_of(ledger, claim_id, chapter):
+    return claims.record(
+        claim_id,
+        claim="probe",
+        article_value="1",
+        measured=1.0,
+        unit="x",
+        verdict="reproduced",
+        note="n",
+        chapter=chapter,
+        ledger_dir=ledger,
+    )
+
+
+def test_records_of_a_chapter_and_their_digests(tmp_path):
+    import hashlib
+
+    _record_of(tmp_path, "C1", "00_digits")
+    _record_of(tmp_path, "C2", "01_attention")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert set(claims.records_of(tmp_path, {"01_attention"})) == {"C2"}
+    (tmp_path / "C3.json").write_text("not json")  # names no chapter
+    digests = claims.record_digests(tmp_path)
+    assert set(digests) == {"C1", "C2", "C3"}
+    assert digests["C1"] == hashlib.sha256((tmp_path / "C1.json").read_bytes()).hexdigest()
+    assert claims.record_digests(tmp_path, chapter="00_digits") == {"C1": digests["C1"]}
+    assert claims.record_digests(tmp_path / "nowhere") == {}
+
+
+def test_removing_records_leaves_every_other_file(tmp_path):
+    _record_of(tmp_path, "C1", "00_digits")
+    _record_of(tmp_path, "C2", "00_digits")
+    (tmp_path / "notes.txt").write_text("mine")
+    claims.remove_records(tmp_path, ["C1", "C9"])  # C9 is not there: no error
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["C2.json", "notes.txt"]
+    claims.remove_records(tmp_path)
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_orphan_records_are_those_of_no_current_chapter(tmp_path):
+    _record_of(tmp_path, "C1", "00_digits")
+    _record_of(tmp_path, "C2", "99_gone")
+    (tmp_path / "C3.json").write_text("{")  # unreadable: names no chapter
+    assert claims.remove_orphan_records(tmp_path, ["00_digits", "01_attention"]) == ["C2", "C3"]
+    assert sorted(path.stem for path in tmp_path.glob("*.json")) == ["C1"]

@@ -29,15 +29,6 @@ def test_grade_refuses_missing_files():
         cli.main(["grade", "missing.ipynb"])
 
 
-def test_stage_and_ledger_include(tmp_path):
-    cli.stage_book_sources(tmp_path)
-    for name in ("_config.yml", "_toc.yml", "references.bib", "book/intro.md"):
-        assert (tmp_path / name).is_file()
-    include = cli.write_ledger_include(tmp_path)
-    assert include.read_text().count("<tr") == 25  # a header and one row per claim
-    assert "No claim has been measured" in include.read_text()
-
-
 def test_bench_command_prints_one_table(capsys, monkeypatch):
     # each chapter module's benchmarks() is tested in its own test file; here, the command
     monkeypatch.setattr(cli, "BENCHMARK_MODULES", ["handbook.digits"])
@@ -90,29 +81,6 @@ def test_student_command_writes_the_edition(tmp_path, capsys):
     assert cli.main(["student", "00_digits", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "00_digits.ipynb").is_file()
     assert "solutions removed" in capsys.readouterr().out
-
-
-def test_clear_ledger_removes_only_claim_records(tmp_path):
-    (tmp_path / "C3.json").write_text("{}")
-    (tmp_path / "notes.txt").write_text("mine")
-    cli.clear_ledger(tmp_path)
-    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
-
-
-def test_book_refuses_notebooks_whose_last_run_failed(tmp_path, monkeypatch):
-    import nbformat
-    from nbformat.v4 import new_notebook
-
-    from handbook import runner
-
-    site = tmp_path / "site"
-    (site / "notebooks").mkdir(parents=True)
-    for chapter in runner.chapter_notebooks():
-        notebook = new_notebook()
-        notebook.metadata["papermill"] = {"exception": chapter.name == "00_digits.ipynb"}
-        nbformat.write(notebook, site / "notebooks" / chapter.name)
-    with pytest.raises(SystemExit, match="their last run failed: 00_digits.ipynb"):
-        cli._check_every_notebook_executed(site)
 
 
 def test_student_command_keeps_existing_work(tmp_path, capsys):
@@ -168,11 +136,11 @@ def _fake_rerun(monkeypatch, records, build_dir, also=None):
     checkout's ``_build``."""
     from pathlib import Path
 
-    from handbook import config, runner
+    from handbook import book, config, runner
 
     monkeypatch.setenv("HANDBOOK_BUILD_DIR", str(build_dir))
 
-    def run_notebooks(notebooks, out_dir, *, environment, stream=None):
+    def execute(notebooks, out_dir, *, environment):
         ledger = Path(environment["HANDBOOK_LEDGER_DIR"])
         scratch = Path(environment["HANDBOOK_BUILD_DIR"])
         assert ledger.parent == scratch
@@ -185,7 +153,7 @@ def _fake_rerun(monkeypatch, records, build_dir, also=None):
             runner.NotebookRun(notebook, out_dir / notebook.name, 0.1) for notebook in notebooks
         ]
 
-    monkeypatch.setattr(runner, "run_notebooks", run_notebooks)
+    monkeypatch.setattr(book, "execute", execute)
 
 
 @pytest.fixture
@@ -304,6 +272,18 @@ def test_verify_needs_a_ledger_to_compare_with(tmp_path, tiny_notebook, monkeypa
     _fake_rerun(monkeypatch, {"C24": (98.0, None)}, tmp_path / "build")
     assert cli.main(["verify", str(tiny_notebook), "--against", str(other_chapter)]) == 2
     assert "holds no claim of tiny" in capsys.readouterr().err
+
+
+def test_jobs_must_be_a_positive_number(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--jobs", "0"])
+    assert "expected a whole number of at least 1, got '0'" in capsys.readouterr().err
+
+
+def test_book_names_the_chapters_not_executed_as_the_command_s_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDBOOK_BUILD_DIR", str(tmp_path))
+    with pytest.raises(SystemExit, match="not executed yet: 00_digits.ipynb"):
+        cli.main(["book", "--no-run"])
 
 
 def test_verify_refuses_a_scratch_folder_in_use(tmp_path, tiny_notebook):

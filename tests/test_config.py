@@ -69,3 +69,30 @@ def test_live_progress_switch(monkeypatch, value, expected):
     if value is not None:
         monkeypatch.setenv(config.PROGRESS_ENV, value)
     assert config.live_progress() is expected
+
+
+def test_chapter_notebooks_are_in_book_order():
+    names = [path.name for path in config.chapter_notebooks()]
+    assert names and names == sorted(names)
+    assert names[0] == "00_digits.ipynb"
+
+
+def test_a_temporary_environment_is_restored_on_the_way_out(monkeypatch):
+    import os
+
+    monkeypatch.setenv("HANDBOOK_PROBE_KEPT", "before")
+    monkeypatch.delenv("HANDBOOK_PROBE_NEW", raising=False)
+    with config.temporary_environment({"HANDBOOK_PROBE_KEPT": "in", "HANDBOOK_PROBE_NEW": "in"}):
+        assert os.environ["HANDBOOK_PROBE_KEPT"] == os.environ["HANDBOOK_PROBE_NEW"] == "in"
+    assert os.environ["HANDBOOK_PROBE_KEPT"] == "before" and "HANDBOOK_PROBE_NEW" not in os.environ
+
+
+def test_an_expected_exercise_status_is_one_the_checks_know(monkeypatch):
+    from handbook.exercises import checks
+
+    assert checks.STATUSES is config.EXERCISE_STATUSES and checks.NOT_DONE == "not done"
+    monkeypatch.setenv(config.EXPECT_EXERCISES_ENV, "not done")
+    assert config.expected_exercise_status() == "not done"
+    monkeypatch.setenv(config.EXPECT_EXERCISES_ENV, "almost")
+    with pytest.raises(ValueError, match="expected one of passed, failed, not done"):
+        config.expected_exercise_status()

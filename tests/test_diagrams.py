@@ -280,11 +280,11 @@ def test_copy_figures_puts_the_diagrams_beside_the_notebooks_and_drops_old_ones(
 
 
 def test_staging_the_book_copies_every_diagram_a_notebook_shows(tmp_path, monkeypatch):
-    from handbook import cli
+    from handbook import book
 
     site = tmp_path / "site"
     (site / "notebooks").mkdir(parents=True)
-    cli.stage_book_sources(site)
+    book.stage_book_sources(site)
     missing = [
         f"{name}: {target}"
         for name, refs in REFERENCES.items()

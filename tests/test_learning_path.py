@@ -10,6 +10,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from handbook import learning_path
+from handbook.book import chapter_timings
 
 
 def _chapter(folder, stem, markdown, code, *, duration=None, solutions=()):
@@ -113,8 +114,8 @@ def test_times_come_from_each_modes_last_run_or_say_not_run_yet(book, tmp_path):
     _chapter(smoke, "01_attention", ["# 1. Attention"], [], duration=135.0)
     chapters = [learning_path.read_chapter(path) for path in book]
     seconds = {
-        "smoke": learning_path.executed_seconds(smoke),
-        "full": learning_path.executed_seconds(tmp_path / "never-run"),
+        "smoke": chapter_timings(smoke),
+        "full": chapter_timings(tmp_path / "never-run"),
     }
     page = learning_path.render_markdown(
         chapters, learning_path.dependencies(chapters), seconds, figure=None
@@ -130,7 +131,7 @@ def test_times_come_from_each_modes_last_run_or_say_not_run_yet(book, tmp_path):
 
 def test_write_page_draws_the_reduced_graph_and_links_every_chapter(book, tmp_path):
     target = tmp_path / "site" / "book"
-    include = learning_path.write_page(target, book, {"smoke": tmp_path / "none"})
+    include = learning_path.write_page(target, {"smoke": {}}, book)
     page = include.read_text()
     for stem in ("00_start", "01_attention", "02_more", "03_end"):
         assert f"<../notebooks/{stem}>" in page

@@ -13,10 +13,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from handbook import runner
+from handbook import config
 from handbook.exercises import student
 
-CHAPTERS = runner.chapter_notebooks()
+CHAPTERS = config.chapter_notebooks()
 
 
 def _solution_body_lines(notebook) -> list[str]:

@@ -150,9 +150,9 @@ def test_recorded_chapter_seconds_come_from_papermill_metadata(tmp_path):
 def test_c23_needs_every_chapter_before_10_executed_in_the_build(tmp_path, monkeypatch):
     """The loop without the toolchain is a full rebuild: with a chapter missing (a re-run of
     some chapters), there is nothing to compare with, whatever the others took."""
-    from handbook import runner
+    from handbook import config
 
-    chapters = [path.stem for path in runner.chapter_notebooks()]
+    chapters = [path.stem for path in config.chapter_notebooks()]
     before = [name for name in chapters if name < "10_toolchain"]
     assert len(before) == 10 and "10_toolchain" in chapters
     assert toolchain.chapters_not_executed(dict.fromkeys(chapters, 30.0)) == []

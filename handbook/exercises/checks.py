@@ -46,15 +46,12 @@ import numpy as np
 
 from handbook import config
 
-PASSED = "passed"
-FAILED = "failed"
-NOT_DONE = "not done"
-ERROR = "error"
-#: Used by the grader only: the notebook stopped before the check cell ran.
-NOT_REACHED = "not reached"
-#: An open question answered: an instructor reads it against the rubric; never counted as passed.
-SUBMITTED = "submitted"
-STATUSES = (PASSED, FAILED, NOT_DONE, ERROR, NOT_REACHED, SUBMITTED)
+#: Every status a check can reach, in one place (:mod:`handbook.config` validates
+#: ``HANDBOOK_EXERCISES_EXPECT`` against it). ``NOT_REACHED`` is used by the grader only: the
+#: notebook stopped before the check cell ran. ``SUBMITTED``: an open question answered, which an
+#: instructor reads against the rubric; never counted as passed.
+STATUSES = config.EXERCISE_STATUSES
+PASSED, FAILED, NOT_DONE, ERROR, NOT_REACHED, SUBMITTED = STATUSES
 #: How a status reads to a person (reports, tables, feedback); the others read as themselves.
 _STATUS_TEXT = {SUBMITTED: "submitted, see rubric"}
 

@@ -1,0 +1,565 @@
+"""The book pipeline: execute the chapters, stage the sources, build the site, verify the ledger.
+
+``handbook run``, ``handbook book`` and ``handbook verify`` (:mod:`handbook.cli`) each call one
+function here, and every step is a small function of its own:
+
+- **execute**: :func:`execute` runs notebooks behind the execution cache of
+  :mod:`handbook.cache` (``cache.lookup`` before, ``cache.commit`` after): a notebook whose key is
+  unchanged, and whose executed copy and ledger records are still the ones its last run wrote, is
+  not executed again (its line says ``cached``); one that runs says why. :func:`run` does that for
+  the command: chapters into ``<build>/site/notebooks``, other notebooks into
+  ``<build>/executed``, then a summary line.
+- **build the site**: :func:`build_site` checks that every chapter was executed, stages the
+  book's sources beside them (:func:`stage_book_sources`), writes the generated pages (the
+  ledger, :func:`write_ledger_include`; the learning path) and runs Jupyter Book.
+- **verify**: :func:`verify` re-executes chapters in a scratch build and compares each claim they
+  record with a ledger (:func:`handbook.claims.compare_records`).
+- **chapter 10**: :func:`chapter_timings` reads how long each chapter of a build took to execute,
+  the public function chapter 10 (:mod:`handbook.toolchain`, claim C23) times a full rebuild with.
+- **benchmark**: :func:`benchmarks`, the cache measured on whole smoke builds (``make bench``).
+
+Executing one notebook (papermill, its kernel's environment, its timing) is
+:mod:`handbook.runner`'s job; the ledger's files are read and written by :mod:`handbook.claims`
+only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from handbook import cache, claims, config, runner
+from handbook.runner import NotebookRun
+
+#: What the staged book source holds besides the executed notebooks.
+BOOK_SOURCES = ["_config.yml", "_toc.yml", "references.bib", "book"]
+LEDGER_INCLUDE = Path("book") / "ledger_table.inc"
+
+
+class BookError(Exception):
+    """A step of the pipeline cannot go on; the message says what to do instead."""
+
+
+# Which notebooks, and where they go ---------------------------------------------------------------
+
+
+def resolve_notebooks(names: Sequence[str]) -> list[Path]:
+    """Notebooks named by path or by name in ``notebooks/`` (``00_digits``); none names every
+    chapter. Raises :class:`BookError` naming a notebook that is not there."""
+    if not names:
+        notebooks = config.chapter_notebooks()
+        if not notebooks:
+            raise BookError(f"no chapter notebooks found in {config.project_root() / 'notebooks'}")
+        return notebooks
+    paths = []
+    for name in names:
+        path = Path(name)
+        if not path.is_file():
+            candidate = config.project_root() / "notebooks" / (path.stem + ".ipynb")
+            if not candidate.is_file():
+                raise BookError(f"no notebook {name!r}: give a path or a name in notebooks/")
+            path = candidate
+        paths.append(path.resolve())
+    return paths
+
+
+def output_dir_for(notebook: Path) -> Path:
+    """Chapter notebooks go to the site; any other notebook to ``<build dir>/executed``."""
+    chapters = config.project_root() / "notebooks"
+    return config.executed_dir() if notebook.parent == chapters else config.build_dir() / "executed"
+
+
+def key_environment(environment: Mapping[str, str]) -> dict[str, str]:
+    """The part of a kernel's environment that can change what a notebook shows: everything but
+    where its ledger records go."""
+    return {name: value for name, value in environment.items() if name != config.LEDGER_ENV}
+
+
+def shared_cores_note(jobs: int, *, smoke: bool) -> str | None:
+    """What a full-mode run with ``jobs`` > 1 does to the ledger's timings (None otherwise)."""
+    if jobs <= 1 or smoke:
+        return None
+    return (
+        f"note: with --jobs {jobs} the chapters share the cores, so the timings they record in "
+        "the ledger (speed-ups, durations) are slower and noisier than with --jobs 1"
+    )
+
+
+# Execute, behind the cache ------------------------------------------------------------------------
+
+
+def _forget_records(ledger: Path, notebook: Path, entry: cache.Entry | None) -> None:
+    """Before a chapter runs again: remove the records its last run left, so that a claim it no
+    longer records does not linger in the ledger."""
+    stale = set(claims.record_digests(ledger, chapter=notebook.stem))
+    claims.remove_records(ledger, stale | set(entry.claims if entry else ()))
+
+
+def _outcome(run: NotebookRun, *, with_reason: bool) -> str:
+    """``ok in 12.3 s (handbook/attention.py changed)``, and the error on a line of its own."""
+    why = f" ({run.reason})" if run.reason and with_reason else ""
+    line = f"{'ok' if run.ok else 'FAILED'} in {run.seconds:.1f} s{why}"
+    return line if run.ok else f"{line}\n    {run.error}"
+
+
+def execute(
+    notebooks: Sequence[Path],
+    out_dir: Path,
+    *,
+    environment: dict[str, str],
+    stream=None,
+    cache_dir: Path | None = None,
+    force: bool = False,
+    jobs: int = 1,
+) -> list[NotebookRun]:
+    """Execute each notebook into ``out_dir``, printing one line per notebook with its wall time.
+
+    With ``cache_dir``, a notebook whose cache entry still holds (:func:`handbook.cache.lookup`)
+    is not executed: its line says ``cached``; one that runs says why, and a successful run is
+    committed to the cache. ``force`` runs every notebook. ``jobs`` > 1 runs that many kernels at
+    once (never for timings that will be published: they would share the cores). Returns the
+    runs in the order of ``notebooks``.
+    """
+    stream = stream or sys.stdout
+    notebooks = [Path(notebook) for notebook in notebooks]
+    for notebook in notebooks:
+        if not notebook.is_file():
+            raise FileNotFoundError(f"no notebook at {notebook}")
+    ledger = Path(environment.get(config.LEDGER_ENV) or config.ledger_dir())
+    kernel_variables = {**environment, **runner.threads_per_kernel(jobs)}
+    count = len(notebooks)
+    runs: dict[Path, NotebookRun] = {}
+    lookups: dict[Path, cache.Lookup | None] = {}
+    for position, notebook in enumerate(notebooks, start=1):
+        found = None
+        if cache_dir is not None:
+            found = cache.lookup(
+                cache_dir,
+                notebook,
+                environment=key_environment(kernel_variables),
+                package_root=config.project_root(),
+                executed=out_dir / notebook.name,
+                records=claims.record_digests(ledger),
+                force=force,
+            )
+            if found.hit:
+                print(
+                    f"[{position}/{count}] {notebook.name} ... cached "
+                    f"(ran in {found.entry.seconds:.1f} s last time)",
+                    file=stream,
+                    flush=True,
+                )
+                runs[notebook] = NotebookRun(notebook, out_dir / notebook.name, 0.0, cached=True)
+                continue
+            _forget_records(ledger, notebook, found.entry)
+        lookups[notebook] = found
+
+    def finish(run: NotebookRun) -> NotebookRun:
+        found = lookups[run.notebook]
+        run = replace(run, reason=found.reason if found else ("--force" if force else "no cache"))
+        if found is not None and run.ok:
+            cache.commit(
+                cache_dir,
+                run.notebook,
+                found.components,
+                executed=run.output,
+                records=claims.record_digests(ledger, chapter=run.notebook.stem),
+                seconds=run.seconds,
+            )
+        return run
+
+    done = count - len(lookups)
+    logs = out_dir.parent / "logs"
+    jobs_to_run = [
+        (notebook, out_dir / notebook.name, logs / f"{notebook.stem}.log") for notebook in lookups
+    ]
+    with_reason = cache_dir is not None
+    if jobs <= 1 or len(jobs_to_run) <= 1:
+        for notebook, output, log in jobs_to_run:
+            done += 1
+            print(f"[{done}/{count}] {notebook.name} ...", end=" ", file=stream, flush=True)
+            run = finish(
+                runner.execute_notebook(
+                    notebook, output, environment=kernel_variables, kernel_log=log
+                )
+            )
+            print(_outcome(run, with_reason=with_reason), file=stream, flush=True)
+            runs[notebook] = run
+    else:
+        for run in runner.execute_side_by_side(
+            jobs_to_run, environment=kernel_variables, workers=jobs
+        ):
+            run = finish(run)
+            done += 1
+            outcome = _outcome(run, with_reason=with_reason)
+            print(f"[{done}/{count}] {run.notebook.name} ... {outcome}", file=stream, flush=True)
+            runs[run.notebook] = run
+    return [runs[notebook] for notebook in notebooks]
+
+
+def run(notebooks: Sequence[Path], *, every_chapter: bool, smoke: bool, force: bool, jobs: int):
+    """Execute ``notebooks`` behind the cache into the build folder (``handbook run``): chapters
+    into the site's folder, others into ``<build dir>/executed``. ``every_chapter``: the run is
+    of the whole book, so records of chapters that no longer exist are removed first. Prints a
+    summary line and the failures; returns the runs."""
+    ledger = config.ledger_dir()
+    if every_chapter:
+        removed = claims.remove_orphan_records(ledger, [notebook.stem for notebook in notebooks])
+        if removed:
+            print(f"removed ledger records of no current chapter: {', '.join(removed)}")
+    environment = runner.notebook_environment(smoke=smoke, strict_exercises=True, ledger_dir=ledger)
+    mode = "smoke" if smoke else "full"
+    jobs = max(1, jobs)
+    side_by_side = f", {jobs} at a time" if jobs > 1 else ""
+    print(
+        f"executing {len(notebooks)} notebook(s) in {mode} mode into {config.build_dir()}"
+        f"{side_by_side}"
+    )
+    if note := shared_cores_note(jobs, smoke=smoke):
+        print(note)
+    start = time.perf_counter()
+    runs = []
+    for output_dir in sorted({output_dir_for(notebook) for notebook in notebooks}):
+        runs.extend(
+            execute(
+                [notebook for notebook in notebooks if output_dir_for(notebook) == output_dir],
+                output_dir,
+                environment=environment,
+                cache_dir=config.build_dir() / "cache" / output_dir.name,
+                force=force,
+                jobs=jobs,
+            )
+        )
+    failed = [done for done in runs if not done.ok]
+    cached = sum(done.cached for done in runs)
+    print(
+        f"{len(runs) - len(failed)}/{len(runs)} notebooks ok ({cached} cached, "
+        f"{len(runs) - cached} executed) in {time.perf_counter() - start:.1f} s"
+    )
+    if failed:
+        print("failures:\n" + "\n".join(f"  {done.error}" for done in failed), file=sys.stderr)
+    return runs
+
+
+# Build the site -----------------------------------------------------------------------------------
+
+
+def stage_book_sources(site_dir: Path) -> None:
+    """Copy the book's prose and configuration next to the executed notebooks in ``site_dir``."""
+    from handbook import diagrams
+
+    root = config.project_root()
+    for name in BOOK_SOURCES:
+        source, target = root / name, site_dir / name
+        if source.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+        elif source.is_file():
+            shutil.copy2(source, target)
+        else:
+            raise FileNotFoundError(f"the book needs {source}, which is missing")
+    # the concept diagrams, beside the executed notebooks whose markdown shows figures/NAME.svg
+    diagrams.copy_figures(site_dir / "notebooks")
+
+
+def write_ledger_include(site_dir: Path) -> Path:
+    """Render the claims records of the last run into the file the ledger page includes."""
+    from handbook import ledger_page
+
+    return ledger_page.write_page(claims.load_records(), site_dir / LEDGER_INCLUDE)
+
+
+def check_every_chapter_executed(site_dir: Path) -> None:
+    """Every chapter has an executed copy in ``site_dir``, and none of them stopped on an error;
+    raises :class:`BookError` naming those that did not."""
+    import nbformat
+
+    missing, failed = [], []
+    for notebook in config.chapter_notebooks():
+        executed = site_dir / "notebooks" / notebook.name
+        if not executed.is_file():
+            missing.append(notebook.name)
+        elif nbformat.read(executed, as_version=4).metadata.get("papermill", {}).get("exception"):
+            failed.append(notebook.name)
+    if missing or failed:
+        problems = [f"not executed yet: {', '.join(missing)}"] * bool(missing)
+        problems += [f"their last run failed: {', '.join(failed)}"] * bool(failed)
+        raise BookError("; ".join(problems) + "; run `python -m handbook run` (or drop --no-run)")
+
+
+def _jupyter_book_executable() -> str:
+    beside_python = Path(sys.executable).parent / "jupyter-book"
+    found = str(beside_python) if beside_python.exists() else shutil.which("jupyter-book")
+    if not found:
+        raise BookError("jupyter-book is not installed: `pip install -e .` installs it")
+    return found
+
+
+def run_folders(*, smoke: bool | None = None) -> dict[str, Path]:
+    """Where the last run of each mode left its executed chapters: ``make book``'s ``_build``
+    (full) and ``make test``'s ``_build/smoke`` (smoke); the current build directory stands for
+    the mode ``smoke`` names (None: the current build is not one of them)."""
+    root = config.project_root()
+    folders = {
+        "smoke": config.executed_dir(root / "_build" / "smoke"),
+        "full": config.executed_dir(root / "_build"),
+    }
+    if smoke is not None:
+        folders["smoke" if smoke else "full"] = config.executed_dir()
+    return folders
+
+
+def build_site(*, smoke: bool) -> int:
+    """Build the HTML site from the chapters executed last (``smoke``: this build is a smoke
+    build, for the learning path's timings) with warnings as errors; returns Jupyter Book's exit
+    status (0: the site is ready). Raises :class:`BookError` if a chapter was not executed."""
+    from handbook import learning_path
+
+    site_dir = config.build_dir() / "site"
+    check_every_chapter_executed(site_dir)
+    stage_book_sources(site_dir)
+    write_ledger_include(site_dir)
+    # generated from the notebooks and this run's timings (see handbook.learning_path)
+    timings = {mode: chapter_timings(folder) for mode, folder in run_folders(smoke=smoke).items()}
+    learning_path.write_page(site_dir / "book", timings)
+    command = [
+        _jupyter_book_executable(),
+        "build",
+        str(site_dir),
+        "--path-output",
+        str(config.site_output_root()),
+        "--warningiserror",
+        "--keep-going",
+        "--quiet",
+    ]
+    print("building the site:", " ".join(command[1:]))
+    result = subprocess.run(command, check=False)
+    if result.returncode:
+        print(
+            "the site build failed (warnings count as errors): see the messages above",
+            file=sys.stderr,
+        )
+        return result.returncode
+    print(f"\nThe book is ready: open file://{config.html_dir() / 'index.html'}")
+    return 0
+
+
+# Verify -------------------------------------------------------------------------------------------
+
+#: :func:`verify`'s results, which are ``handbook verify``'s exit statuses.
+REPRODUCED, NOT_REPRODUCIBLE, NOTHING_TO_COMPARE = 0, 1, 2
+
+
+def scratch_folder(scratch: Path | None) -> Path:
+    """A fresh folder for a re-run: ``scratch`` (new or empty) or a new one under the build
+    folder; raises :class:`BookError` when ``scratch`` holds something."""
+    import tempfile
+
+    if scratch:
+        scratch = Path(scratch).resolve()
+        if scratch.exists() and any(scratch.iterdir()):
+            raise BookError(f"--scratch {scratch} is not empty: give a new or an empty folder")
+        scratch.mkdir(parents=True, exist_ok=True)
+        return scratch
+    config.build_dir().mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="verify-", dir=config.build_dir()))
+
+
+def rerun(notebooks: Sequence[Path], scratch: Path, *, smoke: bool) -> list[NotebookRun]:
+    """Execute ``notebooks`` laid out as a build in ``scratch`` (its own ledger, no cache):
+    chapter 10 times the chapters executed before it in the same build (C23), here this re-run's."""
+    environment = runner.notebook_environment(
+        smoke=smoke, strict_exercises=True, ledger_dir=scratch / "ledger"
+    )
+    environment[config.BUILD_ENV] = str(scratch)
+    mode = "smoke" if smoke else "full"
+    print(f"re-executing {len(notebooks)} chapter(s) in {mode} mode into {scratch}")
+    return execute(notebooks, config.executed_dir(scratch), environment=environment)
+
+
+def verify(
+    notebooks: Sequence[Path],
+    *,
+    reference_dir: Path,
+    smoke: bool,
+    scratch: Path | None = None,
+    rerun_ledger: Path | None = None,
+) -> int:
+    """Compare every claim ``notebooks`` record with the ledger in ``reference_dir``, one line
+    per claim: re-executed into a scratch build (:func:`rerun`; ``scratch`` keeps it), or, with
+    ``rerun_ledger``, the records already there. Returns :data:`REPRODUCED`,
+    :data:`NOT_REPRODUCIBLE` (a value drifted or a chapter failed) or :data:`NOTHING_TO_COMPARE`.
+    """
+    chapters = {notebook.stem for notebook in notebooks}
+    if not reference_dir.is_dir():
+        print(
+            f"there is no ledger in {reference_dir} to compare with: run `python -m handbook "
+            "run` first (or point --against at another ledger)",
+            file=sys.stderr,
+        )
+        return NOTHING_TO_COMPARE
+    if rerun_ledger:
+        folder, runs, rerun_dir = Path(rerun_ledger), [], Path(rerun_ledger)
+        print(f"comparing the records in {rerun_dir} (nothing re-executed)")
+    else:
+        folder = scratch_folder(scratch)
+        rerun_dir = folder / "ledger"
+        runs = rerun(notebooks, folder, smoke=smoke)
+    reference = claims.records_of(reference_dir, chapters)
+    if not reference:
+        print(
+            f"the ledger in {reference_dir} holds no claim of {', '.join(sorted(chapters))}: "
+            "run `python -m handbook run` first (or point --against at another ledger)",
+            file=sys.stderr,
+        )
+        return NOTHING_TO_COMPARE
+    rerun_records = claims.records_of(rerun_dir, chapters)
+    print(f"\n{'':4} {'':5} ledger in {reference_dir} | re-run")
+    comparisons = [
+        claims.compare_records(reference.get(claim_id), rerun_records.get(claim_id))
+        for claim_id in sorted(
+            set(reference) | set(rerun_records), key=lambda claim_id: int(claim_id[1:])
+        )
+    ]
+    for comparison in comparisons:
+        print(comparison.line())
+    drifted = [comparison.claim_id for comparison in comparisons if not comparison.agrees]
+    unmeasured = [comparison.claim_id for comparison in comparisons if not comparison.compared]
+    failed = [done for done in runs if not done.ok]
+    for done in failed:
+        print(f"chapter failed: {done.error}", file=sys.stderr)
+    if drifted or failed:
+        print(
+            f"\nnot reproducible: {len(drifted)} claim(s) drifted ({', '.join(drifted) or 'none'}),"
+            f" {len(failed)} chapter(s) failed; the re-run is in {folder}",
+            file=sys.stderr,
+        )
+        return NOT_REPRODUCIBLE
+    if unmeasured:
+        print(
+            f"\nno drift: {len(comparisons) - len(unmeasured)} claim(s) reproduced the ledger's "
+            f"values; not measured by this re-run, so not compared: {', '.join(unmeasured)}"
+        )
+    else:
+        print(f"\nall {len(comparisons)} claim(s) reproduced the ledger's values")
+    if runs and not scratch:  # a folder of our own, and nothing in it to look into
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"(the re-run's folder {folder} was removed: `--scratch DIR` keeps one)")
+    return REPRODUCED
+
+
+# What chapter 10 times ----------------------------------------------------------------------------
+
+
+def chapter_timings(executed: Path | None = None) -> dict[str, float]:
+    """Chapter (notebook stem) -> seconds papermill took to execute it, from the executed copies
+    of a build (default :func:`handbook.config.executed_dir`: this build's). A chapter not
+    executed there, or whose copy cannot be read, is absent.
+
+    Chapter 10 (:mod:`handbook.toolchain`, claim C23) reads the chapters executed before it in
+    the same build as the time of a full rebuild without the toolchain; the learning-path page
+    shows the same timings per mode. A notebook is JSON: its metadata is read with :mod:`json`,
+    not ``nbformat``, whose import (through jsonschema's format checkers) costs a kernel
+    about 3 s."""
+    durations = {}
+    for path in sorted(Path(executed or config.executed_dir()).glob("[0-9][0-9]_*.ipynb")):
+        try:
+            metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        except (OSError, ValueError):
+            continue
+        duration = metadata.get("papermill", {}).get("duration")
+        if duration is not None:
+            durations[path.stem] = float(duration)
+    return durations
+
+
+# The cache's own benchmark ------------------------------------------------------------------------
+
+#: What a scratch copy of the book leaves out: build output, environments, caches, people's work.
+#: Everything else comes along, since chapters read more than their sources (chapter 5 the
+#: manifests in deploy/, chapter 10 the Makefile, .ci/run and a test file it times).
+_NOT_COPIED = (
+    "_build",
+    ".venv",
+    "venv",
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "*.egg-info",
+    "student",
+    "grades",
+)
+
+
+def copy_book(target: Path) -> Path:
+    """A copy of the checkout in ``target`` (an existing, empty folder), without
+    :data:`_NOT_COPIED`; not a git checkout, like a book downloaded as a zip."""
+    shutil.copytree(
+        config.project_root(),
+        target,
+        ignore=shutil.ignore_patterns(*_NOT_COPIED),
+        dirs_exist_ok=True,
+    )
+    return target
+
+
+def _timed_book_build(root: Path, *options: str) -> float:
+    """Seconds for ``python -m handbook book --smoke`` in the scratch copy ``root``."""
+    environment = {**os.environ, "PYTHONPATH": str(root), config.BUILD_ENV: "_build/smoke"}
+    environment.pop(config.LEDGER_ENV, None)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "handbook", "book", "--smoke", *options],
+        cwd=root,
+        env=environment,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def _append_to_markdown_cell(notebook: Path, text: str) -> None:
+    import nbformat
+
+    content = nbformat.read(notebook, as_version=4)
+    cell = next(cell for cell in content.cells if cell.cell_type == "markdown")
+    cell.source += text
+    nbformat.write(content, notebook)
+
+
+def benchmarks(smoke: bool = False) -> list:
+    """The execution cache, measured: a smoke-mode build of the whole book (every chapter
+    executed, then the site) against the same build with nothing changed, after editing one
+    chapter's markdown, and after editing ``handbook/multimodal.py`` (chapter 8's module).
+
+    Each build runs once, one after the other in a scratch copy of the book, so the ratios come
+    from one run; ``smoke`` changes nothing (the builds are smoke builds already).
+    """
+    import tempfile
+
+    from handbook import bench
+
+    with tempfile.TemporaryDirectory(prefix="handbook-cache-bench-") as scratch:
+        root = copy_book(Path(scratch))
+        seconds = {"every chapter executed (--force)": _timed_book_build(root, "--force")}
+        seconds["nothing changed"] = _timed_book_build(root)
+        _append_to_markdown_cell(root / "notebooks" / "08_multimodal.ipynb", "\n\nAn edit.")
+        seconds["chapter 8's markdown edited"] = _timed_book_build(root)
+        module = root / "handbook" / "multimodal.py"
+        module.write_text(module.read_text() + "\n# an edit\n")
+        seconds["handbook/multimodal.py edited"] = _timed_book_build(root)
+    full = seconds["every chapter executed (--force)"]
+    group = "book: smoke book rebuild"
+    return [
+        bench.Measurement(group, variant, value * 1000.0, full / value, None, "one build each")
+        for variant, value in seconds.items()
+    ]

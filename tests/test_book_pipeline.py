@@ -1,0 +1,165 @@
+"""The book pipeline (handbook.book): which notebooks, executing them behind the cache, staging
+the site, what chapter 10 reads. The cache's own decisions are tested in tests/test_cache*.py,
+`handbook verify` through the command in tests/test_cli.py."""
+
+import io
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from handbook import book, cli, config, runner
+
+
+def _notebook(path, *sources):
+    nbformat.write(new_notebook(cells=[new_code_cell(source) for source in sources]), path)
+    return path
+
+
+def test_notebooks_are_named_by_path_or_by_chapter_and_a_wrong_name_is_refused(tmp_path):
+    assert book.resolve_notebooks([]) == config.chapter_notebooks()
+    assert book.resolve_notebooks(["00_digits"]) == [config.chapter_notebooks()[0]]
+    own = _notebook(tmp_path / "own.ipynb", "x = 1")
+    assert book.resolve_notebooks([str(own)]) == [own.resolve()]
+    with pytest.raises(book.BookError, match="no notebook 'nope': give a path or a name"):
+        book.resolve_notebooks(["nope"])
+
+
+def test_chapters_go_to_the_site_and_other_notebooks_beside_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HANDBOOK_BUILD_DIR", str(tmp_path))
+    assert book.output_dir_for(config.chapter_notebooks()[0]) == tmp_path / "site" / "notebooks"
+    assert book.output_dir_for(tmp_path / "own.ipynb") == tmp_path / "executed"
+
+
+def test_the_ledger_folder_is_no_part_of_a_chapter_s_key():
+    environment = runner.notebook_environment(
+        smoke=True, strict_exercises=True, ledger_dir=config.project_root() / "elsewhere"
+    )
+    assert config.LEDGER_ENV in environment and config.LEDGER_ENV not in book.key_environment(
+        environment
+    )
+    assert book.key_environment(environment)[config.SMOKE_ENV] == "1"
+
+
+def test_stage_and_ledger_include(tmp_path):
+    book.stage_book_sources(tmp_path)
+    for name in ("_config.yml", "_toc.yml", "references.bib", "book/intro.md"):
+        assert (tmp_path / name).is_file()
+    include = book.write_ledger_include(tmp_path)
+    assert include.read_text().count("<tr") == 25  # a header and one row per claim
+    assert "No claim has been measured" in include.read_text()
+
+
+def test_the_site_is_not_built_from_chapters_whose_last_run_failed(tmp_path):
+    site = tmp_path / "site"
+    (site / "notebooks").mkdir(parents=True)
+    for chapter in config.chapter_notebooks():
+        notebook = new_notebook()
+        notebook.metadata["papermill"] = {"exception": chapter.name == "00_digits.ipynb"}
+        nbformat.write(notebook, site / "notebooks" / chapter.name)
+    with pytest.raises(book.BookError, match="their last run failed: 00_digits.ipynb"):
+        book.check_every_chapter_executed(site)
+    (site / "notebooks" / "01_attention.ipynb").unlink()
+    with pytest.raises(book.BookError, match="not executed yet: 01_attention.ipynb; their last"):
+        book.check_every_chapter_executed(site)
+
+
+def test_full_mode_on_shared_cores_says_what_it_does_to_the_timings():
+    assert book.shared_cores_note(1, smoke=False) is None
+    assert book.shared_cores_note(2, smoke=True) is None
+    note = book.shared_cores_note(2, smoke=False)
+    assert "--jobs 2" in note and "timings" in note and "--jobs 1" in note
+
+
+def test_each_notebook_gets_one_line_and_a_failure_its_reason(tmp_path, monkeypatch):
+    """The kernel is a fake here (tests/test_runner.py and the tests below run real ones)."""
+    good = _notebook(tmp_path / "good.ipynb", "x = 1")
+    bad = _notebook(tmp_path / "bad.ipynb", "1 / 0")
+
+    def fake_kernel(notebook, output, *, environment, kernel_log):
+        assert kernel_log == tmp_path / "logs" / f"{notebook.stem}.log"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text("executed")
+        error = "bad.ipynb: cell 0 raised ZeroDivisionError" if notebook == bad else None
+        return runner.NotebookRun(notebook, output, 0.25, error)
+
+    monkeypatch.setattr(runner, "execute_notebook", fake_kernel)
+    printed = io.StringIO()
+    environment = runner.notebook_environment(smoke=True, strict_exercises=True)
+    runs = book.execute([good, bad], tmp_path / "out", environment=environment, stream=printed)
+    assert [run.ok for run in runs] == [True, False] and runs[1].reason == "no cache"
+    assert printed.getvalue().splitlines() == [
+        "[1/2] good.ipynb ... ok in 0.2 s",
+        "[2/2] bad.ipynb ... FAILED in 0.2 s",
+        "    bad.ipynb: cell 0 raised ZeroDivisionError",
+    ]
+    with pytest.raises(FileNotFoundError, match="no notebook at"):
+        book.execute([tmp_path / "missing.ipynb"], tmp_path / "out", environment=environment)
+
+
+def test_cli_run_reports_failure_with_exit_status(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(config, "build_dir", lambda: tmp_path / "_build")
+    good = _notebook(tmp_path / "good.ipynb", "print('fine')")
+    bad = _notebook(tmp_path / "bad.ipynb", "1 / 0")
+    assert cli.main(["run", "--smoke", str(good)]) == 0
+    # not a chapter: executed beside the site, never in place of a chapter's executed copy
+    assert (tmp_path / "_build" / "executed" / "good.ipynb").is_file()
+    assert not (tmp_path / "_build" / "site" / "notebooks" / "good.ipynb").exists()
+    assert cli.main(["run", "--smoke", str(good), str(bad)]) == 1
+    captured = capsys.readouterr()
+    assert "1/2 notebooks ok (1 cached, 1 executed)" in captured.out
+    assert "good.ipynb ... cached" in captured.out
+    assert "[2/2] bad.ipynb ... FAILED in" in captured.out
+    assert "ZeroDivisionError" in captured.err
+
+
+def test_side_by_side_runs_share_the_cores(tmp_path):
+    shares = runner.threads_per_kernel(2)
+    notebooks = [
+        _notebook(tmp_path / f"n{index}.ipynb", "import os\nprint(os.environ['OMP_NUM_THREADS'])")
+        for index in range(2)
+    ]
+    runs = book.execute(
+        notebooks,
+        tmp_path / "out",
+        environment=runner.notebook_environment(smoke=True, strict_exercises=True),
+        jobs=2,
+    )
+    assert [run.ok for run in runs] == [True, True] and [run.notebook for run in runs] == notebooks
+    printed = nbformat.read(runs[0].output, as_version=4).cells[0].outputs[0]["text"]
+    assert printed.strip() == shares["OMP_NUM_THREADS"]
+
+
+def test_chapter_timings_come_from_papermill_metadata_of_the_build(tmp_path, monkeypatch):
+    for name, duration in (("00_digits", 12.5), ("01_attention", None)):
+        notebook = new_notebook()
+        if duration is not None:
+            notebook.metadata["papermill"] = {"duration": duration}
+        nbformat.write(notebook, tmp_path / f"{name}.ipynb")
+    (tmp_path / "02_optimization.ipynb").write_text('{"cut sh')  # being written: no timing
+    assert book.chapter_timings(tmp_path) == {"00_digits": 12.5}
+    monkeypatch.setenv("HANDBOOK_BUILD_DIR", str(tmp_path))
+    assert book.chapter_timings() == {}  # the build's executed copies, not the build folder
+
+
+def test_the_cache_benchmark_copies_what_chapters_read_and_leaves_out_build_output(
+    tmp_path, monkeypatch
+):
+    """Chapter 5 prints deploy/ manifests, chapter 10 the Makefile, .ci/run and a test it times:
+    a scratch copy of only the sources failed there (found by `make bench`)."""
+    source = tmp_path / "book"
+    for name in ("deploy/k8s/hpa.yaml", "Makefile", ".ci/run", "tests/test_digits.py"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(name)
+    for name in (
+        "_build/smoke/x.ipynb",
+        ".venv/bin/python",
+        ".git/HEAD",
+        "handbook/__pycache__/a.pyc",
+    ):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text("left out")
+    monkeypatch.setattr(config, "project_root", lambda: source)
+    copy = book.copy_book(tmp_path / "copy")
+    copied = {str(path.relative_to(copy)) for path in copy.rglob("*") if path.is_file()}
+    assert copied == {"deploy/k8s/hpa.yaml", "Makefile", ".ci/run", "tests/test_digits.py"}
