@@ -14,6 +14,11 @@ executed notebook shows or what it records in the claims ledger:
 An entry stores the components, so a miss can say *what* changed ("handbook/attention.py
 changed", "torch 2.13.0 -> 2.14.1").
 
+The book pipeline (:mod:`handbook.book`) takes two steps around each execution: :func:`lookup`
+(a hit, or why the notebook runs) and, after a successful run, :func:`commit` (the entry, with
+the hashes of the executed copy and of the ledger records the run wrote, so that a later hit
+also requires those files to be intact).
+
 Why not jupyter-cache, which Jupyter Book 1 uses for ``execute_notebooks: cache``? It hashes a
 notebook's code cells (and kernel name) only: a change to ``handbook/attention.py`` would leave
 chapter 1's cached outputs in place, and so would a new torch. What fits is its idea of hashing

@@ -8,7 +8,7 @@ names the offline stand-in.
 One module per data source (``digit_images``, ``number_translation``, ``topics``, ``clicks``,
 ``news``, ``fraud``, ``diagnosis``, ``captions``, ``hiring``) on a small shared ``base``; the names
 below are re-exported so that ``handbook.datasets.digits()`` works as before. A module's top level
-only defines names (a test checks it), so that the execution cache of :mod:`handbook.runner` can
+only defines names (a test checks it), so that the execution cache of :mod:`handbook.cache` can
 tell which chapter uses which source from the imports alone.
 """
 

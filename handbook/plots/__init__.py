@@ -6,7 +6,7 @@ never when ``handbook`` is imported.
 One module per chapter's figures (``attention``, ``optim``, ``data``, ...) plus ``common`` (figures
 several chapters draw) and ``style`` (shared); the functions are re-exported, so
 ``handbook.plots.learning_curves`` works as before. A module's top level only defines names (a test
-checks it), so that the execution cache of :mod:`handbook.runner` can tell which chapter uses which
+checks it), so that the execution cache of :mod:`handbook.cache` can tell which chapter uses which
 figures from the imports alone.
 """
 
