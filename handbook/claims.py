@@ -27,7 +27,7 @@ import os
 import platform
 import re
 from collections.abc import Collection, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
 from handbook import config
@@ -189,15 +189,31 @@ def _validate(claim_id: str, verdict: str, measured: float | None) -> None:
         raise TypeError(f"{claim_id}: measured must be a number, got {type(measured).__name__}")
 
 
+@dataclass(frozen=True)
+class Finding:
+    """What a verdict function of :mod:`handbook.verdicts` decided about one claim from the values
+    a notebook measured: everything :func:`record` writes except the chapter and the seed."""
+
+    claim_id: str
+    claim: str
+    article_value: str
+    measured: float | None
+    unit: str
+    verdict: str
+    note: str
+    interval: tuple[float, float] | None = None
+    timing: bool = False
+
+
 def record(
-    claim_id: str,
+    claim_id: str | Finding,
     *,
-    claim: str,
-    article_value: str,
-    measured: float | None,
-    unit: str,
-    verdict: str,
-    note: str,
+    claim: str | None = None,
+    article_value: str | None = None,
+    measured: float | None = None,
+    unit: str | None = None,
+    verdict: str | None = None,
+    note: str | None = None,
     chapter: str,
     seed: int | None = None,
     ledger_dir: Path | None = None,
@@ -206,13 +222,30 @@ def record(
 ) -> ClaimRecord:
     """Write the record of ``claim_id`` (replacing an earlier one) and return it.
 
-    ``measured`` is the number this run produced (``None`` only for "not measurable here"),
-    ``unit`` its unit ("%", "x", "ms", "BLEU"...), ``chapter`` the notebook's file stem
-    (``"00_digits"``), used for the link back from the ledger page. ``interval``: for a timing
-    value only, ``(low, high)`` around it (see :func:`interval_verdict`); a value without one
-    is one the same code must reproduce exactly, unless ``timing=True`` says it is a one-shot
-    timing (a ratio of two durations measured once), which a re-run cannot reproduce exactly.
+    The chapters pass a :class:`Finding` (``record(verdicts.attention.c2(...), chapter=...,
+    seed=SEED)``), which carries every field below but ``chapter`` and ``seed``; the fields can
+    also be given one by one. ``measured`` is the number this run produced (``None`` only for
+    "not measurable here"), ``unit`` its unit ("%", "x", "ms", "BLEU"...), ``chapter`` the
+    notebook's file stem (``"00_digits"``), used for the link back from the ledger page.
+    ``interval``: for a timing value only, ``(low, high)`` around it (see
+    :func:`interval_verdict`); a value without one is one the same code must reproduce exactly,
+    unless ``timing=True`` says it is a one-shot timing (a ratio of two durations measured
+    once), which a re-run cannot reproduce exactly.
     """
+    fields = (claim, article_value, measured, unit, verdict, note, interval)
+    if isinstance(claim_id, Finding):
+        if any(value is not None for value in fields) or timing:
+            raise TypeError(
+                f"{claim_id.claim_id}: a Finding carries the claim's fields; pass only chapter, "
+                "seed and ledger_dir with it"
+            )
+        claim_id, claim, article_value, measured, unit, verdict, note, interval, timing = astuple(
+            claim_id
+        )
+    required = {"claim": claim, "article_value": article_value, "unit": unit, "verdict": verdict}
+    missing = [name for name, value in {**required, "note": note}.items() if value is None]
+    if missing:
+        raise TypeError(f"{claim_id}: record() needs {', '.join(missing)}, or a Finding")
     _validate(claim_id, verdict, measured)
     _validate_interval(claim_id, measured, interval)
     entry = ClaimRecord(

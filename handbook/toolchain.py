@@ -11,7 +11,8 @@
   labels and simulated annotators, and read back into a ``datasets.Dataset`` by majority vote.
 - **C23**: the time from a one-line change to a verified result, with the toolchain (focused
   test, one chapter in smoke mode, a comparison through MLflow) and without (every chapter
-  re-executed, as papermill timed them).
+  re-executed, as papermill timed them); :func:`handbook.verdicts.toolchain.c23` decides its
+  verdict and note.
 """
 
 from __future__ import annotations
@@ -548,51 +549,6 @@ def chapters_not_executed(
         for notebook in config.chapter_notebooks()
         if notebook.stem < chapter and notebook.stem not in recorded
     ]
-
-
-#: C23's figure: two weeks of iteration cut to three days.
-C23_ARTICLE_RATIO = 14 / 3
-
-
-def c23_verdict(ratio: float | None) -> str:
-    """The ledger verdict of C23's ratio (loop without the toolchain over loop with it):
-    reproduced at the article's 4.7x or more, partly above 1x, not reproduced at 1x or less;
-    "not measurable here" without a ratio (no full build to compare with)."""
-    if ratio is None:
-        return "not measurable here"
-    if ratio >= C23_ARTICLE_RATIO:
-        return "reproduced"
-    return "partly reproduced" if ratio > 1 else "not reproduced"
-
-
-def c23_note(
-    with_toolchain: IterationLoop,
-    without_toolchain: IterationLoop,
-    missing: Sequence[str],
-    *,
-    nested_chapter_run: bool,
-) -> str:
-    """C23's ledger note: what each loop was made of and took, or why nothing was measured
-    (``missing``: the chapters before 10 with no executed copy in this build)."""
-    if missing:
-        measured = (
-            f"Not measured: {', '.join(missing)} not executed in this build, so there is no "
-            "full rebuild to compare with (run `make book`)"
-        )
-    else:
-        steps = ", ".join(f"{s.name} {s.seconds:.0f} s" for s in with_toolchain.steps)
-        skipped = "" if nested_chapter_run else "; smoke mode skips the nested chapter run"
-        measured = (
-            f"With the toolchain: {steps} (total {with_toolchain.seconds:.0f} s{skipped}). "
-            f"Without: re-executing the {len(without_toolchain.steps)} chapters papermill timed "
-            f"in this build, {without_toolchain.seconds:.0f} s, plus a manual comparison "
-            "counted as 0 s"
-        )
-    return (
-        f"proxy on this book: seconds from a one-line change to a verified result. {measured}. "
-        "A business's calendar is not measurable here; the ratio depends on the book's size "
-        "and on the machine (timings on a shared machine are noisy)"
-    )
 
 
 def measure_seconds(action: Callable[[], object]) -> float:

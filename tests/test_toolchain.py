@@ -178,20 +178,3 @@ def test_a_failing_command_is_reported_with_its_output():
             [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], timeout_s=60
         )
     assert toolchain.timed_command([sys.executable, "-c", "pass"], timeout_s=60) > 0
-
-
-def test_c23_verdict_and_note_say_what_was_measured_or_why_not():
-    assert toolchain.c23_verdict(None) == "not measurable here"
-    assert toolchain.c23_verdict(toolchain.C23_ARTICLE_RATIO) == "reproduced"
-    assert toolchain.c23_verdict(4.6) == "partly reproduced"
-    assert toolchain.c23_verdict(1.0) == "not reproduced"
-    with_loop = toolchain.IterationLoop("with", [toolchain.Step("focused test", 6.2, "pytest")])
-    without = toolchain.IterationLoop(
-        "without", [toolchain.Step(f"0{i}_x", 30.0, "papermill") for i in range(3)]
-    )
-    note = toolchain.c23_note(with_loop, without, [], nested_chapter_run=False)
-    assert "With the toolchain: focused test 6 s (total 6 s; smoke mode skips" in note
-    assert "re-executing the 3 chapters papermill timed in this build, 90 s" in note
-    missing = toolchain.c23_note(with_loop, without, ["03_data"], nested_chapter_run=True)
-    assert "Not measured: 03_data not executed in this build" in missing
-    assert "With the toolchain" not in missing
