@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml | $(PY)
 book: $(STAMP) peers
 	$(PY) -m handbook book $(BOOK_OPTIONS)
 
-# the optional servers chapter 5 and `make bench` compare handbook.serve with
+# the optional servers chapter 5 and `make bench` compare handbook.serving with
 peers: $(STAMP)
 	@$(PY) -c 'import litserve, bentoml' 2>/dev/null || $(PY) -m pip install --quiet -e ".[peers]"
 
@@ -63,7 +63,7 @@ test: $(STAMP) peers
 ## grading, remote, sandbox), the cache and the server over their own tests: a table per module
 ## here, the lines in _build/coverage/html. The figures are in the README.
 COVERAGE_TESTS := tests/test_grading*.py tests/test_hostile_wire.py tests/test_sandbox.py tests/test_cache*.py \
-	tests/test_serve_*.py
+	tests/test_serving_*.py
 coverage: $(STAMP) peers
 	mkdir -p _build/coverage
 	$(PY) -m pytest $(COVERAGE_TESTS) -n $(TEST_JOBS) -p no:cacheprovider -q -m "not timing" \
@@ -93,7 +93,7 @@ serve: $(STAMP)
 	$(PY) -m handbook serve $(SERVE_OPTIONS)
 
 ## make bench: every chapter's benchmarks, measured side by side in one run;
-## `make bench BENCH="attention serve.loadtest"` runs only those modules' benchmarks
+## `make bench BENCH="attention serving.benchmarks"` runs only those modules' benchmarks
 bench: $(STAMP) peers
 	$(PY) -m handbook bench $(BENCH)
 

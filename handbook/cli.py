@@ -32,7 +32,7 @@ BENCHMARK_MODULES = [
     "handbook.multimodal",
     "handbook.ethics",
     "handbook.continual",
-    "handbook.serve.loadtest",
+    "handbook.serving.benchmarks",
     "handbook.book",
     "handbook.exercises.grading",
 ]
@@ -145,7 +145,7 @@ def command_grade(arguments: argparse.Namespace) -> int:
 
 def benchmark_modules(names: Sequence[str]) -> list[str]:
     """The modules of :data:`BENCHMARK_MODULES` that ``names`` select, in that order: a name is
-    the module's path with or without ``handbook.`` (``attention``, ``serve.loadtest``); none
+    the module's path with or without ``handbook.`` (``attention``, ``serving.benchmarks``); none
     selects every module. An unknown name raises ``SystemExit`` listing the known ones."""
     if not names:
         return list(BENCHMARK_MODULES)
@@ -200,7 +200,7 @@ def command_verify(arguments: argparse.Namespace) -> int:
 
 
 def command_serve(arguments: argparse.Namespace) -> int:
-    from handbook.serve.__main__ import main as serve_main  # FastAPI loads only for this command
+    from handbook.serving.__main__ import main as serve_main  # FastAPI loads only for this command
 
     return serve_main(["--build", *arguments.extra])
 
@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve the chapter-5 model on 127.0.0.1:8000 (builds it first if missing)",
-        description="Every option goes to `python -m handbook.serve` (see its --help), e.g. "
+        description="Every option goes to `python -m handbook.serving` (see its --help), e.g. "
         "`handbook serve --backend int8 --port 8080`.",
     )
     serve.set_defaults(handler=command_serve, passes_options=True)
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument(
         "modules",
         nargs="*",
-        help="only these modules' benchmarks, e.g. `attention serve.loadtest` (default: all)",
+        help="only these modules' benchmarks, e.g. `attention serving.benchmarks` (default: all)",
     )
     bench_parser.set_defaults(handler=command_bench)
 
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments, extra = parser.parse_known_args(argv)
     if extra and not getattr(arguments, "passes_options", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    arguments.extra = extra  # `handbook serve --port 8080`: options of python -m handbook.serve
+    arguments.extra = extra  # `handbook serve --port 8080`: options of python -m handbook.serving
     return arguments.handler(arguments)
 
 

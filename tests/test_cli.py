@@ -62,9 +62,9 @@ def test_a_failing_benchmark_module_keeps_the_other_rows_and_fails_the_command(c
 
 def test_bench_selects_modules_by_short_name_and_names_unknown_ones():
     assert cli.benchmark_modules([]) == cli.BENCHMARK_MODULES
-    assert cli.benchmark_modules(["serve.loadtest", "handbook.attention"]) == [
+    assert cli.benchmark_modules(["serving.benchmarks", "handbook.attention"]) == [
         "handbook.attention",
-        "handbook.serve.loadtest",
+        "handbook.serving.benchmarks",
     ]
     with pytest.raises(SystemExit, match="no benchmarks named atention; expected some of: digits"):
         cli.benchmark_modules(["atention"])
@@ -94,7 +94,7 @@ def test_student_command_keeps_existing_work(tmp_path, capsys):
 
 
 def test_serve_command_passes_options_and_builds_first(monkeypatch):
-    import handbook.serve.__main__ as serve_main
+    import handbook.serving.__main__ as serve_main
 
     seen = []
     monkeypatch.setattr(serve_main, "main", lambda argv: seen.append(argv) or 0)

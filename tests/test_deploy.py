@@ -1,12 +1,12 @@
-"""The deployment files in ``deploy/`` agree with each other and with ``handbook.serve``.
+"""The deployment files in ``deploy/`` agree with each other and with ``handbook.serving``.
 
 Nothing here needs Docker, kubectl, Prometheus or Grafana: every file is parsed (YAML with
 ``yaml.safe_load_all``, JSON with ``json``, the Dockerfile by a small line parser) and checked
 against the code it deploys: the port, user, model folder and backend of the image; the probes,
 selectors and names of the Kubernetes objects; and every metric the alerts and the dashboard
-query, against a real scrape of :class:`handbook.serve.metrics.ServerMetrics`.
+query, against a real scrape of :class:`handbook.serving.metrics.ServerMetrics`.
 
-``ROUTES`` (in ``handbook.serve.app``) and ``BACKENDS`` (in ``handbook.serve.backends``) are read
+``ROUTES`` (in ``handbook.serving.app``) and ``BACKENDS`` (in ``handbook.serving.backends``) are read
 from the modules' source with :mod:`ast` instead of imported: importing either loads PyTorch,
 which would take this file from well under a second to several seconds.
 """
@@ -28,7 +28,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from handbook.serve import autoscale, metrics
+from handbook.serving import autoscale, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -135,7 +135,7 @@ def server_command() -> list[str]:
     entrypoint = [exec_form(args, "ENTRYPOINT") for args in final_stage("ENTRYPOINT")]
     command = exec_form(only(final_stage("CMD"), "CMD in the final stage"), "CMD")
     argv = [*(entrypoint[-1] if entrypoint else []), *command]
-    assert argv[:3] == ["python", "-m", "handbook.serve"], f"not the server: {argv}"
+    assert argv[:3] == ["python", "-m", "handbook.serving"], f"not the server: {argv}"
     return argv
 
 
@@ -177,11 +177,11 @@ def module_constant(module: str, name: str):
 
 
 def routes() -> tuple[str, ...]:
-    return module_constant("handbook.serve.app", "ROUTES")
+    return module_constant("handbook.serving.app", "ROUTES")
 
 
 def backends() -> tuple[str, ...]:
-    return module_constant("handbook.serve.backends", "BACKENDS")
+    return module_constant("handbook.serving.backends", "BACKENDS")
 
 
 def cpu_cores(quantity: str | int | float) -> float:

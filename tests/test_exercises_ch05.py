@@ -334,7 +334,7 @@ def _failing(result) -> set[str]:
 
 
 def test_the_reference_model_decides_every_payload_as_the_table_says() -> None:
-    from handbook.serve.app import request_model
+    from handbook.serving.app import request_model
 
     for max_chars, max_texts in ch05.REQUEST_LIMITS:
         model = request_model(max_chars, max_texts)
@@ -362,7 +362,7 @@ def test_a_numpy_bool_fails_only_the_type_case() -> None:
 
 
 def test_the_observed_histograms_fill_their_buckets_and_the_inf_bucket() -> None:
-    from handbook.serve.metrics import LATENCY_BUCKETS
+    from handbook.serving.metrics import LATENCY_BUCKETS
 
     bounds, counts = ch05._observed_buckets(LATENCY_BUCKETS, np.array([0.0005, 0.02, 0.02, 11.0]))
 

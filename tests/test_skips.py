@@ -20,7 +20,7 @@ NAMESPACES = "the grader's containment needs Linux namespaces (util-linux unshar
 
 #: (file below tests/, enclosing function or <module>) -> what the skip hides, what CI does.
 ALLOWED_SKIPS = {
-    ("test_serve_peers.py", "test_a_peer_serves_the_same_predictions_under_load"): (
+    ("test_serving_peers.py", "test_a_peer_serves_the_same_predictions_under_load"): (
         "LitServe or BentoML missing: the `peers` extra, which make test and .ci/run install"
     ),
     (
@@ -38,7 +38,7 @@ ALLOWED_SKIPS = {
         "test_attention_experiments.py",
         "test_fresh_process_peaks_grow_linearly_for_chunked_and_quadratically_for_plain",
     ): "peak memory needs /proc/self/clear_refs (bench.cpu_peak_supported)",
-    ("test_serve_load.py", "test_a_server_process_holds_no_file_open_before_it_starts"): (
+    ("test_serving_load.py", "test_a_server_process_holds_no_file_open_before_it_starts"): (
         "counts /proc/self/fd (Linux)"
     ),
     ("test_mlflow_ui.py", "_browser_or_skip"): (

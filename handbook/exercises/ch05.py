@@ -1,9 +1,9 @@
 """Checks for the exercises of chapter 5, serving a model.
 
 Each check runs the learner's function on several inputs, edge cases included, and compares it
-with the code the chapter's server runs: :func:`handbook.serve.app.request_model` for the
-``/predict`` body, :func:`handbook.serve.batching.should_flush` for the micro-batcher, and
-:func:`handbook.serve.metrics.histogram_quantile` (Prometheus's estimate, checked here on buckets
+with the code the chapter's server runs: :func:`handbook.serving.app.request_model` for the
+``/predict`` body, :func:`handbook.serving.batching.should_flush` for the micro-batcher, and
+:func:`handbook.serving.metrics.histogram_quantile` (Prometheus's estimate, checked here on buckets
 filled by a real ``prometheus_client.Histogram``). Exercise 5.4 is a prediction:
 :func:`check_batching_prediction` runs the server's micro-batcher on a stand-in model and compares
 the number of model calls with the learner's. Call them from the check cells:
@@ -117,7 +117,7 @@ def check_request_model(make_request_model: Callable[[int, int], type]) -> Exerc
     silently dropped) and nothing is coerced to a string (``5`` is not ``"5"``). A payload that
     breaks a rule makes ``model_validate`` raise ``pydantic.ValidationError``. Every payload is
     tried with two sets of limits and must be accepted or rejected exactly as
-    :func:`handbook.serve.app.request_model` does; an accepted payload keeps its text as sent.
+    :func:`handbook.serving.app.request_model` does; an accepted payload keeps its text as sent.
     The model's JSON schema (what the OpenAPI docs show) must state both limits, as
     ``maxLength`` and ``maxItems``.
     """
@@ -145,7 +145,7 @@ def check_request_model(make_request_model: Callable[[int, int], type]) -> Exerc
 
 
 def _reference_request_model(max_chars: int, max_texts: int) -> type:
-    from handbook.serve.app import request_model
+    from handbook.serving.app import request_model
 
     return request_model(max_chars, max_texts)
 
@@ -250,7 +250,7 @@ def check_flush_rule(should_flush: Callable[[int, int, float, float], bool]) -> 
     ``pending_items`` (at least 1) items are gathered and the oldest has waited ``waited_ms``
     milliseconds. Returns a ``bool``: True when the batch must run now, because it is full or
     because its oldest request has waited ``max_wait_ms`` (``max_wait_ms = 0`` runs whatever is
-    waiting at once); compared with :func:`handbook.serve.batching.should_flush`.
+    waiting at once); compared with :func:`handbook.serving.batching.should_flush`.
     """
 
     def single(description: str, *arguments: float) -> Case:
@@ -292,7 +292,7 @@ def _flush_call(arguments: Sequence[float]) -> str:
 
 
 def _expect_flush(should_flush: Callable, calls: Sequence[Sequence[float]]) -> None:
-    from handbook.serve.batching import should_flush as reference
+    from handbook.serving.batching import should_flush as reference
 
     wrong = []
     for arguments in calls:
@@ -336,10 +336,10 @@ def check_histogram_quantile(
     bucket whose cumulative count reaches it and interpolated linearly inside that bucket (the
     first bucket starts at 0); a rank in the ``+Inf`` bucket gives the last finite bound. NaN
     when there are no observations; ``ValueError`` for ``q`` outside [0, 1]. Compared with
-    :func:`handbook.serve.metrics.histogram_quantile` to a relative 1e-9, on hand-made
+    :func:`handbook.serving.metrics.histogram_quantile` to a relative 1e-9, on hand-made
     histograms and on buckets filled by a real ``prometheus_client.Histogram``.
     """
-    from handbook.serve.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
+    from handbook.serving.metrics import BATCH_BUCKETS, LATENCY_BUCKETS
 
     rng = np.random.default_rng(53)
     latencies = np.r_[rng.lognormal(math.log(0.02), 0.7, 497), [12.0, 14.5, 30.0]]
@@ -418,7 +418,7 @@ def _expect_number(result: object, what: str) -> None:
 def _expect_quantiles(
     histogram_quantile: Callable, bounds: list[float], counts: list[float]
 ) -> None:
-    from handbook.serve.metrics import histogram_quantile as reference
+    from handbook.serving.metrics import histogram_quantile as reference
 
     for q in QUANTILES:
         if q == 0.0 and counts[0] == 0:
@@ -467,7 +467,7 @@ def closed_loop_batch_sizes(
     max_batch_size: int = PREDICTION_MAX_BATCH_SIZE,
     max_wait_ms: float = PREDICTION_MAX_WAIT_MS,
 ) -> list[int]:
-    """The size of every batch :class:`handbook.serve.batching.MicroBatcher` runs when
+    """The size of every batch :class:`handbook.serving.batching.MicroBatcher` runs when
     ``clients`` closed-loop clients each send ``requests_per_client`` one-text requests.
 
     Runs the server's batcher on a stand-in model that records each call, in an event loop of
@@ -477,7 +477,7 @@ def closed_loop_batch_sizes(
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from handbook.serve.batching import MicroBatcher
+    from handbook.serving.batching import MicroBatcher
 
     sizes: list[int] = []
 

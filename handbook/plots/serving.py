@@ -14,7 +14,7 @@ def throughput_and_latency(rows: Sequence[Mapping], *, title: str | None = None)
     throughput (requests/s) and p99 latency (ms, log scale).
 
     ``rows``: dicts with ``server``, ``clients``, ``req/s`` and ``p99 ms`` (as
-    :meth:`handbook.serve.loadtest.LoadResult.summary` gives them).
+    :meth:`handbook.serving.loadtest.LoadResult.summary` gives them).
     """
     if not rows:
         raise ValueError("expected at least one load-test row to plot")
@@ -63,7 +63,7 @@ def latency_distributions(latencies_ms: Mapping[str, np.ndarray], *, title: str 
 
 
 def serving_dashboard(series: Mapping[str, np.ndarray], *, title: str | None = None):
-    """The four Grafana panels from :func:`handbook.serve.metrics.dashboard_series`: QPS,
+    """The four Grafana panels from :func:`handbook.serving.metrics.dashboard_series`: QPS,
     p50/p99 latency, error rate and mean batch size over time."""
     missing = {"time", "qps", "p50_ms", "p99_ms", "error_rate", "batch_size"} - set(series)
     if missing:
@@ -127,7 +127,7 @@ def open_loop_latency(
     server, with the target drawn; a line that stops did not sustain its last rate.
 
     ``rows``: dicts with ``server``, ``rate req/s`` and ``p99 ms``
-    (:meth:`handbook.serve.peers.PeerComparison.open_table`).
+    (:meth:`handbook.serving.peers.PeerComparison.open_table`).
     """
     if not rows:
         raise ValueError("expected at least one open-loop row to plot")

@@ -1,7 +1,7 @@
-"""BentoML serving the chapter-5 model (see :mod:`handbook.serve.peers`).
+"""BentoML serving the chapter-5 model (see :mod:`handbook.serving.peers`).
 
-``bentoml serve handbook.serve.peer_bentoml:TopicService`` with the ``HANDBOOK_PEER_*``
-variables set (:class:`handbook.serve.peers.PeerProcess` sets them). Adaptive batching as
+``bentoml serve handbook.serving.peer_bentoml:TopicService`` with the ``HANDBOOK_PEER_*``
+variables set (:class:`handbook.serving.peers.PeerProcess` sets them). Adaptive batching as
 BentoML's documentation describes it: a ``batchable`` API taking a list, with
 ``max_batch_size`` and ``max_latency_ms``; the dispatcher merges the lists of concurrent
 requests (``batch_dim=0``) and splits the answer. One worker process, like the other servers.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bentoml
 
-from handbook.serve.peers import BENTOML_MAX_LATENCY_MS, Classifier, PeerSettings
+from handbook.serving.peers import BENTOML_MAX_LATENCY_MS, Classifier, PeerSettings
 
 _SETTINGS = PeerSettings.from_environment()
 

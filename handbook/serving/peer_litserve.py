@@ -1,7 +1,7 @@
-"""LitServe serving the chapter-5 model (see :mod:`handbook.serve.peers`).
+"""LitServe serving the chapter-5 model (see :mod:`handbook.serving.peers`).
 
-``python -m handbook.serve.peer_litserve --port N`` with the ``HANDBOOK_PEER_*`` variables set
-(:class:`handbook.serve.peers.PeerProcess` sets them). Dynamic batching as LitServe's
+``python -m handbook.serving.peer_litserve --port N`` with the ``HANDBOOK_PEER_*`` variables set
+(:class:`handbook.serving.peers.PeerProcess` sets them). Dynamic batching as LitServe's
 documentation describes it: ``max_batch_size`` and ``batch_timeout`` on the ``LitAPI``; the
 default ``batch`` collects the decoded inputs into a list, ``predict`` runs the model once per
 batch, ``unbatch`` splits its answers.
@@ -13,8 +13,8 @@ import argparse
 
 import litserve as ls
 
-from handbook.serve.peers import Classifier, PeerSettings
-from handbook.serve.process import LOOPBACK
+from handbook.serving.peers import Classifier, PeerSettings
+from handbook.serving.process import LOOPBACK
 
 
 class TopicAPI(ls.LitAPI):
@@ -38,7 +38,7 @@ class TopicAPI(ls.LitAPI):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m handbook.serve.peer_litserve")
+    parser = argparse.ArgumentParser(prog="python -m handbook.serving.peer_litserve")
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args().port
     settings = PeerSettings.from_environment()

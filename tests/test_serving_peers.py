@@ -4,7 +4,7 @@ The open-loop driver is tested against a deliberately slow fake server (one requ
 ``SERVICE_MS`` each): below its capacity the latency stays flat; above it, latency measured from
 the scheduled send time grows with the queue, which a closed-loop client cannot show. The peer
 tests start each installed peer once (tens of seconds each: they import their frameworks) and
-check that it answers exactly what handbook.serve's model answers.
+check that it answers exactly what handbook.serving's model answers.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import httpx
 import numpy as np
 import pytest
 
-from handbook.serve import peers
-from handbook.serve.loadtest import LoadResult, run_load, run_open_loop, sustained_rate
+from handbook.serving import peers
+from handbook.serving.loadtest import LoadResult, run_load, run_open_loop, sustained_rate
 
-pytest_plugins = ["serve_fixtures"]
+pytest_plugins = ["serving_fixtures"]
 
 SERVICE_MS = 20.0  # the fake server's time per request: capacity 50 requests per second
 
@@ -200,7 +200,7 @@ def test_a_peer_serves_the_same_predictions_under_load(peer, model_dir, built, t
     assert [p["prediction"] for p in predictions] == [e["prediction"] for e in expected]
     for got, want in zip(predictions, expected, strict=True):
         # dynamic INT8 quantizes activations with one range per model call, so a text's
-        # probabilities depend a little on the batch it shared (same for handbook.serve)
+        # probabilities depend a little on the batch it shared (same for handbook.serving)
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=0.05)
     assert closed.statuses == {200: 200} and opened.statuses == {200: 20}
     deadline = time.monotonic() + 30  # the whole process group is gone (a kill, then reaping)

@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from handbook.serve import backends
-from handbook.serve.app import Settings, create_app, request_model
-from handbook.serve.artifact import ArtifactError
+from handbook.serving import backends
+from handbook.serving.app import Settings, create_app, request_model
+from handbook.serving.artifact import ArtifactError
 
-pytest_plugins = ["serve_fixtures"]
+pytest_plugins = ["serving_fixtures"]
 
 LIMITS = {"max_text_chars": 50, "max_texts_per_request": 4, "max_batch_size": 8}
 

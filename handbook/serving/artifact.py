@@ -2,28 +2,24 @@
 
 What a server needs before it answers: :func:`load_artifact` checks every file of the folder
 against the SHA-256 in ``manifest.json`` and returns the vocabulary and labels. The network
-itself (:mod:`handbook.serve.model`, which imports torch) loads only when the eager backend
-asks for ``artifact.model``: an ONNX Runtime server is ready in about a third of the time.
+itself is :mod:`handbook.serving.model`'s (which imports torch, and this module): only the eager
+backend loads it (``load_network(artifact)``), so an ONNX Runtime server is ready in about a
+third of the time.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import hashlib
 import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from handbook import config
-
-if TYPE_CHECKING:
-    from handbook.serve.model import TopicClassifier
 
 PAD_ID = 0
 UNKNOWN_ID = 1
@@ -108,22 +104,14 @@ class Manifest:
 
 @dataclass
 class Artifact:
-    """A verified model folder: its manifest and vocabulary, and the network when asked for.
-
-    ``model`` loads on first use (it imports torch): the ONNX Runtime backends never ask for
-    it, so a server of ``model.onnx`` or ``model.int8.onnx`` starts without torch.
+    """A verified model folder: its manifest and vocabulary. The network is not loaded here
+    (:func:`handbook.serving.model.load_network` does, with torch): the ONNX Runtime backends
+    never ask for it, so a server of ``model.onnx`` or ``model.int8.onnx`` starts without torch.
     """
 
     directory: Path
     manifest: Manifest
     vocabulary: Vocabulary
-
-    @functools.cached_property
-    def model(self) -> TopicClassifier:
-        """The network in eval mode, weights read with safetensors (no pickle, no code)."""
-        from handbook.serve.model import load_network
-
-        return load_network(self.directory, self.manifest)
 
     @property
     def labels(self) -> list[str]:
@@ -157,7 +145,7 @@ def read_manifest(directory: str | Path) -> Manifest:
     if not path.is_file():
         raise ArtifactError(
             f"no model in {Path(directory)}: {MANIFEST} is missing. Build one with "
-            f"`python -m handbook.serve --build-only --model-dir {directory}` (about 50 s)"
+            f"`python -m handbook.serving --build-only --model-dir {directory}` (about 50 s)"
         )
     try:
         return Manifest(**json.loads(path.read_text()))
@@ -193,7 +181,7 @@ def verify_artifact(directory: str | Path) -> Manifest:
 
 def load_artifact(directory: str | Path | None = None) -> Artifact:
     """Verify a model folder (every file against the manifest's SHA-256) and load its manifest
-    and vocabulary; the network loads when ``artifact.model`` is first used."""
+    and vocabulary; :func:`handbook.serving.model.load_network` loads the network."""
     directory = Path(directory or default_model_dir())
     manifest = verify_artifact(directory)
     max_tokens = manifest.model.get("max_tokens", Vocabulary.max_tokens)

@@ -307,7 +307,7 @@ def compare_servers(
     The servers log no line per request here (``--no-request-log``): the comparison is about
     the serving path. Each server first gets a short untimed warm-up load.
     """
-    from handbook.serve.process import ServerProcess
+    from handbook.serving.process import ServerProcess
 
     results = []
     for index, (name, (backend, flags)) in enumerate((variants or SERVER_VARIANTS).items()):
@@ -321,83 +321,3 @@ def compare_servers(
                 for count in clients
             )
     return results
-
-
-def benchmarks(smoke: bool = False) -> list:
-    """``make bench`` rows: throughput of each server at 64 concurrent clients, side by side,
-    then handbook.serve against its installed peers (:func:`peer_benchmarks`).
-
-    ``median_ms`` is milliseconds per answered request (1 / throughput), so ``ratio`` is the
-    throughput over the naive server's; ``detail`` gives req/s, p50 and p99 latency, errors.
-    Builds the model folder first if it does not exist (about 50 s).
-    """
-    from handbook import bench
-    from handbook.serve import artifact, model
-
-    model_dir = artifact.default_model_dir()
-    if not (model_dir / artifact.MANIFEST).exists():
-        model.build_artifact(model_dir)
-    texts = model.topic_corpus(100, 300, seed=1)[2]
-    results = compare_servers(model_dir, texts, clients=[64], requests=300 if smoke else 2000)
-    baseline = results[0].throughput
-    rows = [
-        bench.Measurement(
-            "serving, 64 clients (ms/request)",
-            result.label,
-            1000 / result.throughput,
-            result.throughput / baseline,
-            None,
-            f"{result.throughput:.0f} req/s, p50 {result.percentile(50):.0f} ms, "
-            f"p99 {result.percentile(99):.0f} ms, {result.errors} errors",
-        )
-        for result in results
-    ]
-    return rows + peer_benchmarks(model_dir, texts, smoke=smoke)
-
-
-def peer_benchmarks(model_dir, texts: Sequence[str], *, smoke: bool = False) -> list:
-    """``make bench`` rows of :func:`handbook.serve.peers.compare_peers` (ORT INT8 everywhere).
-
-    Closed loop: ms per request at 64 clients, ``ratio`` = throughput over handbook.serve's.
-    Open loop: ms per request at the highest arrival rate sustained with p99 <= 100 ms,
-    ``ratio`` = that rate over handbook.serve's. No rows (and a note) without the peers.
-    """
-    from handbook import bench
-    from handbook.serve import peers
-
-    if not peers.available_peers():
-        print("serving peers skipped: pip install '.[peers]' (make book and make bench do)")
-        return []
-    comparison = peers.compare_peers(
-        model_dir, texts, requests=300 if smoke else 2000, seconds=1.0 if smoke else 3.0
-    )
-    ours = comparison.closed[peers.OURS]
-    sustained = comparison.sustained()
-    rows = []
-    for name, closed in comparison.closed.items():
-        rows.append(
-            bench.Measurement(
-                "ch05 peers, closed loop, 64 clients",
-                name,
-                1000 / closed.throughput,
-                closed.throughput / ours.throughput,
-                None,
-                f"{closed.throughput:.0f} req/s, p50 {closed.percentile(50):.0f} ms, "
-                f"p99 {closed.percentile(99):.0f} ms, {closed.errors} errors, "
-                f"{comparison.threads} ORT threads",
-            )
-        )
-    for name, results in comparison.open.items():
-        steps = ", ".join(f"{r.rate:.0f}/s: p99 {r.percentile(99):.0f} ms" for r in results)
-        rate = sustained[name]
-        rows.append(
-            bench.Measurement(
-                "ch05 peers, open loop, p99 <= 100 ms",
-                name,
-                1000 / rate if rate else float("inf"),
-                rate / sustained[peers.OURS] if sustained[peers.OURS] else float("nan"),
-                None,
-                f"sustains {rate:.0f} req/s; {steps}",
-            )
-        )
-    return rows

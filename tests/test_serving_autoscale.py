@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from handbook.serve.autoscale import (
+from handbook.serving.autoscale import (
     Fleet,
     autoscaled_fleet,
     diurnal_traffic,

@@ -1,19 +1,19 @@
 """Chapter 5's server against what a reader would pick instead: LitServe and BentoML.
 
 All three serve the same model folder through the same backend (ONNX Runtime on
-``model.int8.onnx``, :class:`handbook.serve.backends.OnnxBackend`, the same intra-op threads)
-with the same largest batch (``max_batch_size`` texts per model call); handbook.serve and
+``model.int8.onnx``, :class:`handbook.serving.backends.OnnxBackend`, the same intra-op threads)
+with the same largest batch (``max_batch_size`` texts per model call); handbook.serving and
 LitServe also wait at most ``max_wait_ms`` for a batch to fill, while BentoML's adaptive
 dispatcher chooses its own window. Each is configured the way its documentation recommends for
 batching on a CPU:
 
-- **handbook.serve**: ``python -m handbook.serve --backend int8`` (uvicorn, one process, the
-  :class:`handbook.serve.batching.MicroBatcher`);
-- **LitServe** (:mod:`handbook.serve.peer_litserve`): ``LitAPI(max_batch_size=...,
+- **handbook.serving**: ``python -m handbook.serving --backend int8`` (uvicorn, one process, the
+  :class:`handbook.serving.batching.MicroBatcher`);
+- **LitServe** (:mod:`handbook.serving.peer_litserve`): ``LitAPI(max_batch_size=...,
   batch_timeout=...)`` with ``batch``/``unbatch``, ``LitServer(accelerator="cpu", devices=1,
   workers_per_device=1)``: an API-server process hands requests to one inference worker
   process through a queue;
-- **BentoML** (:mod:`handbook.serve.peer_bentoml`): ``@bentoml.api(batchable=True,
+- **BentoML** (:mod:`handbook.serving.peer_bentoml`): ``@bentoml.api(batchable=True,
   max_batch_size=..., max_latency_ms=...)`` on a ``@bentoml.service(workers=1)``: adaptive
   batching, whose dispatcher sizes the batch window from the latencies it observes.
 
@@ -32,12 +32,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handbook.serve.process import LOOPBACK, ServerProcess
+from handbook.serving.process import LOOPBACK, ServerProcess
 
 #: The peers and the Python module each needs.
 PEER_PACKAGES = {"LitServe": "litserve", "BentoML": "bentoml"}
-#: The batching limits (handbook.serve's defaults): all three get the batch size; BentoML
-#: sizes its own window, so only handbook.serve and LitServe get the wait.
+#: The batching limits (handbook.serving's defaults): all three get the batch size; BentoML
+#: sizes its own window, so only handbook.serving and LitServe get the wait.
 MAX_BATCH_SIZE = 64
 MAX_WAIT_MS = 5.0
 #: BentoML's ``max_latency_ms``: its dispatcher answers 503 to a request it predicts would wait
@@ -94,14 +94,14 @@ class PeerSettings:
 class Classifier:
     """The model as every peer runs it: the verified artifact, its vocabulary and the ORT INT8
     backend. ``classify(texts)`` -> one ``{"prediction", "probabilities"}`` per text, the same
-    answer handbook.serve gives."""
+    answer handbook.serving gives."""
 
     settings: PeerSettings
     labels: list[str] = field(init=False)
 
     def __post_init__(self):
-        from handbook.serve.artifact import load_artifact
-        from handbook.serve.backends import make_backend
+        from handbook.serving.artifact import load_artifact
+        from handbook.serving.backends import make_backend
 
         artifact = load_artifact(self.settings.model_dir)
         self.labels = artifact.labels
@@ -139,9 +139,15 @@ class PeerProcess(ServerProcess):
 
     def command(self) -> list[str]:
         if self.peer == "LitServe":
-            return [sys.executable, "-m", "handbook.serve.peer_litserve", "--port", str(self.port)]
+            return [
+                sys.executable,
+                "-m",
+                "handbook.serving.peer_litserve",
+                "--port",
+                str(self.port),
+            ]
         return [
-            sys.executable, "-m", "bentoml", "serve", "handbook.serve.peer_bentoml:TopicService",
+            sys.executable, "-m", "bentoml", "serve", "handbook.serving.peer_bentoml:TopicService",
             "--host", LOOPBACK, "--port", str(self.port),
         ]  # fmt: skip
 
@@ -162,8 +168,8 @@ def _repository_root() -> str:
 
 
 #: The server names of a comparison, in the order they run.
-OURS = "handbook.serve"
-#: Open-loop arrival rates, as fractions of handbook.serve's closed-loop throughput (from a tenth:
+OURS = "handbook.serving"
+#: Open-loop arrival rates, as fractions of handbook.serving's closed-loop throughput (from a tenth:
 #: a peer that cannot hold a quarter of it still gets a sustained rate above zero).
 RATE_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 #: The latency target: the highest rate a server answers with p99 at most this is what it
@@ -183,7 +189,7 @@ class PeerComparison:
 
     def sustained(self, p99_ms: float = P99_TARGET_MS) -> dict[str, float]:
         """Per server, the highest arrival rate answered with no error and p99 <= ``p99_ms``."""
-        from handbook.serve.loadtest import sustained_rate
+        from handbook.serving.loadtest import sustained_rate
 
         return {name: sustained_rate(results, p99_ms) for name, results in self.open.items()}
 
@@ -244,15 +250,15 @@ def compare_peers(
     seconds: float = 3.0,
     log_dir=None,
 ) -> PeerComparison:
-    """handbook.serve, then each installed peer (or ``peers``), each started fresh, same client.
+    """handbook.serving, then each installed peer (or ``peers``), each started fresh, same client.
 
     Per server: an untimed warm-up, a closed-loop run (``clients`` clients, ``requests``
     requests), then open-loop runs of ``seconds`` each at ``rate_fractions`` times
-    handbook.serve's closed-loop throughput (the same absolute rates for every server),
+    handbook.serving's closed-loop throughput (the same absolute rates for every server),
     ascending, stopping after the first rate whose p99 exceeds :data:`P99_TARGET_MS` (or that
     had errors). ``threads``: ONNX Runtime intra-op threads of every server (default: all cores).
     """
-    from handbook.serve.loadtest import run_load, run_open_loop
+    from handbook.serving.loadtest import run_load, run_open_loop
 
     threads = threads or max(os.cpu_count() or 1, 1)
     names = [OURS, *(available_peers() if peers is None else peers)]

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from handbook.serve import backends
-from handbook.serve import model as serve_model
-from handbook.serve.artifact import (
+from handbook.serving import backends
+from handbook.serving import model as serve_model
+from handbook.serving.artifact import (
     MANIFEST,
     ONNX_FP32,
     ONNX_INT8,
@@ -33,7 +33,7 @@ from handbook.serve.artifact import (
     words,
 )
 
-pytest_plugins = ["serve_fixtures"]
+pytest_plugins = ["serving_fixtures"]
 
 
 # Vocabulary ------------------------------------------------------------------------------------
@@ -88,14 +88,15 @@ def test_padding_does_not_change_the_logits(artifact):
 
     with torch.inference_mode():
         logits = [
-            artifact.model(torch.from_numpy(ids))[0] for ids in (alone, batch, padded_by_hand)
+            serve_model.load_network(artifact)(torch.from_numpy(ids))[0]
+            for ids in (alone, batch, padded_by_hand)
         ]
     torch.testing.assert_close(logits[1], logits[0], atol=1e-5, rtol=0)
     torch.testing.assert_close(logits[2], logits[0], atol=1e-5, rtol=0)
 
 
 def test_the_padding_embedding_is_zero_and_positions_cover_max_tokens(artifact):
-    network = artifact.model
+    network = serve_model.load_network(artifact)
     assert network.embedding.padding_idx == PAD_ID
     assert torch.count_nonzero(network.embedding.weight[PAD_ID]) == 0
     assert network.positions.shape == (network.cfg.max_tokens, network.cfg.d_model)
@@ -106,14 +107,15 @@ def test_the_padding_embedding_is_zero_and_positions_cover_max_tokens(artifact):
 
 def test_load_artifact_gives_the_logits_of_the_model_before_it_was_saved(built, artifact):
     ids = torch.from_numpy(artifact.vocabulary.encode(built.test_texts[:40]))
+    network = serve_model.load_network(artifact)
     with torch.inference_mode():
-        before, after = built.trained(ids), artifact.model(ids)
+        before, after = built.trained(ids), network(ids)
 
-    assert not artifact.model.training
+    assert not network.training
     torch.testing.assert_close(after, before, atol=0, rtol=0)
     again = load_artifact(built.directory)
     with torch.inference_mode():
-        torch.testing.assert_close(again.model(ids), before, atol=0, rtol=0)
+        torch.testing.assert_close(serve_model.load_network(again)(ids), before, atol=0, rtol=0)
 
 
 def test_an_onnx_server_loads_its_model_without_importing_torch(model_dir, built):
@@ -121,7 +123,7 @@ def test_an_onnx_server_loads_its_model_without_importing_torch(model_dir, built
     is half of what it was. The network loads only when the eager backend asks for it."""
     script = f"""
 import sys
-from handbook.serve import app, artifact, backends
+from handbook.serving import app, artifact, backends
 loaded = artifact.load_artifact({str(model_dir)!r})
 backend = backends.make_backend("int8", loaded, threads=1)
 probabilities = backend.predict_proba(loaded.vocabulary.encode({built.test_texts[:8]!r}))
@@ -134,12 +136,11 @@ print(probabilities.shape, sorted(m for m in ("torch", "datasets", "sklearn") if
     assert result.stdout.split("\n")[0] == f"(8, {len(load_artifact(model_dir).labels)}) []"
 
 
-def test_the_network_loads_on_first_use_and_once(model_dir):
+def test_the_network_loads_in_eval_mode_from_the_verified_folder(model_dir):
     loaded = load_artifact(model_dir)
-    assert "model" not in vars(loaded)  # not loaded by load_artifact
-    network = loaded.model
+    network = serve_model.load_network(loaded)
     assert isinstance(network, serve_model.TopicClassifier) and not network.training
-    assert loaded.model is network
+    assert network.cfg.vocab_size == len(loaded.vocabulary)
 
 
 def test_the_manifest_describes_the_folder(model_dir, artifact):
@@ -173,7 +174,7 @@ def test_the_weights_are_plain_safetensors_without_pickle(model_dir, artifact):
     assert not raw.startswith(b"PK") and b"\x80" not in raw[:2]  # not a torch.save zip/pickle
 
     tensors = load_file(model_dir / WEIGHTS)
-    state = artifact.model.state_dict()
+    state = serve_model.load_network(artifact).state_dict()
     assert set(tensors) == set(state) == set(header) - {"__metadata__"}
     for name, tensor in tensors.items():
         assert torch.equal(tensor, state[name]), name
@@ -303,7 +304,9 @@ def test_probabilities_sum_to_one(all_backends, artifact, built):
 def test_eager_backend_matches_a_softmax_of_the_module(all_backends, artifact):
     ids = _random_ids(len(artifact.vocabulary), 4, 9, seed=3)
     with torch.inference_mode():
-        expected = torch.softmax(artifact.model(torch.from_numpy(ids)), -1).numpy()
+        expected = torch.softmax(
+            serve_model.load_network(artifact)(torch.from_numpy(ids)), -1
+        ).numpy()
     np.testing.assert_allclose(all_backends["eager"].predict_proba(ids), expected, atol=1e-6)
 
 

@@ -38,10 +38,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from handbook.serve.artifact import default_model_dir, load_artifact
-from handbook.serve.backends import BACKENDS, make_backend
-from handbook.serve.batching import MicroBatcher, ShuttingDown
-from handbook.serve.metrics import ServerMetrics
+from handbook.serving.artifact import default_model_dir, load_artifact
+from handbook.serving.backends import BACKENDS, make_backend
+from handbook.serving.batching import MicroBatcher, ShuttingDown
+from handbook.serving.metrics import ServerMetrics
 
 LOGGER = logging.getLogger("handbook.serve")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch
@@ -59,7 +59,7 @@ class Settings:
     escaped as ``\\uXXXX``, as ``json.dumps`` writes non-ASCII text), so a body that obeys the
     schema never gets a 413.
 
-    ``load_in_background=True`` (what ``python -m handbook.serve`` uses) opens the port before
+    ``load_in_background=True`` (what ``python -m handbook.serving`` uses) opens the port before
     the model is loaded, so ``/health`` answers at once and ``/ready`` says 503 until the model
     is ready, as Kubernetes' probes expect; ``False`` loads it before the app takes requests.
     """

@@ -1,4 +1,4 @@
-"""``python -m handbook.serve``: build the model folder if asked, then serve it with uvicorn."""
+"""``python -m handbook.serving``: build the model folder if asked, then serve it with uvicorn."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from handbook.serve.backends import BACKENDS
+from handbook.serving.backends import BACKENDS
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m handbook.serve",
+        prog="python -m handbook.serving",
         description="Serve the chapter-5 topic classifier: POST /predict, GET /health, "
         "/ready, /metrics.",
     )
@@ -37,11 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    from handbook.serve import artifact
+    from handbook.serving import artifact
 
     model_dir = arguments.model_dir or artifact.default_model_dir()
     if arguments.build_only or (arguments.build and not (model_dir / artifact.MANIFEST).exists()):
-        from handbook.serve.model import build_artifact  # torch: only when a model is trained
+        from handbook.serving.model import build_artifact  # torch: only when a model is trained
 
         print(f"building the topic classifier in {model_dir} (about 50 s) ...", flush=True)
         build_artifact(model_dir)
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from handbook.serve.app import Settings, configure_json_logging, create_app
+    from handbook.serving.app import Settings, configure_json_logging, create_app
 
     settings = Settings(
         model_dir=model_dir,

@@ -17,10 +17,10 @@ import httpx
 import numpy as np
 import pytest
 
-from handbook.serve.__main__ import main
-from handbook.serve.app import Settings
-from handbook.serve.loadtest import LoadResult, run_load
-from handbook.serve.metrics import (
+from handbook.serving.__main__ import main
+from handbook.serving.app import Settings
+from handbook.serving.loadtest import LoadResult, run_load
+from handbook.serving.metrics import (
     BATCH_SIZE,
     LATENCY,
     PREDICTIONS,
@@ -29,9 +29,9 @@ from handbook.serve.metrics import (
     parse_metrics,
     series_total,
 )
-from handbook.serve.process import ServerProcess
+from handbook.serving.process import ServerProcess
 
-pytest_plugins = ["serve_fixtures"]
+pytest_plugins = ["serving_fixtures"]
 
 CLIENTS, REQUESTS_SENT = 32, 2000
 
@@ -180,7 +180,7 @@ def test_load_result_summary():
 
 def test_help_exits_zero():
     done = subprocess.run(
-        [sys.executable, "-m", "handbook.serve", "--help"],
+        [sys.executable, "-m", "handbook.serving", "--help"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -17,11 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
-from handbook.serve import loadtest, metrics
-from handbook.serve.app import Settings, article_app, create_app
-from handbook.serve.process import ServerProcess
+from handbook.serving import loadtest, metrics
+from handbook.serving.app import Settings, article_app, create_app
+from handbook.serving.process import ServerProcess
 
-pytest_plugins = ["serve_fixtures"]
+pytest_plugins = ["serving_fixtures"]
 
 
 def _scrape_of(server_metrics: metrics.ServerMetrics) -> dict:

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from handbook.serve.artifact import ONNX_FP32, ONNX_INT8, Artifact
+from handbook.serving.artifact import ONNX_FP32, ONNX_INT8, Artifact
 
 #: Names accepted by :func:`make_backend` (and by ``--backend``).
 BACKENDS = ("eager", "onnx", "int8")
@@ -41,7 +41,9 @@ class EagerBackend:
 
         if threads is not None:
             torch.set_num_threads(threads)
-        self.model = artifact.model.eval()
+        from handbook.serving.model import load_network
+
+        self.model = load_network(artifact)
 
     def predict_proba(self, tokens: np.ndarray) -> np.ndarray:
         import torch

@@ -11,7 +11,7 @@ folder that holds everything a server needs, and nothing it would have to unpick
   of every file above. ``load_artifact`` refuses a folder whose files do not match.
 
 The folder's names, manifest, vocabulary and checks (:func:`load_artifact`) live in
-:mod:`handbook.serve.artifact`, which does not import torch: a server of the ONNX files never
+:mod:`handbook.serving.artifact`, which does not import torch: a server of the ONNX files never
 loads it.
 """
 
@@ -28,13 +28,14 @@ import torch
 from torch import Tensor, nn
 
 from handbook import attention, compress, datasets, train
-from handbook.serve.artifact import (
+from handbook.serving.artifact import (
     ARTIFACT_FILES,
     MANIFEST,
     ONNX_FP32,
     ONNX_INT8,
     PAD_ID,
     WEIGHTS,
+    Artifact,
     Manifest,
     Vocabulary,
     default_model_dir,
@@ -212,11 +213,11 @@ def build_artifact(
     return directory
 
 
-def load_network(directory: str | Path, manifest: Manifest) -> TopicClassifier:
-    """The :class:`TopicClassifier` of a verified folder, in eval mode (see
-    :attr:`handbook.serve.artifact.Artifact.model`)."""
+def load_network(artifact: Artifact) -> TopicClassifier:
+    """The :class:`TopicClassifier` of a verified folder (:func:`load_artifact`), in eval mode;
+    weights read with safetensors (no pickle, no code)."""
     from safetensors.torch import load_file
 
-    model = TopicClassifier(ModelConfig(**manifest.model))
-    model.load_state_dict(load_file(Path(directory) / WEIGHTS))
+    model = TopicClassifier(ModelConfig(**artifact.manifest.model))
+    model.load_state_dict(load_file(Path(artifact.directory) / WEIGHTS))
     return model.eval()

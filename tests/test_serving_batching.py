@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from handbook.serve.batching import MicroBatcher, should_flush
-from handbook.serve.metrics import (
+from handbook.serving.batching import MicroBatcher, should_flush
+from handbook.serving.metrics import (
     LATENCY,
     METRIC_NAMES,
     ServerMetrics,

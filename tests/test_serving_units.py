@@ -1,6 +1,6 @@
 """Unit tests of the serving modules' plumbing that the server tests do not reach: the peer
 comparison's tables and verdicts (made-up measurements, no LitServe or BentoML started),
-``make bench``'s rows, ``python -m handbook.serve``'s paths, the child-process helpers and the
+``make bench``'s rows, ``python -m handbook.serving``'s paths, the child-process helpers and the
 autoscaler's argument checks. Fakes only: no server, no sleep, no clock."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from handbook.serve import __main__ as serve_main
-from handbook.serve import artifact, autoscale, loadtest, peers, process
-from handbook.serve.loadtest import LoadResult
+from handbook.serving import __main__ as serve_main
+from handbook.serving import artifact, autoscale, benchmarks, loadtest, peers, process
+from handbook.serving.loadtest import LoadResult
 
 
 def _result(label: str, rps: float, p99_ms: float, *, rate=None, errors: int = 0) -> LoadResult:
@@ -104,8 +104,12 @@ def test_peer_process_commands_and_environment(monkeypatch, tmp_path):
     litserve = peers.PeerProcess("LitServe", tmp_path, threads=2, log_path=tmp_path / "l.log")
     bentoml = peers.PeerProcess("BentoML", tmp_path, log_path=tmp_path / "b.log")
     assert litserve.ready_path == "/health" and bentoml.ready_path == "/readyz"
-    assert litserve.command()[-3:] == ["handbook.serve.peer_litserve", "--port", str(litserve.port)]
-    assert "handbook.serve.peer_bentoml:TopicService" in bentoml.command()
+    assert litserve.command()[-3:] == [
+        "handbook.serving.peer_litserve",
+        "--port",
+        str(litserve.port),
+    ]
+    assert "handbook.serving.peer_bentoml:TopicService" in bentoml.command()
     environment = litserve.environment()
     assert environment["HANDBOOK_PEER_THREADS"] == "2"
     assert environment["BENTOML_DO_NOT_TRACK"] == "True"
@@ -150,18 +154,18 @@ def test_compare_peers_stops_each_server_after_its_first_unsustained_rate(monkey
         log_dir=tmp_path,
     )  # fmt: skip
     assert started == [peers.OURS, "LitServe"]
-    # the rates are fractions of handbook.serve's closed-loop throughput, the same for both
+    # the rates are fractions of handbook.serving's closed-loop throughput, the same for both
     assert opened == [(peers.OURS, 40.0), (peers.OURS, 100.0), ("LitServe", 40.0)]
     assert comparison.threads == 2
     assert comparison.sustained() == {peers.OURS: 40.0, "LitServe": 0.0}
 
 
-# loadtest.py: make bench's rows ---------------------------------------------------------------
+# benchmarks.py: make bench's rows ---------------------------------------------------------------
 
 
 def test_peer_benchmarks_without_peers_is_empty_and_says_why(monkeypatch, capsys):
     monkeypatch.setattr(peers, "available_peers", lambda: [])
-    assert loadtest.peer_benchmarks("unused", ["a"]) == []
+    assert benchmarks.peer_benchmarks("unused", ["a"]) == []
     assert "serving peers skipped: pip install '.[peers]'" in capsys.readouterr().out
 
 
@@ -170,7 +174,7 @@ def test_peer_benchmarks_rows_are_ratios_to_handbook_serve(monkeypatch):
     comparison.open["LitServe"] = [_result("LitServe", 40, 500, rate=40)]  # sustains nothing
     monkeypatch.setattr(peers, "available_peers", lambda: ["LitServe"])
     monkeypatch.setattr(peers, "compare_peers", lambda *args, **kwargs: comparison)
-    rows = loadtest.peer_benchmarks("unused", ["a"], smoke=True)
+    rows = benchmarks.peer_benchmarks("unused", ["a"], smoke=True)
     closed = [row for row in rows if "closed" in row.group]
     opened = [row for row in rows if "open" in row.group]
     assert [row.variant for row in closed] == [peers.OURS, "LitServe"]
@@ -181,11 +185,11 @@ def test_peer_benchmarks_rows_are_ratios_to_handbook_serve(monkeypatch):
     assert opened[1].median_ms == float("inf") and opened[1].ratio == 0.0
     assert opened[1].detail.startswith("sustains 0 req/s; 40/s: p99 500 ms")
     comparison.open[peers.OURS] = [_result(peers.OURS, 40, 500, rate=40)]
-    assert all(np.isnan(row.ratio) for row in loadtest.peer_benchmarks("x", ["a"])[2:])
+    assert all(np.isnan(row.ratio) for row in benchmarks.peer_benchmarks("x", ["a"])[2:])
 
 
 def test_benchmarks_builds_a_missing_model_and_compares_the_servers(monkeypatch, tmp_path):
-    from handbook.serve import model
+    from handbook.serving import model
 
     built, asked = [], {}
     monkeypatch.setattr(artifact, "default_model_dir", lambda: tmp_path)
@@ -197,8 +201,8 @@ def test_benchmarks_builds_a_missing_model_and_compares_the_servers(monkeypatch,
         return [_result("naive", 100, 50), _result("batched", 300, 20)]
 
     monkeypatch.setattr(loadtest, "compare_servers", compare_servers)
-    monkeypatch.setattr(loadtest, "peer_benchmarks", lambda *args, smoke: ["peer rows"])
-    rows = loadtest.benchmarks(smoke=True)
+    monkeypatch.setattr(benchmarks, "peer_benchmarks", lambda *args, smoke: ["peer rows"])
+    rows = benchmarks.benchmarks(smoke=True)
     assert built == [tmp_path]
     assert asked == {"texts": ["t1", "t2"], "clients": [64], "requests": 300}
     assert [row.ratio for row in rows[:2]] == [1.0, 3.0]
@@ -206,7 +210,7 @@ def test_benchmarks_builds_a_missing_model_and_compares_the_servers(monkeypatch,
     assert rows[1].detail.startswith("300 req/s, p50 10 ms")
     assert rows[2] == "peer rows"
     (tmp_path / artifact.MANIFEST).write_text("{}")  # present: not built again
-    loadtest.benchmarks()
+    benchmarks.benchmarks()
     assert built == [tmp_path] and asked["requests"] == 2000
 
 
@@ -214,7 +218,7 @@ def test_benchmarks_builds_a_missing_model_and_compares_the_servers(monkeypatch,
 
 
 def test_main_build_only_builds_and_exits(monkeypatch, tmp_path, capsys):
-    from handbook.serve import model
+    from handbook.serving import model
 
     built = []
     monkeypatch.setattr(model, "build_artifact", built.append)
@@ -231,7 +235,7 @@ def test_main_refuses_an_unverified_model_folder(tmp_path, capsys):
 def test_main_serves_the_settings_it_was_given(monkeypatch, tmp_path):
     import uvicorn
 
-    from handbook.serve import app, model
+    from handbook.serving import app, model
 
     built, served = [], {}
     monkeypatch.setattr(model, "build_artifact", built.append)

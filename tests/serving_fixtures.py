@@ -27,7 +27,7 @@ class Built:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory) -> Built:
-    from handbook.serve import model as serve_model
+    from handbook.serving import model as serve_model
 
     captured = {}
     train_classifier = serve_model.train_classifier
@@ -52,15 +52,16 @@ def model_dir(built) -> Path:
 
 @pytest.fixture(scope="session")
 def artifact(model_dir):
-    from handbook.serve.artifact import load_artifact
+    from handbook.serving.artifact import load_artifact
 
     return load_artifact(model_dir)
 
 
 @pytest.fixture
 def json_log():
-    """The ``handbook.serve`` logger writing JSON lines into a StringIO; restored afterwards."""
-    from handbook.serve.app import LOGGER, configure_json_logging
+    """The server's logger (named ``handbook.serve``, the service's name in its log lines)
+    writing JSON lines into a StringIO; restored afterwards."""
+    from handbook.serving.app import LOGGER, configure_json_logging
 
     saved = LOGGER.handlers[:], LOGGER.level, LOGGER.propagate, logging.Formatter.converter
     stream = io.StringIO()

@@ -1,6 +1,6 @@
 """Run the server in a child process for a notebook or a test, and always stop it.
 
-:class:`ServerProcess` starts ``python -m handbook.serve`` on 127.0.0.1 and a free port, waits
+:class:`ServerProcess` starts ``python -m handbook.serving`` on 127.0.0.1 and a free port, waits
 until ``GET /ready`` answers 200, and stops the process when the ``with`` block ends, on an
 exception, when the interpreter exits, and (on Linux) when the parent process dies, so a
 crashed or restarted notebook kernel never leaves a server behind. The server's JSON log goes
@@ -94,7 +94,7 @@ def _json_or_empty(response) -> dict:
 class ServerProcess:
     """``with ServerProcess(model_dir, backend="onnx") as server: httpx.get(server.url + ...)``.
 
-    ``options`` are extra command-line flags of ``python -m handbook.serve`` (for example
+    ``options`` are extra command-line flags of ``python -m handbook.serving`` (for example
     ``["--no-batching"]``). Raises ``RuntimeError`` with the end of the server's log if it exits
     or is not ready within ``startup_timeout`` seconds.
 
@@ -132,7 +132,7 @@ class ServerProcess:
     def command(self) -> list[str]:
         """The command line of the child process."""
         return [
-            sys.executable, "-m", "handbook.serve", "--model-dir", str(self.model_dir),
+            sys.executable, "-m", "handbook.serving", "--model-dir", str(self.model_dir),
             "--backend", self.backend, "--host", LOOPBACK, "--port", str(self.port), *self.options,
         ]  # fmt: skip
 
