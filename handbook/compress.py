@@ -7,7 +7,7 @@ From scratch, each tested against the library that does the same job:
 - the distillation loss of Hinton et al. (:func:`distillation_loss`) and a :class:`Distiller`
   that trains a student from a frozen teacher through :func:`handbook.train.fit`;
 - magnitude pruning (:func:`magnitude_mask`, as ``torch.nn.utils.prune.l1_unstructured``),
-  channel pruning that really shrinks a :class:`handbook.digits.SmallCNN`
+  channel pruning that really shrinks a :class:`handbook.models.SmallCNN`
   (:func:`prune_channels`), and FLOP accounting with ``torch.utils.flop_counter``.
 
 The deployment paths wrap the libraries that are current in this torch release: ONNX export
@@ -279,7 +279,7 @@ def _keep_indices(weight: Tensor, keep: int) -> Tensor:
 
 
 def prune_channels(model: nn.Module, keep_fraction: float) -> nn.Module:
-    """A smaller copy of a :class:`handbook.digits.SmallCNN` with fewer convolution channels.
+    """A smaller copy of a :class:`handbook.models.SmallCNN` with fewer convolution channels.
 
     Keeps the ``keep_fraction`` output channels of each convolution with the largest L1 norm
     (Li et al. 2017), and slices what reads them: the batch norm after it, the next
@@ -370,7 +370,7 @@ def quantize_legacy_dynamic(model: nn.Module) -> nn.Module:
 
 def sinusoids(seq_len: int | Tensor, d_model: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """The first ``seq_len`` rows ``(seq_len, d_model)`` of
-    :func:`handbook.attention.sinusoidal_positional_encoding`, computed instead of looked up.
+    :func:`handbook.models.sinusoidal_positional_encoding`, computed instead of looked up.
 
     Exported to ONNX this is a handful of ``Range``/``Sin``/``Cos`` nodes instead of the whole
     512 x d_model float32 table stored in the file. ``d_model`` must be even.
@@ -384,7 +384,7 @@ def sinusoids(seq_len: int | Tensor, d_model: int, dtype: torch.dtype = torch.fl
 
 
 class ExportableTranslator(nn.Module):
-    """The chapter-1 :class:`handbook.attention.Transformer`'s teacher-forcing forward, for export.
+    """The chapter-1 :class:`handbook.models.Transformer`'s teacher-forcing forward, for export.
 
     ``(src (batch, S), tgt (batch, T)) -> logits (batch, T, V)``, the same computation as
     ``model(src, tgt)`` without the input checks: those read token values
@@ -823,8 +823,7 @@ def benchmarks(smoke: bool = False) -> list[bench.Measurement]:
     baseline of each group. "INT8 ORT, defaults" is ``quantize_dynamic`` as it comes; "INT8 ONNX
     Runtime" adds pre-processing and :func:`compact_onnx`.
     """
-    from handbook.attention import Transformer
-    from handbook.digits import SmallCNN
+    from handbook.models import SmallCNN, Transformer
 
     torch.manual_seed(0)
     repeats = 5 if smoke else 30

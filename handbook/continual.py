@@ -21,10 +21,9 @@ compute saved" (claim C20) is measured rather than assumed.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -151,16 +150,6 @@ def stream_periods(data, features: int = FEATURES) -> list[Period]:
 FISHER_KINDS = ("empirical", "expected")
 
 
-@contextlib.contextmanager
-def _evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Run a block with ``model.eval()``, then restore the mode it had."""
-    was_training = model.training
-    try:
-        yield model.eval()
-    finally:
-        model.train(was_training)
-
-
 def per_example_gradients(model: nn.Module, inputs: Tensor, targets: Tensor) -> dict[str, Tensor]:
     """The gradient of ``log p(target | input)`` for every example: ``{name: (n, *shape)}``.
 
@@ -177,7 +166,7 @@ def per_example_gradients(model: nn.Module, inputs: Tensor, targets: Tensor) -> 
         logits = functional_call(model, (params, buffers), (example.unsqueeze(0),))
         return -F.cross_entropy(logits, target.unsqueeze(0))
 
-    with _evaluation_mode(model):
+    with train.evaluation_mode(model):
         return vmap(grad(log_likelihood), in_dims=(None, 0, 0))(parameters, inputs, targets)
 
 
@@ -218,7 +207,7 @@ def diagonal_fisher(
         if kind == "empirical":
             weighted = [(per_example_gradients(model, batch, batch_targets), None)]
         else:
-            with torch.no_grad(), _evaluation_mode(model):
+            with torch.no_grad(), train.evaluation_mode(model):
                 probabilities = F.softmax(model(batch), dim=-1)
             weighted = [
                 (per_example_gradients(model, batch, torch.full_like(batch_targets, c)), c)
@@ -242,7 +231,7 @@ def diagonal_fisher_loop(model: nn.Module, inputs: Tensor, targets: Tensor) -> d
     _check_examples(inputs, targets)
     names, parameters = zip(*model.named_parameters(), strict=True)
     total = [torch.zeros_like(parameter) for parameter in parameters]
-    with _evaluation_mode(model):
+    with train.evaluation_mode(model):
         for example, target in zip(inputs, targets, strict=True):
             log_likelihood = -F.cross_entropy(model(example.unsqueeze(0)), target.unsqueeze(0))
             gradients = torch.autograd.grad(log_likelihood, parameters)

@@ -657,7 +657,7 @@ def parallel_tensors(
 
 def small_translator(source_vocab_size: int, target_vocab_size: int, pad_id: int = 0):
     """Chapter 1's translator: d_model 64, 4 heads, 2 + 2 layers, d_ff 128."""
-    from handbook.attention import Transformer
+    from handbook.models import Transformer
 
     return Transformer(
         source_vocab_size,

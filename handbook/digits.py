@@ -2,7 +2,8 @@
 
 Three models of increasing capacity for the 8x8 digits of :func:`handbook.datasets.digits`
 (or 28x28 MNIST): a logistic-regression baseline from scikit-learn, a multilayer perceptron and
-a small convolutional network in torch, plus the chapter's benchmark for ``make bench``.
+a small convolutional network in torch (:class:`~handbook.models.cnn.SmallCNN`, from the model
+library because chapters 4 and 9 use it too), plus the chapter's benchmark for ``make bench``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from handbook import bench
+from handbook.models import SmallCNN
 
 
 class MLP(nn.Module):
@@ -32,41 +34,6 @@ class MLP(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.layers(images)
-
-
-class SmallCNN(nn.Module):
-    """Two 3x3 convolution blocks and a linear head.
-
-    ``(batch, 1, side, side) -> (batch, classes)`` logits; ``side`` must be divisible by 4
-    (8 for the scikit-learn digits, 28 for MNIST).
-    """
-
-    def __init__(self, side: int = 8, channels: int = 32, classes: int = 10, dropout: float = 0.1):
-        super().__init__()
-        if side % 4:
-            raise ValueError(
-                f"SmallCNN halves the image twice: side must be divisible by 4, got {side}"
-            )
-        self.features = nn.Sequential(
-            nn.Conv2d(1, channels, kernel_size=3, padding=1),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(channels, 2 * channels, kernel_size=3, padding=1),
-            nn.BatchNorm2d(2 * channels),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.head = nn.Sequential(
-            nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * channels * (side // 4) ** 2, classes)
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.ndim != 4 or images.shape[1] != 1:
-            raise ValueError(
-                f"expected images of shape (batch, 1, side, side), got {tuple(images.shape)}"
-            )
-        return self.head(self.features(images))
 
 
 def logistic_regression_baseline(

@@ -14,12 +14,11 @@ Three toolboxes, each written from scratch and tested against the library a prac
   gradient, and exact Shapley values by enumerating every coalition of features.
 
 The models are the chapter's small hiring classifier (:class:`HiringMLP`, on
-:func:`handbook.datasets.hiring`) and chapter 0's :class:`handbook.digits.SmallCNN`.
+:func:`handbook.datasets.hiring`) and chapter 0's :class:`handbook.models.SmallCNN`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -474,18 +473,6 @@ def _loss_and_gradient(
     return losses.detach(), gradient
 
 
-@contextlib.contextmanager
-def _evaluation_mode(model: nn.Module) -> Iterator[None]:
-    """Attack the model as it is used (dropout off, batch-norm statistics frozen), then give it
-    back in the mode it was in: adversarial training calls attacks in the middle of an epoch."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def fgsm(
     model: nn.Module,
     images: torch.Tensor,
@@ -504,7 +491,7 @@ def fgsm(
     shape, detached. The model is run in evaluation mode and left in the mode it was in.
     """
     _check_attack_inputs(images, labels, epsilon, bounds)
-    with _evaluation_mode(model):
+    with train.evaluation_mode(model):
         _, gradient = _loss_and_gradient(model, images, labels)
     direction = -1.0 if targeted else 1.0
     return (images.detach() + direction * epsilon * gradient.sign()).clamp(*bounds)
@@ -542,7 +529,7 @@ def pgd(
         generator = torch.Generator(device=clean.device).manual_seed(seed)
         noise = torch.rand(clean.shape, generator=generator, device=clean.device)
         current = (clean + epsilon * (2 * noise - 1)).clamp(*bounds)
-    with _evaluation_mode(model):
+    with train.evaluation_mode(model):
         best = clean.clone()
         with torch.no_grad():
             best_score = sign * F.cross_entropy(model(clean), labels, reduction="none")
@@ -832,7 +819,7 @@ def benchmarks(smoke: bool = False) -> list[bench.Measurement]:
     from captum.attr import IntegratedGradients
 
     from handbook.datasets import digits, image_tensors
-    from handbook.digits import SmallCNN
+    from handbook.models import SmallCNN
 
     count = 64 if smoke else 256
     images, labels = image_tensors(digits()["test"])

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from handbook import bench, config, train
-from handbook.attention import merge_heads, scaled_dot_product_attention, split_heads
+from handbook.models import merge_heads, scaled_dot_product_attention, split_heads
 
 PAD, UNKNOWN = "<pad>", "<unk>"
 

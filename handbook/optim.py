@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from handbook import bench, datasets, train, translation
-from handbook.attention import Transformer
+from handbook.models import Transformer
 
 __all__ = [
     "ARTICLE_BASE_LR",

@@ -1,7 +1,8 @@
 """One small training loop for every chapter: seeding, device choice, autocast, progress, history.
 
 ``fit`` trains a model for a number of epochs and returns a :class:`History`; ``evaluate``
-measures loss and accuracy on a loader. The one contract: a loader yields
+measures loss and accuracy on a loader; ``evaluation_mode`` runs a block with the model in
+evaluation mode and gives it back in the mode it had. The one contract: a loader yields
 ``(*inputs, targets)`` and ``loss_fn(model(*inputs), targets)`` is a scalar; a sequence-to-sequence
 model gets ``(source, target_in)`` as inputs. Accuracy is counted when the targets are class
 indices and the model's output has a class dimension last (per token for sequences, ignoring
@@ -23,7 +24,7 @@ import datetime
 import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -241,6 +242,18 @@ def autocast_context(device: torch.device, enabled: bool):
         return contextlib.nullcontext()
     dtype = torch.float16 if device.type in ("cuda", "mps") else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``model.eval()`` (dropout off, batch-norm statistics frozen), then put the
+    model back in the mode it was in: decoding, an attack or a Fisher estimate can happen in the
+    middle of a training epoch. Yields the model."""
+    was_training = model.training
+    try:
+        yield model.eval()
+    finally:
+        model.train(was_training)
 
 
 def _count_correct(logits: torch.Tensor, targets: torch.Tensor) -> tuple[int, int]:

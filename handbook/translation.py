@@ -1,7 +1,7 @@
 """Chapter 1's experiment: translate English number words into German with a small Transformer.
 
 The pieces between the corpus (:func:`handbook.datasets.number_words`) and the model
-(:class:`handbook.attention.Transformer`): tokenizers trained locally with HuggingFace
+(:class:`handbook.models.Transformer`): tokenizers trained locally with HuggingFace
 ``tokenizers``, padded id tensors, a teacher-forcing loss, greedy translation and the scores
 (BLEU and chrF from ``sacrebleu``, exact match). Chapters 2 and 3 reuse it.
 """

@@ -4,14 +4,14 @@ import matplotlib
 import pytest
 import torch
 
-from handbook import attention, bench, plots
+from handbook import attention, bench, models, plots
 
 matplotlib.use("Agg")
 
 
-def _tiny_transformer() -> attention.Transformer:
+def _tiny_transformer() -> models.Transformer:
     torch.manual_seed(0)
-    return attention.Transformer(11, 13, d_model=16, num_heads=2, d_ff=32, pad_id=0)
+    return models.Transformer(11, 13, d_model=16, num_heads=2, d_ff=32, pad_id=0)
 
 
 def test_cross_attention_weights_are_per_head_distributions_over_the_source() -> None:

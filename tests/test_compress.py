@@ -13,8 +13,8 @@ from torch.nn import functional as F
 from torch.nn.utils import prune
 
 from handbook import bench, compress, plots, train
-from handbook.attention import Transformer
-from handbook.digits import MLP, SmallCNN
+from handbook.digits import MLP
+from handbook.models import SmallCNN, Transformer
 
 matplotlib.use("Agg")
 
@@ -341,7 +341,7 @@ def test_compression_tradeoff_plots_two_panels_and_marks_the_front():
 
 
 def test_sinusoids_match_the_positional_table():
-    from handbook.attention import sinusoidal_positional_encoding
+    from handbook.models import sinusoidal_positional_encoding
 
     torch.testing.assert_close(
         compress.sinusoids(40, 16), sinusoidal_positional_encoding(40, 16), atol=1e-5, rtol=0

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from handbook import datasets, ethics, plots, train
-from handbook.digits import SmallCNN
+from handbook.models import SmallCNN
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from handbook import attention
+from handbook import models
 from handbook.exercises.checks import (
     DERIVATION,
     Case,
@@ -55,7 +55,7 @@ def _causal_case(causal_mask: Callable[[int], torch.Tensor], description: str, n
             result.dtype == torch.bool,
             f"{what}: expected a boolean tensor (True = may attend), got dtype {result.dtype}",
         )
-        expect_equal(result, attention.causal_mask(n), what)
+        expect_equal(result, models.causal_mask(n), what)
 
     return Case(description, run)
 
@@ -81,8 +81,8 @@ def check_attention(
     ``softmax(q k^T / sqrt(d)) v`` of shape ``(..., L, dv)``, compared with
     ``torch.nn.functional.scaled_dot_product_attention`` (tolerance 1e-5).
     """
-    causal = attention.causal_mask(6)
-    padding = attention.padding_mask([6, 3])[:, None, None, :]
+    causal = models.causal_mask(6)
+    padding = models.padding_mask([6, 3])[:, None, None, :]
     cases = [
         _attention_case(
             scaled_dot_product_attention,
@@ -179,7 +179,7 @@ def _split_case(split_heads, description, x, num_heads) -> Case:
         result = split_heads(x.clone(), num_heads)
         what = f"split_heads(x of shape {tuple(x.shape)}, {num_heads})"
         expect_type(result, torch.Tensor, what)
-        expected = attention.split_heads(x, num_heads)
+        expected = models.split_heads(x, num_heads)
         expect_shape(result, tuple(expected.shape), what)
         expect(
             torch.equal(result, expected),
@@ -193,7 +193,7 @@ def _split_case(split_heads, description, x, num_heads) -> Case:
 
 def _merge_case(split_heads, merge_heads, description, x, num_heads) -> Case:
     def run() -> None:
-        heads = attention.split_heads(x, num_heads)
+        heads = models.split_heads(x, num_heads)
         result = merge_heads(heads.clone())
         what = f"merge_heads(x of shape {tuple(heads.shape)})"
         expect_type(result, torch.Tensor, what)
@@ -213,7 +213,7 @@ def check_positional_encoding(
 
     A float32 tensor ``(max_len, d_model)`` with ``PE[pos, 2i] = sin(pos / 10000^(2i/d_model))``
     and ``PE[pos, 2i+1] = cos(pos / 10000^(2i/d_model))``, compared with
-    :func:`handbook.attention.sinusoidal_positional_encoding` (tolerance 1e-5).
+    :func:`handbook.models.sinusoidal_positional_encoding` (tolerance 1e-5).
     """
     sizes = [(10, 16), (50, 64), (1, 8), (128, 32), (6, 2)]
     cases = [
@@ -227,7 +227,7 @@ def _encoding_case(positional_encoding, description, max_len, d_model) -> Case:
         result = positional_encoding(max_len, d_model)
         what = f"positional_encoding({max_len}, {d_model})"
         expect_type(result, torch.Tensor, what)
-        expected = attention.sinusoidal_positional_encoding(max_len, d_model)
+        expected = models.sinusoidal_positional_encoding(max_len, d_model)
         expect_shape(result, tuple(expected.shape), what)
         expect(
             result.dtype == torch.float32,

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from handbook import attention, compress, datasets, train
+from handbook import compress, datasets, models, train
 from handbook.serving.artifact import (
     ARTIFACT_FILES,
     MANIFEST,
@@ -61,7 +61,7 @@ class TopicClassifier(nn.Module):
     """Token ids ``(batch, seq)`` int64 -> class logits ``(batch, num_classes)``.
 
     Embedding * sqrt(d_model) + sinusoidal positions -> ``num_layers`` pre-norm
-    :class:`handbook.attention.EncoderBlock` that ignore padding (id 0) -> mean over the real
+    :class:`handbook.models.EncoderBlock` that ignore padding (id 0) -> mean over the real
     tokens -> LayerNorm -> linear. No input checks that read token values, so the same module
     exports to ONNX.
     """
@@ -72,13 +72,11 @@ class TopicClassifier(nn.Module):
         self.embedding = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD_ID)
         self.register_buffer(
             "positions",
-            attention.sinusoidal_positional_encoding(cfg.max_tokens, cfg.d_model),
+            models.sinusoidal_positional_encoding(cfg.max_tokens, cfg.d_model),
             persistent=False,
         )
         self.layers = nn.ModuleList(
-            attention.EncoderBlock(
-                cfg.d_model, cfg.num_heads, cfg.d_ff, dropout=0.0, norm_first=True
-            )
+            models.EncoderBlock(cfg.d_model, cfg.num_heads, cfg.d_ff, dropout=0.0, norm_first=True)
             for _ in range(cfg.num_layers)
         )
         self.norm = nn.LayerNorm(cfg.d_model)
