@@ -2,6 +2,10 @@
 process sets, the probe of what isolation this machine offers, the supervisor's loop and how it
 reports a cell's end, the cell process and its ``exec``/``value`` operations, ``main``,
 ``probe`` and the grader-side :class:`Sandbox` methods that decode a supervisor's failures.
+Then, through a real sandbox as grading runs it: each limit, hit by a cell, is the outcome's
+limit with its explanation (memory, CPU, processes, descriptors, file size, the scratch folder,
+the answer's size, the cell's time), and each isolation holds (no network, no write outside the
+scratch folder, the reference answers out of reach, another user's files closed).
 
 The grading tests run all of this inside Linux namespaces, where coverage.py cannot record it;
 here the supervisor runs in the test's own process (its cell process is a real fork), and each
@@ -13,17 +17,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
 import types
+from pathlib import Path
 
 import pytest
 
+from handbook import config
 from handbook.exercises import remote, sandbox
 
 # each limit, in a fresh child Python ---------------------------------------------------------
@@ -575,3 +583,241 @@ def test_cell_on_a_closed_control_socket_is_a_gone_peer():
     with gone, box.cell(float("inf")):
         pass
     theirs.close()
+
+
+# each limit, through a real sandbox: the cell that hits it, the outcome, the explanation -------
+
+#: Small limits, so that each is hit in a moment (the namespaced machine's scratch included).
+SMALL = sandbox.Limits(
+    memory_bytes=256 * 2**20,
+    cpu_seconds=1,
+    processes=8,
+    file_bytes=64 * 2**10,
+    scratch_bytes=8 * 2**20,
+    answer_bytes=64 * 2**10,
+)
+#: The machines whose sandbox has namespaces: only there are the isolations (and the private
+#: scratch folder's size) enforced; elsewhere the grader prints a warning saying so.
+NAMESPACED = pytest.mark.skipif(
+    not sandbox.isolation().namespaced,
+    reason="the grader's containment needs Linux namespaces (util-linux unshare, setpriv)",
+)
+
+
+@pytest.fixture(scope="module")
+def secret():
+    """A file in a folder of the grader's home that only its owner may enter (mode 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix=".handbook-sandbox-test-", dir=Path.home()))
+    (folder / "secret.txt").write_text("the grader's secret")
+    yield folder / "secret.txt"
+    shutil.rmtree(folder)
+
+
+@pytest.fixture(scope="module")
+def box():
+    """One sandbox (one supervisor) for the module, protecting what grading protects (the
+    book's checkout, the grader's home); each test runs a fresh cell process in it."""
+    with sandbox.Sandbox(SMALL, protected=[config.project_root(), Path.home()]) as started:
+        yield started
+
+
+def run_cell(box, source: str, *, call: str | None = None, args=(), seconds: float = 120.0):
+    """Run ``source`` in a fresh cell process as the grader does, then call ``call(*args)`` in
+    it if given: the :class:`sandbox.Outcome` of a cell that raised or stopped answering, else
+    the answer of ``call`` (None without one)."""
+    deadline = time.monotonic() + seconds
+    try:
+        with box.cell(deadline) as peer:
+            reply = peer.request({"op": "exec", "source": source, "cell": 5})
+            if reply.get("raised"):
+                answer = box.raised(5, reply["raised"])
+            else:
+                answer = remote.RemoteFunction(peer, call, call)(*args) if call else None
+    except remote.PeerGone as gone:
+        return box.stopped(5, gone, notebook_time=False)
+    box.ending(kill=True)
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("source", "limit", "explanation"),
+    [
+        (
+            "block = bytearray(1024 * 2**20)",
+            "memory",
+            "memory limit 256 MiB exceeded in cell 5",
+        ),
+        ("while True:\n    pass", "cpu", "CPU time limit 1 s exceeded in cell 5"),
+        (
+            "import os\nwhile True:\n    os.fork()",
+            "processes",
+            "process limit (8 processes) reached in cell 5",
+        ),
+        (
+            "import os\nheld = [os.open('/dev/null', os.O_RDONLY) for _ in range(1000)]",
+            "descriptors",
+            "open file limit (256 at once) reached in cell 5",
+        ),
+        (
+            "with open('big.bin', 'wb') as handle:\n    handle.write(bytes(2**20))",
+            "file_size",
+            "file size limit 64 KiB exceeded in cell 5 (printing or writing too much)",
+        ),
+        (
+            "print('x' * 2**20, flush=True)",
+            "file_size",
+            "file size limit 64 KiB exceeded in cell 5 (printing or writing too much)",
+        ),
+    ],
+    ids=["memory", "cpu", "fork-bomb", "descriptors", "file-write", "printing"],
+)
+def test_each_limit_is_the_outcome_of_the_cell_that_hits_it(box, source, limit, explanation):
+    outcome = run_cell(box, source)
+    assert isinstance(outcome, sandbox.Outcome), outcome
+    assert (outcome.limit, outcome.explain()) == (limit, explanation)
+
+
+def test_an_answer_over_the_limit_is_its_outcome(box):
+    outcome = run_cell(box, "def big():\n    return 'x' * 2**20", call="big")
+    assert outcome.limit == "answer"
+    assert outcome.explain().startswith("the answer is 1.0 MiB, over the limit of 65,536 bytes")
+    assert run_cell(box, "def small():\n    return 'x' * 10", call="small") == "x" * 10
+
+
+def test_a_cell_past_its_deadline_is_stopped_and_told_the_time_limit(box):
+    outcome = run_cell(box, "import time\ntime.sleep(600)", seconds=3)
+    assert (outcome.limit, outcome.explain()) == (
+        "cell_time",
+        "time limit 300 s exceeded in cell 5",
+    )
+    assert run_cell(box, "def f():\n    return 1", call="f") == 1  # the next cell runs
+
+
+def test_a_cell_that_exits_or_raises_is_no_limit(box):
+    exited = run_cell(box, "import sys\nsys.exit(3)")
+    assert (exited.limit, exited.explain()) == (None, "cell 5 called sys.exit() (exit(3))")
+    raised = run_cell(box, "{}['key']")
+    assert (raised.limit, raised.explain()) == (None, "cell 5 raised KeyError: 'key'")
+
+
+@NAMESPACED
+def test_the_scratch_folder_limit_is_its_outcome(box):
+    source = (  # the files go at the end: the other tests share this sandbox's scratch
+        "import os\n"
+        "try:\n"
+        "    for number in range(1000):\n"
+        "        with open(f'part{number}.bin', 'wb') as handle:\n"
+        "            handle.write(bytes(60 * 2**10))\n"
+        "finally:\n"
+        "    for name in os.listdir('.'):\n"
+        "        if name.startswith('part'):\n"
+        "            os.remove(name)\n"
+    )
+    outcome = run_cell(box, source)
+    assert (outcome.limit, outcome.explain()) == (
+        "scratch",
+        "scratch space limit 8 MiB exceeded in cell 5",
+    )
+
+
+# each isolation, through a real sandbox ----------------------------------------------------
+
+
+@NAMESPACED
+def test_no_network_reaches_outside(box):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    source = (
+        "import socket\n"
+        "def reach():\n"
+        "    seen = [name for _, name in socket.if_nameindex()]\n"
+        "    try:\n"
+        f"        socket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'out')\n"
+        "        return [seen, 'connected']\n"
+        "    except OSError as error:\n"
+        "        return [seen, type(error).__name__]\n"
+    )
+    seen, connected = run_cell(box, source, call="reach")
+    listener.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        listener.accept()
+    listener.close()
+    assert seen == ["lo"] and connected != "connected"
+
+
+@NAMESPACED
+def test_no_write_lands_outside_the_scratch_folder(box):
+    name = f"escaped-{os.getpid()}.txt"
+    targets = [
+        config.project_root() / name,  # the book's checkout: out of sight, read-only
+        Path.home() / name,  # protected: read-only
+        Path("/var/tmp") / name,  # the sandbox's own tmpfs: whatever lands there stays there
+        Path("/tmp/work") / name,  # the scratch folder: written, never seen outside
+    ]
+    source = (
+        "def write(paths):\n"
+        "    done = []\n"
+        "    for path in paths:\n"
+        "        try:\n"
+        "            with open(path, 'w') as handle:\n"
+        "                handle.write('escaped')\n"
+        "            done.append('written')\n"
+        "        except OSError as error:\n"
+        "            done.append(type(error).__name__)\n"
+        "    return done\n"
+    )
+    done = run_cell(box, source, call="write", args=([str(path) for path in targets],))
+    escaped = [path for path in targets if path.exists()]
+    for path in escaped:
+        path.unlink()
+    assert escaped == []
+    assert "written" not in done[:2] and done[3] == "written", done
+
+
+@NAMESPACED
+def test_the_reference_answers_are_out_of_reach(box):
+    notebook = next((config.project_root() / "notebooks").glob("00_*.ipynb"))
+    source = (
+        "def borrow(notebook):\n"
+        "    tried = []\n"
+        "    try:\n"
+        "        import handbook.exercises.ch00\n"
+        "        tried.append('imported')\n"
+        "    except ImportError as error:\n"
+        "        tried.append(str(error))\n"
+        "    try:\n"
+        "        open(notebook).read()\n"
+        "        tried.append('read')\n"
+        "    except OSError as error:\n"
+        "        tried.append(type(error).__name__)\n"
+        "    return tried\n"
+    )
+    imported, read = run_cell(box, source, call="borrow", args=(str(notebook),))
+    assert "holds the book's reference answers: they are out of reach" in imported
+    assert read == "FileNotFoundError"  # the checkout is masked but for the package
+    assert notebook.is_file()  # it is there, outside
+
+
+@NAMESPACED
+def test_another_users_files_are_closed_to_the_sandbox(box, secret):
+    if not box.isolation.as_root:
+        pytest.skip("a grader that is not root shares its own user id with its sandboxes")
+    source = (
+        "import os\n"
+        "def peek(paths):\n"
+        "    seen = [os.getuid()]\n"
+        "    for path in paths:\n"
+        "        try:\n"
+        "            seen.append(open(path).read())\n"
+        "        except OSError as error:\n"
+        "            seen.append(type(error).__name__)\n"
+        "    return seen\n"
+    )
+    uid, in_home, shadow = run_cell(box, source, call="peek", args=([str(secret), "/etc/shadow"],))
+    assert uid != os.getuid()  # a user id of its own
+    # hidden (a home that holds the grader's Python is masked but for it) or closed (0700)
+    assert in_home in ("FileNotFoundError", "PermissionError")
+    assert shadow == "PermissionError"  # root's file, mode 0640
+    assert secret.read_text() == "the grader's secret"  # there, outside, for its owner
