@@ -38,8 +38,13 @@ DOCKERIGNORE = DEPLOY / "Dockerfile.singleuser.dockerignore"
 BOOK_PAGE = ROOT / "book" / "classroom.md"
 #: Where the grader stage installs the wrapper, and what the Jobs run.
 WRAPPER_IN_IMAGE = "/usr/local/bin/handbook-grade-shard"
-#: A supervisor's own memory beside its cell's limit (PyTorch imported once per sandbox).
-SUPERVISOR_MIB = 1024
+#: Beside each cell's limit, the pool process grading the submission and its sandbox's
+#: supervisor, each with PyTorch imported (a Python that imports torch peaks near 0.5 GiB).
+PER_SANDBOX_MIB = 1536
+#: The grader's main process (it reads the chapter's checks, which import torch).
+GRADER_MIB = 1024
+#: JupyterLab and a kernel with PyTorch imported, beside the largest cell a student may run.
+SERVER_MIB = 1024
 
 
 # --- reading the files -------------------------------------------------------------------------
@@ -319,7 +324,7 @@ def test_each_student_has_storage_resources_and_a_server_that_is_culled():
     assert single["storage"]["type"] == "dynamic" and single["storage"]["capacity"]
     memory = grading_settings(grade_job())["memory"]
     limit = mebibytes(single["memory"]["limit"])
-    assert limit >= memory + SUPERVISOR_MIB, (
+    assert limit >= memory + SERVER_MIB, (
         f"a student's server ({single['memory']['limit']}) cannot run a cell the grader allows "
         f"({memory} MiB) beside JupyterLab and its kernel"
     )
@@ -398,10 +403,11 @@ def test_the_merge_grades_with_the_settings_the_shards_graded_with():
 def test_a_grading_pod_holds_its_sandboxes_within_its_limits():
     arguments = wrapper_arguments(grade_job())
     limits = container(grade_job())["resources"]["limits"]
-    needed = arguments.jobs * (arguments.memory + SUPERVISOR_MIB)
+    needed = arguments.jobs * (arguments.memory + PER_SANDBOX_MIB) + GRADER_MIB
     assert mebibytes(limits["memory"]) >= needed, (
         f"memory limit {limits['memory']} under {arguments.jobs} x ({arguments.memory} MiB per "
-        f"cell + {SUPERVISOR_MIB} MiB per supervisor): the OOM killer would take the whole shard"
+        f"cell + {PER_SANDBOX_MIB} MiB for its grading process and supervisor) + {GRADER_MIB} "
+        "MiB for the grader: the OOM killer would take the whole shard"
     )
     assert cores(limits["cpu"]) >= arguments.jobs, f"{arguments.jobs} sandboxes on {limits['cpu']}"
     requests = container(grade_job())["resources"]["requests"]
