@@ -284,6 +284,21 @@ def test_what_the_chapters_write_goes_to_the_student_s_persistent_home():
     assert build.startswith(home + "/"), f"HANDBOOK_BUILD_DIR={build} is not under {home}"
 
 
+def test_the_package_is_installed_editable_in_a_checkout_the_sandbox_can_mask():
+    """Installed into site-packages, the package would leave /opt/book (with the grader's source
+    notebooks, their solution cells) readable inside the sandbox: the sandbox masks the book's
+    checkout only when the package is imported from it."""
+    base = stages()[0]
+    assert instructions(base, "WORKDIR")[-1] == "/opt/book"
+    copied = {source for args in instructions(base, "COPY") for source in args.split()[:-1]}
+    assert {"_toc.yml", "pyproject.toml", "handbook"} <= copied, copied
+    installs = [shlex.split(run) for run in instructions(base, "RUN") if "pip install" in run]
+    editable = [words for words in installs if "-e" in words]
+    assert any(words[words.index("-e") + 1] == "." for words in editable), (
+        "install the package with pip install -e . (editable, from /opt/book)"
+    )
+
+
 def test_the_grader_stage_installs_the_wrapper_the_jobs_run():
     copies = [args.split() for args in instructions(stage("grader"), "COPY")]
     assert ["deploy/jupyterhub/grade_shard.py", WRAPPER_IN_IMAGE] in copies, copies
