@@ -72,12 +72,12 @@ def test_editing_a_chapter_module_reexecutes_exactly_the_chapters_that_import_it
 
 
 def test_an_edit_reaches_chapters_that_import_the_module_indirectly(stale_after_editing):
-    """attention.py is imported by chapter 1 and, through translation.py and other chapter
-    modules, by later chapters: every one of them must run again, and only those."""
-    expected = _chapters_using("attention.py")
+    """models/transformer.py is imported by chapter 1 and, through translation.py and other
+    chapter modules, by later chapters: every one of them must run again, and only those."""
+    expected = _chapters_using("models/transformer.py")
     assert {"01_attention", "02_optimization"} <= expected
     assert "00_digits" not in expected and "09_ethics" not in expected
-    assert stale_after_editing("attention.py") == expected
+    assert stale_after_editing("models/transformer.py") == expected
 
 
 def test_a_figure_module_invalidates_only_the_chapter_that_draws_it(stale_after_editing):
