@@ -60,7 +60,8 @@ test: $(STAMP) peers
 		$(PY) -m pytest -p nbval --nbval-lax --nbval-current-env $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
 
 ## make coverage: branch coverage (coverage.py, .coveragerc) of the grader (handbook/exercises:
-## grading, remote, sandbox), the cache and the server over their own tests: a table per module
+## grading, discovery, submission, reports, remote/, sandbox, similarity, export), the cache and
+## the server over their own tests: a table per module
 ## here, the lines in _build/coverage/html. The figures are in the README.
 COVERAGE_TESTS := tests/test_grading*.py tests/test_hostile_wire.py tests/test_sandbox.py tests/test_cache*.py \
 	tests/test_serving_*.py
