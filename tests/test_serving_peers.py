@@ -19,8 +19,8 @@ import httpx
 import numpy as np
 import pytest
 
-from handbook.serving import peers
-from handbook.serving.loadtest import LoadResult, run_load, run_open_loop, sustained_rate
+from handbook.serving import loadtest, peers
+from handbook.serving.loadtest import LoadResult, meets_target, run_load, run_open_loop
 
 pytest_plugins = ["serving_fixtures"]
 
@@ -117,7 +117,7 @@ def test_open_loop_above_capacity_shows_the_queue_a_closed_loop_hides(slow_url):
     assert opened.percentile(99) > 0.5 * (rate * seconds * SERVICE_MS - 1000 * seconds)
     # one closed-loop client never queues: its typical answer takes about one service time
     assert closed.percentile(50) < opened.percentile(50) / 2
-    assert sustained_rate([opened], p99_ms=100) == 0.0
+    assert not meets_target(opened, p99_ms=100)
 
 
 @pytest.mark.timing
@@ -158,13 +158,13 @@ def test_open_loop_refuses_any_host_but_this_machine():
         run_open_loop("http://example.com", ["a"], rate=1, seconds=1)
 
 
-def test_sustained_rate_is_the_highest_rate_meeting_the_target():
-    def result(rate, p99, statuses=None):
-        return LoadResult(8, 1.0, np.full(100, p99), statuses or {200: 100}, rate=rate)
+def test_a_step_meets_the_target_with_no_error_and_p99_at_most_the_target():
+    def result(p99, statuses=None):
+        return LoadResult(8, 1.0, np.full(100, p99), statuses or {200: 100}, rate=10)
 
-    results = [result(10, 5), result(20, 50), result(40, 500), result(30, 20, {0: 1, 200: 99})]
-    assert sustained_rate(results, p99_ms=100) == 20
-    assert sustained_rate([result(10, 500)]) == 0.0
+    assert meets_target(result(50), p99_ms=100) and meets_target(result(100), p99_ms=100)
+    assert not meets_target(result(101), p99_ms=100)
+    assert not meets_target(result(20, {0: 1, 200: 99}), p99_ms=100)
 
 
 def test_peer_settings_round_trip_through_the_environment(tmp_path, monkeypatch):
@@ -249,3 +249,12 @@ def test_open_loop_counts_refused_and_unanswered_requests_as_errors():
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         unanswered = run_open_loop(url, ["a"], rate=20, seconds=0.25, connections=2, timeout_s=0.2)
     assert unanswered.requests == 5 and unanswered.statuses == {0: 5}
+
+
+def test_the_generator_is_calibrated_against_a_null_endpoint_in_processes_of_their_own():
+    calibration = loadtest.calibrate_generator(50, seconds=0.5, connections=4)
+    assert calibration.rate == 50 and calibration.result.requests == 25
+    assert calibration.result.errors == 0 and calibration.result.statuses == {200: 25}
+    assert calibration.passed is (calibration.result.percentile(99) < 5.0)
+    assert "cores shared by the generator" in calibration.describe()
+    assert loadtest._GENERATOR.process.pid != os.getpid()  # the generator's own process

@@ -26,30 +26,40 @@ def _result(label: str, rps: float, p99_ms: float, *, rate=None, errors: int = 0
     return LoadResult(8, 100 / rps, latencies, statuses, label, rate)
 
 
-def _comparison() -> peers.PeerComparison:
+def _search(label: str, rate: float, ceiling: float, p99s: dict) -> loadtest.RateSearch:
+    steps = [_result(label, r, p99, rate=r) for r, p99 in p99s.items()]
+    return loadtest.RateSearch(rate, ceiling, steps)
+
+
+def _calibration(p99_ms: float = 1.0) -> loadtest.Calibration:
+    return loadtest.Calibration(_result("null", 800, p99_ms, rate=800.0), cores="2 cores")
+
+
+def _comparison(calibrated: bool = True) -> peers.PeerComparison:
     closed = {peers.OURS: _result(peers.OURS, 400, 20), "LitServe": _result("LitServe", 200, 40)}
     open_loop = {
-        peers.OURS: [
-            _result(peers.OURS, 40, 10, rate=40),
-            _result(peers.OURS, 100, 30, rate=100),
-            _result(peers.OURS, 200, 150, rate=200),  # over the p99 target: not sustained
-        ],
-        "LitServe": [
-            _result("LitServe", 40, 20, rate=40),
-            _result("LitServe", 90, 50, rate=100, errors=3),  # errors: not sustained
-        ],
+        peers.OURS: loadtest.SustainedRate(
+            [
+                _search(peers.OURS, 100, 104, {40: 10, 200: 150, 100: 30, 104: 120}),
+                _search(peers.OURS, 96, 100, {96: 40, 100: 110}),
+                _search(peers.OURS, 110, 114, {110: 60, 114: 130}),
+            ]
+        ),
+        "LitServe": loadtest.SustainedRate([_search("LitServe", 40, 42, {40: 20, 42: 101})]),
     }
-    return peers.PeerComparison(closed, open_loop, threads=2)
+    if not calibrated:
+        return peers.PeerComparison(closed, {}, 2, _calibration(p99_ms=50))
+    return peers.PeerComparison(closed, open_loop, 2, _calibration())
 
 
 # peers.py ------------------------------------------------------------------------------------
 
 
-def test_sustained_rate_is_the_highest_clean_rate_under_the_target():
+def test_sustained_is_the_median_round_or_none_without_a_calibrated_generator():
     comparison = _comparison()
     assert comparison.sustained() == {peers.OURS: 100, "LitServe": 40}
-    assert comparison.sustained(p99_ms=200) == {peers.OURS: 200, "LitServe": 40}
-    assert comparison.sustained(p99_ms=5) == {peers.OURS: 0.0, "LitServe": 0.0}
+    assert comparison.open[peers.OURS].interval == (96, 110)
+    assert _comparison(calibrated=False).sustained() == {peers.OURS: None, "LitServe": None}
 
 
 def test_table_has_one_row_per_server_with_closed_and_open_loop_figures():
@@ -59,21 +69,21 @@ def test_table_has_one_row_per_server_with_closed_and_open_loop_figures():
     assert ours["closed req/s"] == 400.0 and litserve["closed req/s"] == 200.0
     assert ours["closed p99 ms"] == pytest.approx(20, abs=1)
     assert ours["closed p50 ms"] == 10.0
-    assert litserve["errors"] == 3  # the open-loop errors count too
     key = f"sustained req/s (p99 <= {peers.P99_TARGET_MS:.0f} ms)"
-    assert (ours[key], litserve[key]) == (100, 40)
+    assert ours[key] == "100 req/s (rounds 96-110, n=3)"
+    assert litserve[key] == "40 req/s (rounds 40-40, n=1)"
+    uncalibrated = _comparison(calibrated=False).table()
+    assert [row[key] for row in uncalibrated] == ["not measured", "not measured"]
 
 
-def test_open_table_lists_every_step_in_order():
+def test_open_table_lists_every_step_of_every_round_in_order():
     rows = _comparison().open_table()
     assert [(row["server"], row["rate req/s"]) for row in rows] == [
-        (peers.OURS, 40),
-        (peers.OURS, 100),
-        (peers.OURS, 200),
-        ("LitServe", 40),
-        ("LitServe", 100),
-    ]
-    assert rows[-1]["errors"] == 3 and rows[-1]["answered req/s"] == 90.0
+        (peers.OURS, 40), (peers.OURS, 200), (peers.OURS, 100), (peers.OURS, 104),
+        (peers.OURS, 96), (peers.OURS, 100), (peers.OURS, 110), (peers.OURS, 114),
+        ("LitServe", 40), ("LitServe", 42),
+    ]  # fmt: skip
+    assert _comparison(calibrated=False).open_table() == []
 
 
 def test_peer_settings_travel_through_the_environment(monkeypatch, tmp_path):
@@ -133,31 +143,124 @@ class _FakeServer:
         return None
 
 
-def test_compare_peers_stops_each_server_after_its_first_unsustained_rate(monkeypatch, tmp_path):
-    started, opened = [], []
+def _fake_comparison_run(monkeypatch, calibration_p99_ms: float):
+    """compare_peers on fake servers whose p99 crosses 100 ms at 200 (ours) and 60 req/s."""
+    started, opened, calibrated = [], [], []
     closed = {peers.OURS: 400.0, "LitServe": 100.0}
-    p99 = {(peers.OURS, 40.0): 10, (peers.OURS, 100.0): 150, ("LitServe", 40.0): 200}
+    knee = {peers.OURS: 200.0, "LitServe": 60.0}
 
     def run_load(url, texts, *, concurrency, requests, label="", body="text"):
-        name = url.rsplit("/", 1)[1]
-        return _result(label, closed[name], 20)
+        return _result(label, closed[url.rsplit("/", 1)[1]], 20)
 
-    def run_open_loop(url, texts, *, rate, seconds, connections, label, body):
+    def run_open_loop(url, texts, *, rate, seconds, connections, label, body, timeout_s):
         opened.append((label, rate))
-        return _result(label, rate, p99[(label, rate)], rate=rate)
+        return _result(label, rate, 50 if rate <= knee[label] else 500, rate=rate)
+
+    def calibrate_generator(rate, *, seconds, connections):
+        calibrated.append(rate)
+        return loadtest.Calibration(_result("null", rate, calibration_p99_ms, rate=rate))
 
     monkeypatch.setattr(loadtest, "run_load", run_load)
     monkeypatch.setattr(loadtest, "run_open_loop", run_open_loop)
+    monkeypatch.setattr(loadtest, "calibrate_generator", calibrate_generator)
     monkeypatch.setattr(peers, "_server", lambda name, *args: _FakeServer(name, started))
     comparison = peers.compare_peers(
-        tmp_path, ["a text"], peers=["LitServe"], threads=2, rate_fractions=(0.1, 0.25, 0.5),
-        log_dir=tmp_path,
-    )  # fmt: skip
+        "unused", ["a text"], peers=["LitServe"], threads=2, rounds=2, log_dir="unused"
+    )
+    return comparison, started, opened, calibrated
+
+
+def test_compare_peers_calibrates_at_twice_the_top_rate_then_bisects_each_server(monkeypatch):
+    comparison, started, opened, calibrated = _fake_comparison_run(monkeypatch, 1.0)
     assert started == [peers.OURS, "LitServe"]
-    # the rates are fractions of handbook.serving's closed-loop throughput, the same for both
-    assert opened == [(peers.OURS, 40.0), (peers.OURS, 100.0), ("LitServe", 40.0)]
-    assert comparison.threads == 2
-    assert comparison.sustained() == {peers.OURS: 40.0, "LitServe": 0.0}
+    top = peers.SEARCH_BRACKET[1] * 400
+    assert calibrated == [loadtest.CALIBRATION_HEADROOM * top]
+    # the same bracket for both: a fraction of handbook.serving's closed-loop throughput
+    assert opened[0] == (peers.OURS, peers.SEARCH_BRACKET[0] * 400)
+    assert ("LitServe", peers.SEARCH_BRACKET[0] * 400) in opened
+    sustained = comparison.sustained()
+    assert 200 / 1.05 <= sustained[peers.OURS] <= 200
+    assert 60 / 1.05 <= sustained["LitServe"] <= 60
+    assert all(len(search.rounds) == 2 for search in comparison.open.values())
+    assert comparison.threads == 2 and comparison.calibration.passed
+
+
+def test_a_generator_too_slow_for_the_rates_reports_no_sustained_rate(monkeypatch):
+    comparison, started, opened, calibrated = _fake_comparison_run(monkeypatch, 6.0)
+    assert not comparison.calibration.passed
+    assert started == [peers.OURS, "LitServe"] and len(comparison.closed) == 2
+    assert opened == []  # no open-loop step was run at all
+    assert comparison.sustained() == {peers.OURS: None, "LitServe": None}
+    assert "generator calibration FAILED" in comparison.calibration.describe()
+
+
+# loadtest.py: calibration and the search ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("p99_ms", "errors", "passed"), [(4.9, 0, True), (5.0, 0, False), (1.0, 1, False)]
+)
+def test_calibration_passes_only_with_no_error_and_p99_under_5_ms(p99_ms, errors, passed):
+    result = _result("null", 800, p99_ms, rate=800.0, errors=errors)
+    assert loadtest.Calibration(result).passed is passed
+
+
+def _knee_server(knee: float, calls: list | None = None):
+    """A fake server whose p99 grows smoothly with the rate and crosses 100 ms at ``knee``."""
+
+    def measure(rate: float) -> LoadResult:
+        if calls is not None:
+            calls.append(rate)
+        return _result("fake", rate, 100 * (rate / knee) ** 3, rate=rate)
+
+    return measure
+
+
+@pytest.mark.parametrize("knee", [37.0, 237.0, 1234.0])
+def test_bisection_finds_the_rate_where_p99_crosses_100_ms_within_5_percent(knee):
+    calls = []
+    search = loadtest.search_sustained_rate(_knee_server(knee, calls), 20, 1500, tolerance=0.05)
+    assert knee / 1.05 <= search.rate <= knee < search.ceiling <= search.rate * 1.05
+    assert len(search.steps) == len(calls) <= 12  # a bisection, not a sweep
+
+
+def test_bisection_moves_the_bracket_and_stops_at_floor_and_cap():
+    below = loadtest.search_sustained_rate(_knee_server(30.0), 100, 200)  # low fails: moves down
+    assert 30 / 1.05 <= below.rate <= 30
+    never = loadtest.search_sustained_rate(_knee_server(1.0), 100, 200)  # below the floor
+    assert never.rate == 0.0 and never.ceiling >= 100 / 8
+    always = loadtest.search_sustained_rate(_knee_server(1e6), 100, 200, cap=400)
+    assert always.rate == 400 and always.ceiling == float("inf")
+    with pytest.raises(ValueError, match="expected 0 < low < high"):
+        loadtest.search_sustained_rate(_knee_server(1.0), 200, 100)
+
+
+def test_rounds_give_the_median_and_the_spread_of_the_searches(monkeypatch):
+    knees = iter([100.0, 120.0, 90.0])
+    current = {"knee": next(knees)}
+    finished = []
+
+    def measure(rate):  # the server's knee moves between rounds, as a noisy machine's does
+        return _knee_server(current["knee"])(rate)
+
+    def next_round(search):
+        finished.append(search)
+        current["knee"] = next(knees, current["knee"])
+        return search
+
+    original = loadtest.search_sustained_rate
+
+    def search(*args, **kwargs):
+        return next_round(original(*args, **kwargs))
+
+    monkeypatch.setattr(loadtest, "search_sustained_rate", search)
+    sustained = loadtest.sustained_rounds(measure, 10, 600, rounds=3)
+    low, high = sustained.interval
+    assert 90 / 1.05 <= low <= 90 and 120 / 1.05 <= high <= 120
+    assert 100 / 1.05 <= sustained.rate <= 100
+    assert len(sustained.steps) == sum(len(s.steps) for s in finished)
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        loadtest.sustained_rounds(measure, 10, 600, rounds=0)
 
 
 # benchmarks.py: make bench's rows ---------------------------------------------------------------
@@ -171,10 +274,13 @@ def test_peer_benchmarks_without_peers_is_empty_and_says_why(monkeypatch, capsys
 
 def test_peer_benchmarks_rows_are_ratios_to_handbook_serve(monkeypatch):
     comparison = _comparison()
-    comparison.open["LitServe"] = [_result("LitServe", 40, 500, rate=40)]  # sustains nothing
+    comparison.open["LitServe"] = loadtest.SustainedRate([_search("LitServe", 0.0, 20, {20: 500})])
     monkeypatch.setattr(peers, "available_peers", lambda: ["LitServe"])
     monkeypatch.setattr(peers, "compare_peers", lambda *args, **kwargs: comparison)
     rows = benchmarks.peer_benchmarks("unused", ["a"], smoke=True)
+    calibration = rows[0]
+    assert "calibration" in calibration.group and calibration.variant == "passed"
+    assert "generator calibration passed: 800 requests/s" in calibration.detail
     closed = [row for row in rows if "closed" in row.group]
     opened = [row for row in rows if "open" in row.group]
     assert [row.variant for row in closed] == [peers.OURS, "LitServe"]
@@ -182,10 +288,20 @@ def test_peer_benchmarks_rows_are_ratios_to_handbook_serve(monkeypatch):
     assert closed[1].median_ms == pytest.approx(5.0)
     assert "2 ORT threads" in closed[0].detail
     assert opened[0].ratio == 1.0 and opened[0].median_ms == pytest.approx(10.0)
+    assert opened[0].detail == "sustains 100 req/s (rounds 96-110, n=3); 8 steps"
     assert opened[1].median_ms == float("inf") and opened[1].ratio == 0.0
-    assert opened[1].detail.startswith("sustains 0 req/s; 40/s: p99 500 ms")
-    comparison.open[peers.OURS] = [_result(peers.OURS, 40, 500, rate=40)]
-    assert all(np.isnan(row.ratio) for row in benchmarks.peer_benchmarks("x", ["a"])[2:])
+    comparison.open[peers.OURS] = loadtest.SustainedRate([_search(peers.OURS, 0.0, 20, {20: 500})])
+    assert all(
+        np.isnan(row.ratio) for row in benchmarks.peer_benchmarks("x", ["a"]) if "open" in row.group
+    )
+
+
+def test_peer_benchmarks_without_a_calibrated_generator_have_no_open_loop_rows(monkeypatch):
+    monkeypatch.setattr(peers, "available_peers", lambda: ["LitServe"])
+    monkeypatch.setattr(peers, "compare_peers", lambda *a, **k: _comparison(calibrated=False))
+    rows = benchmarks.peer_benchmarks("unused", ["a"])
+    assert rows[0].variant == "FAILED: no sustained rate reported"
+    assert [row for row in rows if "open" in row.group] == []
 
 
 def test_benchmarks_builds_a_missing_model_and_compares_the_servers(monkeypatch, tmp_path):

@@ -50,20 +50,34 @@ def benchmarks(smoke: bool = False) -> list:
 def peer_benchmarks(model_dir, texts: Sequence[str], *, smoke: bool = False) -> list:
     """``make bench`` rows of :func:`handbook.serving.peers.compare_peers` (ORT INT8 everywhere).
 
-    Closed loop: ms per request at 64 clients, ``ratio`` = throughput over handbook.serving's.
-    Open loop: ms per request at the highest arrival rate sustained with p99 <= 100 ms,
-    ``ratio`` = that rate over handbook.serving's. No rows (and a note) without the peers.
+    First the generator's calibration row (ms per request at the null endpoint's p99, and
+    whether it passed). Closed loop: ms per request at 64 clients, ``ratio`` = throughput over
+    handbook.serving's. Open loop: ms per request at the median sustained rate (p99 <= 100 ms,
+    found by bisection over rounds), ``ratio`` = that rate over handbook.serving's; no open-loop
+    rows when the calibration failed. No rows (and a note) without the peers.
     """
-
     if not peers.available_peers():
         print("serving peers skipped: pip install '.[peers]' (make book and make bench do)")
         return []
     comparison = peers.compare_peers(
-        model_dir, texts, requests=300 if smoke else 2000, seconds=1.0 if smoke else 3.0
+        model_dir,
+        texts,
+        requests=300 if smoke else 2000,
+        seconds=0.5 if smoke else 1.5,
+        rounds=1 if smoke else 3,
     )
+    calibration = comparison.calibration
+    rows = [
+        bench.Measurement(
+            "ch05 peers, generator calibration (null endpoint)",
+            "passed" if calibration.passed else "FAILED: no sustained rate reported",
+            calibration.result.percentile(99),
+            float("nan"),
+            None,
+            calibration.describe(),
+        )
+    ]
     ours = comparison.closed[peers.OURS]
-    sustained = comparison.sustained()
-    rows = []
     for name, closed in comparison.closed.items():
         rows.append(
             bench.Measurement(
@@ -77,8 +91,8 @@ def peer_benchmarks(model_dir, texts: Sequence[str], *, smoke: bool = False) -> 
                 f"{comparison.threads} ORT threads",
             )
         )
-    for name, results in comparison.open.items():
-        steps = ", ".join(f"{r.rate:.0f}/s: p99 {r.percentile(99):.0f} ms" for r in results)
+    sustained = comparison.sustained()
+    for name, search in comparison.open.items():
         rate = sustained[name]
         rows.append(
             bench.Measurement(
@@ -87,7 +101,7 @@ def peer_benchmarks(model_dir, texts: Sequence[str], *, smoke: bool = False) -> 
                 1000 / rate if rate else float("inf"),
                 rate / sustained[peers.OURS] if sustained[peers.OURS] else float("nan"),
                 None,
-                f"sustains {rate:.0f} req/s; {steps}",
+                f"sustains {search.describe()}; {len(search.steps)} steps",
             )
         )
     return rows

@@ -1,4 +1,5 @@
-"""Bounded load tests, loopback only: closed loop (N clients) and open loop (a fixed schedule).
+"""Bounded load tests, loopback only: closed loop (N clients), open loop (a fixed schedule), the
+generator's own calibration, and the sustained rate found by bisection.
 
 ``run_load(url, texts, concurrency=64, requests=2000)`` is **closed loop**: ``concurrency``
 clients (one keep-alive connection each, like 64 independent callers) each send their next
@@ -10,31 +11,66 @@ than would have in reality ("coordinated omission").
 ``run_open_loop(url, texts, rate=200, seconds=3)`` is **open loop**: request ``i`` is due at
 ``i / rate`` seconds, whatever happened to the others, and its latency counts from that
 scheduled time, so time a request spends waiting for a free connection or for a late sender
-counts too, and a server that cannot keep up shows a latency that grows with time. No maintained
-Python load generator does this: Locust's ``constant_throughput`` paces each simulated user,
-which still waits for its answer (closed loop), and k6's constant-arrival-rate executor is not
-a Python package.
+counts too, and a server that cannot keep up shows a latency that grows with time.
 
-Both return a :class:`LoadResult` (the latency of every request, its status, the wall time) and
-refuse any host but 127.0.0.1/localhost, so a notebook cell can never load-test somebody else's
-server.
+**Why our own generator, and how it keeps out of the way.** An open-loop test is only as good
+as its sender: one that cannot send on time turns its own lag into the servers' latency (issue
+27: at 130 requests/s, the earlier httpx-based sender capped three servers that each answered 520
+requests/s in closed loop at 74-85 requests/s). The candidates were Locust (its
+``constant_throughput`` paces each simulated user, which still waits for its answer: closed
+loop), autocannon (``--overallRate`` spreads a rate over connections that each wait for their
+answer, and it needs Node) and oha (``-q`` with latency correction is open loop, but it is a
+Rust binary that neither PyPI nor Debian ships here, and its report gives no per-request
+statuses). So the generator is ours, built the way those tools are: it runs in **its own
+process** (spawned once, reused; never the notebook's interpreter, so no lock shared with a
+kernel or a server), on **persistent HTTP/1.1 connections** opened before the clock starts,
+with **every request encoded once** before the run (no client library, no per-request object
+but the bytes written and the status line read), on uvloop where installed. Then it is
+**measured**: :func:`calibrate_generator` runs it against a null endpoint that answers at once
+(:class:`NullServer`, its own process too); only a generator that sustains twice the highest
+rate a comparison offers with p99 under 5 ms may report a sustained rate
+(:class:`Calibration`). Client and servers share this machine's cores (:func:`core_split`
+says how many); on a busy machine the calibration fails, and the comparison says so instead
+of reporting the generator's limit as the servers'.
+
+:func:`search_sustained_rate` bisects the arrival rate (geometrically) until the highest rate
+answered with no error and p99 <= the target is known to within ``tolerance`` (5%), and
+:func:`sustained_rounds` repeats the search to give the rate with its spread over rounds.
+
+Everything returns a :class:`LoadResult` (the latency of every request, its status, the wall
+time) and refuses any host but 127.0.0.1/localhost, so a notebook cell can never load-test
+somebody else's server.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import contextlib
+import atexit
 import itertools
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+import threading
 import time
+import traceback
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
 
+from handbook.serving.process import _PRCTL, LOOPBACK, ServerProcess, _die_with_parent
+
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+#: The generator must sustain this multiple of the highest rate a comparison offers...
+CALIBRATION_HEADROOM = 2.0
+#: ... with a p99 latency (from the scheduled send time) under this, against a null endpoint.
+CALIBRATION_P99_MS = 5.0
 
 
 @dataclass
@@ -92,45 +128,236 @@ def _check_loopback(url: str) -> None:
         raise ValueError(f"load tests run against this machine only (127.0.0.1), got host {host!r}")
 
 
-async def _load(
-    url: str, bodies: Sequence[dict], concurrency: int, requests: int, timeout_s: float
-) -> tuple[list[float], list[int], float]:
-    import httpx
+# --- the wire: HTTP/1.1 on persistent connections, requests encoded before the clock starts ---
 
-    tickets = iter(range(requests))
-    latencies: list[float] = []
-    statuses: list[int] = []
-    warm_up = next(body for body in bodies if _text_of(body))  # a valid body: answered 200
-    connected = 0
-    all_connected = asyncio.Event()
+_ANSWER_ERRORS = (
+    OSError,
+    EOFError,
+    ValueError,
+    asyncio.IncompleteReadError,
+    asyncio.LimitOverrunError,
+)
 
-    async def client(worker: int) -> None:
-        nonlocal connected
-        # trust_env=False: a proxy from the environment must never carry a loopback load test
-        async with httpx.AsyncClient(base_url=url, timeout=timeout_s, trust_env=False) as session:
-            # One untimed request opens the keep-alive connection: the clock measures serving,
-            # not 64 simultaneous TCP handshakes.
-            with contextlib.suppress(httpx.HTTPError):
-                await session.post("/predict", json=warm_up)
-            connected += 1
-            if connected == concurrency:
-                all_connected.set()
-            await all_connected.wait()
-            for ticket in tickets:  # the shared iterator hands out exactly `requests` tickets
-                body = bodies[ticket % len(bodies)]
-                started = time.perf_counter()
-                try:
-                    status = (await session.post("/predict", json=body)).status_code
-                except httpx.HTTPError:
-                    status = 0
-                latencies.append((time.perf_counter() - started) * 1000)
-                statuses.append(status)
 
-    tasks = [asyncio.create_task(client(worker)) for worker in range(concurrency)]
-    await all_connected.wait()
+def _endpoint(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or 80
+
+
+def _encode(url: str, bodies: Sequence[dict]) -> list[bytes]:
+    """Each body as the bytes of one ``POST /predict`` request (keep-alive, JSON)."""
+    host, port = _endpoint(url)
+    requests = []
+    for body in bodies:
+        payload = json.dumps(body).encode()
+        head = (
+            f"POST /predict HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(payload)}\r\n\r\n"
+        )
+        requests.append(head.encode() + payload)
+    return requests
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one HTTP/1.1 response: its status and whether the connection stays open."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    lines = head.lower().split(b"\r\n")
+    headers = dict(line.split(b":", 1) for line in lines[1:] if b":" in line)
+    if headers.get(b"transfer-encoding", b"").strip() == b"chunked":
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            await reader.readexactly(size + 2)  # the chunk and its CRLF
+            if size == 0:
+                break
+    else:
+        await reader.readexactly(int(headers.get(b"content-length", b"0")))
+    return status, headers.get(b"connection", b"").strip() != b"close"
+
+
+class _Connection:
+    """One persistent connection; reopened after an error or a ``connection: close``."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def send(self, request: bytes) -> int:
+        try:
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.writer.write(request)
+            status, keep_open = await _read_answer(self.reader)
+        except BaseException:  # an error or a timeout mid-answer: this connection is unusable
+            self.close()
+            raise
+        if not keep_open:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _send_within(connection: _Connection, request: bytes, seconds: float) -> int:
+    """The status of one request, 0 if it failed or was not answered within ``seconds``."""
+    try:
+        return await asyncio.wait_for(connection.send(request), max(seconds, 1e-6))
+    except (TimeoutError, asyncio.TimeoutError, *_ANSWER_ERRORS):
+        return 0
+
+
+async def _closed_loop(
+    url: str, requests: list[bytes], warm_up: bytes, concurrency: int, count: int, timeout_s: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    connections = [_Connection(*_endpoint(url)) for _ in range(concurrency)]
+    # One untimed request per connection opens it: the clock measures serving, not handshakes.
+    await asyncio.gather(*(_send_within(c, warm_up, timeout_s) for c in connections))
+    tickets = iter(range(count))
+    latencies, statuses = [], []
+
+    async def client(connection: _Connection) -> None:
+        for ticket in tickets:  # the shared iterator hands out exactly `count` tickets
+            started = time.perf_counter()
+            statuses.append(
+                await _send_within(connection, requests[ticket % len(requests)], timeout_s)
+            )
+            latencies.append((time.perf_counter() - started) * 1000)
+
     started = time.perf_counter()
-    await asyncio.gather(*tasks)
-    return latencies, statuses, time.perf_counter() - started
+    await asyncio.gather(*(client(connection) for connection in connections))
+    wall = time.perf_counter() - started
+    for connection in connections:
+        connection.close()
+    return np.asarray(latencies), np.asarray(statuses, dtype=int), wall
+
+
+async def _open_loop(
+    url: str, requests: list[bytes], warm_up: bytes, rate: float, count: int, connections: int,
+    timeout_s: float,
+) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+    loop = asyncio.get_running_loop()
+    pool = [_Connection(*_endpoint(url)) for _ in range(connections)]
+    await asyncio.gather(*(_send_within(c, warm_up, timeout_s) for c in pool))  # untimed
+    latencies = np.zeros(count)
+    statuses = np.zeros(count, dtype=int)
+    answered = np.zeros(count, dtype=bool)
+    queue: asyncio.Queue = asyncio.Queue()
+
+    def settle(index: int, due: float, status: int) -> None:
+        if not answered[index]:
+            answered[index] = True
+            statuses[index] = status
+            latencies[index] = (time.perf_counter() - due) * 1000  # from the scheduled time
+
+    async def sender(connection: _Connection) -> None:
+        while (item := await queue.get()) is not None:
+            index, due = item
+            if answered[index]:  # past its deadline while it waited for a connection
+                continue
+            left = due + timeout_s - time.perf_counter()
+            status = await _send_within(connection, requests[index % len(requests)], left)
+            settle(index, due, status)
+
+    senders = [asyncio.create_task(sender(connection)) for connection in pool]
+    # perf_counter for the clock (uvloop's loop.time() counts whole milliseconds), the loop's
+    # time only to schedule each request's deadline
+    start, loop_start = time.perf_counter() + 0.01, loop.time() + 0.01
+    for index in range(count):
+        due = start + index / rate
+        if due > time.perf_counter():
+            await asyncio.sleep(due - time.perf_counter())
+        # an error at its deadline, whether it is waiting for a connection or for its answer
+        loop.call_at(loop_start + index / rate + timeout_s, settle, index, due, 0)
+        queue.put_nowait((index, due))
+    for _ in pool:
+        queue.put_nowait(None)
+    await asyncio.gather(*senders)
+    wall = time.perf_counter() - start
+    for connection in pool:
+        connection.close()
+    return latencies, statuses, wall
+
+
+def _run_coroutine(kind: str, arguments: tuple) -> tuple[np.ndarray, np.ndarray, float]:
+    """In the generator's process: run one load on a fresh event loop (uvloop if installed)."""
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(
+            (_closed_loop if kind == "closed" else _open_loop)(*arguments)
+        )
+    finally:
+        loop.close()
+
+
+class _Generator:
+    """The generator's own process (``python -m handbook.serving.loadtest --generator``),
+    started on first use and reused: each load is a pickled request on its stdin, answered by
+    a pickled ``(latencies, statuses, wall)`` on its stdout. It dies with its parent."""
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+
+    def run(self, kind: str, arguments: tuple) -> tuple[np.ndarray, np.ndarray, float]:
+        with self.lock:
+            if self.process is None or self.process.poll() is not None:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "handbook.serving.loadtest", "--generator"],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    preexec_fn=_die_with_parent if _PRCTL is not None else None,
+                )
+                atexit.register(self.process.kill)
+            try:
+                pickle.dump((kind, arguments), self.process.stdin)
+                self.process.stdin.flush()
+                outcome, value = pickle.load(self.process.stdout)
+            except (OSError, EOFError, pickle.UnpicklingError) as error:
+                self.process.kill()
+                raise RuntimeError(f"the load generator's process died: {error!r}") from error
+        if outcome != "ok":
+            raise RuntimeError(f"the load generator failed:\n{value}")
+        return value
+
+
+_GENERATOR = _Generator()
+
+
+def _generate(kind: str, arguments: tuple) -> tuple[np.ndarray, np.ndarray, float]:
+    """Run a load in the generator's own process."""
+    return _GENERATOR.run(kind, arguments)
+
+
+def _serve_generator() -> None:
+    """The generator process's loop: one load per request read from stdin, until it closes."""
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing but answers on the pipe
+    while True:
+        try:
+            kind, arguments = pickle.load(source)
+        except EOFError:
+            return
+        try:
+            answer = ("ok", _run_coroutine(kind, arguments))
+        except Exception:
+            answer = ("error", traceback.format_exc())
+        pickle.dump(answer, sink)
+        sink.flush()
+
+
+def core_split() -> str:
+    """How the cores are shared between the generator and the servers, for the report."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cores} cores shared by the generator (its own process) and the server under test"
 
 
 def _bodies(texts: Sequence[str], body: str) -> list[dict]:
@@ -161,9 +388,7 @@ def run_load(
     ``invalid_every=k`` makes every k-th body invalid (an empty text, answered 422), to watch
     the error-rate panel move; 0 sends only valid bodies. ``body="texts"`` sends
     ``{"texts": [text]}`` instead of ``{"text": text}`` (the body every peer server reads).
-
-    Works inside Jupyter too (whose event loop is already running): the clients run on a fresh
-    event loop in a helper thread.
+    The clients run in the generator's own process, so this works inside Jupyter too.
     """
     _check_loopback(url)
     if concurrency < 1 or requests < 1:
@@ -175,61 +400,17 @@ def run_load(
     if invalid_every < 0:
         raise ValueError(f"invalid_every must be 0 (never) or a positive k, got {invalid_every}")
     bodies = _bodies(texts, body)
+    warm_up = _encode(url, [next(b for b in bodies if _text_of(b))])[0]  # answered 200
     if invalid_every:
         empty = _bodies([""], body)[0]
         bodies = [
             empty if (position + 1) % invalid_every == 0 else valid
             for position, valid in enumerate(bodies)
         ]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        latencies, statuses, seconds = pool.submit(
-            asyncio.run, _load(url, bodies, concurrency, requests, timeout_s)
-        ).result()
-    return LoadResult(concurrency, seconds, np.asarray(latencies), Counter(statuses), label)
-
-
-async def _open_loop(
-    url: str, bodies: Sequence[dict], rate: float, count: int, connections: int, timeout_s: float
-) -> tuple[np.ndarray, np.ndarray, float]:
-    import httpx
-
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    latencies = np.zeros(count)
-    statuses = np.zeros(count, dtype=int)
-    warm_up = next(body for body in bodies if _text_of(body))
-    async with httpx.AsyncClient(
-        base_url=url, timeout=timeout_s, limits=limits, trust_env=False
-    ) as session:
-        # untimed: open every connection first, so the schedule measures serving, not handshakes
-        await asyncio.gather(
-            *(session.post("/predict", json=warm_up) for _ in range(connections)),
-            return_exceptions=True,
-        )
-        start = time.perf_counter() + 0.01
-        abandoned: list[asyncio.Task] = []
-
-        async def request(index: int) -> None:
-            due = start + index / rate
-            await asyncio.sleep(max(due - time.perf_counter(), 0.0))
-            post = asyncio.ensure_future(session.post("/predict", json=bodies[index % len(bodies)]))
-            left = due + timeout_s - time.perf_counter()  # timeout_s from the scheduled time
-            # asyncio.wait, not wait_for: a timed-out request is an error at its deadline, not
-            # once httpx has finished cleaning up its connection (which can take seconds)
-            await asyncio.wait({post}, timeout=max(left, 1e-3))
-            if not post.done():
-                post.cancel()
-                abandoned.append(post)
-                statuses[index] = 0
-            elif isinstance(post.exception(), httpx.HTTPError):
-                statuses[index] = 0
-            else:
-                statuses[index] = post.result().status_code  # any other exception is raised
-            latencies[index] = (time.perf_counter() - due) * 1000  # from the scheduled time
-
-        await asyncio.gather(*(request(index) for index in range(count)))
-        wall = time.perf_counter() - start
-        await asyncio.gather(*abandoned, return_exceptions=True)
-        return latencies, statuses, wall
+    latencies, statuses, seconds = _generate(
+        "closed", (url, _encode(url, bodies), warm_up, concurrency, requests, timeout_s)
+    )
+    return LoadResult(concurrency, seconds, latencies, Counter(statuses.tolist()), label)
 
 
 def run_open_loop(
@@ -246,10 +427,10 @@ def run_open_loop(
     """Open loop: ``round(rate * seconds)`` requests, request ``i`` due at ``i / rate`` s.
 
     Latency runs from each request's *scheduled* time to its answer, so a request that waited
-    for one of the ``connections`` keep-alive connections (or for a late event loop) is charged
+    for one of the ``connections`` keep-alive connections (or for a late sender) is charged
     for the wait; ``latencies_ms`` is in schedule order. A request not answered within
-    ``timeout_s`` of its scheduled time counts as an error (status 0), so the test ends by
-    ``seconds + timeout_s``. ``body`` as in :func:`run_load`.
+    ``timeout_s`` of its scheduled time counts as an error (status 0) at that deadline, so the
+    test ends by ``seconds + timeout_s``. ``body`` as in :func:`run_load`.
     """
     _check_loopback(url)
     if rate <= 0 or seconds <= 0 or connections < 1:
@@ -260,27 +441,251 @@ def run_open_loop(
     if not texts:
         raise ValueError("texts must hold at least one text to send")
     count = max(round(rate * seconds), 1)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        latencies, statuses, wall = pool.submit(
-            asyncio.run,
-            _open_loop(url, _bodies(texts, body), rate, count, connections, timeout_s),
-        ).result()
+    bodies = _bodies(texts, body)
+    latencies, statuses, wall = _generate(
+        "open",
+        (url, _encode(url, bodies), _encode(url, bodies[:1])[0], rate, count, connections,
+         timeout_s),
+    )  # fmt: skip
     return LoadResult(
         connections, wall, latencies, Counter(statuses.tolist()), label, rate=float(rate)
     )
 
 
-def sustained_rate(results: Sequence[LoadResult], p99_ms: float = 100.0) -> float:
-    """The highest arrival rate among open-loop ``results`` answered with no error and a p99
-    latency of at most ``p99_ms``; 0.0 if none was."""
-    return max(
-        (
-            result.rate
-            for result in results
-            if result.open_loop and not result.errors and result.percentile(99) <= p99_ms
-        ),
-        default=0.0,
-    )
+# --- calibration: the generator against an endpoint that answers at once -----------------------
+
+_NULL_ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+
+
+class _NullProtocol(asyncio.Protocol):
+    """Answers ``{}`` to every request on the connection, at once (requests counted by their
+    blank line; the bodies the generator sends hold none)."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.pending = b""
+
+    def data_received(self, data):
+        self.pending += data
+        while (end := self.pending.find(b"\r\n\r\n")) >= 0:
+            head, rest = self.pending[:end].lower(), self.pending[end + 4 :]
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if len(rest) < length:
+                return
+            self.pending = rest[length:]
+            self.transport.write(_NULL_ANSWER)
+
+
+def serve_null(port: int, host: str = LOOPBACK) -> None:
+    """Serve the null endpoint until killed (``python -m handbook.serving.loadtest --null``)."""
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(_NullProtocol, host, port))
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+
+
+class NullServer(ServerProcess):
+    """The null endpoint as a child process on 127.0.0.1 (every path answers 200 ``{}``)."""
+
+    ready_path = "/ready"
+
+    def __init__(self, **kwargs):
+        super().__init__(".", **kwargs)
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "handbook.serving.loadtest",
+            "--null",
+            "--port",
+            str(self.port),
+        ]
+
+
+@dataclass
+class Calibration:
+    """The generator measured against the null endpoint at ``result.rate``. ``passed``: it sent
+    every request on time (no error, p99 under ``p99_limit_ms``), so at rates up to
+    ``result.rate / CALIBRATION_HEADROOM`` what a server shows is the server's."""
+
+    result: LoadResult
+    p99_limit_ms: float = CALIBRATION_P99_MS
+    cores: str = field(default_factory=core_split)
+
+    @property
+    def rate(self) -> float:
+        return self.result.rate
+
+    @property
+    def passed(self) -> bool:
+        return not self.result.errors and self.result.percentile(99) < self.p99_limit_ms
+
+    def describe(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        return (
+            f"generator calibration {verdict}: {self.rate:.0f} requests/s offered to a null "
+            f"endpoint, p99 {self.result.percentile(99):.2f} ms (limit {self.p99_limit_ms:g} ms), "
+            f"{self.result.errors} errors; {self.cores}"
+        )
+
+
+def calibrate_generator(
+    rate: float,
+    *,
+    seconds: float = 2.0,
+    connections: int = 64,
+    p99_limit_ms: float = CALIBRATION_P99_MS,
+) -> Calibration:
+    """The open-loop generator at ``rate`` against :class:`NullServer` (:class:`Calibration`)."""
+    with NullServer() as server:
+        run_open_loop(
+            server.url, ["warm-up"], rate=min(rate, 200.0), seconds=0.25, connections=connections
+        )
+        result = run_open_loop(
+            server.url, ["calibration"], rate=rate, seconds=seconds, connections=connections,
+            label="null endpoint (generator calibration)",
+        )  # fmt: skip
+    return Calibration(result, p99_limit_ms)
+
+
+# --- the sustained rate, by bisection -----------------------------------------------------------
+
+
+def meets_target(result: LoadResult, p99_ms: float) -> bool:
+    """No request failed and the p99 latency (from the scheduled time) is at most ``p99_ms``."""
+    return not result.errors and result.percentile(99) <= p99_ms
+
+
+@dataclass
+class RateSearch:
+    """One bisection: ``rate`` is the highest rate measured that met the target (0.0 if none
+    did), ``ceiling`` the lowest that did not (``inf`` if none failed, up to the cap); every
+    measured step is in ``steps``, in the order run."""
+
+    rate: float
+    ceiling: float
+    steps: list[LoadResult]
+
+
+def search_sustained_rate(
+    measure: Callable[[float], LoadResult],
+    low: float,
+    high: float,
+    *,
+    p99_ms: float = 100.0,
+    tolerance: float = 0.05,
+    floor: float | None = None,
+    cap: float | None = None,
+) -> RateSearch:
+    """Bisect the arrival rate between ``low`` and ``high`` (requests/s) until the highest rate
+    ``measure(rate)`` answers within the target is known to ``tolerance`` (ceiling / rate <=
+    1 + tolerance). Geometric midpoints, since the rate is a scale.
+
+    If ``low`` fails, the bracket moves down by halves to ``floor`` (default ``low / 8``; below
+    it the rate is 0.0); if ``high`` meets the target, up by halves to ``cap`` (default
+    ``high``), and a server that meets it at the cap sustains at least the cap (ceiling inf).
+    """
+    if not 0 < low < high:
+        raise ValueError(f"expected 0 < low < high, got {low} and {high}")
+    if tolerance <= 0:
+        raise ValueError(f"tolerance must be positive, got {tolerance}")
+    floor = low / 8 if floor is None else floor
+    cap = high if cap is None else max(cap, high)
+    steps: list[LoadResult] = []
+
+    def meets(rate: float) -> bool:
+        result = measure(rate)
+        steps.append(result)
+        return meets_target(result, p99_ms)
+
+    while not meets(low):
+        high, low = low, low / 2
+        if low < floor:
+            return RateSearch(0.0, high, steps)
+    while meets(high):
+        if high >= cap:
+            return RateSearch(high, math.inf, steps)
+        low, high = high, min(high * 1.5, cap)
+    while high / low > 1 + tolerance:
+        middle = math.sqrt(low * high)
+        if meets(middle):
+            low = middle
+        else:
+            high = middle
+    return RateSearch(low, high, steps)
+
+
+@dataclass
+class SustainedRate:
+    """The sustained rate over repeated searches: the median round and the spread."""
+
+    rounds: list[RateSearch]
+
+    @property
+    def rates(self) -> list[float]:
+        return [search.rate for search in self.rounds]
+
+    @property
+    def rate(self) -> float:
+        return float(np.median(self.rates))
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return min(self.rates), max(self.rates)
+
+    @property
+    def steps(self) -> list[LoadResult]:
+        return [step for search in self.rounds for step in search.steps]
+
+    def describe(self) -> str:
+        low, high = self.interval
+        return f"{self.rate:.0f} req/s (rounds {low:.0f}-{high:.0f}, n={len(self.rounds)})"
+
+
+def sustained_rounds(
+    measure: Callable[[float], LoadResult],
+    low: float,
+    high: float,
+    *,
+    rounds: int = 3,
+    p99_ms: float = 100.0,
+    tolerance: float = 0.05,
+) -> SustainedRate:
+    """:func:`search_sustained_rate` ``rounds`` times. The first searches ``[low, high]``; the
+    next ones start from a bracket of +-20% around the previous round's rate (which moves if
+    the rate moved), never outside ``[low / 8, high]``."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    searches = [search_sustained_rate(measure, low, high, p99_ms=p99_ms, tolerance=tolerance)]
+    for _ in range(rounds - 1):
+        previous = searches[-1].rate or low
+        start_low = max(previous / 1.2, low / 8)
+        start_high = min(previous * 1.2, high)
+        if start_high <= start_low:
+            start_low = start_high / 1.2
+        searches.append(
+            search_sustained_rate(
+                measure,
+                start_low,
+                start_high,
+                p99_ms=p99_ms,
+                tolerance=tolerance,
+                floor=low / 8,
+                cap=high,
+            )  # fmt: skip
+        )
+    return SustainedRate(searches)
 
 
 #: The servers the chapter and ``make bench`` compare: (backend, extra server flags).
@@ -321,3 +726,22 @@ def compare_servers(
                 for count in clients
             )
     return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m handbook.serving.loadtest")
+    parser.add_argument("--null", action="store_true", help="serve the null endpoint on --port")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--generator", action="store_true", help="be the generator's process")
+    arguments = parser.parse_args(argv)
+    if arguments.generator:
+        _serve_generator()
+    elif arguments.null and arguments.port:
+        serve_null(arguments.port)
+    else:
+        parser.error("expected --generator, or --null with --port")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

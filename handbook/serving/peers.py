@@ -169,49 +169,56 @@ def _repository_root() -> str:
 
 #: The server names of a comparison, in the order they run.
 OURS = "handbook.serving"
-#: Open-loop arrival rates, as fractions of handbook.serving's closed-loop throughput (from a tenth:
-#: a peer that cannot hold a quarter of it still gets a sustained rate above zero).
-RATE_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 #: The latency target: the highest rate a server answers with p99 at most this is what it
 #: "sustains".
 P99_TARGET_MS = 100.0
+#: The open-loop search's bracket, as fractions of handbook.serving's closed-loop throughput
+#: (the same absolute rates for every server): from a twentieth to one and a half times it.
+SEARCH_BRACKET = (0.05, 1.5)
+#: A request of a search step not answered within this (ten times the target) is an error: the
+#: step has failed anyway, and an overloaded server's step ends instead of draining its queue.
+STEP_TIMEOUT_S = 10 * P99_TARGET_MS / 1000
 
 
 @dataclass
 class PeerComparison:
-    """What :func:`compare_peers` measured: one closed-loop result per server, and its
-    open-loop results, one per arrival rate (ascending, stopping after the first rate the
-    server did not sustain)."""
+    """What :func:`compare_peers` measured: one closed-loop result per server; the generator's
+    calibration; and, only if the generator passed it, each server's sustained open-loop rate
+    (:class:`handbook.serving.loadtest.SustainedRate`, every bisection step included)."""
 
     closed: dict[str, object]
-    open: dict[str, list]
+    open: dict[str, object]
     threads: int
+    calibration: object = None
 
-    def sustained(self, p99_ms: float = P99_TARGET_MS) -> dict[str, float]:
-        """Per server, the highest arrival rate answered with no error and p99 <= ``p99_ms``."""
-        from handbook.serving.loadtest import sustained_rate
-
-        return {name: sustained_rate(results, p99_ms) for name, results in self.open.items()}
+    def sustained(self) -> dict[str, float | None]:
+        """Per server, the median sustained rate over the rounds; ``None`` for every server when
+        the generator failed its calibration (its limit, not the servers', would show)."""
+        return {name: (self.open[name].rate if name in self.open else None) for name in self.closed}
 
     def table(self) -> list[dict]:
-        """One row per server: closed-loop throughput and latency, sustained open-loop rate."""
-        sustained = self.sustained()
+        """One row per server: closed-loop throughput and latency, sustained open-loop rate
+        (median and spread over rounds; "not measured" when the calibration failed)."""
         rows = []
         for name, closed in self.closed.items():
+            search = self.open.get(name)
             rows.append(
                 {
                     "server": name,
                     "closed req/s": round(closed.throughput, 1),
                     "closed p50 ms": round(closed.percentile(50), 1),
                     "closed p99 ms": round(closed.percentile(99), 1),
-                    "errors": closed.errors + sum(r.errors for r in self.open[name]),
-                    f"sustained req/s (p99 <= {P99_TARGET_MS:.0f} ms)": round(sustained[name], 1),
+                    "errors": closed.errors,
+                    f"sustained req/s (p99 <= {P99_TARGET_MS:.0f} ms)": (
+                        search.describe() if search is not None else "not measured"
+                    ),
                 }
             )
         return rows
 
     def open_table(self) -> list[dict]:
-        """Every open-loop step: server, rate, answered req/s, p50 and p99 from scheduled time."""
+        """Every open-loop step of the searches: server, rate, answered req/s, p50 and p99 from
+        the scheduled time, errors."""
         return [
             {
                 "server": name,
@@ -221,8 +228,8 @@ class PeerComparison:
                 "p99 ms": round(result.percentile(99), 1),
                 "errors": result.errors,
             }
-            for name, results in self.open.items()
-            for result in results
+            for name, search in self.open.items()
+            for result in search.steps
         ]
 
 
@@ -246,39 +253,51 @@ def compare_peers(
     threads: int | None = None,
     clients: int = 64,
     requests: int = 2000,
-    rate_fractions: Sequence[float] = RATE_FRACTIONS,
-    seconds: float = 3.0,
+    seconds: float = 2.0,
+    rounds: int = 3,
+    tolerance: float = 0.05,
+    calibration_seconds: float = 2.0,
     log_dir=None,
 ) -> PeerComparison:
     """handbook.serving, then each installed peer (or ``peers``), each started fresh, same client.
 
     Per server: an untimed warm-up, a closed-loop run (``clients`` clients, ``requests``
-    requests), then open-loop runs of ``seconds`` each at ``rate_fractions`` times
-    handbook.serving's closed-loop throughput (the same absolute rates for every server),
-    ascending, stopping after the first rate whose p99 exceeds :data:`P99_TARGET_MS` (or that
-    had errors). ``threads``: ONNX Runtime intra-op threads of every server (default: all cores).
+    requests). After handbook.serving's closed loop, the generator is calibrated
+    (:func:`handbook.serving.loadtest.calibrate_generator`) at twice the top of the search
+    bracket (:data:`SEARCH_BRACKET` times that closed-loop throughput). If it passes, each
+    server's sustained rate is searched by bisection (``rounds`` rounds, ``seconds`` per step,
+    to ``tolerance``); if not, no server gets a sustained rate. ``threads``: ONNX Runtime
+    intra-op threads of every server (default: all cores).
     """
-    from handbook.serving.loadtest import run_load, run_open_loop
+    from handbook.serving import loadtest
 
     threads = threads or max(os.cpu_count() or 1, 1)
     names = [OURS, *(available_peers() if peers is None else peers)]
-    closed, open_loop, rates = {}, {}, []
+    closed, searched, calibration, bracket = {}, {}, None, None
     for index, name in enumerate(names):
         log_path = None if log_dir is None else f"{log_dir}/peer-{index}.log"
         with _server(name, model_dir, threads, log_path) as server:
-            run_load(server.url, texts, concurrency=8, requests=100, body="texts")  # warm-up
-            closed[name] = run_load(
+            loadtest.run_load(server.url, texts, concurrency=8, requests=100, body="texts")
+            closed[name] = loadtest.run_load(
                 server.url, texts, concurrency=clients, requests=requests, label=name, body="texts"
             )
-            if not rates:
-                rates = [fraction * closed[OURS].throughput for fraction in rate_fractions]
-            open_loop[name] = []
-            for rate in rates:
-                result = run_open_loop(
-                    server.url, texts, rate=rate, seconds=seconds, connections=clients,
-                    label=name, body="texts",
+            if bracket is None:
+                bracket = [fraction * closed[OURS].throughput for fraction in SEARCH_BRACKET]
+                calibration = loadtest.calibrate_generator(
+                    loadtest.CALIBRATION_HEADROOM * bracket[1],
+                    seconds=calibration_seconds,
+                    connections=clients,
+                )
+            if not calibration.passed:
+                continue
+
+            def measure(rate: float, url: str = server.url, label: str = name):
+                return loadtest.run_open_loop(
+                    url, texts, rate=rate, seconds=seconds, connections=clients, label=label,
+                    body="texts", timeout_s=STEP_TIMEOUT_S,
                 )  # fmt: skip
-                open_loop[name].append(result)
-                if result.errors or result.percentile(99) > P99_TARGET_MS:
-                    break
-    return PeerComparison(closed, open_loop, threads)
+
+            searched[name] = loadtest.sustained_rounds(
+                measure, *bracket, rounds=rounds, p99_ms=P99_TARGET_MS, tolerance=tolerance
+            )
+    return PeerComparison(closed, searched, threads, calibration)
