@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: book test coverage test-python lab student serve bench mlflow lint clean peers diagrams
+.PHONY: book test coverage test-python lab student serve bench mlflow lint clean peers graders diagrams
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, this is " + sys.version.split()[0])'
@@ -93,9 +93,13 @@ student: $(STAMP)
 serve: $(STAMP)
 	$(PY) -m handbook serve $(SERVE_OPTIONS)
 
+## make graders: .venv-graders, the `graders` extra (otter-grader, nbgrader) over the book's packages
+graders: $(STAMP)
+	$(PY) -m handbook.exercises.peer_graders make-venv
+
 ## make bench: every chapter's benchmarks, measured side by side in one run;
 ## `make bench BENCH="attention serving.benchmarks"` runs only those modules' benchmarks
-bench: $(STAMP) peers
+bench: $(STAMP) peers graders
 	$(PY) -m handbook bench $(BENCH)
 
 ## make mlflow: MLflow's UI on http://127.0.0.1:5000 over the book's tracking store (_build/mlflow,

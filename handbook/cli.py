@@ -35,6 +35,7 @@ BENCHMARK_MODULES = [
     "handbook.serving.benchmarks",
     "handbook.book",
     "handbook.exercises.grading",
+    "handbook.exercises.peer_graders",
 ]
 
 
