@@ -58,16 +58,16 @@ def translation_key() -> list:
     ]
 
 
-def optim_key() -> list:
+def optimization_key() -> list:
     """Chapter 2 (C4, C6): the translator trained under the article's recipe (dropout,
     weight decay, schedule, mixed precision): per-epoch losses and test BLEU."""
-    from handbook import datasets, optim, translation
+    from handbook import datasets, optimization, translation
 
     data = datasets.number_words_sample({"train": 48, "validation": 16, "test": 16}, seed=0)
     task = translation.build_task(data)
-    run = optim.train_translation(
+    run = optimization.train_translation(
         task,
-        optim.ARTICLE_RECIPE,
+        optimization.ARTICLE_RECIPE,
         seed=0,
         epochs=2,
         batch_size=16,
@@ -243,7 +243,7 @@ KEY_COMPUTATIONS: dict[str, Callable[[], list]] = {
     "digits": digits_key,
     "attention": attention_key,
     "translation": translation_key,
-    "optim": optim_key,
+    "optimization": optimization_key,
     "data": data_key,
     "compress": compress_key,
     "cases": cases_key,

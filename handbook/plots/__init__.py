@@ -3,11 +3,11 @@
 Each function returns a matplotlib ``Figure``; matplotlib is imported when a figure is drawn,
 never when ``handbook`` is imported.
 
-One module per chapter's figures (``attention``, ``optim``, ``data``, ...) plus ``common`` (figures
-several chapters draw) and ``style`` (shared); the functions are re-exported, so
-``handbook.plots.learning_curves`` works as before. A module's top level only defines names (a test
-checks it), so that the execution cache of :mod:`handbook.cache` can tell which chapter uses which
-figures from the imports alone.
+One module per chapter's figures, named by the chapter's topic (``attention``, ``optimization``,
+``data``, ...), plus ``common`` (figures several chapters draw) and ``style`` (shared); the
+functions are re-exported, so ``handbook.plots.learning_curves`` works as before. A module's top
+level only defines names (a test checks it), so that the execution cache of :mod:`handbook.cache`
+can tell which chapter uses which figures from the imports alone.
 """
 
 from handbook.plots.attention import (
@@ -40,7 +40,7 @@ from handbook.plots.ethics import (
 )
 from handbook.plots.ledger import verdicts_by_chapter
 from handbook.plots.multimodal import retrieval_results, similarity_matrices
-from handbook.plots.optim import learning_rate_schedules, seed_comparison
+from handbook.plots.optimization import learning_rate_schedules, seed_comparison
 from handbook.plots.serving import (
     autoscaling,
     latency_distributions,

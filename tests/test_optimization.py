@@ -1,4 +1,4 @@
-"""handbook.optim: each from-scratch piece against the PyTorch piece that does the same job."""
+"""handbook.optimization: each from-scratch piece against the PyTorch piece doing the same job."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from handbook import datasets, optim, plots, translation
+from handbook import datasets, optimization, plots, translation
 
 
 def torch_rates(make_scheduler, steps: int, base_lr: float) -> list[float]:
@@ -31,13 +31,13 @@ def test_cosine_annealing_matches_torch(total: int, min_lr: float) -> None:
         3e-4,
     )
     ours = [
-        optim.cosine_annealing(s, base_lr=3e-4, total_steps=total, min_lr=min_lr)
+        optimization.cosine_annealing(s, base_lr=3e-4, total_steps=total, min_lr=min_lr)
         for s in range(total + 1)
     ]
     assert ours == pytest.approx(expected, rel=1e-9, abs=1e-15)
-    assert optim.cosine_annealing(total + 5, base_lr=3e-4, total_steps=total, min_lr=min_lr) == (
-        pytest.approx(min_lr)
-    )
+    assert optimization.cosine_annealing(
+        total + 5, base_lr=3e-4, total_steps=total, min_lr=min_lr
+    ) == (pytest.approx(min_lr))
 
 
 @pytest.mark.parametrize(("step_size", "gamma"), [(3, 0.9), (1, 0.5), (7, 0.1)])
@@ -45,8 +45,8 @@ def test_step_decay_matches_step_lr(step_size: int, gamma: float) -> None:
     expected = torch_rates(
         lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma), 25, 1e-3
     )
-    ours = optim.schedule_values(
-        lambda s: optim.step_decay(s, base_lr=1e-3, step_size=step_size, gamma=gamma), 25
+    ours = optimization.schedule_values(
+        lambda s: optimization.step_decay(s, base_lr=1e-3, step_size=step_size, gamma=gamma), 25
     )
     assert ours == pytest.approx(expected, rel=1e-12)
 
@@ -61,7 +61,7 @@ def test_linear_warmup_matches_linear_lr(start_factor: float) -> None:
         1e-2,
     )
     ours = [
-        optim.linear_warmup(s, base_lr=1e-2, warmup_steps=5, start_factor=start_factor)
+        optimization.linear_warmup(s, base_lr=1e-2, warmup_steps=5, start_factor=start_factor)
         for s in range(12)
     ]
     assert ours == pytest.approx(expected, rel=1e-9)
@@ -83,7 +83,7 @@ def test_warmup_cosine_matches_sequential_lr(warmup: int, total: int, min_lr: fl
 
     expected = torch_rates(make, total + 1, 1e-3)
     ours = [
-        optim.warmup_cosine(
+        optimization.warmup_cosine(
             s,
             base_lr=1e-3,
             warmup_steps=warmup,
@@ -106,10 +106,11 @@ def test_the_article_readings_against_torch() -> None:
         lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs), epochs, 3e-4
     )
     ours = {
-        variant: optim.schedule_values(
-            lambda e, v=variant: optim.article_schedule(e, variant=v, total_epochs=epochs), epochs
+        variant: optimization.schedule_values(
+            lambda e, v=variant: optimization.article_schedule(e, variant=v, total_epochs=epochs),
+            epochs,
         )
-        for variant in optim.ARTICLE_VARIANTS
+        for variant in optimization.ARTICLE_VARIANTS
     }
     assert ours["step"] == pytest.approx(step, rel=1e-12)
     decayed = [rate * 0.9 ** (e // 3) for e, rate in enumerate(restarts)]
@@ -117,16 +118,16 @@ def test_the_article_readings_against_torch() -> None:
     product = [rate * 0.9 ** (e // 3) for e, rate in enumerate(cosine)]
     assert ours["cosine x step"] == pytest.approx(product, rel=1e-9, abs=1e-15)
     with pytest.raises(ValueError, match="unknown variant 'cosine'"):
-        optim.article_schedule(0, variant="cosine", total_epochs=3)
+        optimization.article_schedule(0, variant="cosine", total_epochs=3)
 
 
 def test_lambda_scheduler_sets_the_schedules_learning_rates() -> None:
     def schedule(step: int) -> float:
-        return optim.article_schedule(step, total_epochs=9)
+        return optimization.article_schedule(step, total_epochs=9)
 
-    expected = optim.schedule_values(schedule, 9)
+    expected = optimization.schedule_values(schedule, 9)
     optimizer = torch.optim.AdamW([nn.Parameter(torch.zeros(2))], lr=123.0)
-    scheduler = optim.lambda_scheduler(optimizer, schedule)
+    scheduler = optimization.lambda_scheduler(optimizer, schedule)
     seen = []
     for _ in range(9):
         seen.append(optimizer.param_groups[0]["lr"])
@@ -137,9 +138,9 @@ def test_lambda_scheduler_sets_the_schedules_learning_rates() -> None:
 
 def test_schedules_refuse_bad_arguments() -> None:
     with pytest.raises(ValueError, match="step count >= 0"):
-        optim.step_decay(-1, base_lr=1.0, step_size=3, gamma=0.9)
+        optimization.step_decay(-1, base_lr=1.0, step_size=3, gamma=0.9)
     with pytest.raises(ValueError, match="warmup_steps < total_steps"):
-        optim.warmup_cosine(0, base_lr=1.0, warmup_steps=5, total_steps=5)
+        optimization.warmup_cosine(0, base_lr=1.0, warmup_steps=5, total_steps=5)
 
 
 @pytest.mark.parametrize("decoupled", [True, False])
@@ -155,7 +156,7 @@ def test_adam_step_matches_torch(decoupled: bool, shape: tuple[int, ...]) -> Non
         grad = torch.randn(shape, generator=generator, dtype=torch.float64)
         reference.grad = grad.clone()
         optimizer.step()
-        param, exp_avg, exp_avg_sq = optim.adam_step(
+        param, exp_avg, exp_avg_sq = optimization.adam_step(
             param,
             grad,
             exp_avg,
@@ -176,8 +177,8 @@ def test_l2_and_decoupled_decay_differ_where_gradients_are_large() -> None:
     param = torch.tensor([1.0, 1.0], dtype=torch.float64)
     grad = torch.tensor([0.0, 100.0], dtype=torch.float64)
     zeros = torch.zeros(2, dtype=torch.float64)
-    decoupled, _, _ = optim.adam_step(param, grad, zeros, zeros, 1, lr=0.1, weight_decay=0.1)
-    coupled, _, _ = optim.adam_step(
+    decoupled, _, _ = optimization.adam_step(param, grad, zeros, zeros, 1, lr=0.1, weight_decay=0.1)
+    coupled, _, _ = optimization.adam_step(
         param, grad, zeros, zeros, 1, lr=0.1, weight_decay=0.1, decoupled=False
     )
     assert decoupled[0] == pytest.approx(1 - 0.1 * 0.1)  # zero gradient: only the decay
@@ -188,7 +189,7 @@ def test_l2_and_decoupled_decay_differ_where_gradients_are_large() -> None:
 def test_loss_scaler_follows_grad_scaler_on_overflows() -> None:
     values = [1.0, math.inf, 1.0, 1.0, 1.0, math.nan, 1.0, 1.0, 1.0, 1.0]
     theirs = torch.amp.GradScaler("cpu", init_scale=64.0, growth_interval=3)
-    ours = optim.DynamicLossScaler(init_scale=64.0, growth_interval=3)
+    ours = optimization.DynamicLossScaler(init_scale=64.0, growth_interval=3)
     p_theirs, p_ours = nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(3))
     opt_theirs = torch.optim.SGD([p_theirs], lr=0.1)
     opt_ours = torch.optim.SGD([p_ours], lr=0.1)
@@ -207,7 +208,7 @@ def test_loss_scaler_follows_grad_scaler_on_overflows() -> None:
 
 
 def test_loss_scaler_matches_the_update_kernel() -> None:
-    ours = optim.DynamicLossScaler(
+    ours = optimization.DynamicLossScaler(
         init_scale=8.0, growth_factor=3.0, backoff_factor=0.25, growth_interval=2
     )
     scale, tracker = torch.tensor([8.0]), torch.tensor([0], dtype=torch.int32)
@@ -216,25 +217,27 @@ def test_loss_scaler_matches_the_update_kernel() -> None:
         ours.update(found)
         assert (ours.scale, ours.growth_tracker) == (scale.item(), tracker.item())
     with pytest.raises(ValueError, match="backoff_factor"):
-        optim.DynamicLossScaler(backoff_factor=2.0)
+        optimization.DynamicLossScaler(backoff_factor=2.0)
 
 
 def test_saved_tensor_bytes_counts_what_autograd_keeps() -> None:
     layer = nn.Linear(10, 20)
     inputs = torch.randn(8, 10, requires_grad=True)
-    saved = optim.saved_tensor_bytes(lambda: torch.relu(layer(inputs)).sum(), layer.parameters())
+    saved = optimization.saved_tensor_bytes(
+        lambda: torch.relu(layer(inputs)).sum(), layer.parameters()
+    )
     # linear saves its input (8x10) and weight (a parameter); relu saves its output (8x20)
     assert saved.activation_bytes == (8 * 10 + 8 * 20) * 4
     assert saved.parameter_bytes == 20 * 10 * 4
     assert saved.bytes_by_dtype == {"float32": (8 * 10 + 8 * 20) * 4}
     with torch.no_grad():
-        assert optim.saved_tensor_bytes(lambda: layer(inputs)).activation_bytes == 0
+        assert optimization.saved_tensor_bytes(lambda: layer(inputs)).activation_bytes == 0
 
 
 def test_mixed_precision_saves_fewer_activation_bytes_and_profiler_sees_memory() -> None:
     data = datasets.number_words_sample({"train": 64}, seed=1)
     task = translation.build_task(data)
-    results = optim.compare_precision(task, batch_size=64, warmup=0, repeats=1)
+    results = optimization.compare_precision(task, batch_size=64, warmup=0, repeats=1)
     by_name = {result.variant: result for result in results}
     assert set(by_name) == {"float32", "mixed precision"}
     assert by_name["float32"].memory_ratio == 1.0
@@ -259,23 +262,25 @@ def test_number_words_sample_gives_disjoint_splits() -> None:
 def test_train_translation_runs_a_recipe_end_to_end() -> None:
     data = datasets.number_words_sample({"train": 64, "validation": 16, "test": 16}, seed=0)
     task = translation.build_task(data)
-    recipe = optim.Recipe(
+    recipe = optimization.Recipe(
         "tiny", dropout=0.1, weight_decay=1e-5, schedule="restarts", mixed_precision=True
     )
-    run = optim.train_translation(
+    run = optimization.train_translation(
         task, recipe, seed=0, epochs=2, batch_size=32, validation_split="validation", progress=False
     )
     assert len(run.history.val_loss) == 2
     assert run.history.learning_rate[1] < run.history.learning_rate[0]
     assert 0.0 <= run.scores.bleu <= 100.0
     assert isinstance(
-        optim.make_optimizer(run.model, optim.Recipe("l2", decoupled_weight_decay=False)),
+        optimization.make_optimizer(
+            run.model, optimization.Recipe("l2", decoupled_weight_decay=False)
+        ),
         torch.optim.Adam,
     )
 
 
 def test_benchmarks_in_smoke_mode() -> None:
-    rows = optim.benchmarks(smoke=True)
+    rows = optimization.benchmarks(smoke=True)
     assert [row.variant for row in rows] == ["float32", "mixed precision"]
     assert "activations" in rows[1].detail
 
