@@ -204,7 +204,9 @@ def execute(
     return [runs[notebook] for notebook in notebooks]
 
 
-def run(notebooks: Sequence[Path], *, every_chapter: bool, smoke: bool, force: bool, jobs: int):
+def run(
+    notebooks: Sequence[Path], *, every_chapter: bool, smoke: bool, force: bool, jobs: int
+) -> list[NotebookRun]:
     """Execute ``notebooks`` behind the cache into the build folder (``handbook run``): chapters
     into the site's folder, others into ``<build dir>/executed``. ``every_chapter``: the run is
     of the whole book, so records of chapters that no longer exist are removed first. Prints a
