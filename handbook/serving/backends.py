@@ -64,6 +64,10 @@ class OnnxBackend:
         if threads is not None:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        # Intra-op threads that spin between operators keep a core busy while the server's event
+        # loop (or a peer's API process) needs it; on a few cores shared with HTTP work, waiting
+        # threads should sleep. The same setting for every server compared in chapter 5.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.name = "int8" if quantized else "onnx"
         path = artifact.directory / (ONNX_INT8 if quantized else ONNX_FP32)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
