@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export PYTHONWARNINGS := ignore::DeprecationWarning
 
-.PHONY: book test coverage test-python lab student serve bench mlflow lint clean peers graders diagrams
+.PHONY: book test coverage test-python lab student serve bench mlflow lint clean peers graders diagrams classroom classroom-deps classroom-test
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, this is " + sys.version.split()[0])'
@@ -50,14 +50,44 @@ KERNEL_THREADS := $(shell $(PYTHON) -c 'import os; print(max(1, (os.cpu_count() 
 SMOKE := _build/smoke
 test: $(STAMP) peers
 	$(PY) -m ruff check handbook tests notebooks
-	$(PY) -m pytest tests -n $(TEST_JOBS) --durations=10 --ignore=tests/browser
+	$(PY) -m pytest tests -n $(TEST_JOBS) --durations=10 --ignore=tests/browser --ignore=tests/classroom
 	HANDBOOK_BUILD_DIR=$(SMOKE) $(PY) -m handbook book --smoke --jobs $(TEST_JOBS)
 	$(PY) -m pytest tests/browser -p no:cacheprovider -q
+	$(MAKE) --no-print-directory classroom-test
 	$(PY) -m handbook student --out $(SMOKE)/student --force > /dev/null
 	HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_EXPECT="not done" HANDBOOK_BUILD_DIR=$(SMOKE)/student-build \
 		HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
 		OMP_NUM_THREADS=$(KERNEL_THREADS) MKL_NUM_THREADS=$(KERNEL_THREADS) OPENBLAS_NUM_THREADS=$(KERNEL_THREADS) \
 		$(PY) -m pytest -p nbval --nbval-lax --nbval-current-env $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
+
+## make classroom ROSTER=roster.csv INSTRUCTOR=ada: a class on JupyterHub at http://127.0.0.1:8020
+## (book/classroom.md): a Unix user jupyter-<name> and a generated password per student (the
+## instructor's copy in .classroom/passwords.csv, mode 0600), each server with the student
+## edition, the book's kernel and jupyterlab-myst. The roster is `handbook grade --roster`'s CSV
+## (deploy/classroom/roster.example.csv). Needs root, Node and npm; installs JupyterHub (the
+## `classroom` extra) and configurable-http-proxy (into .classroom/node). Then the instructor types
+## `python -m handbook.classroom collect`, `grade --chapter 0`, `return`.
+CLASSROOM := .classroom
+CHP := $(CLASSROOM)/node/node_modules/.bin/configurable-http-proxy
+classroom:
+	@test "$$(id -u)" = 0 || { echo "make classroom needs root: it creates a Unix user per student (sudo make classroom ROSTER=... INSTRUCTOR=...)"; exit 1; }
+	@test -n "$(ROSTER)" -a -n "$(INSTRUCTOR)" || { echo "usage: make classroom ROSTER=roster.csv INSTRUCTOR=name (the roster: handbook grade --roster's CSV, e.g. deploy/classroom/roster.example.csv)"; exit 1; }
+	@$(MAKE) --no-print-directory classroom-deps
+	$(PY) -m handbook.classroom start --roster $(ROSTER) --instructor $(INSTRUCTOR) $(CLASSROOM_OPTIONS)
+
+# JupyterHub (the `classroom` extra) and Node's configurable-http-proxy, installed locally
+classroom-deps: $(STAMP)
+	@$(PY) -c 'import jupyterhub' 2>/dev/null || $(PY) -m pip install --quiet -e ".[classroom]"
+	@test -x $(CHP) || { command -v npm >/dev/null || { echo "configurable-http-proxy needs Node and npm: apt-get install nodejs npm"; exit 1; }; \
+		npm install --prefix $(CLASSROOM)/node --no-audit --no-fund --loglevel=error configurable-http-proxy; }
+
+## make classroom-test: the class driven in Chromium (tests/classroom): two students log in, one
+## solves exercise 0.2 in JupyterLab, neither reaches the other's server, files or the admin page,
+## the instructor collects, grades (passed / not done) and returns the feedback; the Unix users it
+## made are removed. Without root, Node or Chromium it skips saying what is missing (CI=true: fails).
+classroom-test: $(STAMP)
+	-@$(MAKE) --no-print-directory classroom-deps
+	$(PY) -m pytest tests/classroom -p no:cacheprovider -q
 
 ## make coverage: branch coverage (coverage.py, .coveragerc) of the grader (handbook/exercises:
 ## grading, discovery, submission, reports, remote/, sandbox, similarity, export), the cache and

@@ -17,6 +17,11 @@ pytest_plugins = ["pytester"]
 
 TESTS = Path(__file__).resolve().parent
 NAMESPACES = "the grader's containment needs Linux namespaces (util-linux unshare, setpriv)"
+CLASSROOM = (
+    "the class on JupyterHub needs root (a Unix user per student), JupyterHub, Node's "
+    "configurable-http-proxy and Chromium: make classroom-test installs the first two, .ci/run "
+    "Node, npm and Chromium"
+)
 
 #: (file below tests/, enclosing function or <module>) -> what the skip hides, what CI does.
 ALLOWED_SKIPS = {
@@ -55,6 +60,8 @@ ALLOWED_SKIPS = {
     ("test_diagrams.py", "<module>"): (
         "Graphviz's dot missing: the concept diagrams are not rendered (.ci/run installs graphviz)"
     ),
+    ("classroom/test_classroom_hub.py", "browser"): CLASSROOM,
+    ("classroom/test_classroom_hub.py", "hub"): CLASSROOM,
     ("browser/conftest.py", "<module>"): (
         "no Chromium or playwright: the browser suite is not collected (it fails under CI)"
     ),

@@ -1,0 +1,7 @@
+"""``python -m handbook.classroom``: see :mod:`handbook.classroom`."""
+
+import sys
+
+from handbook.classroom import main
+
+sys.exit(main())
