@@ -33,6 +33,7 @@ import pytest
 
 from handbook import config
 from handbook.exercises import remote, sandbox
+from handbook.exercises.remote import wire
 
 # each limit, in a fresh child Python ---------------------------------------------------------
 
@@ -237,6 +238,22 @@ def test_cell_peer_runs_a_cell_and_answers_its_names(cell_peer):
     assert refused["message"] == "unknown operation 'format the disk'"
     failed = cell_peer.request({"op": "exec", "source": "1 / 0"})["raised"]
     assert failed["type"] == "ZeroDivisionError"
+
+
+def test_a_memory_error_in_the_cell_is_the_memory_limit_on_the_grader_side(cell_peer):
+    """The memory limit's way from the worker to the student: a MemoryError (what RLIMIT_DATA
+    raises) in the cell or in a call is a gone peer saying so, which the sandbox decodes."""
+    reply = cell_peer.request({"op": "exec", "source": "def hog():\n    raise MemoryError\n"})
+    assert reply["names"] == ["hog"]
+    with pytest.raises(remote.PeerGone) as in_a_call:
+        remote.RemoteFunction(cell_peer, "hog", "hog")()
+    with pytest.raises(remote.PeerGone) as in_the_cell:
+        cell_peer.request({"op": "exec", "source": "raise MemoryError"})
+    for gone in (in_a_call.value, in_the_cell.value):
+        assert str(gone) == wire.OUT_OF_MEMORY
+        outcome = sandbox.stopped_outcome(2, str(gone), {"code": 70}, sandbox.Limits())
+        assert outcome.limit == "memory"
+        assert outcome.explain() == "memory limit 2 GiB exceeded in cell 2"
 
 
 class _Exited(BaseException):
