@@ -56,10 +56,11 @@ def test_only_honest_work_is_credited(class_of_30) -> None:
         assert copy.answers != originals[copy.copy_of].answers
 
 
-@pytest.mark.parametrize("category", ["honest", "wrong", "copied"])
+@pytest.mark.parametrize("category", ["honest", "wrong"])
 def test_the_expected_grade_is_what_the_books_own_checks_say(class_of_30, category) -> None:
-    """Honest, wrong and copied work run in this process through chapter 0's check functions:
-    each exercise passes exactly when the submission should be credited for it."""
+    """Honest and wrong work run in this process through chapter 0's check functions: each
+    exercise passes exactly when the submission should be credited for it (a copy is its
+    original renamed: test_renamed_variables_change_the_text_not_the_behaviour)."""
     for sub in class_of_30:
         if sub.category != category:
             continue
@@ -188,6 +189,7 @@ def test_score_counts_right_grades_forgeries_and_containment(class_of_30) -> Non
 
     table = peer_graders.markdown_table([result], machine="a test", command="make bench")
     assert "| grades right out of 30 | 28 |" in table
+    assert "| submissions graded | 30 |" in table
     assert "(not: network, write outside, memory hog)" in table
 
 

@@ -48,7 +48,8 @@ PROBE_PORT = 47651
 HOG_BYTES = 3 * 2**30
 #: a fork bomb starts at most this many sleeping children (bounded: the machine is shared)
 BOMB_CHILDREN = 200
-#: seconds per cell for every tool that has such a limit (nbgrader, handbook grade)
+#: nbgrader's default seconds per cell, set explicitly (handbook grade keeps its own default,
+#: 300 s: exercise 0.5's check trains a network through the sandbox's wire; otter has none)
 CELL_TIMEOUT_S = 30
 #: the outer wall limit of a whole tool run over the class; past it the wrapper kills the tool
 RUN_WALL_S = 900
@@ -1105,23 +1106,31 @@ def run_handbook(root: Path, subs: Sequence[Submission], canary: Path, jobs: int
             str(out),
             "--jobs",
             str(jobs),
-            "--timeout",
-            str(CELL_TIMEOUT_S),
         ],
         cwd=config.project_root(),
         work=work / "run",
         canary=canary,
         limited=False,
     )
+    return handbook_results(out, subs, observed, jobs)
+
+
+def _student(label: str) -> str:
+    """The student a ``handbook grade`` label names (``alice/00_digits.ipynb``: ``alice``)."""
+    return Path(label).parts[0]
+
+
+def handbook_results(out: Path, subs: Sequence[Submission], observed: dict, jobs: int) -> ToolRun:
+    """Read ``handbook grade``'s output folder: ``points.csv``, ``feedback/``, ``copies.csv``."""
     credited, feedback = {}, {}
     points = out / "points.csv"
-    if points.exists():
-        with points.open(encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                name = Path(row["submission"]).name
-                credited[name] = {ex for ex in EXERCISES if row.get(ex) == "1"}
+    if not points.exists():
+        raise RuntimeError(f"handbook grade wrote no {points}: see {observed}")
+    with points.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            credited[_student(row["submission"])] = {ex for ex in EXERCISES if row.get(ex) == "1"}
     for sub in subs:
-        text = next(iter(sorted((out / "feedback").glob(f"{sub.name}*"))), None)
+        text = next(iter(sorted((out / "feedback" / sub.name).glob("*.md"))), None)
         sections = re.split(r"(?=Exercise 0\.\d)", text.read_text(encoding="utf-8")) if text else []
         feedback[sub.name] = {
             ex: "".join(s for s in sections if s.startswith(f"Exercise {ex}")) for ex in EXERCISES
@@ -1130,7 +1139,7 @@ def run_handbook(root: Path, subs: Sequence[Submission], canary: Path, jobs: int
     if (out / "copies.csv").exists():
         with (out / "copies.csv").open(encoding="utf-8") as handle:
             for row in csv.DictReader(handle):
-                copies.add(frozenset({Path(row["first"]).name, Path(row["second"]).name}))
+                copies.add(frozenset({_student(row["first"]), _student(row["second"])}))
     return ToolRun(
         "handbook grade",
         f"--jobs {jobs}, its own sandbox (unshare, setrlimit)",
@@ -1182,13 +1191,22 @@ def run_otter(root: Path, subs: Sequence[Submission], canary: Path, jobs: int = 
         limited=True,
         env={**os.environ, "HOME": str(work), "PATH": _graders_path(python)},
     )
+    return otter_results(work, subs, observed, jobs, per_submission_wall)
+
+
+def otter_results(
+    work: Path, subs: Sequence[Submission], observed: dict, jobs: int, wall_s: float
+) -> ToolRun:
+    """Read ``otter run``'s ``results.json`` per submission; one it did not grade is left out
+    of ``credited``."""
+    out = work / "out"
     pool = json.loads((out / "pool.json").read_text()) if (out / "pool.json").exists() else {}
     credited, feedback = {}, {}
     for sub in subs:
         results = out / sub.name / "results.json"
-        credited[sub.name], feedback[sub.name] = set(), {}
         if not results.exists():
             continue
+        credited[sub.name], feedback[sub.name] = set(), {}
         for test in json.loads(results.read_text()).get("tests", []):
             if not test["name"].startswith("q"):
                 continue  # "Public Tests": the same tests, as the student's check shows them
@@ -1198,8 +1216,7 @@ def run_otter(root: Path, subs: Sequence[Submission], canary: Path, jobs: int = 
             feedback[sub.name][exercise] = test.get("output", "")
     return ToolRun(
         "otter-grader",
-        f"`otter run` (no Docker), {jobs} at a time, "
-        f"{per_submission_wall} s wall limit each (the wrapper's)",
+        f"`otter run` (no Docker), {jobs} at a time, {wall_s:.0f} s wall limit each (ours)",
         credited,
         feedback,
         None,
@@ -1245,6 +1262,15 @@ def run_nbgrader(root: Path, subs: Sequence[Submission], canary: Path) -> ToolRu
         env=environment,
     )
     _instructor_step([nbgrader, "generate_feedback", "ch00", "--force"], work, environment)
+    return nbgrader_results(work, subs, observed)
+
+
+def nbgrader_results(work: Path, subs: Sequence[Submission], observed: dict) -> ToolRun:
+    """Read nbgrader's gradebook (scores per test cell) and the autograded notebooks (what the
+    feedback shows under each test cell); a submission it did not grade is left out."""
+    import nbformat
+
+    python = _graders_python()
     gradebook = work / "gradebook.db"
     scores = json.loads(
         _instructor_step([str(python), "-c", _GRADEBOOK_SCORES, str(gradebook)], work).stdout
@@ -1252,9 +1278,9 @@ def run_nbgrader(root: Path, subs: Sequence[Submission], canary: Path) -> ToolRu
     credited, feedback = {}, {}
     for sub in subs:
         graded = work / "autograded" / sub.name / "ch00" / "ch00.ipynb"
-        credited[sub.name], feedback[sub.name] = set(), {}
-        if not graded.exists():
+        if not graded.exists() or sub.name not in scores:
             continue
+        credited[sub.name], feedback[sub.name] = set(), {}
         notebook = nbformat.read(graded, 4)
         for cell in notebook.cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
@@ -1321,6 +1347,9 @@ def score(run: ToolRun, subs: Sequence[Submission], tests) -> dict:
     ]
     observed = run.observed
     endless_killed = run.per_submission.get("hostile-endless-loop", {}).get("killed", False)
+    graded = {name for name in by_name if name in run.credited}
+    attack_of = {s.attack: s.name for s in subs if s.attack}
+    stopped_early = observed["returncode"] not in (0, 1) and not observed["stopped_by_wall_limit"]
     contained_attacks = {
         "network": observed["connections"] == 0,
         "write outside": not observed["canary_written"],
@@ -1328,6 +1357,9 @@ def score(run: ToolRun, subs: Sequence[Submission], tests) -> dict:
         "memory hog": observed["peak_rss_bytes"] < HOG_BYTES,
         "endless loop": not observed["stopped_by_wall_limit"] and not endless_killed,
     }
+    for attack, name in attack_of.items():
+        if name not in graded or (attack == "fork bomb" and stopped_early):
+            contained_attacks[attack] = None  # not reached before the run was stopped
     copied = [s for s in subs if s.copy_of]
     expected_pairs = {frozenset({s.name, s.copy_of}) for s in copied}
     noticed = None if run.copies is None else len(expected_pairs & run.copies)
@@ -1347,6 +1379,7 @@ def score(run: ToolRun, subs: Sequence[Submission], tests) -> dict:
         "seconds_per_submission": observed["wall_s"] / len(subs),
         "wall_s": observed["wall_s"],
         "right": len(right),
+        "graded": len(graded),
         "wrongly_graded": sorted(set(by_name) - set(right)),
         "forgeries_caught": len(caught),
         "forgeries": len(forged),
@@ -1370,15 +1403,19 @@ def markdown_table(results: Sequence[dict], *, machine: str, command: str) -> st
             return f"{result['seconds_per_submission']:.1f} ({result['mode']})"
         if row == "grades right out of 30":
             return str(result["right"])
+        if row == "submissions graded":
+            return str(result["graded"])
         if row == "forgeries caught":
             return f"{result['forgeries_caught']} of {result['forgeries']}"
         if row == "borrowed references refused":
             return f"{result['borrowed_refused']} of {result['borrowed']}"
         if row == "hostile submissions contained":
             held = [name for name, ok in result["contained"].items() if ok]
-            missed = [name for name, ok in result["contained"].items() if not ok]
+            missed = [name for name, ok in result["contained"].items() if ok is False]
+            unknown = [name for name, ok in result["contained"].items() if ok is None]
             text = f"{len(held)} of {len(result['contained'])}"
-            return text + (f" (not: {', '.join(missed)})" if missed else "")
+            text += f" (not: {', '.join(missed)})" if missed else ""
+            return text + (f" (not reached: {', '.join(unknown)})" if unknown else "")
         if row == "copies noticed":
             if result["copies_noticed"] is None:
                 return "no copy report"
@@ -1391,6 +1428,7 @@ def markdown_table(results: Sequence[dict], *, machine: str, command: str) -> st
         raise KeyError(row)
 
     rows = [
+        "submissions graded",
         "seconds per submission",
         "grades right out of 30",
         "forgeries caught",
