@@ -48,8 +48,8 @@ PROBE_PORT = 47651
 HOG_BYTES = 3 * 2**30
 #: a fork bomb starts at most this many sleeping children (bounded: the machine is shared)
 BOMB_CHILDREN = 200
-#: nbgrader's default seconds per cell, set explicitly (handbook grade keeps its own default,
-#: 300 s: exercise 0.5's check trains a network through the sandbox's wire; otter has none)
+#: seconds per cell for the tools that have such a limit: nbgrader's default, given to
+#: handbook grade too (its default is 300 s); otter run has none
 CELL_TIMEOUT_S = 30
 #: the outer wall limit of a whole tool run over the class; past it the wrapper kills the tool
 RUN_WALL_S = 900
@@ -1106,6 +1106,8 @@ def run_handbook(root: Path, subs: Sequence[Submission], canary: Path, jobs: int
             str(out),
             "--jobs",
             str(jobs),
+            "--timeout",
+            str(CELL_TIMEOUT_S),
         ],
         cwd=config.project_root(),
         work=work / "run",
@@ -1142,7 +1144,7 @@ def handbook_results(out: Path, subs: Sequence[Submission], observed: dict, jobs
                 copies.add(frozenset({_student(row["first"]), _student(row["second"])}))
     return ToolRun(
         "handbook grade",
-        f"--jobs {jobs}, its own sandbox (unshare, setrlimit)",
+        f"--jobs {jobs} --timeout {CELL_TIMEOUT_S}, its own sandbox",
         credited,
         feedback,
         copies,
