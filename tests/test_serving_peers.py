@@ -257,4 +257,9 @@ def test_the_generator_is_calibrated_against_a_null_endpoint_in_processes_of_the
     assert calibration.result.errors == 0 and calibration.result.statuses == {200: 25}
     assert calibration.passed is (calibration.result.percentile(99) < 5.0)
     assert "cores shared by the generator" in calibration.describe()
-    assert loadtest._GENERATOR.process.pid != os.getpid()  # the generator's own process
+    process = loadtest._GENERATOR.process
+    assert process.pid != os.getpid()  # the generator's own process
+    loadtest._GENERATOR.close()  # ends on its own (stdin closed): coverage data is written
+    assert process.returncode == 0
+    again = loadtest.calibrate_generator(20, seconds=0.25, connections=2)  # a fresh process
+    assert again.result.statuses == {200: 5} and loadtest._GENERATOR.process is not process

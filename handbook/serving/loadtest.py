@@ -316,7 +316,7 @@ class _Generator:
                     stdout=subprocess.PIPE,
                     preexec_fn=_die_with_parent if _PRCTL is not None else None,
                 )
-                atexit.register(self.process.kill)
+                atexit.register(self.close)
             try:
                 pickle.dump((kind, arguments), self.process.stdin)
                 self.process.stdin.flush()
@@ -327,6 +327,18 @@ class _Generator:
         if outcome != "ok":
             raise RuntimeError(f"the load generator failed:\n{value}")
         return value
+
+    def close(self) -> None:
+        """End the process: its stdin closes, it returns (so coverage and buffers are written);
+        killed if it has not after 5 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.stdin.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 _GENERATOR = _Generator()
