@@ -453,6 +453,8 @@ class Submission:
     attack: str | None = None
     copy_of: str | None = None
     wrong: tuple[str, ...] = field(default=())
+    #: how feedback may write the expected value besides the peers' test outputs
+    expected_values: tuple[str, ...] = field(default=())
 
     @property
     def points(self) -> int:
@@ -492,6 +494,14 @@ def rename_variables(source: str, suffix: str = "_mine") -> str:
             return node
 
     return "# my own work\n" + ast.unparse(Renamer().visit(tree)) + "\n"
+
+
+def _spelled_parameter_count() -> tuple[str, ...]:
+    """SmallCNN's true parameter count as feedback may print it (``21578``, ``21,578``)."""
+    from handbook.exercises import ch00
+
+    total = sum(ch00.parameter_breakdown().values())
+    return (str(total), f"{total:,}")
 
 
 def class_of_30(canary: str = "/tmp/handbook-graders-canary") -> list[Submission]:
@@ -546,6 +556,7 @@ def class_of_30(canary: str = "/tmp/handbook-graders-canary") -> list[Submission
                 answers,
                 frozenset(credited),
                 wrong=(exercise,),
+                expected_values=_spelled_parameter_count() if exercise == "0.4" else (),
             )
         )
     subs.append(
@@ -1372,7 +1383,7 @@ def score(run: ToolRun, subs: Sequence[Submission], tests) -> dict:
         for s in wrong
         if says_expected(
             run.feedback.get(s.name, {}).get(s.wrong[0], ""),
-            [value for _, _, value in tests[s.wrong[0]]],
+            [value for _, _, value in tests[s.wrong[0]]] + list(s.expected_values),
         )
     ]
     return {
