@@ -29,12 +29,12 @@ cannot express, so the key is computed here and the executed copies stay plain f
 **How imports are read.** Each source is parsed with :mod:`ast` (a notebook's magics and shell
 lines are blanked first). ``import handbook.x`` and ``from handbook import x`` bind names to
 modules; an attribute read on such a name (``plots.learning_curves``) is resolved to the module
-that defines it. For the two packages that only re-export, ``handbook.datasets`` and
-``handbook.plots``, that means the one submodule behind the name, not all of them: a figure of
-chapter 9 does not invalidate chapter 1. This is exact only because a package's modules define
-names and do nothing else at import time (``tests/test_cache.py`` checks it). Anything the reader
-cannot follow (a module object passed around, ``getattr`` on it, a star import) falls back to the
-whole module or package, so the key can be too strict, never too loose.
+that defines it. For the packages that only re-export, ``handbook.datasets``,
+``handbook.models`` and ``handbook.plots``, that means the one submodule behind the name, not all
+of them: a figure of chapter 9 does not invalidate chapter 1. This is exact only because a
+package's modules define names and do nothing else at import time (``tests/test_cache.py`` checks
+it). Anything the reader cannot follow (a module object passed around, ``getattr`` on it, a star
+import) falls back to the whole module or package, so the key can be too strict, never too loose.
 """
 
 from __future__ import annotations
