@@ -2,7 +2,7 @@
 
 - :class:`RosterAuthenticator`: a login name and the password :mod:`handbook.classroom`
   generated for it, checked against the scrypt hashes in ``<state>/hub/passwords.json``; the
-  hub never sees a password file in clear.
+  hub reads no password in clear (the instructor's copy is ``<state>/passwords.csv``).
 - :class:`StudentSpawner`: JupyterHub's LocalProcessSpawner, except that hub user ``alice``
   runs as the Unix user ``jupyter-alice`` (as The Littlest JupyterHub does), and that the
   student edition is handed out into ``~/course`` before each start, as the student.
@@ -31,7 +31,7 @@ class RosterAuthenticator(Authenticator):
     )
 
     def hashes(self) -> dict[str, str]:
-        """Read on every login, so that a student added while the hub runs can log in."""
+        """Read on every login (a small file), so the hub keeps no copy of its own."""
         return json.loads(Path(self.password_file).read_text(encoding="utf-8"))
 
     async def authenticate(self, handler, data) -> str | None:
