@@ -17,6 +17,7 @@ without one of them each test skips saying which (under ``CI=true`` it fails: te
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import os
@@ -24,6 +25,7 @@ import pwd
 import re
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -117,11 +119,39 @@ def blocked():
     return browser_helpers.BlockedRequests()
 
 
+@contextlib.contextmanager
+def searchable_checkout():
+    """Let other users search (``o+x``: enter, not list) the folders above the checkout while the
+    test runs, and restore their modes after. The students' servers run this checkout's Python
+    packages as Unix users of their own; a clone in a home of mode 0700 (root's, where a CI
+    machine may clone) is out of their reach. An instructor is told by ``start`` to put the
+    checkout where every user may read it; a throwaway test machine is changed for the test's
+    length only."""
+    changed = []
+    for folder in reversed(ROOT.resolve().parents):
+        mode = stat.S_IMODE(folder.stat().st_mode)
+        if not mode & stat.S_IXOTH:
+            os.chmod(folder, mode | stat.S_IXOTH)
+            changed.append((folder, mode))
+    if changed:
+        print("made searchable for the test:", ", ".join(str(folder) for folder, _ in changed))
+    try:
+        yield
+    finally:
+        for folder, mode in reversed(changed):
+            os.chmod(folder, mode)
+
+
 @pytest.fixture(scope="module")
 def hub():
     """The running class: its URL, folder, Unix prefix and passwords."""
     if reason := why_unavailable():
         pytest.skip(reason)
+    with searchable_checkout():
+        yield from _running_hub()
+
+
+def _running_hub():
     state = Path(tempfile.mkdtemp(prefix="handbook-classroom-"))
     os.chmod(state, 0o755)  # the students' servers read the edition and the kernel from it
     roster = state / "roster.csv"
