@@ -25,9 +25,9 @@ from handbook import book, config, diagrams
 BENCHMARK_MODULES = [
     "handbook.digits",
     "handbook.attention",
-    "handbook.optim",
+    "handbook.optimization",
     "handbook.data",
-    "handbook.compress",
+    "handbook.compression",
     "handbook.cases",
     "handbook.multimodal",
     "handbook.ethics",

@@ -9,7 +9,7 @@ tested against an independent computation:
   information, :func:`diagonal_fisher` (per-example gradients with ``torch.func``; the loop of
   :func:`diagonal_fisher_loop` and the closed form of a softmax regression agree with it), and
   the quadratic penalty ``lambda/2 sum_i F_i (theta_i - theta*_i)^2`` of :class:`EWC`, a wrapper
-  that plugs into :func:`handbook.train.fit` like :class:`handbook.compress.Distiller`.
+  that plugs into :func:`handbook.train.fit` like :class:`handbook.compression.Distiller`.
 - **Replay**: :func:`reservoir_sample` (Vitter's algorithm R, one pass, uniform) and
   :class:`ReplayMemory`, which keeps a fixed fraction (the article's 10%) of every period.
 

@@ -358,12 +358,12 @@ def test_padding_figure_has_one_panel_per_strategy():
 
 
 def test_detection_figure_draws_a_bar_per_detector_and_metric():
-    figure = plots.detection_scores(
+    figure = plots.detection_quality_bars(
         {"exact": {"precision": 1.0, "recall": 0.5}, "MinHash": {"precision": 0.9, "recall": 1.0}}
     )
     assert len(figure.axes[0].patches) == 4
     with pytest.raises(ValueError):
-        plots.detection_scores({})
+        plots.detection_quality_bars({})
 
 
 def test_ignore_index_is_what_the_loader_trims():

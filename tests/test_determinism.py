@@ -144,18 +144,18 @@ def attention_key() -> list:
     return [run.gradient_norms, run.losses]
 
 
-def compress_key(tmp: Path | None = None) -> list:
+def compression_key(tmp: Path | None = None) -> list:
     """Chapter 4 (C11-C14): distillation, channel pruning, INT8 weights, an INT8 ONNX file
     (its size decides part of C11's verdict) and what ONNX Runtime computes with it."""
     import tempfile
 
-    from handbook import compress, digits, train
+    from handbook import compression, digits, train
 
     images, labels = _digit_tensors(128)
     train.set_seed(0)
     teacher = digits.SmallCNN(channels=8).eval()
     student = digits.SmallCNN(channels=4)
-    distiller = compress.Distiller(student, teacher, temperature=4.0, alpha=0.7)
+    distiller = compression.Distiller(student, teacher, temperature=4.0, alpha=0.7)
     history = train.fit(
         distiller,
         train.make_loader(images, labels, batch_size=32, shuffle=True, seed=0),
@@ -165,10 +165,10 @@ def compress_key(tmp: Path | None = None) -> list:
         device="cpu",
         progress=False,
     )
-    pruned = compress.prune_channels(teacher, 0.5).eval()
-    quantized, scale = compress.quantize_symmetric(teacher.features[0].weight.detach(), axis=0)
+    pruned = compression.prune_channels(teacher, 0.5).eval()
+    quantized, scale = compression.quantize_symmetric(teacher.features[0].weight.detach(), axis=0)
     with tempfile.TemporaryDirectory() as folder:
-        onnx_path = compress.export_onnx(
+        onnx_path = compression.export_onnx(
             pruned,
             (images[:1],),
             Path(folder) / "pruned.onnx",
@@ -176,8 +176,8 @@ def compress_key(tmp: Path | None = None) -> list:
             dynamic_axes={"images": {0: "batch"}},
             dynamo=False,  # the tracer: seconds faster than torch.export, same graph here
         )
-        int8_path = compress.quantize_onnx_dynamic(onnx_path, Path(folder) / "pruned.int8.onnx")
-        int8 = compress.OnnxModel(int8_path, threads=1)
+        int8_path = compression.quantize_onnx_dynamic(onnx_path, Path(folder) / "pruned.int8.onnx")
+        int8 = compression.OnnxModel(int8_path, threads=1)
         outputs = int8(images[:8])
         sizes = (onnx_path.stat().st_size, int8.file_bytes)
     with torch.no_grad():
@@ -185,7 +185,7 @@ def compress_key(tmp: Path | None = None) -> list:
             history.train_loss,
             fingerprint(pruned(images[:8]), quantized, scale, outputs),
             sizes,
-            compress.count_flops(pruned, images[:1]),
+            compression.count_flops(pruned, images[:1]),
         ]
 
 
@@ -245,7 +245,7 @@ KEY_COMPUTATIONS: dict[str, Callable[[], list]] = {
     "translation": translation_key,
     "optimization": optimization_key,
     "data": data_key,
-    "compress": compress_key,
+    "compression": compression_key,
     "cases": cases_key,
     "continual": continual_key,
     "multimodal": multimodal_key,

@@ -6,7 +6,7 @@ parameters, ``torch.nn.functional.cross_entropy`` with probability targets for t
 distillation loss, ``torch.nn.utils.prune.global_unstructured`` for global pruning masks.
 Call them from the check cells: ``ch04.check_per_channel_qparams(per_channel_qparams)``.
 Exercise 4.4 is a derivation: the learner writes a number of bytes, and the check quantizes the
-layers with ``handbook.compress`` and counts the bytes of what it stores.
+layers with ``handbook.compression`` and counts the bytes of what it stores.
 """
 
 from __future__ import annotations
@@ -284,15 +284,15 @@ FLOAT32_BYTES = 4
 
 def int8_model_bytes(layers=DERIVATION_LAYERS) -> int:
     """Bytes of ``layers`` stored as symmetric INT8 weights with one float32 scale per output
-    channel, biases left in float32: quantized with :func:`handbook.compress.quantize_symmetric`
+    channel, biases left in float32: quantized with :func:`handbook.compression.quantize_symmetric`
     and counted from the tensors it returns (``nbytes``)."""
-    from handbook import compress
+    from handbook import compression
 
     generator = torch.Generator().manual_seed(0)
     total = 0
     for in_features, out_features, bias in layers:
         weight = torch.randn(out_features, in_features, generator=generator)
-        q, scale = compress.quantize_symmetric(weight, axis=0)
+        q, scale = compression.quantize_symmetric(weight, axis=0)
         total += q.nbytes + scale.float().nbytes
         if bias:
             total += torch.zeros(out_features, dtype=torch.float32).nbytes
@@ -327,7 +327,7 @@ def check_int8_size_derivation(answer: object) -> ExerciseResult:
     """Exercise 4.4 (derive): the bytes of three Linear layers at INT8 with per-channel scales.
 
     ``answer`` is a number of bytes. The expected value is counted from the tensors
-    ``compress.quantize_symmetric(weight, axis=0)`` returns; a typical slip (scales or biases
+    ``compression.quantize_symmetric(weight, axis=0)`` returns; a typical slip (scales or biases
     left out, one scale per tensor, a bias on the projection, float32 weights) is named.
     """
     expected = int8_model_bytes()

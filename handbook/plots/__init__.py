@@ -24,14 +24,14 @@ from handbook.plots.cases import (
     gain_by_mix,
 )
 from handbook.plots.common import bar_comparison, confusion_matrix, image_grid, learning_curves
-from handbook.plots.compress import compression_tradeoff, onnx_byte_breakdown, pareto_front
+from handbook.plots.compression import compression_tradeoff, onnx_byte_breakdown, pareto_front
 from handbook.plots.continual import (
     accuracy_through_stream,
     compute_and_accuracy,
     compute_savings,
     stability_plasticity,
 )
-from handbook.plots.data import detection_scores, padding_per_batch
+from handbook.plots.data import detection_quality_bars, padding_per_batch
 from handbook.plots.ethics import (
     accuracy_under_attack,
     feature_attributions,
@@ -62,7 +62,7 @@ __all__ = [
     "compute_savings",
     "confusion_matrix",
     "detection_curves",
-    "detection_scores",
+    "detection_quality_bars",
     "diagnosis_examples",
     "event_timelines",
     "feature_attributions",

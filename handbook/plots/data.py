@@ -45,7 +45,7 @@ def padding_per_batch(
     return figure
 
 
-def detection_scores(scores: Mapping[str, Mapping[str, float]], *, title: str | None = None):
+def detection_quality_bars(scores: Mapping[str, Mapping[str, float]], *, title: str | None = None):
     """Grouped bars of detection quality: one group per detector, one bar per metric.
 
     ``scores``: ``{detector: {"precision": 0.9, "recall": 0.8, ...}}``, values in [0, 1].

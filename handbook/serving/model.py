@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from handbook import compress, datasets, models, train
+from handbook import compression, datasets, models, train
 from handbook.serving.artifact import (
     ARTIFACT_FILES,
     MANIFEST,
@@ -147,7 +147,7 @@ def train_classifier(
 def export_artifact_onnx(model: TopicClassifier, directory: Path) -> None:
     """``model.onnx`` (fp32, batch and sequence length free) and ``model.int8.onnx``."""
     example = torch.ones(2, 8, dtype=torch.int64)
-    compress.export_onnx(
+    compression.export_onnx(
         model,
         (example,),
         directory / ONNX_FP32,
@@ -155,7 +155,7 @@ def export_artifact_onnx(model: TopicClassifier, directory: Path) -> None:
         dynamic_axes={"tokens": {0: "batch", 1: "seq"}},
         dynamo=False,
     )
-    compress.quantize_onnx_dynamic(directory / ONNX_FP32, directory / ONNX_INT8)
+    compression.quantize_onnx_dynamic(directory / ONNX_FP32, directory / ONNX_INT8)
 
 
 def build_artifact(

@@ -95,7 +95,7 @@ def onnx_byte_breakdown(
     title: str | None = None,
 ):
     """One horizontal bar per ONNX file, split into the parts of
-    :func:`handbook.compress.onnx_byte_breakdown` (KiB), so the eye finds where the bytes are.
+    :func:`handbook.compression.onnx_byte_breakdown` (KiB), so the eye finds where the bytes are.
 
     ``breakdowns``: ``{file label: {part: bytes}}``; ``reference_bytes`` draws a dashed line
     (the fp32 state dict, say) and its quarter, the ideal INT8 size.
