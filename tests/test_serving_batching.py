@@ -179,6 +179,39 @@ def test_a_late_request_that_does_not_fit_waits_for_the_next_batch_and_a_gone_cl
     assert first == [2, 4] and late == [6, 8, 10] and cancelled
 
 
+def test_a_request_that_queued_while_the_model_ran_waits_for_company_once_the_model_is_free():
+    """The window for company opens when the worker begins gathering, not when the oldest
+    request arrived (LitServe's rule): ``queued`` waited the whole of a long first batch, yet a
+    request sent just after that batch ends still joins it instead of waiting a batch more."""
+    release = threading.Event()
+    batches = []
+
+    def model(items):
+        batches.append(list(items))
+        if len(batches) == 1:
+            release.wait(10)  # the first batch runs until the test lets it go
+        return [item * 2 for item in items]
+
+    max_wait_ms = 1000.0
+    batcher = MicroBatcher(model, max_batch_size=8, max_wait_ms=max_wait_ms)
+
+    async def scenario():
+        await batcher.start()
+        first = asyncio.create_task(batcher.submit([1]))
+        await _until(lambda: len(batches) == 1)
+        queued = asyncio.create_task(batcher.submit([2]))
+        await asyncio.sleep(1.5 * max_wait_ms / 1000)  # queued has waited longer than max_wait
+        release.set()
+        await first
+        straggler = asyncio.create_task(batcher.submit([3]))  # well inside the new window
+        answers = await asyncio.gather(queued, straggler)
+        await batcher.stop()
+        return answers
+
+    assert _run(scenario()) == [[4], [6]]
+    assert batches == [[1], [2, 3]]
+
+
 @pytest.mark.parametrize("max_wait_ms", [0.0, 5.0, 200.0])
 def test_a_lone_request_is_answered_after_max_wait(max_wait_ms):
     fake = FakeModel()

@@ -3,9 +3,14 @@
 One forward pass over 32 texts costs far less than 32 passes over one text (the fixed cost of
 a call, Python dispatch and kernel launches, is paid once). :class:`MicroBatcher` keeps a queue
 of pending requests; a single worker task takes the oldest, adds whatever else is waiting, and
-runs the batch as soon as :func:`should_flush` says so: the batch is full, or the oldest request
-has waited ``max_wait_ms``. The model runs in one background thread, so the event loop keeps
-accepting requests while a batch computes; each request gets back exactly its own rows.
+runs the batch as soon as :func:`should_flush` says so: the batch is full, or it has waited
+``max_wait_ms`` for company. The wait counts from the later of the oldest request's arrival and
+the moment the worker began gathering (LitServe's rule: its window opens when the worker is
+free): a request that queued while the previous batch computed has waited for the model, not
+for company, and the requests its neighbours are still sending get the same window to join
+instead of missing the batch and waiting a whole batch more. The model runs in one background
+thread, so the event loop keeps accepting requests while a batch computes; each request gets
+back exactly its own rows.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -39,7 +44,6 @@ def should_flush(
 class _Pending:
     items: Sequence[Any]
     future: asyncio.Future
-    enqueued: float = field(default_factory=time.perf_counter)
 
 
 class MicroBatcher:
@@ -126,6 +130,7 @@ class MicroBatcher:
     async def _gather(self, first: _Pending) -> tuple[list[_Pending], _Pending | None]:
         """The batch that starts with ``first``, and a request that did not fit (or None)."""
         batch, size = [first], len(first.items)
+        opened = time.perf_counter()  # the window opens now: first may have waited for the model
         while True:
             while size < self.max_batch_size and not self._queue.empty():
                 following = self._queue.get_nowait()
@@ -133,7 +138,7 @@ class MicroBatcher:
                     return batch, following
                 batch.append(following)
                 size += len(following.items)
-            waited_ms = (time.perf_counter() - first.enqueued) * 1000
+            waited_ms = (time.perf_counter() - opened) * 1000
             if should_flush(size, self.max_batch_size, waited_ms, self.max_wait_ms):
                 return batch, None
             try:
