@@ -197,10 +197,11 @@ def test_score_counts_right_grades_forgeries_and_containment(class_of_30) -> Non
     not sandbox.isolation().namespaced, reason="needs Linux namespaces (unshare) as root"
 )
 def test_handbook_grade_on_three_of_the_class_credits_what_it_should() -> None:
-    """The comparison's own path with our grader, on an honest, a borrowed and a hostile (network)
-    submission: each gets exactly the exercises it should, and the probe on the wrapper's loopback
-    counts no connection."""
-    names = {"honest1", "borrowed2", "hostile-network"}
+    """The comparison's own path with our grader, on an honest (0.2 and 0.4), a borrowed and a
+    hostile (network) submission: each gets exactly the exercises it should, and the probe on
+    the wrapper's loopback counts no connection. (Exercise 0.5's check, which trains, is left
+    out: under the comparison's 30 s cell limit it can time out on a busy machine.)"""
+    names = {"honest5", "borrowed2", "hostile-network"}
     with tempfile.TemporaryDirectory(prefix="test-peer-graders-") as folder:
         root = Path(folder)
         canary = root / "canary.txt"
@@ -211,3 +212,28 @@ def test_handbook_grade_on_three_of_the_class_credits_what_it_should() -> None:
     }
     assert run.observed["connections"] == 0
     assert not run.observed["stopped_by_wall_limit"]
+
+
+def test_the_how_to_use_page_includes_a_table_written_by_the_measurement() -> None:
+    """book/graders_table.inc is markdown_table's output (`measure --update-page`): every row,
+    one column per tool, each cell measured (no attack left unreached)."""
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "book" / "how-to-use.md").read_text(encoding="utf-8")
+    assert "```{include} graders_table.inc" in page
+    table = (root / peer_graders.PAGE_INCLUDE).read_text(encoding="utf-8")
+    lines = [line for line in table.splitlines() if line.startswith("|")]
+    assert lines[0] == "| | handbook grade | otter-grader | nbgrader |"
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in lines[2:]}
+    assert set(rows) == {
+        "submissions graded",
+        "seconds per submission",
+        "grades right out of 30",
+        "forgeries caught",
+        "borrowed references refused",
+        "hostile submissions contained",
+        "copies noticed",
+        "feedback says what was expected",
+    }
+    assert all(len(cells) == 3 and all(cell.strip() for cell in cells) for cells in rows.values())
+    assert "not reached" not in table
+    assert "Measured by `python -m handbook.exercises.peer_graders measure" in table
