@@ -237,3 +237,24 @@ def test_the_how_to_use_page_includes_a_table_written_by_the_measurement() -> No
     assert all(len(cells) == 3 and all(cell.strip() for cell in cells) for cells in rows.values())
     assert "not reached" not in table
     assert "Measured by `python -m handbook.exercises.peer_graders measure" in table
+
+
+def test_a_run_stopped_at_the_wall_limit_is_merged_with_its_continuation(class_of_30) -> None:
+    first = peer_graders.ToolRun(
+        "peer",
+        "one at a time",
+        {"honest1": {"0.4"}, "hostile-network": set()},
+        {},
+        None,
+        _observed(wall_s=900.0, stopped_by_wall_limit=True, connections=1),
+    )
+    second = peer_graders.ToolRun(
+        "peer", "one at a time", {"hostile-network": {"0.4"}}, {}, None, _observed(wall_s=100.0)
+    )
+    merged = peer_graders.merge_runs(first, second)
+    assert merged.credited == {"honest1": {"0.4"}, "hostile-network": {"0.4"}}
+    assert merged.observed["wall_s"] == 1000.0 and merged.observed["gradings"] == 3
+    assert merged.observed["connections"] == 0 and not merged.observed["stopped_by_wall_limit"]
+    assert "two runs, the first stopped at the 15-min wall limit" in merged.mode
+    result = peer_graders.score(merged, class_of_30, peer_graders.peer_tests())
+    assert result["graded"] == 2 and result["seconds_per_submission"] == pytest.approx(1000 / 3)

@@ -52,7 +52,7 @@ BOMB_CHILDREN = 200
 #: handbook grade too (its default is 300 s); otter run has none
 CELL_TIMEOUT_S = 30
 #: the outer wall limit of a whole tool run over the class; past it the wrapper kills the tool
-RUN_WALL_S = 900
+RUN_WALL_S = 1800
 #: the address space the wrapper allows a peer's processes: torch alone maps about 3 GiB
 WRAPPER_ADDRESS_SPACE = 8 * 2**30
 GRADERS_VENV = ".venv-graders"
@@ -1329,6 +1329,26 @@ print(json.dumps(scores))
 """
 
 
+def merge_runs(first: ToolRun, second: ToolRun) -> ToolRun:
+    """One tool's class graded in two runs: ``first`` was stopped by the wall limit, ``second``
+    graded what it had not reached and the hostile submissions again. The second's grade wins
+    where both graded a submission; containment is the second run's (it reached every attack);
+    the seconds of both runs are divided by every grading done (``gradings``)."""
+    observed = dict(second.observed)
+    observed["wall_s"] = first.observed["wall_s"] + second.observed["wall_s"]
+    observed["gradings"] = len(first.credited) + len(second.credited)
+    return ToolRun(
+        second.tool,
+        f"{second.mode}; two runs, the first stopped at the {first.observed['wall_s'] / 60:.0f}-min"
+        " wall limit",
+        {**first.credited, **second.credited},
+        {**first.feedback, **second.feedback},
+        second.copies,
+        observed,
+        {**first.per_submission, **second.per_submission},
+    )
+
+
 # --- the comparison -----------------------------------------------------------------------------
 
 
@@ -1389,7 +1409,7 @@ def score(run: ToolRun, subs: Sequence[Submission], tests) -> dict:
     return {
         "tool": run.tool,
         "mode": run.mode,
-        "seconds_per_submission": observed["wall_s"] / len(subs),
+        "seconds_per_submission": observed["wall_s"] / observed.get("gradings", len(subs)),
         "wall_s": observed["wall_s"],
         "right": len(right),
         "graded": len(graded),
@@ -1487,6 +1507,13 @@ def measure(
         else:
             print(f"grading {len(subs)} submissions with {tool} ...", flush=True)
             run = runners[tool](root, subs, canary)
+            if run.observed["stopped_by_wall_limit"]:
+                # the class took longer than the wall limit: the rest, and every attack (whose
+                # containment the stop spoiled), graded again in a run of their own
+                again = [s for s in subs if s.name not in run.credited or s.attack]
+                print(f"{tool} stopped at the wall limit: {len(again)} graded again", flush=True)
+                rest = runners[tool](root / "continued", again, canary)
+                run = merge_runs(run, rest)
             saved.write_text(json.dumps(dataclasses.asdict(run), default=sorted))
         results.append(score(run, subs, tests))
         print(json.dumps({k: v for k, v in results[-1].items() if k != "observed"}), flush=True)
