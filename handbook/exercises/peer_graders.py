@@ -1339,8 +1339,8 @@ def merge_runs(first: ToolRun, second: ToolRun) -> ToolRun:
     observed["gradings"] = len(first.credited) + len(second.credited)
     return ToolRun(
         second.tool,
-        f"{second.mode}; two runs, the first stopped at the {first.observed['wall_s'] / 60:.0f}-min"
-        " wall limit",
+        f"{second.mode.split('; ')[0]}; continued after the first run stopped at the "
+        f"{first.observed['wall_s'] / 60:.0f}-min wall limit",
         {**first.credited, **second.credited},
         {**first.feedback, **second.feedback},
         second.copies,
@@ -1391,6 +1391,8 @@ def score(run: ToolRun, subs: Sequence[Submission], tests) -> dict:
         "endless loop": not observed["stopped_by_wall_limit"] and not endless_killed,
     }
     for attack, name in attack_of.items():
+        if attack == "endless loop" and endless_killed:
+            continue  # our per-submission limit stopped it: reached, and not contained
         if name not in graded or (attack == "fork bomb" and stopped_early):
             contained_attacks[attack] = None  # not reached before the run was stopped
     copied = [s for s in subs if s.copy_of]
