@@ -2,7 +2,7 @@
 
 Each check runs the learner's function on several shapes and edge cases and compares it with
 PyTorch (``torch.nn.functional.scaled_dot_product_attention``) or with the tested reference in
-:mod:`handbook.attention`. Masks follow the book's convention: a boolean tensor, ``True`` =
+:mod:`handbook.models.attention`. Masks follow the book's convention: a boolean tensor, ``True`` =
 "this query may attend to this key". Exercise 1.5 is a find-the-bug: its check says when the
 fixed function still shows the bug's symptom (a query that sees its future). Exercise 1.6 is a
 derivation: :func:`check_attention_memory_derivation` computes the bytes of an attention-weight

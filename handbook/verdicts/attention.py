@@ -40,7 +40,7 @@ def c1(*, max_difference: float, float16_overflows: bool) -> Finding:
             "Runs once the line breaks lost in print are restored (the only fix). Lacks masks, "
             "multi-head and 4-D inputs (torch.bmm is 3-D only). In float16 it forms Q K^T before "
             f"scaling: scores above 65504 overflow to inf -> NaN (NaN here: {float16_overflows}); "
-            "torch SDPA and handbook.attention do not. Section 5 measures 'no sequential "
+            "torch SDPA and handbook.models do not. Section 5 measures 'no sequential "
             "dependency': an LSTM layer runs L dependent steps, attention 1."
         ),
     )
