@@ -1654,7 +1654,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         page.write_text(table.read_text())
         print(f"wrote {page}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
