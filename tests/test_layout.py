@@ -6,6 +6,9 @@ An import of a package's submodule is an edge to that submodule, not to the pack
 as import checkers such as grimp count them. The checker itself is tested on a small fake package
 with a cycle, so a broken reader cannot pass in silence.
 
+No module has more than :data:`MAX_MODULE_LINES` lines (issue 24): a longer one is split by
+job, as ``handbook/exercises/peer_graders/`` was.
+
 The naming scheme (README, "Layout"): a chapter is ``notebooks/NN_topic.ipynb``; what is
 numbered by chapter uses ``NN`` (``handbook/exercises/chNN.py``, ``tests/test_exercises_chNN.py``,
 ``notebooks/figures/chNN-*.svg``); what is named by subject uses ``topic`` (``handbook/<topic>.py``
@@ -149,6 +152,23 @@ def _cycle_within(graph: Mapping[str, Iterable[str]], group: list[str]) -> list[
     raise AssertionError(f"no cycle through {start} in {group}")  # Tarjan's groups always have one
 
 
+#: The most lines a module of the package may have (issue 24): past it, split it by job.
+MAX_MODULE_LINES = 1000
+
+
+def long_modules(source_root: Path, package: str, limit: int) -> list[tuple[str, int]]:
+    """``[(file relative to source_root, lines)]`` for each module of ``package`` with more than
+    ``limit`` lines."""
+    counts = [
+        (
+            path.relative_to(source_root).as_posix(),
+            len(path.read_text(encoding="utf-8").splitlines()),
+        )
+        for path in module_names(source_root, package).values()
+    ]
+    return [(name, count) for name, count in counts if count > limit]
+
+
 def _topics() -> dict[str, str]:
     """``{topic: NN}`` of the book's chapters."""
     return {path.stem[3:]: path.stem[:2] for path in CHAPTERS}
@@ -194,6 +214,14 @@ def test_the_checker_finds_a_cycle_through_a_function_level_and_a_relative_impor
 def test_the_checker_names_every_separate_cycle():
     graph = {"p": {"q"}, "q": {"p"}, "x": {"y"}, "y": {"z"}, "z": {"x", "p"}}
     assert find_cycles(graph) == [["p", "q", "p"], ["x", "y", "z", "x"]]
+
+
+def test_the_checker_names_a_module_over_the_line_limit(tmp_path):
+    _fake_package(
+        tmp_path,
+        {"fake/__init__.py": "", "fake/long.py": "x = 1\n" * 4, "fake/short.py": "x = 1\n" * 3},
+    )
+    assert long_modules(tmp_path, "fake", 3) == [("fake/long.py", 4)]
 
 
 # The package ---------------------------------------------------------------------------------
@@ -246,6 +274,14 @@ def test_every_module_says_what_it_is():
             assert re.search(rf"\bchapter {number}\b", first, re.IGNORECASE), (
                 f"{path.relative_to(ROOT)}: the first line should name chapter {number}"
             )
+
+
+def test_no_module_is_over_a_thousand_lines():
+    assert len(module_names(ROOT, PACKAGE)) > 1, "no modules found under handbook/"
+    long = long_modules(ROOT, PACKAGE, MAX_MODULE_LINES)
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split each by job):\n" + "\n".join(
+        f"{name}: {count} lines" for name, count in long
+    )
 
 
 # The naming scheme ---------------------------------------------------------------------------
