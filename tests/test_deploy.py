@@ -6,8 +6,8 @@ against the code it deploys: the port, user, model folder and backend of the ima
 selectors and names of the Kubernetes objects; and every metric the alerts and the dashboard
 query, against a real scrape of :class:`handbook.serving.metrics.ServerMetrics`.
 
-``ROUTES`` (in ``handbook.serving.app``) and ``BACKENDS`` (in ``handbook.serving.backends``) are read
-from the modules' source with :mod:`ast` instead of imported: importing either loads PyTorch,
+``ROUTES`` (in ``handbook.serving.app``) and ``BACKENDS`` (in ``handbook.serving.backends``) are
+read from the modules' source with :mod:`ast` instead of imported: importing either loads PyTorch,
 which would take this file from well under a second to several seconds.
 """
 
