@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
+import dockerfiles
 import pytest
 import yaml
 from prometheus_client import generate_latest
@@ -88,23 +89,8 @@ def named_ports() -> dict[str, int]:
 
 @cache
 def dockerfile_instructions() -> tuple[tuple[int, str, str], ...]:
-    """``(stage index, INSTRUCTION, arguments)`` for each instruction, continuations joined and
-    comment lines dropped (as Docker does, also inside a continued instruction)."""
-    instructions, pending, stage = [], "", -1
-    for line in DOCKERFILE.read_text().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + stripped).partition(" ")
-        pending = ""
-        if keyword.upper() == "FROM":
-            stage += 1
-        instructions.append((stage, keyword.upper(), arguments.strip()))
-    assert not pending, "the Dockerfile ends inside a continued line"
-    return tuple(instructions)
+    """``(stage index, INSTRUCTION, arguments)`` for each instruction of deploy/Dockerfile."""
+    return dockerfiles.instructions(DOCKERFILE)
 
 
 def final_stage(keyword: str) -> list[str]:

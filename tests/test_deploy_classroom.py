@@ -23,6 +23,7 @@ from fnmatch import fnmatch
 from functools import cache
 from pathlib import Path
 
+import dockerfiles
 import nbformat
 import pytest
 import yaml
@@ -92,24 +93,15 @@ def wrapper_arguments(job: dict):
 def stages() -> list[dict]:
     """The Dockerfile's stages: ``{"from", "name", "lines": [(INSTRUCTION, arguments)]}``,
     continuation lines joined, comments dropped."""
-    result, pending = [], ""
-    for line in DOCKERFILE.read_text().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        keyword, _, arguments = (pending + stripped).partition(" ")
-        pending = ""
-        if keyword.upper() == "FROM":
+    result = []
+    for _, keyword, arguments in dockerfiles.instructions(DOCKERFILE):
+        if keyword == "FROM":
             words = arguments.split()
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
             result.append({"from": words[0], "name": name, "lines": []})
         else:
             assert result, "an instruction before the first FROM"
-            result[-1]["lines"].append((keyword.upper(), arguments.strip()))
-    assert not pending, "the Dockerfile ends inside a continued line"
+            result[-1]["lines"].append((keyword, arguments))
     return result
 
 
