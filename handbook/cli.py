@@ -110,6 +110,61 @@ def command_student(arguments: argparse.Namespace) -> int:
     return 0
 
 
+_COUNT_FIELDS = ("entries", "translated", "fuzzy", "untranslated")
+
+
+def command_translations(arguments: argparse.Namespace) -> int:
+    """The catalogs of a language: update them, check them (exit 1 naming what is missing or
+    stale), count them, or move one to and from a plain-text worksheet (handbook.i18n)."""
+    from handbook import i18n
+
+    try:
+        language = i18n.normalize_language(arguments.lang)
+        if language == i18n.ENGLISH:
+            print("English is the source: give --lang with a translation, e.g. --lang zh_CN")
+            return 2
+        if arguments.update:
+            results = i18n.update(language)
+            pending = sum(work for _entries, work in results.values())
+            total = sum(entries for entries, _work in results.values())
+            print(
+                f"{len(results)} catalogs of {language} updated: {total} entries, {pending} to do"
+            )
+        if arguments.export_worksheet:
+            sys.stdout.write(i18n.export_worksheet(language, arguments.export_worksheet))
+            return 0
+        for path in arguments.import_worksheet or ():
+            name, written = i18n.import_worksheet(language, Path(path).read_text(encoding="utf-8"))
+            print(f"{path}: {written} translation(s) written into {name}")
+        if arguments.stats or not (
+            arguments.check or arguments.update or arguments.import_worksheet
+        ):
+            rows = i18n.counts(language)
+            total = i18n.Counts(
+                "total", *(sum(getattr(row, field) for row in rows) for field in _COUNT_FIELDS)
+            )
+            print(f"{'catalog':38}" + "".join(f" {field:>12}" for field in _COUNT_FIELDS))
+            for row in [*rows, total]:
+                print(f"{row.name:38}" + "".join(f" {getattr(row, f):12}" for f in _COUNT_FIELDS))
+        if arguments.check:
+            problems = i18n.check(language)
+            for problem in problems:
+                print(problem.line(), file=sys.stderr)
+            if problems:
+                print(
+                    f"{len(problems)} paragraph(s) or message(s) lack a current {language} "
+                    "translation: translate them in locales/ (`--update` first for new or "
+                    "edited English)",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"every paragraph and message has a current {language} translation")
+    except i18n.TranslationError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return 0
+
+
 def command_grade(arguments: argparse.Namespace) -> int:
     """Grade a class in sandboxes (see handbook.exercises.grading); exit status 2 on bad usage,
     3 when the sandbox cannot run on this machine (nothing recorded for anyone)."""
@@ -261,6 +316,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace student notebooks that already exist"
     )
     student_parser.set_defaults(handler=command_student)
+
+    translations = commands.add_parser(
+        "translations",
+        help="the translated editions' catalogs: --check, --update, --stats (locales/)",
+        description="Each English paragraph and message is one entry of a gettext catalog in "
+        "locales/LANG/LC_MESSAGES (see handbook.i18n). --check exits 1 naming each one without a "
+        "current translation.",
+    )
+    translations.add_argument("--lang", default="zh_CN", help="the language (default zh_CN)")
+    translations.add_argument(
+        "--check", action="store_true", help="exit 1 on any untranslated, fuzzy or missing entry"
+    )
+    translations.add_argument(
+        "--update", action="store_true", help="merge new and edited English into the catalogs"
+    )
+    translations.add_argument("--stats", action="store_true", help="entries per catalog")
+    translations.add_argument(
+        "--export-worksheet",
+        metavar="CATALOG",
+        help="print a catalog (e.g. notebooks/01_attention) as plain text to translate",
+    )
+    translations.add_argument(
+        "--import-worksheet",
+        metavar="FILE",
+        nargs="+",
+        help="write the translations of worksheets back into their catalogs",
+    )
+    translations.set_defaults(handler=command_translations)
 
     grade = commands.add_parser(
         "grade",

@@ -1,0 +1,618 @@
+"""Shared service: the Chinese edition's catalogs, from one English source (issue 25).
+
+Every learner-facing English text has an entry in a gettext catalog under
+``locales/<language>/LC_MESSAGES/``; its ``msgid`` is the English source itself, so an edited
+English paragraph no longer has an entry, and :func:`check` (``handbook translations --check``,
+run by ``make test``) fails naming the file and the paragraph. The catalogs are read and written
+with Babel (:mod:`babel.messages`), the library Sphinx's own translations use.
+
+- **Markdown** (the notebooks' markdown cells, ``book/*.md``): :func:`segments` cuts a text into
+  paragraphs; a paragraph with words in it is one catalog entry, and code blocks, display math,
+  labels and blank lines are kept as they are. One catalog per source file:
+  ``notebooks/01_attention.po``, ``book/intro.po``. :func:`translate_markdown` puts a text
+  together again from its translated paragraphs.
+- **Messages the code prints or draws** (check messages, figure labels, the ledger page's
+  words, the command line): written ``_("... {name} ...").format(name=...)`` in ``handbook``
+  and extracted by Babel into one catalog per module (``handbook/exercises/ch03.po``);
+  :func:`gettext` (imported as ``_``) returns the translation for the language of
+  ``HANDBOOK_LANG``.
+
+A translation must keep what is not prose as it is: :func:`kept_tokens` lists a paragraph's
+inline code, math, link targets and claim ids, and :func:`check` fails when a translation lost
+or changed one.
+
+Shapes: a *segment* is ``(text, translatable)``; ``"".join`` of a text's segments is the text.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from handbook import config
+
+#: The environment variable choosing the language of messages and figures (``LANG`` is the
+#: process locale, which a learner's system sets for other reasons).
+LANG_ENV = "HANDBOOK_LANG"
+ENGLISH = "en"
+#: The languages the book has catalogs for, besides English, the source.
+TRANSLATIONS = ("zh_CN",)
+LANGUAGES = (ENGLISH, *TRANSLATIONS)
+#: The catalogs of the code's own messages (check messages, figures, ledger, command line) are
+#: ``handbook/<module>.po``, one per module with messages.
+RUNTIME_DOMAIN = "handbook"
+
+
+class TranslationError(Exception):
+    """A language that has no catalogs, or a catalog that cannot be used; the message says which."""
+
+
+def normalize_language(language: str | None) -> str:
+    """``zh_CN`` from ``zh_CN``, ``zh-CN``, ``zh-cn`` or ``zh``; ``en`` from ``en``, ``en_US``,
+    ``""`` or None. Raises :class:`TranslationError` naming the languages there are."""
+    text = (language or ENGLISH).strip().replace("-", "_")
+    if text.lower() in ("", "c", "posix") or text.lower().split("_")[0] == "en":
+        return ENGLISH
+    for known in TRANSLATIONS:
+        if text.lower() == known.lower() or text.lower() == known.split("_")[0].lower():
+            return known
+    raise TranslationError(
+        f"no translation into {language!r}: the book has {', '.join(LANGUAGES)} "
+        f"(set {LANG_ENV} to one of them, or leave it unset for English)"
+    )
+
+
+def current_language() -> str:
+    """The language of ``HANDBOOK_LANG`` (default English)."""
+    return normalize_language(os.environ.get(LANG_ENV))
+
+
+def locales_dir() -> Path:
+    """``<checkout>/locales``: every catalog, one folder per language."""
+    return config.project_root() / "locales"
+
+
+def catalog_dir(language: str) -> Path:
+    """``locales/<language>/LC_MESSAGES``."""
+    return locales_dir() / language / "LC_MESSAGES"
+
+
+# Paragraphs of markdown ---------------------------------------------------------------------------
+
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,}|:{3,})(.*)$")
+_MATH_BLOCK = re.compile(r"^\s{0,3}\$\$")
+_LABEL = re.compile(r"^\s*\([\w.:-]+\)=\s*$")
+_COMMENT = re.compile(r"^\s*<!--.*-->\s*$", re.S)
+_INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.S)
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)(.+?)(?<!\\)\$", re.S)
+_LINK_TARGET = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")
+_URL = re.compile(r"https?://\S+")
+_HTML_TAG = re.compile(r"<[^>]+>")
+_CLAIM_ID = re.compile(r"\bC\d{1,2}\b")
+_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def _is_code_fence(opening: str) -> bool:
+    """A fence of code (```python, ~~~) rather than a directive whose body is prose
+    (```{note}, :::{figure}); ```{code-cell} and ```{math} hold no prose either."""
+    marker, info = opening
+    info = info.strip()
+    if marker.startswith(":"):
+        return False
+    if info.startswith("{"):
+        return info.split("}")[0].strip("{ ") in ("code-cell", "code-block", "code", "math")
+    return True
+
+
+def _blocks(text: str) -> Iterator[tuple[str, bool]]:
+    """The lines of ``text`` grouped into blocks: ``(lines, is_blank_run)``; a fenced block or a
+    display-math block is one block, blank lines and all."""
+    lines = text.splitlines(keepends=True)
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if not line.strip():
+            end = index
+            while end < len(lines) and not lines[end].strip():
+                end += 1
+            yield "".join(lines[index:end]), True
+            index = end
+            continue
+        fence = _FENCE.match(line)
+        if fence or _MATH_BLOCK.match(line):
+            marker = fence.group(1) if fence else "$$"
+            end = index + 1
+            one_line_math = not fence and line.strip() != "$$" and line.strip().endswith("$$")
+            if not one_line_math:
+                while end < len(lines):
+                    closing = lines[end].strip()
+                    end += 1
+                    if (
+                        fence
+                        and closing.startswith(marker[0] * len(marker))
+                        and not closing.strip(marker[0])
+                    ) or (not fence and closing.endswith("$$")):
+                        break
+            yield "".join(lines[index:end]), False
+            index = end
+            continue
+        end = index
+        while end < len(lines) and lines[end].strip():
+            if end > index and (_FENCE.match(lines[end]) or _MATH_BLOCK.match(lines[end])):
+                break
+            end += 1
+        yield "".join(lines[index:end]), False
+        index = end
+
+
+def prose_of(text: str) -> str:
+    """``text`` without what is not prose: inline code, math, roles, link targets, URLs, tags."""
+    for pattern in (_ROLE, _INLINE_CODE, _INLINE_MATH, _LINK_TARGET, _URL, _HTML_TAG):
+        text = pattern.sub(" ", text)
+    return text
+
+
+def needs_translation(block: str) -> bool:
+    """A block a reader reads as words: not a code fence, display math, a ``(label)=`` line or
+    an HTML comment, and with at least one word left outside code and math."""
+    stripped = block.strip()
+    if not stripped or _LABEL.match(stripped) or _COMMENT.match(stripped):
+        return False
+    fence = _FENCE.match(stripped.splitlines()[0])
+    if fence and _is_code_fence(fence.groups()):
+        return False
+    if _MATH_BLOCK.match(stripped):
+        return False
+    return bool(_WORD.search(prose_of(stripped)))
+
+
+def segments(text: str) -> list[tuple[str, bool]]:
+    """``text`` cut into ``(segment, translatable)``: each paragraph (without its final newline)
+    translatable when :func:`needs_translation`; ``"".join`` of the segments is ``text``."""
+    out: list[tuple[str, bool]] = []
+    for block, blank in _blocks(text):
+        if blank or not needs_translation(block):
+            out.append((block, False))
+            continue
+        body = block.rstrip("\n")
+        out.append((body, True))
+        if len(body) < len(block):
+            out.append((block[len(body) :], False))
+    return out
+
+
+def paragraphs(text: str) -> list[str]:
+    """The translatable paragraphs of a markdown text, in order."""
+    return [segment for segment, translatable in segments(text) if translatable]
+
+
+def translate_markdown(text: str, translations: dict[str, str]) -> str:
+    """``text`` with each paragraph replaced by its translation (a paragraph with none stays
+    English: :func:`check` is what refuses that)."""
+    return "".join(
+        translations.get(segment) or segment if translatable else segment
+        for segment, translatable in segments(text)
+    )
+
+
+def kept_tokens(paragraph: str) -> list[str]:
+    """What a translation keeps exactly as it is: inline code, inline math, roles, link and image
+    targets, claim ids (C7); sorted, with repeats."""
+    tokens = [match.group(0) for match in _ROLE.finditer(paragraph)]
+    rest = _ROLE.sub(" ", paragraph)
+    tokens += [match.group(0) for match in _INLINE_CODE.finditer(rest)]
+    rest = _INLINE_CODE.sub(" ", rest)
+    tokens += [match.group(0) for match in _INLINE_MATH.finditer(rest)]
+    rest = _INLINE_MATH.sub(" ", rest)
+    tokens += [match.group(1) for match in _LINK_TARGET.finditer(rest)]
+    tokens += _CLAIM_ID.findall(_LINK_TARGET.sub(" ", rest))
+    return sorted(tokens)
+
+
+# Sources and their catalogs -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One translatable paragraph of a source file: where it is and its English text."""
+
+    source: str  # the file, relative to the checkout: notebooks/01_attention.ipynb
+    where: str  # "cell 3, paragraph 2" or "line 14"
+    text: str
+
+
+def markdown_sources() -> list[Path]:
+    """Every markdown source a reader reads: the chapters and ``book/*.md`` (and the tables the
+    pages include, ``book/*.inc``, except the ledger's, which is generated in each language)."""
+    root = config.project_root()
+    pages = sorted((root / "book").glob("*.md"))
+    includes = [
+        path for path in sorted((root / "book").glob("*.inc")) if path.name != "ledger_table.inc"
+    ]
+    return [*config.chapter_notebooks(), *pages, *includes]
+
+
+def catalog_name(source: Path) -> str:
+    """``notebooks/01_attention`` for ``notebooks/01_attention.ipynb``: the catalog's path under
+    ``LC_MESSAGES`` without ``.po``."""
+    relative = source.resolve().relative_to(config.project_root())
+    return str(relative.with_suffix("")) if relative.suffix != ".inc" else str(relative)
+
+
+def source_paragraphs(source: Path) -> list[Paragraph]:
+    """The translatable paragraphs of a notebook's markdown cells or of a markdown page."""
+    relative = str(source.resolve().relative_to(config.project_root()))
+    if source.suffix == ".ipynb":
+        import json
+
+        cells = json.loads(source.read_text(encoding="utf-8"))["cells"]
+        found = []
+        for index, cell in enumerate(cells):
+            if cell["cell_type"] != "markdown":
+                continue
+            text = "".join(cell["source"])
+            for number, paragraph in enumerate(paragraphs(text), start=1):
+                found.append(Paragraph(relative, f"cell {index}, paragraph {number}", paragraph))
+        return found
+    text = source.read_text(encoding="utf-8")
+    found, line = [], 1
+    for segment, translatable in segments(text):
+        if translatable:
+            found.append(Paragraph(relative, f"line {line}", segment))
+        line += segment.count("\n")
+    return found
+
+
+def catalog_path(language: str, name: str) -> Path:
+    return catalog_dir(language) / f"{name}.po"
+
+
+def read_catalog(path: Path):
+    """The Babel catalog in ``path`` (raises :class:`TranslationError` naming a broken one)."""
+    from babel.messages.pofile import read_po
+
+    try:
+        with path.open("rb") as handle:
+            return read_po(handle, abort_invalid=True)
+    except Exception as error:  # babel raises PoFileError and friends
+        raise TranslationError(f"{path}: cannot read this catalog: {error}") from error
+
+
+def write_catalog(catalog, path: Path) -> None:
+    from babel.messages.pofile import write_po
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        write_po(handle, catalog, width=0, sort_output=False, include_previous=True)
+
+
+def template_for(found: Sequence[Paragraph], *, project: str):
+    """A Babel catalog with one message per distinct paragraph, its locations as comments."""
+
+    template = _new_catalog(project)
+    for paragraph in found:
+        template.add(
+            paragraph.text, locations=[(paragraph.source, None)], auto_comments=[paragraph.where]
+        )
+    return template
+
+
+def _new_catalog(project: str, language: str | None = None):
+    from babel.messages.catalog import Catalog
+
+    return Catalog(
+        locale=language,
+        project=project,
+        version="main",
+        copyright_holder="The From Theory to Practice authors",
+        msgid_bugs_address="https://github.com/from-theory-to-practice/handbook/issues",
+        last_translator="The From Theory to Practice authors",
+        language_team="From Theory to Practice, Chinese edition",
+        fuzzy=False,
+    )
+
+
+def update_catalog(path: Path, template, language: str) -> tuple[int, int]:
+    """Merge ``template`` into the catalog at ``path`` (created if missing) the way ``msgmerge``
+    does: new paragraphs added, a changed paragraph matched to its old translation and marked
+    fuzzy, removed ones made obsolete. Returns (entries, entries needing work)."""
+
+    if path.is_file():
+        catalog = read_catalog(path)
+        catalog.update(template, no_fuzzy_matching=False, update_header_comment=False)
+        catalog.obsolete.clear()
+    else:
+        catalog = _new_catalog(template.project, language)
+        for message in template:
+            if message.id:
+                catalog.add(
+                    message.id, locations=message.locations, auto_comments=message.auto_comments
+                )
+    write_catalog(catalog, path)
+    entries = [message for message in catalog if message.id]
+    return len(entries), sum(1 for message in entries if message.fuzzy or not message.string)
+
+
+@functools.lru_cache(maxsize=64)
+def _translations(path: Path, mtime_ns: int) -> dict[str, str]:
+    catalog = read_catalog(path)
+    return {
+        message.id: message.string
+        for message in catalog
+        if message.id and message.string and not message.fuzzy
+    }
+
+
+def translations(language: str, name: str) -> dict[str, str]:
+    """English -> translation for the catalog ``name`` (fuzzy and empty entries left out); an
+    empty mapping when there is no such catalog."""
+    path = catalog_path(language, name)
+    if not path.is_file():
+        return {}
+    return _translations(path, path.stat().st_mtime_ns)
+
+
+# The code's own messages --------------------------------------------------------------------------
+
+
+def is_runtime(name: str) -> bool:
+    """A catalog of the code's messages (``handbook/...``) rather than of a markdown source."""
+    return name.startswith(RUNTIME_DOMAIN + "/")
+
+
+def runtime_translations(language: str) -> dict[str, str]:
+    """English -> translation of every message of the code (all ``handbook/**.po`` together)."""
+    merged: dict[str, str] = {}
+    folder = catalog_dir(language) / RUNTIME_DOMAIN
+    for path in sorted(folder.rglob("*.po")) if folder.is_dir() else ():
+        merged.update(_translations(path, path.stat().st_mtime_ns))
+    return merged
+
+
+def gettext(message: str) -> str:
+    """``message`` in the language of ``HANDBOOK_LANG``: its translation from the code's
+    catalogs, or ``message`` itself (English, or no translation yet)."""
+    language = current_language()
+    if language == ENGLISH:
+        return message
+    return runtime_translations(language).get(message, message)
+
+
+_ = gettext
+
+
+def runtime_templates() -> dict[str, object]:
+    """The code's messages: every ``_("...")`` in ``handbook/``, extracted by Babel; one template
+    per module that has any, named as its catalog (``handbook/exercises/ch03``)."""
+    from babel.messages.extract import extract_from_dir
+
+    root = config.project_root()
+    templates: dict[str, object] = {}
+    for filename, line, message, comments, _context in extract_from_dir(
+        str(root / "handbook"),
+        method_map=[("**.py", "python")],
+        keywords={"_": None, "gettext": None},
+        comment_tags=("Translators:",),
+    ):
+        if isinstance(message, str) and message:
+            name = f"{RUNTIME_DOMAIN}/{Path(filename).with_suffix('').as_posix()}"
+            template = templates.setdefault(name, _new_catalog(name))
+            template.add(
+                message, locations=[(f"handbook/{filename}", line)], auto_comments=comments
+            )
+    return templates
+
+
+def runtime_messages(template) -> list[Paragraph]:
+    """A runtime template's messages as :class:`Paragraph` (file, line, English)."""
+    return [
+        Paragraph(filename, f"line {line}", message.id)
+        for message in template
+        if message.id
+        for filename, line in message.locations[:1]
+    ]
+
+
+# Update and check ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A paragraph or message the translation of ``language`` lacks, or got wrong."""
+
+    language: str
+    paragraph: Paragraph
+    what: str  # "no entry", "fuzzy", "untranslated", "changed `x`"
+
+    def line(self) -> str:
+        english = " ".join(self.paragraph.text.split())
+        english = english if len(english) <= 70 else english[:67] + "..."
+        return f"{self.paragraph.source} {self.paragraph.where}: {self.what}: {english!r}"
+
+
+def sources_by_catalog() -> dict[str, list[Paragraph]]:
+    """Catalog name -> the English paragraphs it must translate, every catalog of the book."""
+    found = {catalog_name(source): source_paragraphs(source) for source in markdown_sources()}
+    for name, template in runtime_templates().items():
+        found[name] = runtime_messages(template)
+    return found
+
+
+def update(language: str) -> dict[str, tuple[int, int]]:
+    """Bring every catalog of ``language`` up to date with the English sources (``handbook
+    translations --update``); returns catalog name -> (entries, entries needing work)."""
+    templates = runtime_templates()
+    for source in markdown_sources():
+        name = catalog_name(source)
+        templates[name] = template_for(source_paragraphs(source), project=name)
+    results = {
+        name: update_catalog(catalog_path(language, name), template, language)
+        for name, template in templates.items()
+    }
+    # a catalog whose source is gone (a page removed, a module without messages) goes too
+    for path in catalog_dir(language).rglob("*.po"):
+        if str(path.relative_to(catalog_dir(language)).with_suffix("")) not in templates:
+            path.unlink()
+    return results
+
+
+_PLACEHOLDER = re.compile(r"\{[^{}]*\}")
+
+
+def _lost_tokens(english: str, translation: str, *, runtime: bool) -> list[str]:
+    if runtime:
+        wanted, got = (
+            sorted(_PLACEHOLDER.findall(english)),
+            sorted(_PLACEHOLDER.findall(translation)),
+        )
+    else:
+        wanted, got = kept_tokens(english), kept_tokens(translation)
+    remaining = list(got)
+    lost = []
+    for token in wanted:
+        if token in remaining:
+            remaining.remove(token)
+        else:
+            lost.append(token)
+    return lost
+
+
+def check(language: str) -> list[Problem]:
+    """Every paragraph and message of the English sources against the catalogs of ``language``:
+    a problem for each one with no entry, a fuzzy or empty entry, or a translation that lost
+    inline code, math, a link target, a claim id or a ``{placeholder}``."""
+    problems = []
+    for name, found in sources_by_catalog().items():
+        path = catalog_path(language, name)
+        catalog = read_catalog(path) if path.is_file() else None
+        seen = set()
+        for paragraph in found:
+            if paragraph.text in seen:
+                continue
+            seen.add(paragraph.text)
+            message = catalog.get(paragraph.text) if catalog is not None else None
+            if message is None:
+                what = (
+                    "no entry (new or edited English: `python -m handbook translations --update`)"
+                )
+            elif message.fuzzy:
+                what = "fuzzy (the English changed since it was translated)"
+            elif not message.string:
+                what = "untranslated"
+            else:
+                lost = _lost_tokens(paragraph.text, message.string, runtime=is_runtime(name))
+                what = f"the translation lost or changed {', '.join(lost)}" if lost else ""
+            if what:
+                problems.append(Problem(language, paragraph, what))
+    return problems
+
+
+@dataclass(frozen=True)
+class Counts:
+    """A catalog's entries: how many, translated, fuzzy, untranslated."""
+
+    name: str
+    entries: int
+    translated: int
+    fuzzy: int
+    untranslated: int
+
+
+def counts(language: str) -> list[Counts]:
+    """Per catalog of ``language``: its entries and their state (``translations --stats``)."""
+    found = []
+    for path in sorted(catalog_dir(language).rglob("*.po")):
+        messages = [message for message in read_catalog(path) if message.id]
+        fuzzy = sum(1 for message in messages if message.fuzzy)
+        empty = sum(1 for message in messages if not message.string)
+        name = str(path.relative_to(catalog_dir(language)).with_suffix(""))
+        found.append(Counts(name, len(messages), len(messages) - fuzzy - empty, fuzzy, empty))
+    return found
+
+
+# Worksheets: a catalog as plain text, for translating without PO escapes -------------------------
+
+_ENTRY_MARK = re.compile(r"^<<<< (\d+) >>>>$")
+
+
+def _translation_mark(language: str) -> str:
+    return f"---- {language} ----"
+
+
+def export_worksheet(language: str, name: str) -> str:
+    """The catalog ``name`` of ``language`` as plain text: each entry an ``<<<< n >>>>`` line,
+    the English, a ``---- zh_CN ----`` line and the translation (empty, or the current one; a
+    fuzzy one follows ``(fuzzy)``). Nothing is escaped, unlike a PO file."""
+    catalog = read_catalog(catalog_path(language, name))
+    lines = [
+        f"# {name} ({language}): write each translation below its '{_translation_mark(language)}'"
+        " line; keep every other line as it is. Import with `python -m handbook translations"
+        f" --import-worksheet FILE --lang {language}`.",
+        f"# catalog: {name}",
+    ]
+    number = 0
+    for message in catalog:
+        if not message.id:
+            continue
+        number += 1
+        where = f" ({'; '.join(message.auto_comments)})" if message.auto_comments else ""
+        lines += [f"<<<< {number} >>>>", message.id, _translation_mark(language) + where]
+        if message.string:
+            lines.append(("(fuzzy) " if message.fuzzy else "") + message.string)
+    return "\n".join(lines) + "\n"
+
+
+def import_worksheet(language: str, text: str) -> tuple[str, int]:
+    """Write the translations of a worksheet (:func:`export_worksheet`) into its catalog: the
+    English of each entry must still be the catalog's; an empty translation is left empty, one
+    starting ``(fuzzy)`` stays fuzzy. Returns (catalog name, translations written). Raises
+    :class:`TranslationError` naming the entry that does not fit."""
+    lines = text.splitlines()
+    names = [line.split(":", 1)[1].strip() for line in lines[:3] if line.startswith("# catalog:")]
+    if not names:
+        raise TranslationError("not a worksheet: its second line must be '# catalog: NAME'")
+    name = names[0]
+    path = catalog_path(language, name)
+    if not path.is_file():
+        raise TranslationError(f"no catalog {path}: run `python -m handbook translations --update`")
+    catalog = read_catalog(path)
+    mark = _translation_mark(language)
+    entries: list[tuple[int, list[str], list[str] | None]] = []  # (n, English, translation)
+    for line in lines:
+        found = _ENTRY_MARK.match(line)
+        if found:
+            entries.append((int(found.group(1)), [], None))
+        elif entries and entries[-1][2] is None and line.startswith(mark):
+            entries[-1] = (entries[-1][0], entries[-1][1], [])
+        elif entries:
+            number, english_lines, translation_lines = entries[-1]
+            (english_lines if translation_lines is None else translation_lines).append(line)
+    written = 0
+    for number, english_lines, translation_lines in entries:
+        english = "\n".join(english_lines)
+        if translation_lines is None:
+            raise TranslationError(f"{name} entry {number}: no '{mark}' line after its English")
+        message = catalog.get(english)
+        if message is None:
+            raise TranslationError(
+                f"{name} entry {number}: its English is not in the catalog (was it edited, or "
+                f"the source changed?): {' '.join(english.split())[:70]!r}"
+            )
+        translation = "\n".join(translation_lines).strip("\n")
+        fuzzy = translation.startswith("(fuzzy)")
+        translation = translation.removeprefix("(fuzzy)").lstrip(" ")
+        if translation:
+            message.string = translation
+            if fuzzy:
+                message.flags.add("fuzzy")
+            else:
+                message.flags.discard("fuzzy")
+                message.previous_id = []
+            written += 1
+    write_catalog(catalog, path)
+    return name, written
