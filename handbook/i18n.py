@@ -26,6 +26,7 @@ Shapes: a *segment* is ``(text, translatable)``; ``"".join`` of a text's segment
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
@@ -283,6 +284,25 @@ def read_catalog(path: Path):
         raise TranslationError(f"{path}: cannot read this catalog: {error}") from error
 
 
+@contextlib.contextmanager
+def catalogs_locked() -> Iterator[None]:
+    """Hold ``locales/.lock`` while catalogs are read and written again (``--update`` and
+    ``--import-worksheet`` at once would lose one's writes); no lock where ``fcntl`` is
+    missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    locales_dir().mkdir(parents=True, exist_ok=True)
+    with (locales_dir() / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def write_catalog(catalog, path: Path) -> None:
     from babel.messages.pofile import write_po
 
@@ -450,10 +470,11 @@ def update(language: str) -> dict[str, tuple[int, int]]:
     for source in markdown_sources():
         name = catalog_name(source)
         templates[name] = template_for(source_paragraphs(source), project=name)
-    results = {
-        name: update_catalog(catalog_path(language, name), template, language)
-        for name, template in templates.items()
-    }
+    with catalogs_locked():
+        results = {
+            name: update_catalog(catalog_path(language, name), template, language)
+            for name, template in templates.items()
+        }
     # a catalog whose source is gone (a page removed, a module without messages) goes too
     for path in catalog_dir(language).rglob("*.po"):
         if str(path.relative_to(catalog_dir(language)).with_suffix("")) not in templates:
@@ -568,6 +589,12 @@ def export_worksheet(language: str, name: str) -> str:
 
 
 def import_worksheet(language: str, text: str) -> tuple[str, int]:
+    """:func:`import_into_catalog` while holding :func:`catalogs_locked`."""
+    with catalogs_locked():
+        return import_into_catalog(language, text)
+
+
+def import_into_catalog(language: str, text: str) -> tuple[str, int]:
     """Write the translations of a worksheet (:func:`export_worksheet`) into its catalog: the
     English of each entry must still be the catalog's; an empty translation is left empty, one
     starting ``(fuzzy)`` stays fuzzy. Returns (catalog name, translations written). Raises
