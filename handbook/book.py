@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from handbook import cache, claims, config, runner
+from handbook import cache, claims, config, i18n, runner
 from handbook.runner import NotebookRun
 
 #: What the staged book source holds besides the executed notebooks.
@@ -349,7 +349,113 @@ def build_site(*, smoke: bool) -> int:
             file=sys.stderr,
         )
         return result.returncode
+    for language in i18n.TRANSLATIONS:
+        status = build_translated_site(language, smoke=smoke)
+        if status:
+            return status
     print(f"\nThe book is ready: open file://{config.html_dir() / 'index.html'}")
+    for language in i18n.TRANSLATIONS:
+        print(f"  {language}: file://{translated_html_dir(language) / 'index.html'}")
+    return 0
+
+
+# The translated editions --------------------------------------------------------------------------
+
+
+def translated_html_dir(language: str) -> Path:
+    """Where an edition's site goes: ``_build/html/zh`` (folder from handbook.book_site)."""
+    from handbook import book_site
+
+    return config.html_dir() / book_site.EDITIONS[language][0].rstrip("/")
+
+
+def translate_staged_config(site_dir: Path, language: str) -> None:
+    """The staged ``_config.yml`` and ``_toc.yml`` in ``language``: Sphinx's ``language`` (which
+    gives ``<html lang>``, the theme's words and the search's word splitter), the title, the
+    footer and the captions from the catalog ``book/_site``."""
+    import yaml
+
+    table = i18n.translations(language, i18n.SITE_CATALOG)
+    settings = yaml.safe_load((site_dir / "_config.yml").read_text(encoding="utf-8"))
+    for keys in i18n.SITE_KEYS:
+        holder = settings
+        for key in keys[:-1]:
+            holder = holder.setdefault(key, {})
+        if keys[-1] in holder:
+            holder[keys[-1]] = table.get(holder[keys[-1]], holder[keys[-1]])
+    settings.setdefault("sphinx", {}).setdefault("config", {})["language"] = language
+    (site_dir / "_config.yml").write_text(
+        yaml.safe_dump(settings, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    toc = yaml.safe_load((site_dir / "_toc.yml").read_text(encoding="utf-8"))
+    for part in toc.get("parts", []):
+        if part.get("caption"):
+            part["caption"] = table.get(part["caption"], part["caption"])
+    (site_dir / "_toc.yml").write_text(
+        yaml.safe_dump(toc, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+
+
+def translate_staged_pages(site_dir: Path, language: str) -> None:
+    """Every staged chapter and page of ``site_dir`` in ``language``: each paragraph of prose
+    from its catalog (the executed notebooks keep their outputs; an output drawn in both
+    languages keeps the one in ``language``: :func:`handbook.i18n.outputs_in`)."""
+    root = config.project_root()
+    for source in i18n.markdown_sources():
+        name = i18n.catalog_name(source)
+        staged = site_dir / source.resolve().relative_to(root)
+        if not staged.is_file():
+            continue
+        if staged.suffix == ".ipynb":
+            notebook = json.loads(staged.read_text(encoding="utf-8"))
+            cells = i18n.translate_notebook_cells(notebook["cells"], language, name)
+            notebook["cells"] = [i18n.outputs_in(cell, language) for cell in cells]
+            staged.write_text(json.dumps(notebook, ensure_ascii=False, indent=1), encoding="utf-8")
+        else:
+            text = staged.read_text(encoding="utf-8")
+            translated = i18n.translate_markdown(text, i18n.translations(language, name))
+            staged.write_text(translated, encoding="utf-8")
+
+
+def build_translated_site(language: str, *, smoke: bool) -> int:
+    """The edition in ``language`` from the English site staged by :func:`build_site`: the same
+    executed notebooks (nothing runs again), their prose, the ledger and the learning path in
+    ``language``, built by Jupyter Book into :func:`translated_html_dir`. Returns Jupyter Book's
+    exit status."""
+    from handbook import learning_path
+
+    english, site_dir = config.build_dir() / "site", config.build_dir() / f"site-{language}"
+    shutil.rmtree(site_dir, ignore_errors=True)
+    shutil.copytree(english, site_dir)
+    translate_staged_config(site_dir, language)
+    translate_staged_pages(site_dir, language)
+    with i18n.language_of(language):
+        write_ledger_include(site_dir)
+        timings = {
+            mode: chapter_timings(folder) for mode, folder in run_folders(smoke=smoke).items()
+        }
+        learning_path.write_page(site_dir / "book", timings)
+    output_root = config.build_dir() / f"html-{language}"
+    command = [
+        _jupyter_book_executable(),
+        "build",
+        str(site_dir),
+        "--path-output",
+        str(output_root),
+        "--warningiserror",
+        "--keep-going",
+        "--quiet",
+    ]
+    print(f"building the {language} edition:", " ".join(command[1:]))
+    start = time.perf_counter()
+    result = subprocess.run(command, check=False)
+    if result.returncode:
+        print(f"the {language} edition's build failed: see the messages above", file=sys.stderr)
+        return result.returncode
+    target = translated_html_dir(language)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(output_root / "_build" / "html", target)
+    print(f"the {language} edition built in {time.perf_counter() - start:.1f} s")
     return 0
 
 

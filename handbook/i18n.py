@@ -27,6 +27,7 @@ Shapes: a *segment* is ``(text, translatable)``; ``"".join`` of a text's segment
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
 import re
@@ -67,9 +68,22 @@ def normalize_language(language: str | None) -> str:
     )
 
 
+_LANGUAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("language", default=None)
+
+
 def current_language() -> str:
-    """The language of ``HANDBOOK_LANG`` (default English)."""
-    return normalize_language(os.environ.get(LANG_ENV))
+    """The language of ``HANDBOOK_LANG`` (default English), or the one :func:`language_of` set."""
+    return _LANGUAGE.get() or normalize_language(os.environ.get(LANG_ENV))
+
+
+@contextlib.contextmanager
+def language_of(language: str) -> Iterator[None]:
+    """Messages in ``language`` inside the block (the book writes each edition's pages so)."""
+    token = _LANGUAGE.set(normalize_language(language))
+    try:
+        yield
+    finally:
+        _LANGUAGE.reset(token)
 
 
 def locales_dir() -> Path:
@@ -269,6 +283,32 @@ def source_paragraphs(source: Path) -> list[Paragraph]:
     return found
 
 
+#: The catalog of the site's own words: the book's title and footer (``_config.yml``) and the
+#: captions of the table of contents (``_toc.yml``).
+SITE_CATALOG = "book/_site"
+SITE_KEYS = (("title",), ("html", "extra_footer"))
+
+
+def site_paragraphs() -> list[Paragraph]:
+    """The title, the footer and every caption of the table of contents."""
+    import yaml
+
+    root = config.project_root()
+    settings = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
+    found = []
+    for keys in SITE_KEYS:
+        value = settings
+        for key in keys:
+            value = value.get(key, {}) if isinstance(value, dict) else {}
+        if isinstance(value, str) and value:
+            found.append(Paragraph("_config.yml", ".".join(keys), value))
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    for number, part in enumerate(toc.get("parts", []), start=1):
+        if part.get("caption"):
+            found.append(Paragraph("_toc.yml", f"part {number} caption", part["caption"]))
+    return found
+
+
 def catalog_path(language: str, name: str) -> Path:
     return catalog_dir(language) / f"{name}.po"
 
@@ -458,6 +498,7 @@ class Problem:
 def sources_by_catalog() -> dict[str, list[Paragraph]]:
     """Catalog name -> the English paragraphs it must translate, every catalog of the book."""
     found = {catalog_name(source): source_paragraphs(source) for source in markdown_sources()}
+    found[SITE_CATALOG] = site_paragraphs()
     for name, template in runtime_templates().items():
         found[name] = runtime_messages(template)
     return found
@@ -470,6 +511,7 @@ def update(language: str) -> dict[str, tuple[int, int]]:
     for source in markdown_sources():
         name = catalog_name(source)
         templates[name] = template_for(source_paragraphs(source), project=name)
+    templates[SITE_CATALOG] = template_for(site_paragraphs(), project=SITE_CATALOG)
     with catalogs_locked():
         results = {
             name: update_catalog(catalog_path(language, name), template, language)
@@ -643,3 +685,129 @@ def import_into_catalog(language: str, text: str) -> tuple[str, int]:
             written += 1
     write_catalog(catalog, path)
     return name, written
+
+
+# Translating what a run printed or drew ----------------------------------------------------------
+
+_FIELD = re.compile(r"\{([^{}:!]*)(?:![rsa])?(?::[^{}]*)?\}")
+
+
+@dataclass(frozen=True)
+class _Template:
+    pattern: re.Pattern
+    fields: tuple[str, ...]
+    translation: str
+
+
+def _template(english: str, translation: str) -> _Template | None:
+    """A msgid with ``{fields}`` as a regular expression capturing each field's text."""
+    parts, fields, position = [], [], 0
+    for number, match in enumerate(_FIELD.finditer(english)):
+        parts.append(
+            re.escape(english[position : match.start()].replace("{{", "{").replace("}}", "}"))
+        )
+        name = match.group(1) or str(number)
+        fields.append(name)
+        parts.append(f"(?P<f{len(fields) - 1}>.+?)")
+        position = match.end()
+    if not fields:
+        return None
+    parts.append(re.escape(english[position:].replace("{{", "{").replace("}}", "}")))
+    return _Template(re.compile("".join(parts), re.S), tuple(fields), translation)
+
+
+@functools.lru_cache(maxsize=8)
+def _templates(language: str, stamp: tuple) -> tuple[dict[str, str], tuple[_Template, ...]]:
+    exact = runtime_translations(language)
+    templates = (_template(english, translation) for english, translation in exact.items())
+    ordered = sorted((t for t in templates if t), key=lambda t: -len(t.pattern.pattern))
+    return exact, tuple(ordered)
+
+
+def _catalogs_stamp(language: str) -> tuple:
+    folder = catalog_dir(language) / RUNTIME_DOMAIN
+    if not folder.is_dir():
+        return ()
+    return tuple((str(path), path.stat().st_mtime_ns) for path in sorted(folder.rglob("*.po")))
+
+
+def _fill(template: _Template, found: re.Match) -> str:
+    """The translation of ``template`` with each field given the text it matched: by name, or
+    by position for ``{}``."""
+    captured = [found.group(f"f{index}") for index in range(len(template.fields))]
+    by_name = dict(zip(template.fields, captured, strict=True))
+    order = iter(captured)
+
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        return by_name.get(name, "") if name else next(order, "")
+
+    return _FIELD.sub(value, template.translation).replace("{{", "{").replace("}}", "}")
+
+
+def translate_text(text: str, language: str | None = None) -> str:
+    """A text the code produced in English (a figure's title, a verdict note, a printed line)
+    in ``language``: the translation of its message, with each ``{field}`` filled by the text
+    it had in the English; ``text`` itself when no message produces it."""
+    language = normalize_language(language) if language else current_language()
+    if language == ENGLISH or not text.strip():
+        return text
+    exact, templates = _templates(language, _catalogs_stamp(language))
+    if text in exact:
+        return exact[text]
+    for template in templates:
+        found = template.pattern.fullmatch(text)
+        if found:
+            return _fill(template, found)
+    return text
+
+
+# Translated editions ----------------------------------------------------------------------------
+
+
+def translate_notebook_cells(cells: list[dict], language: str, name: str) -> list[dict]:
+    """The cells of a notebook (nbformat JSON) with each markdown cell's paragraphs translated
+    from the catalog ``name``; other cells as they are."""
+    table = translations(language, name)
+    translated = []
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            cell = {**cell, "source": translate_markdown(source, table)}
+        translated.append(cell)
+    return translated
+
+
+#: The mime type of an output drawn again for another edition while the book ran (a figure with
+#: Chinese labels): ``{"language": "zh_CN", "data": {"image/png": ...}}``. No front end renders
+#: it (the English site skips it, a learner never gets one); :func:`outputs_in` puts its data in
+#: place of the output before it, in that language's edition.
+EDITION_MIME = "application/vnd.handbook.edition+json"
+
+
+def translate_lines(text: str, language: str) -> str:
+    """Printed text in ``language``, line by line (:func:`translate_text`)."""
+    return "".join(
+        translate_text(line.rstrip("\n"), language) + line[len(line.rstrip("\n")) :]
+        for line in text.splitlines(keepends=True)
+    )
+
+
+def outputs_in(cell: dict, language: str) -> dict:
+    """A code cell's outputs as the edition in ``language`` shows them: an output drawn again
+    for this edition (:data:`EDITION_MIME`) takes the place of the one before it, those for
+    other editions are dropped, and printed lines are translated."""
+    if cell.get("cell_type") != "code" or not cell.get("outputs"):
+        return cell
+    kept: list[dict] = []
+    for output in cell["outputs"]:
+        edition = output.get("data", {}).get(EDITION_MIME)
+        if edition is not None:
+            if edition.get("language") == language and kept:
+                kept[-1] = {**kept[-1], "data": edition.get("data", {})}
+            continue
+        if output.get("output_type") == "stream" and language != ENGLISH:
+            text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
+            output = {**output, "text": translate_lines(text, language)}
+        kept.append(output)
+    return {**cell, "outputs": kept}
