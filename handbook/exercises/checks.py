@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from handbook import config
+from handbook.i18n import _
 
 #: Every status a check can reach, in one place (:mod:`handbook.config` validates
 #: ``HANDBOOK_EXERCISES_EXPECT`` against it). ``NOT_REACHED`` is used by the grader only: the
@@ -120,23 +121,42 @@ class ExerciseResult:
 
     def headline(self) -> str:
         """One line: mark, exercise, verdict."""
-        name = f"Exercise {self.id} ({self.title})"
-        number = self.kind in (PREDICTION, DERIVATION)
+        fields = {"number": self.id, "title": self.title}
         if self.status == PASSED:
-            if number:
-                return f"✓ {name}: your {self.kind} matches, within tolerance"
-            return f"✓ {name}: all {self.total} checks passed"
+            if self.kind == PREDICTION:
+                return _(
+                    "✓ Exercise {number} ({title}): your prediction matches, within tolerance"
+                ).format(**fields)
+            if self.kind == DERIVATION:
+                return _(
+                    "✓ Exercise {number} ({title}): your derivation matches, within tolerance"
+                ).format(**fields)
+            return _("✓ Exercise {number} ({title}): all {count} checks passed").format(
+                count=self.total, **fields
+            )
         if self.status == FAILED:
-            if number:
-                return f"✗ {name}: your {self.kind} does not match"
+            if self.kind == PREDICTION:
+                return _("✗ Exercise {number} ({title}): your prediction does not match").format(
+                    **fields
+                )
+            if self.kind == DERIVATION:
+                return _("✗ Exercise {number} ({title}): your derivation does not match").format(
+                    **fields
+                )
             if self.kind == OPEN:
-                return f"✗ {name}: your answer is not a text"
-            return f"✗ {name}: {self.passed} of {self.total} checks passed"
+                return _("✗ Exercise {number} ({title}): your answer is not a text").format(
+                    **fields
+                )
+            return _("✗ Exercise {number} ({title}): {passed} of {count} checks passed").format(
+                passed=self.passed, count=self.total, **fields
+            )
         if self.status == NOT_DONE:
-            return f"✗ {name}: not yet done"
+            return _("✗ Exercise {number} ({title}): not yet done").format(**fields)
         if self.status == SUBMITTED:
-            return f"✎ {name}: {status_text(SUBMITTED)}"
-        return f"✗ {name}: {self.status}"
+            return _("✎ Exercise {number} ({title}): submitted, see rubric").format(**fields)
+        return _("✗ Exercise {number} ({title}): {status}").format(
+            status=status_words(self.status), **fields
+        )
 
     def report(self) -> str:
         """The headline followed by one indented line per message (what :func:`check_exercise`
@@ -163,7 +183,7 @@ class ExerciseResult:
             headline, items = f"✗ {self.messages[0]}", []
         else:
             headline, items = self.headline(), self.messages
-        mark, _, rest = headline.partition(" ")
+        mark, _space, rest = headline.partition(" ")
         listing = "".join(
             f'<li><pre style="{_PRE_STYLE}">{html.escape(item)}</pre></li>' for item in items
         )
@@ -214,11 +234,27 @@ def status_text(status: str) -> str:
     return _STATUS_TEXT.get(status, status)
 
 
+def status_words(status: str) -> str:
+    """:func:`status_text` in the language of ``HANDBOOK_LANG`` (what a learner reads; the
+    English :func:`status_text` stays for what a program reads, such as the grader's CSV)."""
+    words = {
+        PASSED: _("passed"),
+        FAILED: _("failed"),
+        NOT_DONE: _("not done"),
+        ERROR: _("error"),
+        NOT_REACHED: _("not reached"),
+        SUBMITTED: _("submitted, see rubric"),
+    }
+    return words.get(status, status)
+
+
 def not_done_message(exercise_id: str, title: str, todo: str | None = None) -> str:
     """The text a learner sees while the exercise cell still holds the stub; ``todo`` says what
     to do (by default: replace the ``raise NotImplementedError`` of a function stub)."""
-    todo = todo or "replace the `raise NotImplementedError` in the exercise cell"
-    return f"Exercise {exercise_id} ({title}): not yet done - {todo}"
+    todo = todo or _("replace the `raise NotImplementedError` in the exercise cell")
+    return _("Exercise {number} ({title}): not yet done - {todo}").format(
+        number=exercise_id, title=title, todo=todo
+    )
 
 
 def check_exercise(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseResult:
@@ -267,7 +303,7 @@ def typical_slip(
     band = tolerance if slip_tolerance is None else slip_tolerance
     for slip, meaning in slips.items():
         if abs(value - slip) <= band * max(1.0, abs(slip)):  # a percentage: scaled
-            return f"Your number is {meaning}. "
+            return _("Your number is {meaning}. ").format(meaning=meaning)
     return ""
 
 
@@ -308,7 +344,11 @@ def check_number(
             f"exercise {exercise_id} ({title}): expected a finite tolerance >= 0, got {tolerance!r}"
         )
     if answer is None or answer is Ellipsis or (isinstance(answer, str) and not answer.strip()):
-        todo = f"replace `None` in the exercise cell with your {kind} (a number)"
+        todo = (
+            _("replace `None` in the exercise cell with your prediction (a number)")
+            if kind == PREDICTION
+            else _("replace `None` in the exercise cell with your derivation (a number)")
+        )
         message = not_done_message(exercise_id, title, todo)
         return _show_and_enforce(
             ExerciseResult(exercise_id, title, NOT_DONE, 0, 1, [message], kind)
@@ -339,29 +379,39 @@ def _is_real_number(value: object) -> bool:
 
 def _not_a_number(answer: object, expected: float, unit: str) -> str | None:
     """Why ``answer`` cannot be compared with ``expected`` (None when it is a finite number)."""
-    wanted = f"a number such as {_number_text(expected)}{_unit_text(unit)}"
+    wanted = _("a number such as {number}{unit}").format(
+        number=_number_text(expected), unit=_unit_text(unit)
+    )
     if isinstance(answer, (bool, np.bool_)):
-        return f"expected {wanted}, got the bool {answer!r} (True and False are not numbers here)"
+        return _(
+            "expected {wanted}, got the bool {value} (True and False are not numbers here)"
+        ).format(wanted=wanted, value=repr(answer))
     if isinstance(answer, str):
-        return (
-            f"expected {wanted}, got the string {describe(answer)}: write the number without quotes"
-        )
+        return _(
+            "expected {wanted}, got the string {value}: write the number without quotes"
+        ).format(wanted=wanted, value=describe(answer))
     if isinstance(answer, np.ndarray) or _is_tensor(answer) or hasattr(answer, "__len__"):
-        return (
-            f"expected {wanted} (one plain number), got {describe(answer)}: "
+        return _(
+            "expected {wanted} (one plain number), got {value}: "
             "write a single number, not an array or a list"
-        )
+        ).format(wanted=wanted, value=describe(answer))
     if not _is_real_number(answer):
-        return f"expected {wanted}, got a value of type {type(answer).__name__}: {describe(answer)}"
+        return _("expected {wanted}, got a value of type {type}: {value}").format(
+            wanted=wanted, type=type(answer).__name__, value=describe(answer)
+        )
     try:
         value = float(answer)
     except OverflowError:
         digits = int(abs(int(answer)).bit_length() * math.log10(2)) + 1
-        return f"expected {wanted}, got a number too large for a float (about {digits} digits)"
+        return _(
+            "expected {wanted}, got a number too large for a float (about {digits} digits)"
+        ).format(wanted=wanted, digits=digits)
     if math.isnan(value):
-        return f"expected {wanted}, got NaN (not a number)"
+        return _("expected {wanted}, got NaN (not a number)").format(wanted=wanted)
     if math.isinf(value):
-        return f"expected {wanted}, got {describe(answer)} (an infinity is not a finite number)"
+        return _("expected {wanted}, got {value} (an infinity is not a finite number)").format(
+            wanted=wanted, value=describe(answer)
+        )
     return None
 
 
@@ -377,34 +427,41 @@ def _gap_message(
 ) -> str:
     """ "you predicted X, this run measured Y (off by Z, P%; tolerance T)"."""
     suffix = _unit_text(unit)
-    said, truth = (
-        ("you predicted", "this run measured")
-        if kind == PREDICTION
-        else ("you derived", "the formula gives")
-    )
-    off = _off_text(gap, float(expected), unit)
+    off = _off_text(gap, float(expected), unit, translated=True)
     if relative:
-        allowed_text = (
-            f"±{_number_text(100 * float(tolerance))}% of the true value, "
-            f"±{_number_text(allowed)}{suffix}"
+        allowed_text = _("±{percent}% of the true value, ±{allowed}{unit}").format(
+            percent=_number_text(100 * float(tolerance)), allowed=_number_text(allowed), unit=suffix
         )
     else:
         allowed_text = f"±{_number_text(allowed)}{suffix}"
-    return (
-        f"{said} {_number_text(answer)}{suffix}, {truth} {_number_text(expected)}{suffix} "
-        f"({off}; tolerance {allowed_text})"
-    )
+    fields = {
+        "answer": _number_text(answer),
+        "truth": _number_text(expected),
+        "unit": suffix,
+        "off": off,
+        "tolerance": allowed_text,
+    }
+    if kind == PREDICTION:
+        return _(
+            "you predicted {answer}{unit}, this run measured {truth}{unit} "
+            "({off}; tolerance {tolerance})"
+        ).format(**fields)
+    return _(
+        "you derived {answer}{unit}, the formula gives {truth}{unit} ({off}; tolerance {tolerance})"
+    ).format(**fields)
 
 
-def _off_text(gap: float, expected: float, unit: str) -> str:
-    """ "off by -345 parameters, -2.79%" ("exactly" when the gap is 0; no percentage of 0)."""
+def _off_text(gap: float, expected: float, unit: str, *, translated: bool = False) -> str:
+    """ "off by -345 parameters, -2.79%" ("exactly" when the gap is 0; no percentage of 0).
+    English unless ``translated`` (the summary a grader's table reads stays English)."""
     if gap == 0:
-        return "exactly"
-    off = f"off by {_signed_text(gap)}{_unit_text(unit)}"
+        return _("exactly") if translated else "exactly"
+    amount = f"{_signed_text(gap)}{_unit_text(unit)}"
     if expected != 0:
         percent = 100 * gap / abs(expected)
-        off += f", {'+' if percent > 0 else ''}{percent:.3g}%"
-    return off
+        template = _("off by {amount}, {percent}%") if translated else "off by {amount}, {percent}%"
+        return template.format(amount=amount, percent=f"{'+' if percent > 0 else ''}{percent:.3g}")
+    return (_("off by {amount}") if translated else "off by {amount}").format(amount=amount)
 
 
 def _unit_text(unit: str) -> str:
@@ -449,7 +506,7 @@ def check_open_answer(
             f"exercise {exercise_id} ({title}): expected min_words >= 1, got {min_words}"
         )
     if answer is None or answer is Ellipsis:
-        todo = "write your answer as a text in the exercise cell"
+        todo = _("write your answer as a text in the exercise cell")
         return _show_and_enforce(
             ExerciseResult(
                 exercise_id,
@@ -462,19 +519,23 @@ def check_open_answer(
             )
         )
     if not isinstance(answer, str):
-        message = (
-            f"expected your answer as a text (a string in quotes), got a value of type "
-            f"{type(answer).__name__}: {describe(answer)}"
-        )
+        message = _(
+            "expected your answer as a text (a string in quotes), got a value of type "
+            "{type}: {value}"
+        ).format(type=type(answer).__name__, value=describe(answer))
         return _show_and_enforce(ExerciseResult(exercise_id, title, FAILED, 0, 1, [message], OPEN))
     words = len(answer.split())
     if words < min_words:
-        todo = (
-            "write your answer in the exercise cell (the text is empty)"
-            if words == 0
-            else f"your answer has {words} word{'s' if words != 1 else ''}; "
-            f"write at least {min_words}"
-        )
+        if words == 0:
+            todo = _("write your answer in the exercise cell (the text is empty)")
+        elif words == 1:
+            todo = _("your answer has 1 word; write at least {min_words}").format(
+                min_words=min_words
+            )
+        else:
+            todo = _("your answer has {words} words; write at least {min_words}").format(
+                words=words, min_words=min_words
+            )
         return _show_and_enforce(
             ExerciseResult(
                 exercise_id,
@@ -489,7 +550,9 @@ def check_open_answer(
     rubric_text = "\n".join(
         f"{number}. {criterion}" for number, criterion in enumerate(criteria, 1)
     )
-    message = f"your answer ({words} words) is read against this rubric:\n{rubric_text}"
+    message = _("your answer ({words} words) is read against this rubric:\n{rubric}").format(
+        words=words, rubric=rubric_text
+    )
     return _show_and_enforce(ExerciseResult(exercise_id, title, SUBMITTED, 0, 1, [message], OPEN))
 
 
@@ -507,7 +570,11 @@ def _run_cases(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseR
             messages.append(f"{case.description}: {failure}")
             status = ERROR if status == ERROR else FAILED
         except Exception as error:  # the learner's code may raise anything; report, do not crash
-            messages.append(f"{case.description}: raised {type(error).__name__}: {error}")
+            messages.append(
+                _("{case}: raised {error_type}: {error}").format(
+                    case=case.description, error_type=type(error).__name__, error=error
+                )
+            )
             status = ERROR
         else:
             passed += 1
@@ -550,7 +617,11 @@ def describe(value: object) -> str:
 
 
 def _describe_array(array: np.ndarray, container: str, dtype: object) -> str:
-    heading = f"{container} of shape {array.shape} and dtype {dtype}"
+    heading = (
+        _("tensor of shape {shape} and dtype {dtype}")
+        if container == "tensor"
+        else _("array of shape {shape} and dtype {dtype}")
+    ).format(shape=array.shape, dtype=dtype)
     if array.size == 0:
         return heading
     text = np.array2string(
@@ -581,11 +652,15 @@ def expect_type(actual: object, expected_type: type | tuple[type, ...], what: st
     """Fail unless ``actual`` is an instance of ``expected_type``."""
     if not isinstance(actual, expected_type):
         names = (
-            " or ".join(kind.__name__ for kind in expected_type)
+            _(" or ").join(kind.__name__ for kind in expected_type)
             if isinstance(expected_type, tuple)
             else expected_type.__name__
         )
-        raise AssertionError(f"{what}: expected a {names}, got {type(actual).__name__}")
+        raise AssertionError(
+            _("{what}: expected a {expected_type}, got {actual_type}").format(
+                what=what, expected_type=names, actual_type=type(actual).__name__
+            )
+        )
 
 
 def expect_shape(actual: object, expected_shape: tuple[int, ...], what: str) -> None:
@@ -593,11 +668,19 @@ def expect_shape(actual: object, expected_shape: tuple[int, ...], what: str) -> 
     shape = getattr(actual, "shape", None)
     if shape is None:
         raise AssertionError(
-            f"{what}: expected an array of shape {tuple(expected_shape)}, "
-            f"got a {type(actual).__name__} without a shape"
+            _(
+                "{what}: expected an array of shape {expected_shape}, "
+                "got a {actual_type} without a shape"
+            ).format(
+                what=what, expected_shape=tuple(expected_shape), actual_type=type(actual).__name__
+            )
         )
     if tuple(shape) != tuple(expected_shape):
-        raise AssertionError(f"{what}: expected shape {tuple(expected_shape)}, got {tuple(shape)}")
+        raise AssertionError(
+            _("{what}: expected shape {expected_shape}, got {actual_shape}").format(
+                what=what, expected_shape=tuple(expected_shape), actual_shape=tuple(shape)
+            )
+        )
 
 
 def expect_equal(actual: object, expected: object, what: str) -> None:
@@ -610,7 +693,7 @@ def expect_equal(actual: object, expected: object, what: str) -> None:
         if np.any(differs):
             raise AssertionError(_array_mismatch(what, actual, expected, differs))
     elif not bool(actual == expected):
-        raise AssertionError(f"{what}: expected {describe(expected)}, got {describe(actual)}")
+        raise AssertionError(_expected_got(what, expected, actual))
 
 
 def expect_close(
@@ -627,19 +710,30 @@ def expect_close(
         actual_array = _as_array(actual).astype(np.float64)
     except (TypeError, ValueError) as error:
         raise AssertionError(
-            f"{what}: expected numbers close to {describe(expected)}, got {describe(actual)}"
+            _("{what}: expected numbers close to {expected}, got {actual}").format(
+                what=what, expected=describe(expected), actual=describe(actual)
+            )
         ) from error
     if actual_array.shape != expected_array.shape:
-        raise AssertionError(f"{what}: expected {describe(expected)}, got {describe(actual)}")
+        raise AssertionError(_expected_got(what, expected, actual))
     differs = ~np.isclose(actual_array, expected_array, atol=atol, rtol=rtol)
     if not np.any(differs):
         return
     if expected_array.ndim == 0:
-        raise AssertionError(f"{what}: expected {describe(expected)}, got {describe(actual)}")
+        raise AssertionError(_expected_got(what, expected, actual))
     largest = np.nanmax(np.abs(actual_array - expected_array), initial=0.0)
     raise AssertionError(
         _array_mismatch(what, actual, expected, differs)
-        + f" (largest difference {largest:.3g}, tolerance {atol:g} + {rtol:g} x |expected|)"
+        + _(
+            " (largest difference {largest:.3g}, tolerance {atol:g} + {rtol:g} x |expected|)"
+        ).format(largest=largest, atol=atol, rtol=rtol)
+    )
+
+
+def _expected_got(what: str, expected: object, actual: object) -> str:
+    """ "what: expected X, got Y", with both values described (:func:`describe`)."""
+    return _("{what}: expected {expected}, got {actual}").format(
+        what=what, expected=describe(expected), actual=describe(actual)
     )
 
 
@@ -647,13 +741,21 @@ def _array_mismatch(what: str, actual: object, expected: object, differs: np.nda
     """Where arrays differ: how many values, the first one, and both arrays when they are small."""
     actual_array, expected_array = _as_array(actual), _as_array(expected)
     index = tuple(int(position) for position in np.argwhere(differs)[0])
-    message = (
-        f"{what}: {int(differs.sum())} of {differs.size} values differ, the first at index "
-        f"{index}: expected {_scalar_text(expected_array[index])}, "
-        f"got {_scalar_text(actual_array[index])}"
+    message = _(
+        "{what}: {count} of {size} values differ, the first at index "
+        "{index}: expected {expected}, got {actual}"
+    ).format(
+        what=what,
+        count=int(differs.sum()),
+        size=differs.size,
+        index=index,
+        expected=_scalar_text(expected_array[index]),
+        actual=_scalar_text(actual_array[index]),
     )
     if expected_array.ndim <= 2 and expected_array.size <= _MAX_SHOWN_ELEMENTS:
-        message += f"\nexpected {describe(expected)}\ngot {describe(actual)}"
+        message += "\n" + _("expected {expected}\ngot {actual}").format(
+            expected=describe(expected), actual=describe(actual)
+        )
     return message
 
 
@@ -675,10 +777,17 @@ def expect_raises(call: Callable[[], object], exception: type[BaseException], wh
         return
     except Exception as error:
         raise AssertionError(
-            f"{what}: expected {exception.__name__}, got {type(error).__name__}: {error}"
+            _("{what}: expected {expected}, got {actual_type}: {error}").format(
+                what=what,
+                expected=exception.__name__,
+                actual_type=type(error).__name__,
+                error=error,
+            )
         ) from error
     raise AssertionError(
-        f"{what}: expected {exception.__name__}, but it returned {describe(returned)}"
+        _("{what}: expected {expected}, but it returned {returned}").format(
+            what=what, expected=exception.__name__, returned=describe(returned)
+        )
     )
 
 
@@ -711,4 +820,5 @@ __all__ = [
     "not_done_message",
     "show",
     "status_text",
+    "status_words",
 ]
