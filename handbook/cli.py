@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from handbook import book, config, diagrams
+from handbook import book, config, diagrams, i18n
 
 #: Chapter modules that provide ``benchmarks(smoke) -> list[bench.Measurement]``.
 BENCHMARK_MODULES = [
@@ -90,6 +90,11 @@ def command_ledger(arguments: argparse.Namespace) -> int:
 def command_student(arguments: argparse.Namespace) -> int:
     from handbook.exercises import student
 
+    try:
+        language = i18n.normalize_language(arguments.lang)
+    except i18n.TranslationError as error:
+        print(error, file=sys.stderr)
+        return 2
     notebooks = _notebooks(arguments.notebooks)
     out_dir = Path(arguments.out)
     existing = [n for n in notebooks if (out_dir / n.name).exists() and not arguments.force]
@@ -99,13 +104,14 @@ def command_student(arguments: argparse.Namespace) -> int:
             "(--force replaces it)"
         )
     notebooks = [notebook for notebook in notebooks if notebook not in existing]
-    written = student.make_student_editions(notebooks, out_dir)
+    written = student.make_student_editions(notebooks, out_dir, language)
     diagrams.copy_figures(out_dir)  # the notebooks show figures/NAME.svg
     for path in written:
         print(f"wrote {path}")
+    in_language = f", in {language}" if language != i18n.ENGLISH else ""
     print(
         f"student edition: {len(written)} notebook(s) in {out_dir}/ "
-        "(solutions removed, outputs cleared)"
+        f"(solutions removed, outputs cleared{in_language})"
     )
     return 0
 
@@ -116,7 +122,6 @@ _COUNT_FIELDS = ("entries", "translated", "fuzzy", "untranslated")
 def command_translations(arguments: argparse.Namespace) -> int:
     """The catalogs of a language: update them, check them (exit 1 naming what is missing or
     stale), count them, or move one to and from a plain-text worksheet (handbook.i18n)."""
-    from handbook import i18n
 
     try:
         language = i18n.normalize_language(arguments.lang)
@@ -314,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     student_parser.add_argument("--out", default="student", help="output folder (default: student)")
     student_parser.add_argument(
         "--force", action="store_true", help="replace student notebooks that already exist"
+    )
+    student_parser.add_argument(
+        "--lang",
+        default="en",
+        help="the edition's language: en (default) or zh_CN (prose and checks in Chinese)",
     )
     student_parser.set_defaults(handler=command_student)
 

@@ -39,6 +39,9 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from handbook import i18n
+from handbook.i18n import _
+
 SOLUTION_TAG = "solution"
 HIDE_INPUT_TAG = "hide-input"
 STUB_TAG = "exercise-stub"
@@ -63,15 +66,22 @@ FIGURES_DIR = "figures"
 _MAX_LINE_LENGTH = 100
 _EXERCISE_TAG = re.compile(r"exercise-(?P<id>[0-9]+(?:\.[0-9]+)+)")
 
-STUDENT_EDITION_NOTE = (
-    "**Student edition.** The solutions of this notebook's exercises have been removed: each "
-    "exercise cell holds functions whose body is `raise NotImplementedError(...)` (replace that "
-    "line with your code), or a name set to `None` (write your prediction or derivation, a "
-    'number) or to `""` (write your answer to an open question). Run the cell, then run the '
-    "check cell below it to see your progress (✓ once every check passes; an open answer is "
-    '"submitted, see rubric"). Run the notebook from the top so that the earlier cells have '
-    "defined what the exercises use."
-)
+
+def student_edition_note() -> str:
+    """The note on top of a student edition, in the language of :mod:`handbook.i18n`."""
+    return _(
+        "**Student edition.** The solutions of this notebook's exercises have been removed: each "
+        "exercise cell holds functions whose body is `raise NotImplementedError(...)` (replace "
+        "that line with your code), or a name set to `None` (write your prediction or "
+        'derivation, a number) or to `""` (write your answer to an open question). Run the '
+        "cell, then run the check cell below it to see your progress (✓ once every check "
+        'passes; an open answer is "submitted, see rubric"). Run the notebook from the top so '
+        "that the earlier cells have defined what the exercises use."
+    )
+
+
+#: The code cell a translated student edition starts with: the checks speak its language.
+LANGUAGE_CELL = "%env {variable}={language}"
 
 
 def cell_tags(cell: NotebookNode) -> list[str]:
@@ -234,7 +244,7 @@ def _function_stub(
 
 def _join_pieces(pieces: list[tuple[str, str]]) -> str:
     text = pieces[0][1]
-    for (previous_kind, _), (kind, piece) in zip(pieces, pieces[1:], strict=False):
+    for (previous_kind, _piece), (kind, piece) in zip(pieces, pieces[1:], strict=False):
         separator = "\n" if previous_kind == kind == "import" else "\n\n\n"
         text += separator + piece
     return text
@@ -276,8 +286,12 @@ def _clear_outputs(cell: NotebookNode) -> None:
         cell.execution_count = None
 
 
-def make_student_edition(source: Path, destination: Path) -> Path:
+def make_student_edition(source: Path, destination: Path, language: str = i18n.ENGLISH) -> Path:
     """Write the student edition of the notebook ``source`` to ``destination`` and return it.
+
+    ``language`` other than English: the markdown from the chapter's catalog
+    (:mod:`handbook.i18n`), the note in that language, and a first code cell that sets
+    ``HANDBOOK_LANG`` so that the checks print in it.
 
     Raises ValueError, naming the notebook and the cell index, for a malformed solution cell
     (see :func:`stub_source`) and when ``destination`` is ``source`` itself.
@@ -290,19 +304,30 @@ def make_student_edition(source: Path, destination: Path) -> Path:
         if SOLUTION_TAG in cell_tags(cell):
             notebook.cells[index] = _stub_cell(cell, where=f"{source}: cell {index}")
         _clear_outputs(notebook.cells[index])
-    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(STUDENT_EDITION_NOTE))
+    with i18n.language_of(language):
+        notebook.cells.insert(0, nbformat.v4.new_markdown_cell(student_edition_note()))
+    if language != i18n.ENGLISH:
+        name = i18n.catalog_name(source)
+        notebook.cells = [
+            nbformat.from_dict(cell)
+            for cell in i18n.translate_notebook_cells(notebook.cells, language, name)
+        ]
+        setting = LANGUAGE_CELL.format(variable=i18n.LANG_ENV, language=language)
+        notebook.cells.insert(1, nbformat.v4.new_code_cell(setting))
     destination.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, destination)
     return destination
 
 
-def make_student_editions(notebooks: Sequence[Path], out_dir: Path) -> list[Path]:
+def make_student_editions(
+    notebooks: Sequence[Path], out_dir: Path, language: str = i18n.ENGLISH
+) -> list[Path]:
     """Write the student edition of each notebook into ``out_dir`` under the same file name, and
     copy the concept diagrams (``figures/*.svg`` beside the notebooks; not their sources in
     ``figures/src/``) into ``out_dir/figures/``, where the notebooks' markdown finds them.
 
     An SVG of the same name in ``out_dir/figures/`` is replaced; nothing else there is touched.
-    Returns the notebooks written.
+    ``language``: see :func:`make_student_edition`. Returns the notebooks written.
     """
     names = [Path(notebook).name for notebook in notebooks]
     duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -311,7 +336,7 @@ def make_student_editions(notebooks: Sequence[Path], out_dir: Path) -> list[Path
             f"expected notebooks with distinct file names for {out_dir}, got {duplicates} twice"
         )
     written = [
-        make_student_edition(Path(notebook), Path(out_dir) / Path(notebook).name)
+        make_student_edition(Path(notebook), Path(out_dir) / Path(notebook).name, language)
         for notebook in notebooks
     ]
     for folder in dict.fromkeys(Path(notebook).parent / FIGURES_DIR for notebook in notebooks):
