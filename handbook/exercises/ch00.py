@@ -34,6 +34,7 @@ from handbook.exercises.checks import (
     expect_shape,
     expect_type,
 )
+from handbook.i18n import _
 
 IMAGE_SIDE = 8
 PIXELS = IMAGE_SIDE * IMAGE_SIDE
@@ -56,29 +57,29 @@ def check_normalize_images(
     random_images = rng.integers(0, MAX_PIXEL_VALUE + 1, size=(5, PIXELS))
     black_and_white = np.stack([np.zeros(PIXELS), np.full(PIXELS, MAX_PIXEL_VALUE)])
     cases = [
-        _normalize_case(normalize_images, "5 random images with integer pixels", random_images),
+        _normalize_case(normalize_images, _("5 random images with integer pixels"), random_images),
         _normalize_case(
             normalize_images,
-            "the first 10 images of sklearn's load_digits (float64 pixels)",
+            _("the first 10 images of sklearn's load_digits (float64 pixels)"),
             datasets.load_digits().data[:10],
         ),
-        _normalize_case(normalize_images, "a single image (n=1)", random_images[:1]),
-        _normalize_case(normalize_images, "an all-0 image and an all-16 image", black_and_white),
+        _normalize_case(normalize_images, _("a single image (n=1)"), random_images[:1]),
+        _normalize_case(normalize_images, _("an all-0 image and an all-16 image"), black_and_white),
         _normalize_case(
-            normalize_images, "a faint image (no pixel above 8)", random_images[:1] // 2
+            normalize_images, _("a faint image (no pixel above 8)"), random_images[:1] // 2
         ),
         Case(
-            "an empty batch (n=0)",
+            _("an empty batch (n=0)"),
             lambda: _expect_image_tensor(
                 normalize_images(np.zeros((0, PIXELS))), 0, "normalize_images(images)"
             ),
         ),
         Case(
-            "the input array is left unchanged",
+            _("the input array is left unchanged"),
             lambda: _expect_input_unchanged(normalize_images, random_images.astype(np.float64)),
         ),
     ]
-    return check_exercise("0.1", "normalize the images", cases)
+    return check_exercise("0.1", _("normalize the images"), cases)
 
 
 def _reference_normalized(images: np.ndarray) -> np.ndarray:
@@ -95,7 +96,9 @@ def _normalize_case(
         result = normalize_images(images.copy())
         what = "normalize_images(images)"
         _expect_image_tensor(result, len(images), what)
-        expect_close(result, _reference_normalized(images), f"{what} values", atol=1e-6)
+        expect_close(
+            result, _reference_normalized(images), _("{what} values").format(what=what), atol=1e-6
+        )
 
     return Case(description, run)
 
@@ -103,7 +106,7 @@ def _normalize_case(
 def _expect_image_tensor(result: object, count: int, what: str) -> None:
     expect_type(result, torch.Tensor, what)
     expect_shape(result, (count, 1, IMAGE_SIDE, IMAGE_SIDE), what)
-    expect_equal(result.dtype, torch.float32, f"{what} dtype")
+    expect_equal(result.dtype, torch.float32, _("{what} dtype").format(what=what))
 
 
 def _expect_input_unchanged(
@@ -113,8 +116,10 @@ def _expect_input_unchanged(
     normalize_images(images)
     expect(
         np.array_equal(images, original),
-        "the array passed to normalize_images was modified; expected it to keep its pixel "
-        "values 0..16 (work on a copy or build a new tensor)",
+        _(
+            "the array passed to normalize_images was modified; expected it to keep its pixel "
+            "values 0..16 (work on a copy or build a new tensor)"
+        ),
     )
 
 
@@ -129,22 +134,22 @@ def check_accuracy(accuracy: Callable[[torch.Tensor, torch.Tensor], float]) -> E
     compared with ``sklearn.metrics.accuracy_score``. An empty batch must raise ValueError.
     """
     cases = [
-        _accuracy_case(accuracy, "10 samples, 3 classes", *_random_logits(10, 3, seed=1)),
-        _accuracy_case(accuracy, "200 samples, 10 classes", *_random_logits(200, 10, seed=2)),
-        _accuracy_case(accuracy, "a single sample", *_random_logits(1, 5, seed=3)),
-        _accuracy_case(accuracy, "2 classes", *_random_logits(30, 2, seed=4)),
-        _accuracy_case(accuracy, "every prediction right", *_logits_favouring(8, 4, shift=0)),
-        _accuracy_case(accuracy, "every prediction wrong", *_logits_favouring(8, 4, shift=1)),
+        _accuracy_case(accuracy, _("10 samples, 3 classes"), *_random_logits(10, 3, seed=1)),
+        _accuracy_case(accuracy, _("200 samples, 10 classes"), *_random_logits(200, 10, seed=2)),
+        _accuracy_case(accuracy, _("a single sample"), *_random_logits(1, 5, seed=3)),
+        _accuracy_case(accuracy, _("2 classes"), *_random_logits(30, 2, seed=4)),
+        _accuracy_case(accuracy, _("every prediction right"), *_logits_favouring(8, 4, shift=0)),
+        _accuracy_case(accuracy, _("every prediction wrong"), *_logits_favouring(8, 4, shift=1)),
         Case(
-            "an empty batch (0 samples)",
+            _("an empty batch (0 samples)"),
             lambda: expect_raises(
                 lambda: accuracy(torch.zeros(0, 10), torch.zeros(0, dtype=torch.int64)),
                 ValueError,
-                "accuracy of an empty batch",
+                _("accuracy of an empty batch"),
             ),
         ),
     ]
-    return check_exercise("0.2", "accuracy", cases)
+    return check_exercise("0.2", _("accuracy"), cases)
 
 
 def _random_logits(count: int, classes: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,36 +198,36 @@ def check_confusion_matrix(
     """
     rng = np.random.default_rng(6)
     cases = [
-        _confusion_case(confusion_matrix, "20 samples, 3 classes", *_random_pair(rng, 20, 3), 3),
+        _confusion_case(confusion_matrix, _("20 samples, 3 classes"), *_random_pair(rng, 20, 3), 3),
         _confusion_case(
-            confusion_matrix, "200 samples, 10 classes", *_random_pair(rng, 200, 10), 10
+            confusion_matrix, _("200 samples, 10 classes"), *_random_pair(rng, 200, 10), 10
         ),
         _confusion_case(
             confusion_matrix,
-            "3 samples of class 0, all predicted as class 1",
+            _("3 samples of class 0, all predicted as class 1"),
             np.array([1, 1, 1]),
             np.array([0, 0, 0]),
             2,
         ),
         _confusion_case(
             confusion_matrix,
-            "5 classes of which only 0 and 1 occur",
+            _("5 classes of which only 0 and 1 occur"),
             *_random_pair(rng, 12, 2),
             5,
         ),
         _confusion_case(
             confusion_matrix,
-            "class 3 is predicted but is never a true label",
+            _("class 3 is predicted but is never a true label"),
             np.array([3, 0, 3, 2, 1]),
             np.array([0, 0, 1, 2, 1]),
             4,
         ),
-        _confusion_case(confusion_matrix, "a single sample", np.array([2]), np.array([2]), 3),
+        _confusion_case(confusion_matrix, _("a single sample"), np.array([2]), np.array([2]), 3),
         _confusion_case(
-            confusion_matrix, "no samples", np.zeros(0, np.int64), np.zeros(0, np.int64), 4
+            confusion_matrix, _("no samples"), np.zeros(0, np.int64), np.zeros(0, np.int64), 4
         ),
     ]
-    return check_exercise("0.3", "confusion matrix", cases)
+    return check_exercise("0.3", _("confusion matrix"), cases)
 
 
 def _random_pair(
@@ -257,7 +262,9 @@ def _confusion_case(
         expect(
             not (result.dtype.is_floating_point or result.dtype.is_complex)
             and result.dtype != torch.bool,
-            f"{what}: expected an integer dtype (counts of samples), got {result.dtype}",
+            _("{what}: expected an integer dtype (counts of samples), got {dtype}").format(
+                what=what, dtype=result.dtype
+            ),
         )
         expect_equal(result, _reference_confusion(predictions, labels, num_classes), what)
 
@@ -277,11 +284,11 @@ def parameter_breakdown(side: int = PREDICTION_SIDE) -> dict[str, int]:
     counted from a freshly built model."""
     model = digits.SmallCNN(side=side)
     names = {
-        "features.0": "convolution 1 (1 -> 32 channels, 3x3)",
-        "features.1": "batch norm 1 (a scale and a shift per channel)",
-        "features.4": "convolution 2 (32 -> 64 channels, 3x3)",
-        "features.5": "batch norm 2",
-        "head.2": "linear head",
+        "features.0": _("convolution 1 (1 -> 32 channels, 3x3)"),
+        "features.1": _("batch norm 1 (a scale and a shift per channel)"),
+        "features.4": _("convolution 2 (32 -> 64 channels, 3x3)"),
+        "features.5": _("batch norm 2"),
+        "head.2": _("linear head"),
     }
     counts: dict[str, int] = {}
     for name, parameter in model.named_parameters():
@@ -296,18 +303,23 @@ def parameter_slips(side: int = PREDICTION_SIDE) -> dict[int, str]:
     total = bench.count_parameters(digits.SmallCNN(side=side))
     head = 2 * channels * (side // 4) ** 2 * classes + classes
     return {
-        total - head + 2 * channels * side**2 * classes + classes: (
+        total - head + 2 * channels * side**2 * classes + classes: _(
             "the count with a linear head on the unpooled feature map; the two 2x2 poolings "
-            f"leave a {side // 4}x{side // 4} map, so the head sees {2 * channels} x "
-            f"{(side // 4) ** 2} = {2 * channels * (side // 4) ** 2} features"
+            "leave a {pooled}x{pooled} map, so the head sees {channels} x "
+            "{cells} = {features} features"
+        ).format(
+            pooled=side // 4,
+            channels=2 * channels,
+            cells=(side // 4) ** 2,
+            features=2 * channels * (side // 4) ** 2,
         ),
-        total - head + 2 * channels * (side // 2) ** 2 * classes + classes: (
+        total - head + 2 * channels * (side // 2) ** 2 * classes + classes: _(
             "the count with one pooling before the head; there are two"
         ),
-        bench.count_parameters(digits.MLP(side=side)): (
+        bench.count_parameters(digits.MLP(side=side)): _(
             "the MLP's count; the question is about SmallCNN"
         ),
-        total - 9 * (channels + 2 * channels * channels) + (channels + 2 * channels * channels): (
+        total - 9 * (channels + 2 * channels * channels) + (channels + 2 * channels * channels): _(
             "the count with 1x1 kernels; a 3x3 kernel has 9 weights per input channel"
         ),
     }
@@ -327,26 +339,26 @@ def check_parameter_prediction(predicted_parameters: object) -> ExerciseResult:
         if abs(value - total) > PREDICTION_TOLERANCE * total:
             slip = next(
                 (
-                    f"Your number is {meaning}. "
+                    _("Your number is {meaning}. ").format(meaning=meaning)
                     for count, meaning in parameter_slips().items()
                     if abs(value - count) <= 0.005 * count
                 ),
                 "",
             )
-    lines = "; ".join(f"{layer} {count:,}" for layer, count in breakdown.items())
-    explain = (
-        f"{slip}Per layer: {lines}. A convolution from c_in to c_out channels with k x k "
+    lines = _("; ").join(f"{layer} {count:,}" for layer, count in breakdown.items())
+    explain = slip + _(
+        "Per layer: {layers}. A convolution from c_in to c_out channels with k x k "
         "kernels has c_out x c_in x k x k weights and c_out biases, whatever the image's size; "
         "the linear head sees the flattened feature map left by the two poolings."
-    )
+    ).format(layers=lines)
     return check_number(
         "0.4",
-        "the parameters of SmallCNN",
+        _("the parameters of SmallCNN"),
         predicted_parameters,
         total,
         tolerance=PREDICTION_TOLERANCE,
         relative=True,
-        unit="parameters",
+        unit=_("parameters"),
         kind=PREDICTION,
         explain=explain,
     )
@@ -371,39 +383,39 @@ def check_train_one_epoch(train_one_epoch: TrainOneEpoch) -> ExerciseResult:
     (tolerance 1e-5) and the mean loss (1e-6) must match it.
     """
     cases = [
-        _epoch_case(train_one_epoch, "a linear model, 40 examples in batches of 8", _linear, 40),
+        _epoch_case(train_one_epoch, _("a linear model, 40 examples in batches of 8"), _linear, 40),
         _epoch_case(
             train_one_epoch,
-            "a last batch smaller than the others (30 examples in batches of 8)",
+            _("a last batch smaller than the others (30 examples in batches of 8)"),
             _linear,
             30,
             smaller_last_batch=True,
         ),
         _epoch_case(
             train_one_epoch,
-            "an MLP with dropout, handed over in evaluation mode",
+            _("an MLP with dropout, handed over in evaluation mode"),
             _mlp,
             48,
             handed_in_eval_mode=True,
         ),
         _epoch_case(
             train_one_epoch,
-            "plain SGD with momentum, where every step counts",
+            _("plain SGD with momentum, where every step counts"),
             _linear,
             40,
             optimizer="sgd",
         ),
         _epoch_case(
             train_one_epoch,
-            "a loss function other than cross-entropy (label smoothing 0.2)",
+            _("a loss function other than cross-entropy (label smoothing 0.2)"),
             _linear,
             24,
             loss_fn=_smoothed_cross_entropy,
         ),
-        _epoch_case(train_one_epoch, "a single batch", _mlp, 8),
-        Case("the answer is a Python float", lambda: _expect_float_loss(train_one_epoch)),
+        _epoch_case(train_one_epoch, _("a single batch"), _mlp, 8),
+        Case(_("the answer is a Python float"), lambda: _expect_float_loss(train_one_epoch)),
     ]
-    return check_exercise("0.5", "one epoch of training", cases)
+    return check_exercise("0.5", _("one epoch of training"), cases)
 
 
 def _linear() -> nn.Module:
@@ -507,38 +519,52 @@ def _epoch_case(
                     handed_in_eval_mode
                     and _same_weights(model, _one_epoch(_eval_epoch, *settings)[0])
                 ),
-                f"{what}: the weights after the epoch differ from the reference's ({differing}); "
-                "they are what training with dropout switched off gives: the model was handed "
-                "over in evaluation mode and trained in it",
+                _(
+                    "{what}: the weights after the epoch differ from the reference's "
+                    "({differing}); they are what training with dropout switched off gives: the "
+                    "model was handed over in evaluation mode and trained in it"
+                ).format(what=what, differing=differing),
             )
             expect(
                 not _same_weights(model, _one_epoch(_epoch_without_clearing, *settings)[0]),
-                f"{what}: the weights after the epoch differ from the reference's "
-                f"({differing}); they are what you get when each batch's gradient is added to "
-                "the gradients of all the batches before it",
+                _(
+                    "{what}: the weights after the epoch differ from the reference's "
+                    "({differing}); they are what you get when each batch's gradient is added to "
+                    "the gradients of all the batches before it"
+                ).format(what=what, differing=differing),
             )
             name = differing[0]
             expect_close(
                 model.get_parameter(name).detach(),
                 weights[name].detach(),
-                f"{what}: the weights {name!r} after one epoch",
+                _("{what}: the weights {name} after one epoch").format(what=what, name=repr(name)),
                 atol=1e-5,
             )
         expect(
             isinstance(loss, (int, float, np.floating))
             or (isinstance(loss, torch.Tensor) and loss.numel() == 1),
-            f"{what}: expected the mean loss as a number, got {describe(loss)}",
+            _("{what}: expected the mean loss as a number, got {loss}").format(
+                what=what, loss=describe(loss)
+            ),
         )
         loss = float(loss)
         if smaller_last_batch:
-            _, batch_mean = _one_epoch(_batch_mean_epoch, *settings)
+            batch_mean = _one_epoch(_batch_mean_epoch, *settings)[1]
             expect(
                 abs(loss - batch_mean) > 1e-9 or abs(batch_mean - reference_loss) < 1e-9,
-                f"{what}: returned {loss:.6f}, the mean of the batch losses; expected "
-                f"{reference_loss:.6f}, the mean over the {count} examples (the last batch "
-                "holds fewer examples than the others)",
+                _(
+                    "{what}: returned {loss:.6f}, the mean of the batch losses; expected "
+                    "{reference:.6f}, the mean over the {count} examples (the last batch "
+                    "holds fewer examples than the others)"
+                ).format(what=what, loss=loss, reference=reference_loss, count=count),
             )
-        expect_close(loss, reference_loss, f"{what}: the mean loss", atol=1e-6, rtol=1e-6)
+        expect_close(
+            loss,
+            reference_loss,
+            _("{what}: the mean loss").format(what=what),
+            atol=1e-6,
+            rtol=1e-6,
+        )
 
     return Case(description, run)
 
@@ -560,9 +586,10 @@ def _same_weights(first: nn.Module, second: nn.Module) -> bool:
 
 
 def _expect_float_loss(train_one_epoch: TrainOneEpoch) -> None:
-    _, loss = _one_epoch(train_one_epoch, _linear, 16, "adamw", nn.functional.cross_entropy, False)
+    loss = _one_epoch(train_one_epoch, _linear, 16, "adamw", nn.functional.cross_entropy, False)[1]
     expect(
         isinstance(loss, float),
-        f"train_one_epoch(...): expected a Python float (the mean loss), got "
-        f"{type(loss).__name__} {describe(loss)}",
+        _(
+            "train_one_epoch(...): expected a Python float (the mean loss), got {type} {value}"
+        ).format(type=type(loss).__name__, value=describe(loss)),
     )
