@@ -105,10 +105,11 @@ _COMMENT = re.compile(r"^\s*<!--.*-->\s*$", re.S)
 _INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.S)
 _INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)(.+?)(?<!\\)\$", re.S)
 _LINK_TARGET = re.compile(r"\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-_ROLE = re.compile(r"\{[\w:-]+\}`[^`]*`")
+_ROLE = re.compile(r"\{([\w:-]+)\}`([^`]*)`")
+_ROLE_TITLE = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
 _URL = re.compile(r"https?://\S+")
 _HTML_TAG = re.compile(r"<[^>]+>")
-_CLAIM_ID = re.compile(r"\bC\d{1,2}\b")
+_CLAIM_ID = re.compile(r"(?<![A-Za-z0-9_])C\d{1,2}(?![0-9])")
 _WORD = re.compile(r"[A-Za-z]{2,}")
 
 
@@ -215,10 +216,41 @@ def translate_markdown(text: str, translations: dict[str, str]) -> str:
     )
 
 
+def _role_token(match: re.Match) -> str:
+    """A role as a translation must keep it: ``{doc}`<../notebooks/01_attention>``` for
+    ``{doc}`1 — Attention <../notebooks/01_attention>``` (its title is prose, translated), the
+    whole role otherwise."""
+    titled = _ROLE_TITLE.match(match.group(2))
+    return f"{{{match.group(1)}}}`<{titled.group(2)}>`" if titled else match.group(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _markdown_parser():
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+    return MarkdownIt("commonmark").enable("table").use(dollarmath_plugin)
+
+
+def emphasis_of(text: str) -> tuple[int, list[str]]:
+    """How many bold and italic spans CommonMark finds in ``text``, and the text runs that still
+    hold ``**`` or ``*`` (emphasis it left open: after full-width punctuation, ``**加粗。**字`
+    does not close, and the reader sees the asterisks)."""
+    spans, literal = 0, []
+    for token in _markdown_parser().parse(text):
+        for child in token.children or []:
+            if child.type in ("strong_open", "em_open"):
+                spans += 1
+            elif child.type == "text" and "*" in child.content:
+                literal.append(child.content.strip()[:40])
+    return spans, literal
+
+
 def kept_tokens(paragraph: str) -> list[str]:
-    """What a translation keeps exactly as it is: inline code, inline math, roles, link and image
-    targets, claim ids (C7); sorted, with repeats."""
-    tokens = [match.group(0) for match in _ROLE.finditer(paragraph)]
+    """What a translation keeps exactly as it is: inline code, inline math, roles (a titled
+    role's target, its title being prose), link and image targets, claim ids (C7); sorted, with
+    repeats."""
+    tokens = [_role_token(match) for match in _ROLE.finditer(paragraph)]
     rest = _ROLE.sub(" ", paragraph)
     tokens += [match.group(0) for match in _INLINE_CODE.finditer(rest)]
     rest = _INLINE_CODE.sub(" ", rest)
@@ -545,6 +577,21 @@ def _lost_tokens(english: str, translation: str, *, runtime: bool) -> list[str]:
     return lost
 
 
+def _emphasis_problem(english: str, translation: str) -> str:
+    """What is wrong with a translation's bold and italics, or ``""``: asterisks CommonMark
+    leaves as they are, or fewer spans than the English has."""
+    wanted, _ = emphasis_of(english)
+    spans, literal = emphasis_of(translation)
+    if literal and not emphasis_of(english)[1]:
+        return (
+            "bold or italics that will not render, the reader sees the asterisks (put full-width "
+            f"punctuation outside them): {' | '.join(literal)}"
+        )
+    if spans < wanted:
+        return f"{wanted} bold or italic span(s) in the English, {spans} in the translation"
+    return ""
+
+
 def check(language: str) -> list[Problem]:
     """Every paragraph and message of the English sources against the catalogs of ``language``:
     a problem for each one with no entry, a fuzzy or empty entry, or a translation that lost
@@ -570,6 +617,8 @@ def check(language: str) -> list[Problem]:
             else:
                 lost = _lost_tokens(paragraph.text, message.string, runtime=is_runtime(name))
                 what = f"the translation lost or changed {', '.join(lost)}" if lost else ""
+                if not what and not is_runtime(name):
+                    what = _emphasis_problem(paragraph.text, message.string)
             if what:
                 problems.append(Problem(language, paragraph, what))
     return problems
