@@ -478,6 +478,12 @@ def gettext(message: str) -> str:
 _ = gettext
 
 
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for it)
+    """``message`` unchanged, marked for the catalogs: for text that is stored in English (a
+    ledger record's claim and note) and translated where it is shown (:func:`translate_text`)."""
+    return message
+
+
 def runtime_templates() -> dict[str, object]:
     """The code's messages: every ``_("...")`` in ``handbook/``, extracted by Babel; one template
     per module that has any, named as its catalog (``handbook/exercises/ch03``)."""
@@ -488,7 +494,7 @@ def runtime_templates() -> dict[str, object]:
     for filename, line, message, comments, _context in extract_from_dir(
         str(root / "handbook"),
         method_map=[("**.py", "python")],
-        keywords={"_": None, "gettext": None},
+        keywords={"_": None, "gettext": None, "N_": None},
         comment_tags=("Translators:",),
     ):
         if isinstance(message, str) and message:
