@@ -567,7 +567,7 @@ def _run_cases(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseR
             message = not_done_message(exercise_id, title)
             return ExerciseResult(exercise_id, title, NOT_DONE, passed, len(cases), [message])
         except AssertionError as failure:
-            messages.append(f"{case.description}: {failure}")
+            messages.append(_("{case}: {failure}").format(case=case.description, failure=failure))
             status = ERROR if status == ERROR else FAILED
         except Exception as error:  # the learner's code may raise anything; report, do not crash
             messages.append(
