@@ -416,8 +416,10 @@ def update_catalog(path: Path, template, language: str) -> tuple[int, int]:
 
     if path.is_file():
         catalog = read_catalog(path)
+        created = catalog.creation_date
         catalog.update(template, no_fuzzy_matching=False, update_header_comment=False)
         catalog.obsolete.clear()
+        catalog.creation_date = created  # no change of date alone: a catalog changes with its text
     else:
         catalog = _new_catalog(template.project, language)
         for message in template:
