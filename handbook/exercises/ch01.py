@@ -31,6 +31,7 @@ from handbook.exercises.checks import (
     expect_shape,
     expect_type,
 )
+from handbook.i18n import _
 
 # Exercise 1.1 ---------------------------------------------------------------------------------
 
@@ -43,7 +44,7 @@ def check_causal_mask(causal_mask: Callable[[int], torch.Tensor]) -> ExerciseRes
     ``(0, 0)`` mask.
     """
     cases = [_causal_case(causal_mask, f"seq_len={n}", n) for n in (4, 1, 7, 0)]
-    return check_exercise("1.1", "causal mask", cases)
+    return check_exercise("1.1", _("causal mask"), cases)
 
 
 def _causal_case(causal_mask: Callable[[int], torch.Tensor], description: str, n: int) -> Case:
@@ -53,7 +54,9 @@ def _causal_case(causal_mask: Callable[[int], torch.Tensor], description: str, n
         expect_type(result, torch.Tensor, what)
         expect(
             result.dtype == torch.bool,
-            f"{what}: expected a boolean tensor (True = may attend), got dtype {result.dtype}",
+            _("{what}: expected a boolean tensor (True = may attend), got dtype {dtype}").format(
+                what=what, dtype=result.dtype
+            ),
         )
         expect_equal(result, models.causal_mask(n), what)
 
@@ -86,38 +89,38 @@ def check_attention(
     cases = [
         _attention_case(
             scaled_dot_product_attention,
-            "3-D inputs (2, 5, 8)",
+            _("3-D inputs (2, 5, 8)"),
             _qkv((2, 5, 8), (2, 5, 8), 8, seed=1),
         ),
         _attention_case(
             scaled_dot_product_attention,
-            "batch and heads (2, 3, 6, 16)",
+            _("batch and heads (2, 3, 6, 16)"),
             _qkv((2, 3, 6, 16), (2, 3, 6, 16), 16, seed=2),
         ),
         _attention_case(
             scaled_dot_product_attention,
-            "4 queries, 7 keys, values of width 5",
+            _("4 queries, 7 keys, values of width 5"),
             _qkv((1, 4, 8), (1, 7, 8), 5, seed=3),
         ),
         _attention_case(
             scaled_dot_product_attention,
-            "large scores (d = 64, entries ~ 3)",
+            _("large scores (d = 64, entries ~ 3)"),
             _qkv((2, 6, 64), (2, 6, 64), 4, seed=4, scale=3.0),
         ),
         _attention_case(
             scaled_dot_product_attention,
-            "a causal mask (6, 6)",
+            _("a causal mask (6, 6)"),
             _qkv((2, 3, 6, 8), (2, 3, 6, 8), 8, seed=5),
             mask=causal,
         ),
         _attention_case(
             scaled_dot_product_attention,
-            "a padding mask (2, 1, 1, 6): the second sequence has 3 real keys",
+            _("a padding mask (2, 1, 1, 6): the second sequence has 3 real keys"),
             _qkv((2, 3, 6, 8), (2, 3, 6, 8), 8, seed=6),
             mask=padding,
         ),
     ]
-    return check_exercise("1.2", "scaled dot-product attention", cases)
+    return check_exercise("1.2", _("scaled dot-product attention"), cases)
 
 
 def _attention_case(function, description, qkv, mask=None) -> Case:
@@ -130,7 +133,9 @@ def _attention_case(function, description, qkv, mask=None) -> Case:
         )
         if isinstance(result, tuple):
             raise AssertionError(
-                f"{what}: expected the output tensor only, got a tuple of {len(result)} items"
+                _("{what}: expected the output tensor only, got a tuple of {count} items").format(
+                    what=what, count=len(result)
+                )
             )
         expect_type(result, torch.Tensor, what)
         expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -156,51 +161,64 @@ def check_split_and_merge_heads(
     """
     generator = torch.Generator().manual_seed(7)
     inputs = [
-        ("(2, 5, 8) into 2 heads", torch.randn(2, 5, 8, generator=generator), 2),
-        ("(3, 4, 12) into 4 heads", torch.randn(3, 4, 12, generator=generator), 4),
-        ("(1, 1, 6) into 1 head", torch.randn(1, 1, 6, generator=generator), 1),
-        ("(2, 3, 16) into 16 heads of width 1", torch.randn(2, 3, 16, generator=generator), 16),
+        (_("(2, 5, 8) into 2 heads"), torch.randn(2, 5, 8, generator=generator), 2),
+        (_("(3, 4, 12) into 4 heads"), torch.randn(3, 4, 12, generator=generator), 4),
+        (_("(1, 1, 6) into 1 head"), torch.randn(1, 1, 6, generator=generator), 1),
+        (
+            _("(2, 3, 16) into 16 heads of width 1"),
+            torch.randn(2, 3, 16, generator=generator),
+            16,
+        ),
     ]
     cases = [_split_case(split_heads, d, x, h) for d, x, h in inputs]
     cases += [_merge_case(split_heads, merge_heads, d, x, h) for d, x, h in inputs[:2]]
     cases.append(
         Case(
-            "d_model = 10 into 4 heads",
+            _("d_model = 10 into 4 heads"),
             lambda: expect_raises(
                 lambda: split_heads(torch.zeros(1, 2, 10), 4), ValueError, "split_heads(x, 4)"
             ),
         )
     )
-    return check_exercise("1.3", "split and merge heads", cases)
+    return check_exercise("1.3", _("split and merge heads"), cases)
 
 
 def _split_case(split_heads, description, x, num_heads) -> Case:
     def run() -> None:
         result = split_heads(x.clone(), num_heads)
-        what = f"split_heads(x of shape {tuple(x.shape)}, {num_heads})"
+        what = _("split_heads(x of shape {shape}, {num_heads})").format(
+            shape=tuple(x.shape), num_heads=num_heads
+        )
         expect_type(result, torch.Tensor, what)
         expected = models.split_heads(x, num_heads)
         expect_shape(result, tuple(expected.shape), what)
         expect(
             torch.equal(result, expected),
-            f"{what}: right shape, wrong values; head 0 should hold features "
-            f"0..{x.shape[-1] // num_heads - 1} of every token, e.g. result[0, 0, 0] should be "
-            f"{expected[0, 0, 0].tolist()}, got {result[0, 0, 0].tolist()}",
+            _(
+                "{what}: right shape, wrong values; head 0 should hold features "
+                "0..{last} of every token, e.g. result[0, 0, 0] should be "
+                "{expected}, got {actual}"
+            ).format(
+                what=what,
+                last=x.shape[-1] // num_heads - 1,
+                expected=expected[0, 0, 0].tolist(),
+                actual=result[0, 0, 0].tolist(),
+            ),
         )
 
-    return Case(f"split {description}", run)
+    return Case(_("split {description}").format(description=description), run)
 
 
 def _merge_case(split_heads, merge_heads, description, x, num_heads) -> Case:
     def run() -> None:
         heads = models.split_heads(x, num_heads)
         result = merge_heads(heads.clone())
-        what = f"merge_heads(x of shape {tuple(heads.shape)})"
+        what = _("merge_heads(x of shape {shape})").format(shape=tuple(heads.shape))
         expect_type(result, torch.Tensor, what)
         expect_shape(result, tuple(x.shape), what)
         expect_close(result, x, what, atol=0.0, rtol=0.0)
 
-    return Case(f"merge {description} back", run)
+    return Case(_("merge {description} back").format(description=description), run)
 
 
 # Exercise 1.4 ---------------------------------------------------------------------------------
@@ -219,7 +237,7 @@ def check_positional_encoding(
     cases = [
         _encoding_case(positional_encoding, f"max_len={n}, d_model={d}", n, d) for n, d in sizes
     ]
-    return check_exercise("1.4", "sinusoidal positional encoding", cases)
+    return check_exercise("1.4", _("sinusoidal positional encoding"), cases)
 
 
 def _encoding_case(positional_encoding, description, max_len, d_model) -> Case:
@@ -231,7 +249,9 @@ def _encoding_case(positional_encoding, description, max_len, d_model) -> Case:
         expect_shape(result, tuple(expected.shape), what)
         expect(
             result.dtype == torch.float32,
-            f"{what}: expected dtype torch.float32, got {result.dtype}",
+            _("{what}: expected dtype torch.float32, got {dtype}").format(
+                what=what, dtype=result.dtype
+            ),
         )
         expect_close(result, expected, what, atol=1e-5, rtol=1e-5)
 
@@ -252,39 +272,41 @@ def check_causal_attention(causal_attention: Callable[..., torch.Tensor]) -> Exe
     """
     cases = [
         _causal_attention_case(
-            causal_attention, "3-D inputs (2, 5, 8)", _qkv((2, 5, 8), (2, 5, 8), 8, seed=11)
+            causal_attention, _("3-D inputs (2, 5, 8)"), _qkv((2, 5, 8), (2, 5, 8), 8, seed=11)
         ),
         _causal_attention_case(
             causal_attention,
-            "batch and heads (2, 3, 6, 16)",
+            _("batch and heads (2, 3, 6, 16)"),
             _qkv((2, 3, 6, 16), (2, 3, 6, 16), 16, seed=12),
         ),
         _causal_attention_case(
-            causal_attention, "a single token (L = 1)", _qkv((2, 1, 4), (2, 1, 4), 4, seed=13)
+            causal_attention,
+            _("a single token (L = 1)"),
+            _qkv((2, 1, 4), (2, 1, 4), 4, seed=13),
         ),
         _causal_attention_case(
             causal_attention,
-            "values of another width (d = 8, dv = 5)",
+            _("values of another width (d = 8, dv = 5)"),
             _qkv((1, 7, 8), (1, 7, 8), 5, seed=14),
         ),
         _causal_attention_case(
             causal_attention,
-            "large scores (d = 64, entries ~ 3)",
+            _("large scores (d = 64, entries ~ 3)"),
             _qkv((2, 6, 64), (2, 6, 64), 4, seed=15, scale=3.0),
         ),
         Case(
-            "no output depends on a later token",
+            _("no output depends on a later token"),
             lambda: _expect_no_future(causal_attention, _qkv((1, 6, 8), (1, 6, 8), 8, seed=16)),
         ),
     ]
-    return check_exercise("1.5", "causal attention, bug fixed", cases)
+    return check_exercise("1.5", _("causal attention, bug fixed"), cases)
 
 
 def _causal_attention_case(function, description, qkv) -> Case:
     def run() -> None:
         q, k, v = qkv
         result = function(q.clone(), k.clone(), v.clone())
-        what = f"causal_attention(q, k, v of shape {tuple(v.shape)})"
+        what = _("causal_attention(q, k, v of shape {shape})").format(shape=tuple(v.shape))
         expect_type(result, torch.Tensor, what)
         expected = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         expect_shape(result, tuple(expected.shape), what)
@@ -308,9 +330,11 @@ def _expect_no_future(function, qkv) -> None:
         if bool((earlier > 1e-6).any()):
             position = int((earlier > 1e-6).nonzero()[0, -2])
             raise AssertionError(
-                f"still has the bug: the output at position {position} changes when only the "
-                f"key and value of token {later} change; query {position} may attend to keys "
-                f"0 .. {position}, and sees its future"
+                _(
+                    "still has the bug: the output at position {position} changes when only the "
+                    "key and value of token {later} change; query {position} may attend to keys "
+                    "0 .. {position}, and sees its future"
+                ).format(position=position, later=later)
             )
 
 
@@ -339,19 +363,20 @@ def attention_memory_slips() -> dict[float, str]:
     true = attention_weight_bytes() / MEBIBYTE
     element = torch.empty(0, dtype=MEMORY_DTYPE).element_size()
     return {
-        true / MEMORY_HEADS: "one head's matrix; the layer holds one per head",
-        2 * true: (
+        true / MEMORY_HEADS: _("one head's matrix; the layer holds one per head"),
+        2 * true: _(
             "twice the true value: 4 bytes a number (float32) or the scores and the weights "
             "together; the question is one float16 weight tensor"
         ),
-        true * MEBIBYTE / 1e6: (
+        true * MEBIBYTE / 1e6: _(
             "the size in megabytes (10^6 bytes); a MiB is 2^20 = 1,048,576 bytes"
         ),
-        true / 1024: "the size in GiB; the question asks for MiB",
-        8 * true: "the size in bits; a float16 number takes 2 bytes",
-        true
-        / MEMORY_LENGTH: "the size of (batch, heads, L) numbers; the weights are L x L per head",
-        true / element: "the number of values in units of 2^20, without their 2 bytes each",
+        true / 1024: _("the size in GiB; the question asks for MiB"),
+        8 * true: _("the size in bits; a float16 number takes 2 bytes"),
+        true / MEMORY_LENGTH: _(
+            "the size of (batch, heads, L) numbers; the weights are L x L per head"
+        ),
+        true / element: _("the number of values in units of 2^20, without their 2 bytes each"),
     }
 
 
@@ -367,7 +392,7 @@ def check_attention_memory_derivation(weights_mib: object) -> ExerciseResult:
         if abs(value - expected) > MEMORY_TOLERANCE * expected:
             slip = next(
                 (
-                    f"Your number is {meaning}. "
+                    _("Your number is {meaning}. ").format(meaning=meaning)
                     for candidate, meaning in attention_memory_slips().items()
                     if abs(value - candidate) <= MEMORY_TOLERANCE * candidate
                 ),
@@ -375,14 +400,22 @@ def check_attention_memory_derivation(weights_mib: object) -> ExerciseResult:
             )
     numbers = MEMORY_BATCH * MEMORY_HEADS * MEMORY_LENGTH**2
     element = torch.empty(0, dtype=MEMORY_DTYPE).element_size()
-    explain = (
-        f"{slip}The weights are (batch, heads, L, L) = ({MEMORY_BATCH}, {MEMORY_HEADS}, "
-        f"{MEMORY_LENGTH:,}, {MEMORY_LENGTH:,}): {numbers:,} numbers of {element} bytes, "
-        f"{numbers * element:,} bytes, / 2^20 = {expected:g} MiB. Doubling L quadruples it."
+    explain = slip + _(
+        "The weights are (batch, heads, L, L) = ({batch}, {heads}, "
+        "{length:,}, {length:,}): {numbers:,} numbers of {element} bytes, "
+        "{bytes:,} bytes, / 2^20 = {mib:g} MiB. Doubling L quadruples it."
+    ).format(
+        batch=MEMORY_BATCH,
+        heads=MEMORY_HEADS,
+        length=MEMORY_LENGTH,
+        numbers=numbers,
+        element=element,
+        bytes=numbers * element,
+        mib=expected,
     )
     return check_number(
         "1.6",
-        "the memory of the attention weights",
+        _("the memory of the attention weights"),
         weights_mib,
         expected,
         tolerance=MEMORY_TOLERANCE,
