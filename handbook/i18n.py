@@ -258,7 +258,8 @@ def kept_tokens(paragraph: str) -> list[str]:
     rest = _INLINE_MATH.sub(" ", rest)
     tokens += [match.group(1) for match in _LINK_TARGET.finditer(rest)]
     tokens += _CLAIM_ID.findall(_LINK_TARGET.sub(" ", rest))
-    return sorted(tokens)
+    # a line break inside a code span reads as a space: the translation need not copy the wrap
+    return sorted(" ".join(token.split()) for token in tokens)
 
 
 # Sources and their catalogs -----------------------------------------------------------------------
