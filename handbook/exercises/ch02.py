@@ -25,6 +25,7 @@ from handbook.exercises.checks import (
     expect_equal,
     expect_type,
 )
+from handbook.i18n import _
 
 # Exercise 2.1 ---------------------------------------------------------------------------------
 
@@ -47,7 +48,7 @@ def _torch_warmup_cosine(
     )
     scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers, milestones)
     rates = []
-    for _ in range(total_steps + 1):
+    for _step in range(total_steps + 1):
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
@@ -63,17 +64,17 @@ def check_warmup_cosine(warmup_cosine_lr: Callable[..., float]) -> ExerciseResul
     chained by ``SequentialLR``.
     """
     cases = [
-        _schedule_case(warmup_cosine_lr, "5 warm-up steps of 20, base 1e-3", 1e-3, 5, 20, 0.0),
-        _schedule_case(warmup_cosine_lr, "no warm-up (warmup_steps=0)", 3e-4, 0, 12, 0.0),
-        _schedule_case(warmup_cosine_lr, "a single warm-up step", 0.1, 1, 10, 0.0),
-        _schedule_case(warmup_cosine_lr, "a floor: min_lr=1e-5", 3e-4, 3, 30, 1e-5),
-        _schedule_case(warmup_cosine_lr, "the cosine lasts one step", 1.0, 4, 5, 0.0),
+        _schedule_case(warmup_cosine_lr, _("5 warm-up steps of 20, base 1e-3"), 1e-3, 5, 20, 0.0),
+        _schedule_case(warmup_cosine_lr, _("no warm-up (warmup_steps=0)"), 3e-4, 0, 12, 0.0),
+        _schedule_case(warmup_cosine_lr, _("a single warm-up step"), 0.1, 1, 10, 0.0),
+        _schedule_case(warmup_cosine_lr, _("a floor: min_lr=1e-5"), 3e-4, 3, 30, 1e-5),
+        _schedule_case(warmup_cosine_lr, _("the cosine lasts one step"), 1.0, 4, 5, 0.0),
         Case(
-            "steps after total_steps stay at min_lr",
+            _("steps after total_steps stay at min_lr"),
             lambda: _expect_after_the_end(warmup_cosine_lr),
         ),
     ]
-    return check_exercise("2.1", "cosine schedule with warm-up", cases)
+    return check_exercise("2.1", _("cosine schedule with warm-up"), cases)
 
 
 def _schedule_case(
@@ -91,10 +92,10 @@ def _schedule_case(
             value = warmup_cosine_lr(step, base_lr, warmup_steps, total_steps, min_lr)
             expect_type(value, float, f"warmup_cosine_lr(step={step}, ...)")
             actual.append(value)
-        what = (
-            f"learning rates of steps 0..{total_steps} (base_lr={base_lr}, "
-            f"warmup_steps={warmup_steps}, total_steps={total_steps}, min_lr={min_lr})"
-        )
+        what = _(
+            "learning rates of steps 0..{total_steps} (base_lr={base_lr}, "
+            "warmup_steps={warmup_steps}, total_steps={total_steps}, min_lr={min_lr})"
+        ).format(total_steps=total_steps, base_lr=base_lr, warmup_steps=warmup_steps, min_lr=min_lr)
         expect_close(torch.tensor(actual), torch.tensor(expected), what, atol=1e-9, rtol=1e-6)
 
     return Case(description, run)
@@ -118,13 +119,13 @@ def check_adamw_step(adamw_update: Callable[..., tuple]) -> ExerciseResult:
     ``torch.optim.AdamW`` in float64.
     """
     cases = [
-        _adamw_case(adamw_update, "one step from zero moments", (4,), 1, 1e-3, 0.01),
-        _adamw_case(adamw_update, "five steps on a (3, 5) matrix", (3, 5), 5, 1e-2, 0.1),
-        _adamw_case(adamw_update, "no weight decay", (6,), 3, 1e-3, 0.0),
-        _adamw_case(adamw_update, "strong weight decay (0.5)", (2, 2), 4, 0.1, 0.5),
+        _adamw_case(adamw_update, _("one step from zero moments"), (4,), 1, 1e-3, 0.01),
+        _adamw_case(adamw_update, _("five steps on a (3, 5) matrix"), (3, 5), 5, 1e-2, 0.1),
+        _adamw_case(adamw_update, _("no weight decay"), (6,), 3, 1e-3, 0.0),
+        _adamw_case(adamw_update, _("strong weight decay (0.5)"), (2, 2), 4, 0.1, 0.5),
         _adamw_case(
             adamw_update,
-            "betas (0.8, 0.9), eps 1e-3",
+            _("betas (0.8, 0.9), eps 1e-3"),
             (5,),
             3,
             1e-2,
@@ -134,16 +135,16 @@ def check_adamw_step(adamw_update: Callable[..., tuple]) -> ExerciseResult:
         ),
         _adamw_case(
             adamw_update,
-            "a zero gradient still decays the weights",
+            _("a zero gradient still decays the weights"),
             (3,),
             2,
             1e-2,
             0.1,
             zero_grad=True,
         ),
-        Case("the input tensors are left unchanged", lambda: _expect_inputs_kept(adamw_update)),
+        Case(_("the input tensors are left unchanged"), lambda: _expect_inputs_kept(adamw_update)),
     ]
-    return check_exercise("2.2", "one AdamW step", cases)
+    return check_exercise("2.2", _("one AdamW step"), cases)
 
 
 def _adamw_case(
@@ -175,18 +176,19 @@ def _adamw_case(
             result = adamw_update(
                 param, grad.clone(), exp_avg, exp_avg_sq, step, lr, betas, eps, weight_decay
             )
-            what = f"adamw_update(...) at step {step}"
+            what = _("adamw_update(...) at step {step}").format(step=step)
             expect(
                 isinstance(result, tuple) and len(result) == 3,
-                f"{what}: expected a tuple (param, exp_avg, exp_avg_sq), got "
-                f"{type(result).__name__}",
+                _("{what}: expected a tuple (param, exp_avg, exp_avg_sq), got {type}").format(
+                    what=what, type=type(result).__name__
+                ),
             )
             param, exp_avg, exp_avg_sq = result
             state = optimizer.state[reference]
             for name, actual, expected in (
-                ("exp_avg (first moment)", exp_avg, state["exp_avg"]),
-                ("exp_avg_sq (second moment)", exp_avg_sq, state["exp_avg_sq"]),
-                ("the new param", param, reference.detach()),
+                (_("exp_avg (first moment)"), exp_avg, state["exp_avg"]),
+                (_("exp_avg_sq (second moment)"), exp_avg_sq, state["exp_avg_sq"]),
+                (_("the new param"), param, reference.detach()),
             ):
                 expect_type(actual, torch.Tensor, f"{what}: {name}")
                 expect_close(actual, expected, f"{what}: {name}", atol=1e-10, rtol=1e-7)
@@ -205,8 +207,10 @@ def _expect_inputs_kept(adamw_update: Callable[..., tuple]) -> None:
     ):
         expect(
             torch.equal(tensor, original),
-            f"adamw_update modified its argument {name} in place; expected new tensors to be "
-            "returned and the inputs left as they were",
+            _(
+                "adamw_update modified its argument {name} in place; expected new tensors to be "
+                "returned and the inputs left as they were"
+            ).format(name=name),
         )
 
 
@@ -244,36 +248,41 @@ def check_loss_scale_update(update_loss_scale: Callable[..., tuple]) -> Exercise
     finite = [torch.tensor([0.5, -2.0]), torch.ones(2, 2)]
     cases = [
         _scale_case(
-            update_loss_scale, "finite gradients, tracker below the interval", finite, 1024.0, 3
+            update_loss_scale,
+            _("finite gradients, tracker below the interval"),
+            finite,
+            1024.0,
+            3,
         ),
         _scale_case(
-            update_loss_scale, "finite gradients completing the interval", finite, 1024.0, 9
+            update_loss_scale, _("finite gradients completing the interval"), finite, 1024.0, 9
         ),
         _scale_case(
-            update_loss_scale, "an inf gradient", [torch.tensor([1.0, math.inf])], 65536.0, 5
+            update_loss_scale, _("an inf gradient"), [torch.tensor([1.0, math.inf])], 65536.0, 5
         ),
-        _scale_case(update_loss_scale, "a NaN gradient", [torch.tensor([math.nan])], 8.0, 0),
+        _scale_case(update_loss_scale, _("a NaN gradient"), [torch.tensor([math.nan])], 8.0, 0),
         _scale_case(
             update_loss_scale,
-            "-inf in the second of two tensors",
+            _("-inf in the second of two tensors"),
             [torch.ones(3), torch.tensor([[0.0, -math.inf]])],
             2.0**16,
             9,
         ),
-        _scale_case(update_loss_scale, "no gradients at all", [], 4.0, 2),
+        _scale_case(update_loss_scale, _("no gradients at all"), [], 4.0, 2),
         Case(
-            "a run of 12 steps with two overflows (growth_interval=3)",
+            _("a run of 12 steps with two overflows (growth_interval=3)"),
             lambda: _scale_run(update_loss_scale),
         ),
     ]
-    return check_exercise("2.3", "update the loss scale", cases)
+    return check_exercise("2.3", _("update the loss scale"), cases)
 
 
 def _expect_scale_result(result: object, expected: tuple[bool, float, int], what: str) -> None:
     expect(
         isinstance(result, tuple) and len(result) == 3,
-        f"{what}: expected a tuple (found_inf, new_scale, new_growth_tracker), "
-        f"got {type(result).__name__}",
+        _("{what}: expected a tuple (found_inf, new_scale, new_growth_tracker), got {type}").format(
+            what=what, type=type(result).__name__
+        ),
     )
     found_inf, scale, tracker = result
     expect_type(found_inf, bool, f"{what}: found_inf")
@@ -292,7 +301,9 @@ def _scale_case(
     def run() -> None:
         expected = _torch_scale_update(grads, scale, tracker, 2.0, 0.5, 10)
         result = update_loss_scale([grad.clone() for grad in grads], scale, tracker, 2.0, 0.5, 10)
-        what = f"update_loss_scale(grads, scale={scale}, growth_tracker={tracker}, interval 10)"
+        what = _(
+            "update_loss_scale(grads, scale={scale}, growth_tracker={tracker}, interval 10)"
+        ).format(scale=scale, tracker=tracker)
         _expect_scale_result(result, expected, what)
 
     return Case(description, run)
@@ -305,8 +316,14 @@ def _scale_run(update_loss_scale: Callable[..., tuple]) -> None:
         grads = [torch.full((3,), value)]
         expected = _torch_scale_update(grads, scale, tracker, 2.0, 0.5, 3)
         result = update_loss_scale(grads, scale, tracker, 2.0, 0.5, 3)
-        _expect_scale_result(result, expected, f"step {step} (scale {scale}, tracker {tracker})")
-        _, scale, tracker = expected
+        _expect_scale_result(
+            result,
+            expected,
+            _("step {step} (scale {scale}, tracker {tracker})").format(
+                step=step, scale=scale, tracker=tracker
+            ),
+        )
+        scale, tracker = expected[1], expected[2]
 
 
 # Exercise 2.4 ---------------------------------------------------------------------------------
@@ -341,16 +358,23 @@ def _scale_slips() -> dict[float, str]:
     after_overflows = DERIVATION_INIT_SCALE * 0.5**DERIVATION_OVERFLOWS
     growths = DERIVATION_CLEAN_STEPS // DERIVATION_GROWTH_INTERVAL
     return {
-        after_overflows: "that is the scale right after the overflows: the clean steps that "
-        "follow make it grow again",
-        DERIVATION_INIT_SCALE * 2.0**growths: "that leaves out the overflows: each one halves "
-        "the scale (and the step is skipped)",
-        after_overflows * 2.0 ** (DERIVATION_CLEAN_STEPS / DERIVATION_GROWTH_INTERVAL): "the "
-        "scale grows in whole doublings, not continuously: count complete intervals",
-        DERIVATION_INIT_SCALE * 0.5 ** (DERIVATION_OVERFLOWS - 1) * 2.0**growths: "one halving "
-        "too few, or one doubling too many: count the overflows and the complete intervals again",
-        DERIVATION_INIT_SCALE * 0.5 ** (DERIVATION_OVERFLOWS + 1) * 2.0**growths: "one halving "
-        "too many: each of the overflowing steps halves the scale once",
+        after_overflows: _(
+            "that is the scale right after the overflows: the clean steps that "
+            "follow make it grow again"
+        ),
+        DERIVATION_INIT_SCALE * 2.0**growths: _(
+            "that leaves out the overflows: each one halves the scale (and the step is skipped)"
+        ),
+        after_overflows * 2.0 ** (DERIVATION_CLEAN_STEPS / DERIVATION_GROWTH_INTERVAL): _(
+            "the scale grows in whole doublings, not continuously: count complete intervals"
+        ),
+        DERIVATION_INIT_SCALE * 0.5 ** (DERIVATION_OVERFLOWS - 1) * 2.0**growths: _(
+            "one halving too few, or one doubling too many: count the overflows and the "
+            "complete intervals again"
+        ),
+        DERIVATION_INIT_SCALE * 0.5 ** (DERIVATION_OVERFLOWS + 1) * 2.0**growths: _(
+            "one halving too many: each of the overflowing steps halves the scale once"
+        ),
     }
 
 
@@ -362,21 +386,28 @@ def check_loss_scale_derivation(answer: object) -> ExerciseResult:
     many) is named in the feedback.
     """
     expected = scale_after_run()
-    explain = (
-        f"Each overflow halves S: {DERIVATION_INIT_SCALE:,.0f} x 0.5^{DERIVATION_OVERFLOWS} = "
-        f"{DERIVATION_INIT_SCALE * 0.5**DERIVATION_OVERFLOWS:,.0f}; then S doubles once per "
-        f"complete interval of {DERIVATION_GROWTH_INTERVAL:,} clean steps: "
-        f"floor({DERIVATION_CLEAN_STEPS:,} / {DERIVATION_GROWTH_INTERVAL:,}) = "
-        f"{DERIVATION_CLEAN_STEPS // DERIVATION_GROWTH_INTERVAL} doublings"
+    explain = _(
+        "Each overflow halves S: {init:,.0f} x 0.5^{overflows} = "
+        "{after:,.0f}; then S doubles once per "
+        "complete interval of {interval:,} clean steps: "
+        "floor({clean:,} / {interval:,}) = "
+        "{doublings} doublings"
+    ).format(
+        init=DERIVATION_INIT_SCALE,
+        overflows=DERIVATION_OVERFLOWS,
+        after=DERIVATION_INIT_SCALE * 0.5**DERIVATION_OVERFLOWS,
+        interval=DERIVATION_GROWTH_INTERVAL,
+        clean=DERIVATION_CLEAN_STEPS,
+        doublings=DERIVATION_CLEAN_STEPS // DERIVATION_GROWTH_INTERVAL,
     )
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):
         for slip, why in _scale_slips().items():
             if slip != expected and math.isclose(float(answer), slip, rel_tol=1e-3):
-                explain = f"Likely slip: {why}.\n{explain}"
+                explain = _("Likely slip: {why}.").format(why=why) + "\n" + explain
                 break
     return checks.check_number(
         "2.4",
-        "the loss scale after a run",
+        _("the loss scale after a run"),
         answer,
         expected,
         tolerance=0.5,
