@@ -22,6 +22,7 @@ from handbook.exercises.checks import (
     expect_equal,
     expect_type,
 )
+from handbook.i18n import _
 
 # Exercise 3.1 ---------------------------------------------------------------------------------
 
@@ -50,21 +51,23 @@ def check_deduplicate(deduplicate: Callable[[list[str]], list[int]]) -> Exercise
     """
     rng = np.random.default_rng(3)
     words = ["red", "green", "blue", "sky", "sea"]
-    random_texts = [" ".join(rng.choice(words, 2)) for _ in range(40)]
+    random_texts = [" ".join(rng.choice(words, 2)) for _text in range(40)]
     cases = [
-        _dedup_case(deduplicate, "no duplicates", ["one fish", "two fish", "red fish"]),
-        _dedup_case(deduplicate, "the same text twice", ["a cat", "a dog", "a cat"]),
-        _dedup_case(deduplicate, "duplicates that differ in case", ["Hello World", "hello world"]),
+        _dedup_case(deduplicate, _("no duplicates"), ["one fish", "two fish", "red fish"]),
+        _dedup_case(deduplicate, _("the same text twice"), ["a cat", "a dog", "a cat"]),
+        _dedup_case(
+            deduplicate, _("duplicates that differ in case"), ["Hello World", "hello world"]
+        ),
         _dedup_case(
             deduplicate,
-            "duplicates that differ in punctuation and spacing",
+            _("duplicates that differ in punctuation and spacing"),
             ["Stop, now!", "stop now", "  stop   now ", "stop no"],
         ),
-        _dedup_case(deduplicate, "40 random two-word texts", random_texts),
-        _dedup_case(deduplicate, "a single text", ["alone"]),
-        _dedup_case(deduplicate, "no texts", []),
+        _dedup_case(deduplicate, _("40 random two-word texts"), random_texts),
+        _dedup_case(deduplicate, _("a single text"), ["alone"]),
+        _dedup_case(deduplicate, _("no texts"), []),
     ]
-    return check_exercise("3.1", "deduplicate by normalized hash", cases)
+    return check_exercise("3.1", _("deduplicate by normalized hash"), cases)
 
 
 def _dedup_case(deduplicate: Callable, description: str, texts: list[str]) -> Case:
@@ -99,39 +102,49 @@ def check_bucket_batches(
     rng = np.random.default_rng(4)
     lengths = rng.integers(3, 60, 1000)
     cases = [
-        Case("every index once", lambda: _expect_partition(bucket_batches, lengths, 32)),
+        Case(_("every index once"), lambda: _expect_partition(bucket_batches, lengths, 32)),
         Case(
-            "batches of 7 over 50 rows", lambda: _expect_partition(bucket_batches, lengths[:50], 7)
+            _("batches of 7 over 50 rows"),
+            lambda: _expect_partition(bucket_batches, lengths[:50], 7),
         ),
         Case(
-            "a batch size larger than the data",
+            _("a batch size larger than the data"),
             lambda: _expect_partition(bucket_batches, lengths[:5], 16),
         ),
         Case(
-            "no data",
+            _("no data"),
             lambda: expect_equal(list(bucket_batches([], 8, 0)), [], "bucket_batches([], 8, 0)"),
         ),
-        Case("little padding", lambda: _expect_little_padding(bucket_batches, lengths, 32)),
-        Case("a random order of batches", lambda: _expect_shuffled(bucket_batches, lengths, 32)),
+        Case(_("little padding"), lambda: _expect_little_padding(bucket_batches, lengths, 32)),
+        Case(_("a random order of batches"), lambda: _expect_shuffled(bucket_batches, lengths, 32)),
     ]
-    return check_exercise("3.2", "bucketing sampler", cases)
+    return check_exercise("3.2", _("bucketing sampler"), cases)
 
 
 def _expect_partition(bucket_batches: Callable, lengths: np.ndarray, batch_size: int) -> None:
-    what = f"bucket_batches(lengths of {len(lengths)} rows, batch_size={batch_size}, seed=0)"
+    what = _("bucket_batches(lengths of {rows} rows, batch_size={batch_size}, seed=0)").format(
+        rows=len(lengths), batch_size=batch_size
+    )
     batches = bucket_batches(lengths.tolist(), batch_size, 0)
     expect_type(batches, list, what)
     indices = sorted(int(index) for batch in batches for index in batch)
     expect(
         indices == list(range(len(lengths))),
-        f"{what}: expected every index 0..{len(lengths) - 1} exactly once, got "
-        f"{len(indices)} indices of which {len(set(indices))} distinct",
+        _(
+            "{what}: expected every index 0..{last} exactly once, got "
+            "{count} indices of which {distinct} distinct"
+        ).format(what=what, last=len(lengths) - 1, count=len(indices), distinct=len(set(indices))),
     )
     sizes = [len(batch) for batch in batches]
-    expect(max(sizes) <= batch_size, f"{what}: a batch holds {max(sizes)} rows")
+    expect(
+        max(sizes) <= batch_size,
+        _("{what}: a batch holds {rows} rows").format(what=what, rows=max(sizes)),
+    )
     expect(
         sum(size < batch_size for size in sizes) <= 1,
-        f"{what}: expected at most one batch smaller than {batch_size}, got sizes {sizes}",
+        _("{what}: expected at most one batch smaller than {batch_size}, got sizes {sizes}").format(
+            what=what, batch_size=batch_size, sizes=sizes
+        ),
     )
 
 
@@ -142,8 +155,10 @@ def _expect_little_padding(bucket_batches: Callable, lengths: np.ndarray, batch_
     got = _padding(batches, lengths)
     expect(
         got <= best + 0.02,
-        f"padding share {100 * got:.1f}%, expected at most {100 * (best + 0.02):.1f}% "
-        f"(sorting everything by length gives {100 * best:.1f}%, random batches about 45%)",
+        _(
+            "padding share {got:.1f}%, expected at most {limit:.1f}% "
+            "(sorting everything by length gives {best:.1f}%, random batches about 45%)"
+        ).format(got=100 * got, limit=100 * (best + 0.02), best=100 * best),
     )
 
 
@@ -152,13 +167,15 @@ def _expect_shuffled(bucket_batches: Callable, lengths: np.ndarray, batch_size: 
     maxima = [int(lengths[list(batch)].max()) for batch in first if len(batch)]
     expect(
         maxima != sorted(maxima) and maxima != sorted(maxima, reverse=True),
-        "the batches come sorted by length: shuffle their order, or every epoch starts with "
-        "the shortest sequences and ends with the longest",
+        _(
+            "the batches come sorted by length: shuffle their order, or every epoch starts with "
+            "the shortest sequences and ends with the longest"
+        ),
     )
     second = bucket_batches(lengths.tolist(), batch_size, 1)
     expect(
         [sorted(batch) for batch in first] != [sorted(batch) for batch in second],
-        "seeds 0 and 1 gave the same batches in the same order: use the seed",
+        _("seeds 0 and 1 gave the same batches in the same order: use the seed"),
     )
 
 
@@ -191,7 +208,7 @@ def check_jaccard(jaccard_shingles: Callable[[str, str, int], float]) -> Exercis
     ]
     cases = [
         Case(
-            f"{first!r} and {second!r}, k={k}",
+            _("{first} and {second}, k={k}").format(first=repr(first), second=repr(second), k=k),
             lambda first=first, second=second, k=k: _expect_jaccard(
                 jaccard_shingles, first, second, k, _sklearn_jaccard(first, second, k)
             ),
@@ -200,11 +217,11 @@ def check_jaccard(jaccard_shingles: Callable[[str, str, int], float]) -> Exercis
     ]
     cases.append(
         Case(
-            "two texts shorter than k (no shingles at all)",
+            _("two texts shorter than k (no shingles at all)"),
             lambda: _expect_jaccard(jaccard_shingles, "ab", "cd", 3, 1.0),
         )
     )
-    return check_exercise("3.3", "Jaccard similarity of shingles", cases)
+    return check_exercise("3.3", _("Jaccard similarity of shingles"), cases)
 
 
 def _expect_jaccard(function: Callable, first: str, second: str, k: int, expected: float) -> None:
@@ -246,34 +263,34 @@ def check_padding_ratio(padding_ratio: Callable[[Sequence, Sequence], float]) ->
     random_order = rng.permutation(300)
     shuffled = [random_order[i : i + 16].tolist() for i in range(0, 300, 16)]
     cases = [
-        _padding_case(padding_ratio, "one batch of three rows", [[0, 1, 2]], [3, 5, 4]),
-        _padding_case(padding_ratio, "rows of equal length", [[0, 1], [2, 3]], [6, 6, 6, 6]),
+        _padding_case(padding_ratio, _("one batch of three rows"), [[0, 1, 2]], [3, 5, 4]),
+        _padding_case(padding_ratio, _("rows of equal length"), [[0, 1], [2, 3]], [6, 6, 6, 6]),
         _padding_case(
-            padding_ratio, "random batches of 16 over 300 rows", shuffled, lengths.tolist()
+            padding_ratio, _("random batches of 16 over 300 rows"), shuffled, lengths.tolist()
         ),
         _padding_case(
-            padding_ratio, "a row in a batch of its own", [[0, 2], [1]], [7, 30, 5], bug=True
+            padding_ratio, _("a row in a batch of its own"), [[0, 2], [1]], [7, 30, 5], bug=True
         ),
         _padding_case(
             padding_ratio,
-            "bucketed batches of 16 over 300 rows",
+            _("bucketed batches of 16 over 300 rows"),
             bucketed,
             lengths.tolist(),
             bug=True,
         ),
         _padding_case(
             padding_ratio,
-            "lengths as a NumPy array, indices in any order",
+            _("lengths as a NumPy array, indices in any order"),
             [[4, 0], [3, 1, 2]],
             np.array([2, 9, 8, 9, 5]),
             bug=True,
         ),
         Case(
-            "the arguments are left unchanged",
+            _("the arguments are left unchanged"),
             lambda: _expect_arguments_kept(padding_ratio, shuffled, lengths.tolist()),
         ),
     ]
-    return check_exercise("3.4", "the padding share, bug fixed", cases)
+    return check_exercise("3.4", _("the padding share, bug fixed"), cases)
 
 
 def _padding_case(
@@ -282,7 +299,9 @@ def _padding_case(
     def run() -> None:
         expected = _padded_share(batches, lengths)
         got = padding_ratio([list(batch) for batch in batches], lengths)
-        what = f"padding_ratio({len(batches)} batches, lengths of {len(lengths)} rows)"
+        what = _("padding_ratio({batches} batches, lengths of {rows} rows)").format(
+            batches=len(batches), rows=len(lengths)
+        )
         expect_type(got, (float, np.floating), what)
         longest = int(max(lengths))
         as_if_global = 1.0 - sum(int(lengths[i]) for b in batches for i in b) / (
@@ -290,9 +309,11 @@ def _padding_case(
         )
         if bug and abs(float(got) - as_if_global) < 1e-9:
             raise AssertionError(
-                f"{what}: still has the bug: {100 * float(got):.1f}% padding where the batches "
-                f"need {100 * expected:.1f}%: short batches are counted as padded further than "
-                "their own rows"
+                _(
+                    "{what}: still has the bug: {got:.1f}% padding where the batches "
+                    "need {expected:.1f}%: short batches are counted as padded further than "
+                    "their own rows"
+                ).format(what=what, got=100 * float(got), expected=100 * expected)
             )
         expect_close(float(got), expected, what)
 
@@ -304,5 +325,5 @@ def _expect_arguments_kept(padding_ratio: Callable, batches, lengths) -> None:
     padding_ratio(batches_copy, lengths_copy)
     expect(
         batches_copy == [list(batch) for batch in batches] and lengths_copy == list(lengths),
-        "padding_ratio changed the batches or the lengths it was given; expected them unchanged",
+        _("padding_ratio changed the batches or the lengths it was given; expected them unchanged"),
     )
