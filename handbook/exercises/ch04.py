@@ -29,6 +29,7 @@ from handbook.exercises.checks import (
     expect_shape,
     expect_type,
 )
+from handbook.i18n import _
 
 # Exercise 4.1 ---------------------------------------------------------------------------------
 
@@ -69,24 +70,26 @@ def check_per_channel_qparams(
     with_zeros = linear.clone()
     with_zeros[1] = 0.0
     cases = [
-        _qparams_case(per_channel_qparams, "a Linear weight (6, 10), uint8 range", linear, 0, 255),
-        _qparams_case(per_channel_qparams, "a Conv2d weight (4, 3, 3, 3)", conv, 0, 255),
-        _qparams_case(per_channel_qparams, "the int8 range -128..127", linear, -128, 127),
+        _qparams_case(
+            per_channel_qparams, _("a Linear weight (6, 10), uint8 range"), linear, 0, 255
+        ),
+        _qparams_case(per_channel_qparams, _("a Conv2d weight (4, 3, 3, 3)"), conv, 0, 255),
+        _qparams_case(per_channel_qparams, _("the int8 range -128..127"), linear, -128, 127),
         _qparams_case(
             per_channel_qparams,
-            "all weights positive (0 must stay representable)",
+            _("all weights positive (0 must stay representable)"),
             positive,
             0,
             255,
         ),
-        _qparams_case(per_channel_qparams, "all weights negative", -positive, 0, 255),
-        _qparams_case(per_channel_qparams, "a channel of zeros", with_zeros, 0, 255),
+        _qparams_case(per_channel_qparams, _("all weights negative"), -positive, 0, 255),
+        _qparams_case(per_channel_qparams, _("a channel of zeros"), with_zeros, 0, 255),
         Case(
-            "0.0 is represented exactly after quantize/dequantize",
+            _("0.0 is represented exactly after quantize/dequantize"),
             lambda: _expect_zero_exact(per_channel_qparams, linear),
         ),
     ]
-    return check_exercise("4.1", "per-channel scale and zero point", cases)
+    return check_exercise("4.1", _("per-channel scale and zero point"), cases)
 
 
 def _qparams_case(function, description, weight, quant_min, quant_max) -> Case:
@@ -95,16 +98,24 @@ def _qparams_case(function, description, weight, quant_min, quant_max) -> Case:
         result = function(weight.clone(), quant_min, quant_max)
         expect(
             isinstance(result, tuple) and len(result) == 2,
-            f"{what}: expected a tuple (scale, zero_point), got {type(result).__name__}",
+            _("{what}: expected a tuple (scale, zero_point), got {type}").format(
+                what=what, type=type(result).__name__
+            ),
         )
         scale, zero_point = result
         expected_scale, expected_zero = _reference_qparams(weight, quant_min, quant_max)
         for name, value in (("scale", scale), ("zero_point", zero_point)):
             expect_type(value, torch.Tensor, f"{what} {name}")
-            expect_shape(value, (weight.shape[0],), f"{what} {name} (one per output channel)")
+            expect_shape(
+                value,
+                (weight.shape[0],),
+                _("{what} {name} (one per output channel)").format(what=what, name=name),
+            )
         expect(
             not zero_point.dtype.is_floating_point,
-            f"{what} zero_point: expected an integer dtype, got {zero_point.dtype}",
+            _("{what} zero_point: expected an integer dtype, got {dtype}").format(
+                what=what, dtype=zero_point.dtype
+            ),
         )
         expect_close(scale, expected_scale, f"{what} scale", atol=1e-7, rtol=1e-5)
         expect_equal(zero_point.long(), expected_zero.long(), f"{what} zero_point")
@@ -118,7 +129,7 @@ def _expect_zero_exact(function, weight: torch.Tensor) -> None:
     round_trip = torch.fake_quantize_per_channel_affine(
         zeros, scale.float(), zero_point.int(), 0, 0, 255
     )
-    expect_close(round_trip, zeros, "fake-quantized zeros", atol=0.0, rtol=0.0)
+    expect_close(round_trip, zeros, _("fake-quantized zeros"), atol=0.0, rtol=0.0)
 
 
 # Exercise 4.2 ---------------------------------------------------------------------------------
@@ -138,20 +149,22 @@ def check_soft_cross_entropy(
     student = torch.randn(8, 10, generator=generator)
     teacher = torch.randn(8, 10, generator=generator) * 3
     cases = [
-        _soft_case(soft_cross_entropy, "8 samples, 10 classes, T = 1", student, teacher, 1.0),
+        _soft_case(soft_cross_entropy, _("8 samples, 10 classes, T = 1"), student, teacher, 1.0),
         _soft_case(soft_cross_entropy, "T = 4", student, teacher, 4.0),
-        _soft_case(soft_cross_entropy, "T = 0.5 (sharper than the teacher)", student, teacher, 0.5),
-        _soft_case(soft_cross_entropy, "a single sample", student[:1], teacher[:1], 2.0),
+        _soft_case(
+            soft_cross_entropy, _("T = 0.5 (sharper than the teacher)"), student, teacher, 0.5
+        ),
+        _soft_case(soft_cross_entropy, _("a single sample"), student[:1], teacher[:1], 2.0),
         _soft_case(
             soft_cross_entropy,
-            "large logits (softmax must not overflow)",
+            _("large logits (softmax must not overflow)"),
             student * 200,
             teacher * 200,
             2.0,
         ),
-        Case("gradients reach the student only", lambda: _expect_gradients(soft_cross_entropy)),
+        Case(_("gradients reach the student only"), lambda: _expect_gradients(soft_cross_entropy)),
         Case(
-            "a non-positive temperature",
+            _("a non-positive temperature"),
             lambda: expect_raises(
                 lambda: soft_cross_entropy(student, teacher, 0.0),
                 ValueError,
@@ -159,7 +172,7 @@ def check_soft_cross_entropy(
             ),
         ),
     ]
-    return check_exercise("4.2", "the distillation loss", cases)
+    return check_exercise("4.2", _("the distillation loss"), cases)
 
 
 def _reference_soft(student: torch.Tensor, teacher: torch.Tensor, temperature: float):
@@ -172,7 +185,7 @@ def _soft_case(function, description, student, teacher, temperature) -> Case:
         what = f"soft_cross_entropy(student, teacher, temperature={temperature})"
         result = function(student.clone(), teacher.clone(), temperature)
         expect_type(result, torch.Tensor, what)
-        expect_shape(result, (), f"{what} (a scalar)")
+        expect_shape(result, (), _("{what} (a scalar)").format(what=what))
         expected = _reference_soft(student, teacher, temperature)
         expect_close(result.detach(), expected, what, atol=1e-4, rtol=1e-4)
 
@@ -184,11 +197,13 @@ def _expect_gradients(function) -> None:
     teacher = torch.randn(4, 5, requires_grad=True)
     function(student, teacher, 2.0).backward()
     expected = torch.autograd.grad(_reference_soft(student, teacher.detach(), 2.0), student)[0]
-    expect(student.grad is not None, "no gradient reached the student's logits")
-    expect_close(student.grad, expected, "gradient with respect to the student's logits", atol=1e-5)
+    expect(student.grad is not None, _("no gradient reached the student's logits"))
+    expect_close(
+        student.grad, expected, _("gradient with respect to the student's logits"), atol=1e-5
+    )
     expect(
         teacher.grad is None or bool(torch.all(teacher.grad == 0)),
-        "a gradient reached the teacher's logits: the teacher is a fixed target (detach it)",
+        _("a gradient reached the teacher's logits: the teacher is a fixed target (detach it)"),
     )
 
 
@@ -210,23 +225,25 @@ def check_global_magnitude_mask(
     large = torch.randn(3, 2, 3, 3, generator=generator) * 2.0
     vector = torch.randn(5, generator=generator)
     cases = [
-        _mask_case(global_magnitude_mask, "one tensor, half pruned", [small], 0.5),
+        _mask_case(global_magnitude_mask, _("one tensor, half pruned"), [small], 0.5),
         _mask_case(
             global_magnitude_mask,
-            "a small-valued and a large-valued tensor, 50% (most goes from the small one)",
+            _("a small-valued and a large-valued tensor, 50% (most goes from the small one)"),
             [small, large],
             0.5,
         ),
-        _mask_case(global_magnitude_mask, "three tensors, 80%", [small, large, vector], 0.8),
-        _mask_case(global_magnitude_mask, "amount 0 keeps everything", [small, large], 0.0),
-        _mask_case(global_magnitude_mask, "amount 1 prunes everything", [small, vector], 1.0),
-        _mask_case(global_magnitude_mask, "an amount that does not divide evenly", [vector], 0.3),
+        _mask_case(global_magnitude_mask, _("three tensors, 80%"), [small, large, vector], 0.8),
+        _mask_case(global_magnitude_mask, _("amount 0 keeps everything"), [small, large], 0.0),
+        _mask_case(global_magnitude_mask, _("amount 1 prunes everything"), [small, vector], 1.0),
+        _mask_case(
+            global_magnitude_mask, _("an amount that does not divide evenly"), [vector], 0.3
+        ),
         Case(
-            "the weights are left unchanged",
+            _("the weights are left unchanged"),
             lambda: _expect_weights_unchanged(global_magnitude_mask, [small, large]),
         ),
     ]
-    return check_exercise("4.3", "a global magnitude-pruning mask", cases)
+    return check_exercise("4.3", _("a global magnitude-pruning mask"), cases)
 
 
 def _reference_masks(weights: list[torch.Tensor], amount: float) -> list[torch.Tensor]:
@@ -251,13 +268,23 @@ def _mask_case(function, description, weights, amount) -> Case:
         result = function([weight.clone() for weight in weights], amount)
         expect(
             isinstance(result, (list, tuple)) and len(result) == len(weights),
-            f"{what}: expected a list of {len(weights)} masks, got {type(result).__name__}"
-            + (f" of length {len(result)}" if isinstance(result, (list, tuple)) else ""),
+            (
+                _("{what}: expected a list of {count} masks, got {type} of length {length}")
+                if isinstance(result, (list, tuple))
+                else _("{what}: expected a list of {count} masks, got {type}")
+            ).format(
+                what=what,
+                count=len(weights),
+                type=type(result).__name__,
+                length=len(result) if isinstance(result, (list, tuple)) else 0,
+            ),
         )
         expected = _reference_masks(weights, amount)
         for index, (mask, reference) in enumerate(zip(result, expected, strict=True)):
             expect_type(mask, torch.Tensor, f"{what}[{index}]")
-            expect_equal(mask.dtype, torch.bool, f"{what}[{index}] dtype")
+            expect_equal(
+                mask.dtype, torch.bool, _("{what}[{index}] dtype").format(what=what, index=index)
+            )
             expect_equal(mask, reference, f"{what}[{index}]")
 
     return Case(description, run)
@@ -270,7 +297,7 @@ def _expect_weights_unchanged(function, weights: list[torch.Tensor]) -> None:
     for copy, original in zip(copies, originals, strict=True):
         expect(
             torch.equal(copy, original),
-            "the weights passed in were modified; expected only masks to be returned",
+            _("the weights passed in were modified; expected only masks to be returned"),
         )
 
 
@@ -307,19 +334,24 @@ def _size_slips() -> dict[int, str]:
     right = weights + FLOAT32_BYTES * (channels + biases)
     tensors = len(DERIVATION_LAYERS)
     return {
-        right - FLOAT32_BYTES * channels: "the scales are missing: one float32 per output "
-        "channel of every layer",
-        right - FLOAT32_BYTES * biases: "the biases are missing: they stay float32",
-        right - FLOAT32_BYTES * (channels + biases): "that counts the INT8 weights only; the "
-        "scales and the biases are stored too",
-        weights + FLOAT32_BYTES * (tensors + biases): "that is one scale per tensor; here every "
-        "output channel has its own",
-        right + FLOAT32_BYTES * (channels - biases): "the output projection has no bias",
-        right + channels: "symmetric quantization stores no zero point",
-        FLOAT32_BYTES * (weights + biases): "that is the float32 size: an INT8 weight takes one "
-        "byte",
-        8 * weights + FLOAT32_BYTES * (channels + biases): "an INT8 weight takes one byte (8 "
-        "bits), not 8 bytes",
+        right - FLOAT32_BYTES * channels: _(
+            "the scales are missing: one float32 per output channel of every layer"
+        ),
+        right - FLOAT32_BYTES * biases: _("the biases are missing: they stay float32"),
+        right - FLOAT32_BYTES * (channels + biases): _(
+            "that counts the INT8 weights only; the scales and the biases are stored too"
+        ),
+        weights + FLOAT32_BYTES * (tensors + biases): _(
+            "that is one scale per tensor; here every output channel has its own"
+        ),
+        right + FLOAT32_BYTES * (channels - biases): _("the output projection has no bias"),
+        right + channels: _("symmetric quantization stores no zero point"),
+        FLOAT32_BYTES * (weights + biases): _(
+            "that is the float32 size: an INT8 weight takes one byte"
+        ),
+        8 * weights + FLOAT32_BYTES * (channels + biases): _(
+            "an INT8 weight takes one byte (8 bits), not 8 bytes"
+        ),
     }
 
 
@@ -334,22 +366,22 @@ def check_int8_size_derivation(answer: object) -> ExerciseResult:
     weights = sum(i * o for i, o, _ in DERIVATION_LAYERS)
     channels = sum(o for _, o, _ in DERIVATION_LAYERS)
     biases = sum(o for _, o, bias in DERIVATION_LAYERS if bias)
-    explain = (
-        f"INT8: {weights:,} weights x 1 byte + {channels:,} output channels x 4 bytes of scale + "
-        f"{biases:,} biases x 4 bytes = {expected:,} bytes"
-    )
+    explain = _(
+        "INT8: {weights:,} weights x 1 byte + {channels:,} output channels x 4 bytes of scale + "
+        "{biases:,} biases x 4 bytes = {total:,} bytes"
+    ).format(weights=weights, channels=channels, biases=biases, total=expected)
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):
         why = _size_slips().get(round(answer)) if float(answer).is_integer() else None
         if why is not None and round(answer) != expected:
-            explain = f"Likely slip: {why}.\n{explain}"
+            explain = _("Likely slip: {why}.").format(why=why) + "\n" + explain
     return checks.check_number(
         "4.4",
-        "an INT8 model's size in bytes",
+        _("an INT8 model's size in bytes"),
         answer,
         expected,
         tolerance=0.5,
         relative=False,
-        unit="bytes",
+        unit=_("bytes"),
         kind=checks.DERIVATION,
         explain=explain,
     )
