@@ -732,7 +732,8 @@ def import_into_catalog(language: str, text: str) -> tuple[str, int]:
             )
         translation = "\n".join(translation_lines).strip("\n")
         fuzzy = translation.startswith("(fuzzy)")
-        translation = translation.removeprefix("(fuzzy)").lstrip(" ")
+        if fuzzy:  # only the mark's space goes: a continuation paragraph keeps its indentation
+            translation = translation.removeprefix("(fuzzy)").lstrip(" ")
         if translation:
             message.string = translation
             if fuzzy:
