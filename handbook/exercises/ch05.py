@@ -32,6 +32,7 @@ from handbook.exercises.checks import (
     expect_raises,
     expect_type,
 )
+from handbook.i18n import N_, _
 
 # Exercise 5.1 ---------------------------------------------------------------------------------
 
@@ -43,68 +44,84 @@ Payload = Callable[[int, int], dict[str, Any]]
 
 #: ``(group, what the payload is, payload for (max_chars, max_texts), accepted by the server)``.
 #: The check compares with the reference model; the last column documents the intent (the tests
-#: check that the two agree).
+#: check that the two agree). What the payload is stays English here (``N_`` marks it for the
+#: catalog) and is translated where a failure message shows it.
 REQUEST_PAYLOADS: tuple[tuple[str, str, Payload, bool], ...] = (
-    ("valid", "one text", lambda chars, texts: {"text": "goal"}, True),
-    ("valid", "a list of one text", lambda chars, texts: {"texts": ["goal"]}, True),
+    ("valid", N_("one text"), lambda chars, texts: {"text": "goal"}, True),
+    ("valid", N_("a list of one text"), lambda chars, texts: {"texts": ["goal"]}, True),
     (
         "valid",
-        "a text with spaces around it (kept as sent)",
+        N_("a text with spaces around it (kept as sent)"),
         lambda chars, texts: {"text": " a goal "},
         True,
     ),
-    ("at limit", "a text of exactly max_chars", lambda chars, texts: {"text": "a" * chars}, True),
     (
         "at limit",
-        "a text of max_chars accented letters (characters count, not bytes)",
+        N_("a text of exactly max_chars"),
+        lambda chars, texts: {"text": "a" * chars},
+        True,
+    ),
+    (
+        "at limit",
+        N_("a text of max_chars accented letters (characters count, not bytes)"),
         lambda chars, texts: {"text": "é" * chars},
         True,
     ),
     (
         "at limit",
-        "exactly max_texts texts of max_chars each",
+        N_("exactly max_texts texts of max_chars each"),
         lambda chars, texts: {"texts": ["b" * chars] * texts},
         True,
     ),
     (
         "over",
-        "a text one character too long",
+        N_("a text one character too long"),
         lambda chars, texts: {"text": "c" * (chars + 1)},
         False,
     ),
     (
         "over",
-        "a list holding a text one character too long",
+        N_("a list holding a text one character too long"),
         lambda chars, texts: {"texts": ["d" * (chars + 1)]},
         False,
     ),
     (
         "over",
-        "one text more than max_texts",
+        N_("one text more than max_texts"),
         lambda chars, texts: {"texts": ["e"] * (texts + 1)},
         False,
     ),
-    ("empty", "an empty text", lambda chars, texts: {"text": ""}, False),
-    ("empty", "an empty list", lambda chars, texts: {"texts": []}, False),
-    ("empty", "an empty string inside the list", lambda chars, texts: {"texts": [""]}, False),
-    ("one of", "both text and texts", lambda chars, texts: {"text": "f", "texts": ["g"]}, False),
-    ("one of", "neither text nor texts", lambda chars, texts: {}, False),
+    ("empty", N_("an empty text"), lambda chars, texts: {"text": ""}, False),
+    ("empty", N_("an empty list"), lambda chars, texts: {"texts": []}, False),
+    ("empty", N_("an empty string inside the list"), lambda chars, texts: {"texts": [""]}, False),
+    (
+        "one of",
+        N_("both text and texts"),
+        lambda chars, texts: {"text": "f", "texts": ["g"]},
+        False,
+    ),
+    ("one of", N_("neither text nor texts"), lambda chars, texts: {}, False),
     (
         "extra",
-        "an unknown field next to a valid text",
+        N_("an unknown field next to a valid text"),
         lambda chars, texts: {"text": "h", "lang": "en"},
         False,
     ),
-    ("extra", "a misspelled field name", lambda chars, texts: {"txt": "h"}, False),
-    ("type", "a number as the text", lambda chars, texts: {"text": 5}, False),
-    ("type", "a decimal number as the text", lambda chars, texts: {"text": 1.5}, False),
-    ("type", "a boolean as the text", lambda chars, texts: {"text": True}, False),
-    ("type", "a list given as the text", lambda chars, texts: {"text": ["i"]}, False),
-    ("type", "an object given as the text", lambda chars, texts: {"text": {"body": "j"}}, False),
-    ("type", "a single string given as texts", lambda chars, texts: {"texts": "k"}, False),
-    ("in list", "a number inside the list", lambda chars, texts: {"texts": [7]}, False),
-    ("in list", "a null inside the list", lambda chars, texts: {"texts": [None]}, False),
-    ("in list", "a list inside the list", lambda chars, texts: {"texts": [["l"]]}, False),
+    ("extra", N_("a misspelled field name"), lambda chars, texts: {"txt": "h"}, False),
+    ("type", N_("a number as the text"), lambda chars, texts: {"text": 5}, False),
+    ("type", N_("a decimal number as the text"), lambda chars, texts: {"text": 1.5}, False),
+    ("type", N_("a boolean as the text"), lambda chars, texts: {"text": True}, False),
+    ("type", N_("a list given as the text"), lambda chars, texts: {"text": ["i"]}, False),
+    (
+        "type",
+        N_("an object given as the text"),
+        lambda chars, texts: {"text": {"body": "j"}},
+        False,
+    ),
+    ("type", N_("a single string given as texts"), lambda chars, texts: {"texts": "k"}, False),
+    ("in list", N_("a number inside the list"), lambda chars, texts: {"texts": [7]}, False),
+    ("in list", N_("a null inside the list"), lambda chars, texts: {"texts": [None]}, False),
+    ("in list", N_("a list inside the list"), lambda chars, texts: {"texts": [["l"]]}, False),
 )
 
 
@@ -123,25 +140,29 @@ def check_request_model(make_request_model: Callable[[int, int], type]) -> Exerc
     """
 
     def case(description: str, group: str) -> Case:
-        rows = [(what, payload) for kind, what, payload, _ in REQUEST_PAYLOADS if kind == group]
+        rows = [
+            (_(what), payload)
+            for kind, what, payload, _accepted in REQUEST_PAYLOADS
+            if kind == group
+        ]
         return Case(description, lambda: _expect_verdicts(make_request_model, rows))
 
     cases = [
-        Case("the result is a pydantic model class", lambda: _expect_model(make_request_model)),
-        case("valid requests", "valid"),
-        case("at the limits exactly", "at limit"),
-        case("one over a limit", "over"),
-        case("empty inputs", "empty"),
-        case("both text and texts, or neither", "one of"),
-        case("unknown fields (nothing a client sends may be silently dropped)", "extra"),
-        case("wrong types where a string belongs (nothing is coerced to a string)", "type"),
-        case("wrong types inside the list of texts", "in list"),
+        Case(_("the result is a pydantic model class"), lambda: _expect_model(make_request_model)),
+        case(_("valid requests"), "valid"),
+        case(_("at the limits exactly"), "at limit"),
+        case(_("one over a limit"), "over"),
+        case(_("empty inputs"), "empty"),
+        case(_("both text and texts, or neither"), "one of"),
+        case(_("unknown fields (nothing a client sends may be silently dropped)"), "extra"),
+        case(_("wrong types where a string belongs (nothing is coerced to a string)"), "type"),
+        case(_("wrong types inside the list of texts"), "in list"),
         Case(
-            "the JSON schema (the OpenAPI docs) states the limits",
+            _("the JSON schema (the OpenAPI docs) states the limits"),
             lambda: _expect_schema_limits(make_request_model),
         ),
     ]
-    return check_exercise("5.1", "a request model with limits", cases)
+    return check_exercise("5.1", _("a request model with limits"), cases)
 
 
 def _reference_request_model(max_chars: int, max_texts: int) -> type:
@@ -158,8 +179,10 @@ def _expect_model(make_request_model: Callable[[int, int], type]) -> None:
         what = f"make_request_model({max_chars}, {max_texts})"
         expect(
             isinstance(model, type) and issubclass(model, BaseModel),
-            f"{what}: expected a subclass of pydantic.BaseModel (the class, not an instance), "
-            f"got {describe(model)}",
+            _(
+                "{what}: expected a subclass of pydantic.BaseModel (the class, not an instance), "
+                "got {value}"
+            ).format(what=what, value=describe(model)),
         )
 
 
@@ -181,23 +204,27 @@ def _expect_verdicts(
         reference = _reference_request_model(max_chars, max_texts)
         for what, build in rows:
             payload = build(max_chars, max_texts)
-            expected, _ = _accepts(reference, payload)
+            expected = _accepts(reference, payload)[0]
             accepted, outcome = _accepts(model, payload)
-            where = (
-                f"{what}, {describe(payload)}, with make_request_model(max_chars={max_chars}, "
-                f"max_texts={max_texts})"
-            )
+            where = _(
+                "{what}, {payload}, with make_request_model(max_chars={max_chars}, "
+                "max_texts={max_texts})"
+            ).format(what=what, payload=describe(payload), max_chars=max_chars, max_texts=max_texts)
             if expected and not accepted:
                 first = outcome.errors()[0]
                 location = ".".join(str(part) for part in first.get("loc", ())) or "body"
                 raise AssertionError(
-                    f"{where}: expected it to be accepted, but validation failed "
-                    f"({location}: {first.get('msg')})"
+                    _(
+                        "{where}: expected it to be accepted, but validation failed "
+                        "({location}: {error})"
+                    ).format(where=where, location=location, error=first.get("msg"))
                 )
             expect(
                 accepted == expected,
-                f"{where}: expected it to be rejected (pydantic.ValidationError), but the model "
-                "accepted it",
+                _(
+                    "{where}: expected it to be rejected (pydantic.ValidationError), but the "
+                    "model accepted it"
+                ).format(where=where),
             )
             if accepted:
                 _expect_kept(outcome, payload, where)
@@ -209,8 +236,10 @@ def _expect_kept(instance: Any, payload: dict[str, Any], where: str) -> None:
         kept = list(kept) if isinstance(kept, (list, tuple)) else kept
         expect(
             kept == sent,
-            f"{where}: accepted, but the model's {name!r} holds {describe(kept)}; expected the "
-            f"value sent, {describe(sent)}",
+            _(
+                "{where}: accepted, but the model's {name} holds {kept}; expected the "
+                "value sent, {sent}"
+            ).format(where=where, name=repr(name), kept=describe(kept), sent=describe(sent)),
         )
 
 
@@ -227,17 +256,21 @@ def _schema_values(schema: Any, key: str) -> list[Any]:
 def _expect_schema_limits(make_request_model: Callable[[int, int], type]) -> None:
     for max_chars, max_texts in REQUEST_LIMITS:
         schema = make_request_model(max_chars, max_texts).model_json_schema()
-        what = f"the JSON schema of make_request_model({max_chars}, {max_texts})"
+        what = _("the JSON schema of make_request_model({max_chars}, {max_texts})").format(
+            max_chars=max_chars, max_texts=max_texts
+        )
         for key, limit, meaning in (
-            ("maxLength", max_chars, "the longest text"),
-            ("maxItems", max_texts, "the most texts in a list"),
+            ("maxLength", max_chars, _("the longest text")),
+            ("maxItems", max_texts, _("the most texts in a list")),
         ):
             stated = _schema_values(schema, key)
             expect(
                 limit in stated,
-                f"{what}: expected {key!r}: {limit} ({meaning}) somewhere in it, found "
-                f"{key!r} values {stated}; a limit the schema does not state is invisible in the "
-                "OpenAPI docs",
+                _(
+                    "{what}: expected {key}: {limit} ({meaning}) somewhere in it, found "
+                    "{key} values {stated}; a limit the schema does not state is invisible in "
+                    "the OpenAPI docs"
+                ).format(what=what, key=repr(key), limit=limit, meaning=meaning, stated=stated),
             )
 
 
@@ -257,21 +290,23 @@ def check_flush_rule(should_flush: Callable[[int, int, float, float], bool]) -> 
         return Case(description, lambda: _expect_flush(should_flush, [arguments]))
 
     cases = [
-        single("a full batch, no time waited", 8, 8, 0.0, 5.0),
-        single("more items than the batch size, no time waited", 11, 8, 0.0, 5.0),
-        single("half a batch whose oldest request waited exactly max_wait_ms", 4, 8, 5.0, 5.0),
-        single("half a batch whose oldest request waited just under max_wait_ms", 4, 8, 4.999, 5.0),
-        single("one item, no time waited, max_wait_ms = 0", 1, 8, 0.0, 0.0),
-        single("max_batch_size = 1: a single item is a full batch", 1, 1, 0.0, 5.0),
-        single("one item that waited longer than max_wait_ms", 1, 64, 12.5, 5.0),
-        single("one item, a little time waited, well under max_wait_ms", 3, 64, 1.0, 5.0),
+        single(_("a full batch, no time waited"), 8, 8, 0.0, 5.0),
+        single(_("more items than the batch size, no time waited"), 11, 8, 0.0, 5.0),
+        single(_("half a batch whose oldest request waited exactly max_wait_ms"), 4, 8, 5.0, 5.0),
+        single(
+            _("half a batch whose oldest request waited just under max_wait_ms"), 4, 8, 4.999, 5.0
+        ),
+        single(_("one item, no time waited, max_wait_ms = 0"), 1, 8, 0.0, 0.0),
+        single(_("max_batch_size = 1: a single item is a full batch"), 1, 1, 0.0, 5.0),
+        single(_("one item that waited longer than max_wait_ms"), 1, 64, 12.5, 5.0),
+        single(_("one item, a little time waited, well under max_wait_ms"), 3, 64, 1.0, 5.0),
         Case(
-            "a grid of batch sizes, waits and limits",
+            _("a grid of batch sizes, waits and limits"),
             lambda: _expect_flush(should_flush, list(_flush_grid())),
         ),
-        Case("the answer is a bool (True or False)", lambda: _expect_flush_bool(should_flush)),
+        Case(_("the answer is a bool (True or False)"), lambda: _expect_flush_bool(should_flush)),
     ]
-    return check_exercise("5.2", "the micro-batcher's flush rule", cases)
+    return check_exercise("5.2", _("the micro-batcher's flush rule"), cases)
 
 
 def _flush_grid():
@@ -302,9 +337,16 @@ def _expect_flush(should_flush: Callable, calls: Sequence[Sequence[float]]) -> N
             wrong.append((arguments, expected, result))
     if wrong:
         arguments, expected, result = wrong[0]
-        more = f" ({len(wrong)} of {len(calls)} calls wrong)" if len(calls) > 1 else ""
+        more = (
+            _(" ({wrong} of {calls} calls wrong)").format(wrong=len(wrong), calls=len(calls))
+            if len(calls) > 1
+            else ""
+        )
         raise AssertionError(
-            f"{_flush_call(arguments)}: expected {expected}, got {describe(result)}{more}"
+            _("{call}: expected {expected}, got {actual}").format(
+                call=_flush_call(arguments), expected=expected, actual=describe(result)
+            )
+            + more
         )
 
 
@@ -314,8 +356,11 @@ def _expect_flush_bool(should_flush: Callable) -> None:
         kind = type(result)
         expect(
             kind is bool,
-            f"{_flush_call(arguments)}: expected a Python bool (True or False), got "
-            f"{describe(result)} of type {kind.__module__}.{kind.__qualname__}",
+            _("{call}: expected a Python bool (True or False), got {value} of type {type}").format(
+                call=_flush_call(arguments),
+                value=describe(result),
+                type=f"{kind.__module__}.{kind.__qualname__}",
+            ),
         )
 
 
@@ -353,39 +398,43 @@ def check_histogram_quantile(
 
     cases = [
         case(
-            "100 latencies in 6 buckets, 3 of them slower than the last finite bound",
+            _("100 latencies in 6 buckets, 3 of them slower than the last finite bound"),
             [0.05, 0.1, 0.25, 0.5, 1.0, inf],
             [20, 55, 80, 95, 97, 100],
         ),
         case(
-            "ranks that land exactly on a bucket's count, with an empty bucket after it",
+            _("ranks that land exactly on a bucket's count, with an empty bucket after it"),
             [1.0, 2.0, 4.0, 8.0, inf],
             [2, 5, 5, 9, 10],
         ),
-        case("every observation in the first bucket", [0.5, 1.0, inf], [4, 4, 4]),
-        case("one finite bucket and +Inf", [1.0, inf], [3, 5]),
-        case("every observation in the +Inf bucket", [0.1, 0.2, inf], [0, 0, 5]),
+        case(_("every observation in the first bucket"), [0.5, 1.0, inf], [4, 4, 4]),
+        case(_("one finite bucket and +Inf"), [1.0, inf], [3, 5]),
+        case(_("every observation in the +Inf bucket"), [0.1, 0.2, inf], [0, 0, 5]),
         Case(
-            "500 random latencies observed by a prometheus_client Histogram (the server's "
-            "latency buckets)",
+            _(
+                "500 random latencies observed by a prometheus_client Histogram (the server's "
+                "latency buckets)"
+            ),
             lambda: _expect_quantiles(
                 histogram_quantile, *_observed_buckets(LATENCY_BUCKETS, latencies)
             ),
         ),
         Case(
-            "300 batch sizes observed by a prometheus_client Histogram (whole numbers, many on "
-            "a bucket's bound)",
+            _(
+                "300 batch sizes observed by a prometheus_client Histogram (whole numbers, many "
+                "on a bucket's bound)"
+            ),
             lambda: _expect_quantiles(
                 histogram_quantile, *_observed_buckets(BATCH_BUCKETS, batch_sizes)
             ),
         ),
         Case(
-            "no observations at all",
+            _("no observations at all"),
             lambda: _expect_empty(histogram_quantile, [0.1, 0.5, 1.0, inf], [0, 0, 0, 0]),
         ),
-        Case("q outside [0, 1]", lambda: _expect_bad_q(histogram_quantile)),
+        Case(_("q outside [0, 1]"), lambda: _expect_bad_q(histogram_quantile)),
     ]
-    return check_exercise("5.3", "a quantile from a Prometheus histogram", cases)
+    return check_exercise("5.3", _("a quantile from a Prometheus histogram"), cases)
 
 
 def _observed_buckets(buckets: Sequence[float], values: np.ndarray) -> tuple[list, list]:
@@ -412,7 +461,9 @@ def _quantile_call(q: float, bounds: Sequence[float], counts: Sequence[float]) -
 
 def _expect_number(result: object, what: str) -> None:
     expect_type(result, (float, int, np.floating, np.integer), what)
-    expect(not isinstance(result, bool), f"{what}: expected a float, got a bool")
+    expect(
+        not isinstance(result, bool), _("{what}: expected a float, got a bool").format(what=what)
+    )
 
 
 def _expect_quantiles(
@@ -436,8 +487,9 @@ def _expect_empty(histogram_quantile: Callable, bounds: list[float], counts: lis
         _expect_number(result, what)
         expect(
             math.isnan(float(result)),
-            f"{what}: expected NaN (there is no quantile without observations), got "
-            f"{describe(result)}",
+            _(
+                "{what}: expected NaN (there is no quantile without observations), got {value}"
+            ).format(what=what, value=describe(result)),
         )
 
 
@@ -486,7 +538,7 @@ def closed_loop_batch_sizes(
         return texts
 
     async def client(batcher: MicroBatcher) -> None:
-        for _ in range(requests_per_client):
+        for _request in range(requests_per_client):
             await batcher.submit(["a text"])
 
     async def load() -> None:
@@ -514,29 +566,34 @@ def check_batching_prediction(model_calls: object) -> ExerciseResult:
     slip = ""
     if isinstance(model_calls, (int, float)) and not isinstance(model_calls, bool):
         if model_calls == 1:
-            slip = (
-                f"One call would need all {total} requests waiting at once; a closed-loop client "
+            slip = _(
+                "One call would need all {total} requests waiting at once; a closed-loop client "
                 "sends its next request only after its last one is answered. "
-            )
+            ).format(total=total)
         elif model_calls == total:
-            slip = (
+            slip = _(
                 "One call per request is the naive server; the batcher does put the clients' "
                 "requests that wait at the same time into one call. "
             )
-    explain = (
-        f"{slip}This run's batches held {sorted(set(sizes))} texts: a batch can hold no more "
-        f"requests than there are clients waiting ({PREDICTION_CLIENTS}), so the "
-        f"{total} requests need {total} / {PREDICTION_CLIENTS} rounds, and each round waits "
-        f"the full {PREDICTION_MAX_WAIT_MS:g} ms for company that never comes (the batch is "
-        f"never full). In a closed loop, batching is bounded by the concurrency."
+    explain = slip + _(
+        "This run's batches held {sizes} texts: a batch can hold no more "
+        "requests than there are clients waiting ({clients}), so the "
+        "{total} requests need {total} / {clients} rounds, and each round waits "
+        "the full {wait:g} ms for company that never comes (the batch is "
+        "never full). In a closed loop, batching is bounded by the concurrency."
+    ).format(
+        sizes=sorted(set(sizes)),
+        clients=PREDICTION_CLIENTS,
+        total=total,
+        wait=PREDICTION_MAX_WAIT_MS,
     )
     return check_number(
         "5.4",
-        "model calls in a closed loop",
+        _("model calls in a closed loop"),
         model_calls,
         len(sizes),
         tolerance=0,
-        unit="model calls",
+        unit=_("model calls"),
         kind=PREDICTION,
         explain=explain,
     )
@@ -544,18 +601,30 @@ def check_batching_prediction(model_calls: object) -> ExerciseResult:
 
 # Exercise 5.5 ---------------------------------------------------------------------------------
 
-#: What an instructor reads exercise 5.5's answer against.
+#: What an instructor reads exercise 5.5's answer against (English; each criterion is
+#: translated where the check prints it).
 LATENCY_INVESTIGATION_RUBRIC = (
-    "Names what happens before the app's clock starts: the connection waiting to be accepted, "
-    "uvicorn reading and parsing the request, the event loop busy with other requests.",
-    "Names the client's share: the load generator's own event loop and HTTP parsing, on the same "
-    "cores as the server, add time the server never sees.",
-    "Separates the histogram's own error: a p99 interpolated inside a wide bucket (100-150 ms) "
-    "is an estimate, whatever the clocks say.",
-    "Proposes a measurement that splits the gap (for example timestamps at each hop, the client "
-    "on another machine or pinned to other cores, finer buckets) and what each would show.",
-    "Says which number to alert on (the server's histogram, what Prometheus has) and which to "
-    "quote (latency measured where the user is).",
+    N_(
+        "Names what happens before the app's clock starts: the connection waiting to be accepted, "
+        "uvicorn reading and parsing the request, the event loop busy with other requests."
+    ),
+    N_(
+        "Names the client's share: the load generator's own event loop and HTTP parsing, on the "
+        "same cores as the server, add time the server never sees."
+    ),
+    N_(
+        "Separates the histogram's own error: a p99 interpolated inside a wide bucket (100-150 ms) "
+        "is an estimate, whatever the clocks say."
+    ),
+    N_(
+        "Proposes a measurement that splits the gap (for example timestamps at each hop, the "
+        "client on another machine or pinned to other cores, finer buckets) and what each would "
+        "show."
+    ),
+    N_(
+        "Says which number to alert on (the server's histogram, what Prometheus has) and which to "
+        "quote (latency measured where the user is)."
+    ),
 )
 
 
@@ -565,8 +634,8 @@ def check_latency_investigation(answer: object) -> ExerciseResult:
     :data:`LATENCY_INVESTIGATION_RUBRIC` is printed for the instructor and the learner."""
     return check_open_answer(
         "5.5",
-        "where the latency the server does not see goes",
+        _("where the latency the server does not see goes"),
         answer,
-        rubric=LATENCY_INVESTIGATION_RUBRIC,
+        rubric=[_(criterion) for criterion in LATENCY_INVESTIGATION_RUBRIC],
         min_words=40,
     )
