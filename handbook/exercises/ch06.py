@@ -30,6 +30,7 @@ from handbook.exercises.checks import (
     expect_type,
     typical_slip,
 )
+from handbook.i18n import N_, _
 
 # Exercise 6.1 ---------------------------------------------------------------------------------
 
@@ -46,23 +47,32 @@ def check_lstm_cell_step(lstm_cell_step: LSTMStep) -> ExerciseResult:
     ``torch.nn.LSTMCell`` holding the same weights.
     """
     cases_ = [
-        _lstm_case(lstm_cell_step, "a batch of 3, 4 inputs, 5 hidden units", 3, 4, 5, seed=1),
-        _lstm_case(lstm_cell_step, "a single sequence (batch 1), 1 input, 2 hidden units", 1, 1, 2),
-        _lstm_case(lstm_cell_step, "a batch of 8, 6 inputs, 3 hidden units", 8, 6, 3, seed=3),
+        _lstm_case(lstm_cell_step, _("a batch of 3, 4 inputs, 5 hidden units"), 3, 4, 5, seed=1),
         _lstm_case(
-            lstm_cell_step, "large inputs that saturate the gates", 4, 3, 4, seed=4, scale=6.0
+            lstm_cell_step, _("a single sequence (batch 1), 1 input, 2 hidden units"), 1, 1, 2
+        ),
+        _lstm_case(lstm_cell_step, _("a batch of 8, 6 inputs, 3 hidden units"), 8, 6, 3, seed=3),
+        _lstm_case(
+            lstm_cell_step, _("large inputs that saturate the gates"), 4, 3, 4, seed=4, scale=6.0
         ),
         _lstm_case(
-            lstm_cell_step, "a zero state (the first step of a sequence)", 2, 3, 4, zero_state=True
+            lstm_cell_step,
+            _("a zero state (the first step of a sequence)"),
+            2,
+            3,
+            4,
+            zero_state=True,
         ),
-        _lstm_case(lstm_cell_step, "float64 tensors", 3, 2, 3, seed=6, dtype=torch.float64),
+        _lstm_case(lstm_cell_step, _("float64 tensors"), 3, 2, 3, seed=6, dtype=torch.float64),
         Case(
-            "three steps in a row, each feeding the next",
+            _("three steps in a row, each feeding the next"),
             lambda: _expect_unrolled_sequence(lstm_cell_step),
         ),
-        Case("the tensors passed in are left unchanged", lambda: _expect_unchanged(lstm_cell_step)),
+        Case(
+            _("the tensors passed in are left unchanged"), lambda: _expect_unchanged(lstm_cell_step)
+        ),
     ]
-    return check_exercise("6.1", "one LSTM step", cases_)
+    return check_exercise("6.1", _("one LSTM step"), cases_)
 
 
 def _lstm_inputs(
@@ -117,26 +127,43 @@ def _lstm_case(
         what = "lstm_cell_step(inputs, hidden, cell, weight_ih, weight_hh, bias_ih, bias_hh)"
         expect(
             isinstance(result, tuple) and len(result) == 2,
-            f"{what}: expected a pair (hidden, cell), got {type(result).__name__}"
-            + (f" of length {len(result)}" if isinstance(result, tuple) else ""),
+            _("{what}: expected a pair (hidden, cell), got {type}").format(
+                what=what, type=type(result).__name__
+            )
+            + (
+                _(" of length {length}").format(length=len(result))
+                if isinstance(result, tuple)
+                else ""
+            ),
         )
         new_hidden, new_cell = result
         for name, value in (("hidden", new_hidden), ("cell", new_cell)):
-            expect_type(value, torch.Tensor, f"{what}: the new {name}")
-            expect_shape(value, (batch, hidden), f"{what}: the new {name}")
+            new = _("{what}: the new {name}").format(what=what, name=name)
+            expect_type(value, torch.Tensor, new)
+            expect_shape(value, (batch, hidden), new)
             expect(
                 value.dtype == dtype,
-                f"{what}: the new {name}: expected {str(dtype).removeprefix('torch.')} like the "
-                f"inputs, got {str(value.dtype).removeprefix('torch.')}",
+                _("{what}: the new {name}: expected {dtype} like the inputs, got {got}").format(
+                    what=what,
+                    name=name,
+                    dtype=str(dtype).removeprefix("torch."),
+                    got=str(value.dtype).removeprefix("torch."),
+                ),
             )
         with torch.no_grad():
             expected_hidden, expected_cell = reference(x, (h, c))
         tolerance = 1e-10 if dtype == torch.float64 else 1e-5
         expect_close(
-            new_cell.detach(), expected_cell, f"{what}: the new cell state", atol=tolerance
+            new_cell.detach(),
+            expected_cell,
+            _("{what}: the new cell state").format(what=what),
+            atol=tolerance,
         )
         expect_close(
-            new_hidden.detach(), expected_hidden, f"{what}: the new hidden state", atol=tolerance
+            new_hidden.detach(),
+            expected_hidden,
+            _("{what}: the new hidden state").format(what=what),
+            atol=tolerance,
         )
 
     return Case(description, run)
@@ -155,7 +182,7 @@ def _expect_unrolled_sequence(lstm_cell_step: LSTMStep) -> None:
     expect_close(
         ours[0].detach(),
         theirs[0],
-        "the hidden state after three steps (each step's (hidden, cell) fed to the next)",
+        _("the hidden state after three steps (each step's (hidden, cell) fed to the next)"),
         atol=1e-5,
     )
 
@@ -173,8 +200,10 @@ def _expect_unchanged(lstm_cell_step: LSTMStep) -> None:
     ]
     expect(
         not changed,
-        f"lstm_cell_step modified {', '.join(changed)}; expected every argument unchanged "
-        "(build new tensors instead of writing into these)",
+        _(
+            "lstm_cell_step modified {arguments}; expected every argument unchanged "
+            "(build new tensors instead of writing into these)"
+        ).format(arguments=", ".join(changed)),
     )
 
 
@@ -199,59 +228,59 @@ def check_threshold_for_false_positive_rate(
     cases_ = [
         _threshold_case(
             threshold_for_false_positive_rate,
-            "ten users, budget 0.25",
+            _("ten users, budget 0.25"),
             np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0]),
             np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.55, 0.4, 0.3, 0.2, 0.1]),
             0.25,
         ),
         _threshold_case(
             threshold_for_false_positive_rate,
-            "400 users in random order, budget 0.05",
+            _("400 users in random order, budget 0.05"),
             many_labels,
             many_scores,
             0.05,
         ),
         _threshold_case(
             threshold_for_false_positive_rate,
-            "400 users in random order, budget 0.2",
+            _("400 users in random order, budget 0.2"),
             many_labels,
             many_scores,
             0.2,
         ),
         _threshold_case(
             threshold_for_false_positive_rate,
-            "tied scores (users with the same score are alerted together), budget 0.4",
+            _("tied scores (users with the same score are alerted together), budget 0.4"),
             np.array([1, 0, 1, 0, 1, 0, 0, 1, 0, 0]),
             ties,
             0.4,
         ),
         _threshold_case(
             threshold_for_false_positive_rate,
-            "budget 0: no legitimate user may be alerted",
+            _("budget 0: no legitimate user may be alerted"),
             np.array([0, 1, 1, 0, 1, 0]),
             np.array([0.7, 0.9, 0.8, 0.3, 0.2, 0.1]),
             0.0,
         ),
         _threshold_case(
             threshold_for_false_positive_rate,
-            "budget 1: everybody may be alerted",
+            _("budget 1: everybody may be alerted"),
             np.array([0, 1, 0, 1, 0]),
             np.array([0.2, 0.6, 0.9, 0.4, 0.1]),
             1.0,
         ),
         _threshold_case(
             threshold_for_false_positive_rate,
-            "the top score is a legitimate user's and the budget allows none",
+            _("the top score is a legitimate user's and the budget allows none"),
             np.array([0, 1, 0, 1, 0]),
             np.array([0.99, 0.6, 0.5, 0.4, 0.1]),
             0.0,
         ),
         Case(
-            "the arrays passed in are left unchanged",
+            _("the arrays passed in are left unchanged"),
             lambda: _expect_arrays_unchanged(threshold_for_false_positive_rate, 0.3),
         ),
     ]
-    return check_exercise("6.2", "threshold under a false-positive budget", cases_)
+    return check_exercise("6.2", _("threshold under a false-positive budget"), cases_)
 
 
 def _threshold_case(
@@ -267,20 +296,31 @@ def _threshold_case(
         result = function(labels.copy(), scores.copy(), budget)
         what = f"threshold_for_false_positive_rate(labels, scores, budget={budget})"
         expect_type(result, (float, np.floating), what)
-        false_positive_rates, _, thresholds = roc_curve(labels, scores, drop_intermediate=False)
+        false_positive_rates, _rates, thresholds = roc_curve(
+            labels, scores, drop_intermediate=False
+        )
         expected = float(thresholds[np.flatnonzero(false_positive_rates <= budget)[-1]])
         negatives = scores[labels == 0]
         rate = float((negatives >= result).mean())
         expect(
             rate <= budget,
-            f"{what}: alerting on score >= {result:.4g} flags {rate:.3g} of the legitimate "
-            f"users, over the budget {budget}",
+            _(
+                "{what}: alerting on score >= {result:.4g} flags {rate:.3g} of the legitimate "
+                "users, over the budget {budget}"
+            ).format(what=what, result=result, rate=rate, budget=budget),
         )
         expect(
             np.isinf(expected) == np.isinf(result),
-            f"{what}: expected {expected:.4g}, got {result:.4g}",
+            _("{what}: expected {expected:.4g}, got {result:.4g}").format(
+                what=what, expected=expected, result=result
+            ),
         )
-        expect_close(result, expected, f"{what} (the lowest threshold within budget)", atol=0)
+        expect_close(
+            result,
+            expected,
+            _("{what} (the lowest threshold within budget)").format(what=what),
+            atol=0,
+        )
 
     return Case(description, run)
 
@@ -292,7 +332,7 @@ def _expect_arrays_unchanged(function: Callable, budget: float) -> None:
     expect(
         np.array_equal(labels, [1, 0, 0, 1, 0, 0])
         and np.array_equal(scores, [0.3, 0.9, 0.1, 0.8, 0.4, 0.2]),
-        "the arrays passed in were modified (sorted in place?); expected them unchanged",
+        _("the arrays passed in were modified (sorted in place?); expected them unchanged"),
     )
 
 
@@ -319,48 +359,52 @@ def check_late_fusion(
     cases_ = [
         _fusion_case(
             late_fusion,
-            "two classes, uniform prior",
+            _("two classes, uniform prior"),
             np.array([[0.8, 0.2], [0.3, 0.7], [0.5, 0.5]]),
             np.array([[0.6, 0.4], [0.6, 0.4], [0.1, 0.9]]),
             np.array([0.5, 0.5]),
         ),
         _fusion_case(
             late_fusion,
-            "five classes, the prior of the chapter's diagnoses",
+            _("five classes, the prior of the chapter's diagnoses"),
             table(6, 5),
             table(6, 5),
             five_prior,
         ),
         _fusion_case(
             late_fusion,
-            "three classes, a skewed prior (0.7, 0.2, 0.1)",
+            _("three classes, a skewed prior (0.7, 0.2, 0.1)"),
             table(4, 3),
             table(4, 3),
             np.array([0.7, 0.2, 0.1]),
         ),
         _fusion_case(
-            late_fusion, "a single record (n=1), five classes", table(1, 5), table(1, 5), five_prior
+            late_fusion,
+            _("a single record (n=1), five classes"),
+            table(1, 5),
+            table(1, 5),
+            five_prior,
         ),
         _fusion_case(
             late_fusion,
-            "an image model that only knows the prior (the answer is the text model's)",
+            _("an image model that only knows the prior (the answer is the text model's)"),
             table(5, 5),
             np.tile(five_prior, (5, 1)),
             five_prior,
         ),
         _fusion_case(
             late_fusion,
-            "two confident models that disagree",
+            _("two confident models that disagree"),
             np.array([[0.98, 0.01, 0.01], [0.01, 0.01, 0.98]]),
             np.array([[0.01, 0.98, 0.01], [0.01, 0.98, 0.01]]),
             np.array([0.5, 0.3, 0.2]),
         ),
         Case(
-            "the arrays passed in are left unchanged",
+            _("the arrays passed in are left unchanged"),
             lambda: _expect_tables_unchanged(late_fusion),
         ),
     ]
-    return check_exercise("6.3", "late fusion", cases_)
+    return check_exercise("6.3", _("late fusion"), cases_)
 
 
 def _fusion_case(
@@ -378,7 +422,9 @@ def _fusion_case(
         expect_close(
             result.sum(axis=1),
             np.ones(len(text)),
-            f"{what}: the sum of each row (a probability table's rows sum to 1)",
+            _("{what}: the sum of each row (a probability table's rows sum to 1)").format(
+                what=what
+            ),
             atol=1e-6,
         )
         expect_close(result, cases.late_fusion(text, image, prior), what, atol=1e-6)
@@ -395,8 +441,10 @@ def _expect_tables_unchanged(function: Callable) -> None:
         np.array_equal(text, [[0.7, 0.3], [0.4, 0.6]])
         and np.array_equal(image, [[0.2, 0.8], [0.5, 0.5]])
         and np.array_equal(prior, [0.6, 0.4]),
-        "the arrays passed to late_fusion were modified; expected them unchanged (compute "
-        "new arrays instead of writing into these)",
+        _(
+            "the arrays passed to late_fusion were modified; expected them unchanged (compute "
+            "new arrays instead of writing into these)"
+        ),
     )
 
 
@@ -420,26 +468,32 @@ def check_recall_at_alerts(
     small_labels = np.array([0, 1, 0, 0, 1, 1, 0, 0])
     small_scores = np.array([0.1, 0.9, 0.35, 0.8, 0.3, 0.7, 0.2, 0.05])
     cases_ = [
-        _alerts_case(recall_at_alerts, "8 users, 3 alerts", small_labels, small_scores, 3),
-        _alerts_case(recall_at_alerts, "8 users, 5 alerts", small_labels, small_scores, 5),
-        _alerts_case(recall_at_alerts, "300 users in random order, 20 alerts", labels, scores, 20),
-        _alerts_case(recall_at_alerts, "300 users in random order, 60 alerts", labels, scores, 60),
-        _alerts_case(recall_at_alerts, "no alert at all (alerts=0)", small_labels, small_scores, 0),
+        _alerts_case(recall_at_alerts, _("8 users, 3 alerts"), small_labels, small_scores, 3),
+        _alerts_case(recall_at_alerts, _("8 users, 5 alerts"), small_labels, small_scores, 5),
+        _alerts_case(
+            recall_at_alerts, _("300 users in random order, 20 alerts"), labels, scores, 20
+        ),
+        _alerts_case(
+            recall_at_alerts, _("300 users in random order, 60 alerts"), labels, scores, 60
+        ),
+        _alerts_case(
+            recall_at_alerts, _("no alert at all (alerts=0)"), small_labels, small_scores, 0
+        ),
         _alerts_case(
             recall_at_alerts,
-            "more alerts than users (everybody is reviewed)",
+            _("more alerts than users (everybody is reviewed)"),
             small_labels,
             small_scores,
             12,
         ),
         Case(
-            "the arrays passed in are left unchanged",
+            _("the arrays passed in are left unchanged"),
             lambda: _expect_arrays_unchanged(
                 lambda labels, scores, _: recall_at_alerts(labels, scores, 2), 0.0
             ),
         ),
     ]
-    return check_exercise("6.4", "recall at an alert budget", cases_)
+    return check_exercise("6.4", _("recall at an alert budget"), cases_)
 
 
 def _alerts_case(
@@ -453,8 +507,10 @@ def _alerts_case(
         precision = cases.operating_point_at_alerts(labels, scores, alerts).precision
         expect(
             expected == precision or not np.isclose(result, precision),
-            f"{what}: expected {expected:.4g}, got {result:.4g}, the share of the alerts that "
-            "are frauds (precision); recall is a share of all the frauds",
+            _(
+                "{what}: expected {expected:.4g}, got {result:.4g}, the share of the alerts that "
+                "are frauds (precision); recall is a share of all the frauds"
+            ).format(what=what, expected=expected, result=result),
         )
         expect_close(result, expected, what, atol=1e-9)
 
@@ -487,17 +543,19 @@ def alert_precision_slips() -> dict[float, str]:
         DERIVATION_FRAUD_RATE,
     )
     return {
-        recall: "the recall, the share of the frauds that are alerted; the question is the "
-        "share of the alerts that are fraud",
-        1 - rate: "1 - the false-positive rate, the share of legitimate users left alone",
-        alert_precision(recall, rate, TRAINING_FRAUD_RATE): (
-            f"the precision at the synthetic shop's {TRAINING_FRAUD_RATE:.0%} fraud rate; this "
-            f"bank has {base:.1%}"
+        recall: _(
+            "the recall, the share of the frauds that are alerted; the question is the "
+            "share of the alerts that are fraud"
         ),
-        base / (base + rate * (1 - base)): (
+        1 - rate: _("1 - the false-positive rate, the share of legitimate users left alone"),
+        alert_precision(recall, rate, TRAINING_FRAUD_RATE): _(
+            "the precision at the synthetic shop's {shop_rate:.0%} fraud rate; this "
+            "bank has {bank_rate:.1%}"
+        ).format(shop_rate=TRAINING_FRAUD_RATE, bank_rate=base),
+        base / (base + rate * (1 - base)): _(
             "a precision that leaves out the recall: only that share of the frauds is alerted"
         ),
-        100 * alert_precision(recall, rate, base): (
+        100 * alert_precision(recall, rate, base): _(
             "the precision as a percentage; write it as a fraction (0.5 = half the alerts)"
         ),
     }
@@ -517,16 +575,23 @@ def check_alert_precision_derivation(precision: object) -> ExerciseResult:
         DERIVATION_FRAUD_RATE,
     )
     expected = alert_precision(recall, rate, base)
-    explain = (
-        f"Of N users, {base:g} N are fraudsters and the detector alerts {recall:g} of them: "
-        f"{recall * base:g} N true alerts. Of the {1 - base:g} N legitimate users it alerts "
-        f"{rate:g}: {rate * (1 - base):.5g} N false alerts. Precision = true alerts / all "
-        f"alerts = {recall * base:g} / ({recall * base:g} + {rate * (1 - base):.5g})."
+    explain = _(
+        "Of N users, {base:g} N are fraudsters and the detector alerts {recall:g} of them: "
+        "{true_alerts:g} N true alerts. Of the {legitimate:g} N legitimate users it alerts "
+        "{rate:g}: {false_alerts:.5g} N false alerts. Precision = true alerts / all "
+        "alerts = {true_alerts:g} / ({true_alerts:g} + {false_alerts:.5g})."
+    ).format(
+        base=base,
+        recall=recall,
+        true_alerts=recall * base,
+        legitimate=1 - base,
+        rate=rate,
+        false_alerts=rate * (1 - base),
     )
     slip = typical_slip(precision, expected, alert_precision_slips(), tolerance=0.005)
     return check_number(
         "6.5",
-        "the share of alerts that are fraud",
+        _("the share of alerts that are fraud"),
         precision,
         expected,
         tolerance=0.005,
@@ -537,19 +602,30 @@ def check_alert_precision_derivation(precision: object) -> ExerciseResult:
 
 # Exercise 6.6 ---------------------------------------------------------------------------------
 
-#: What an instructor reads exercise 6.6's answer against.
+#: What an instructor reads exercise 6.6's answer against (English; each criterion is
+#: translated where the check prints it).
 TRANSFER_INVESTIGATION_RUBRIC = (
-    "Asks for the operating point: at which recall (or alert budget) the false positives were "
-    "compared, and against which baseline detector.",
-    "Asks what 'false positives' means: the false-positive rate among legitimate users or the "
-    "share of alerts that are false (1 - precision), and notes that the base rate moves the "
-    "latter.",
-    "Names the fraud mix as the main reason the gain may not transfer: section 5 shows the gain "
-    "grows with the share of fraud that lives only in the order of events.",
-    "Asks how it was evaluated: users in one split only, a split in time (train on the past, test "
-    "on the future), several seeds or a confidence interval.",
-    "Proposes to measure on the bank's own data: the vendor's model and the bank's current "
-    "baseline, side by side, at the bank's own operating point.",
+    N_(
+        "Asks for the operating point: at which recall (or alert budget) the false positives "
+        "were compared, and against which baseline detector."
+    ),
+    N_(
+        "Asks what 'false positives' means: the false-positive rate among legitimate users or "
+        "the share of alerts that are false (1 - precision), and notes that the base rate moves "
+        "the latter."
+    ),
+    N_(
+        "Names the fraud mix as the main reason the gain may not transfer: section 5 shows the "
+        "gain grows with the share of fraud that lives only in the order of events."
+    ),
+    N_(
+        "Asks how it was evaluated: users in one split only, a split in time (train on the past, "
+        "test on the future), several seeds or a confidence interval."
+    ),
+    N_(
+        "Proposes to measure on the bank's own data: the vendor's model and the bank's current "
+        "baseline, side by side, at the bank's own operating point."
+    ),
 )
 
 
@@ -559,8 +635,8 @@ def check_transfer_investigation(answer: object) -> ExerciseResult:
     :data:`TRANSFER_INVESTIGATION_RUBRIC` is printed for the instructor and the learner."""
     return check_open_answer(
         "6.6",
-        "does a fraud model's gain transfer",
+        _("does a fraud model's gain transfer"),
         answer,
-        rubric=TRANSFER_INVESTIGATION_RUBRIC,
+        rubric=[_(criterion) for criterion in TRANSFER_INVESTIGATION_RUBRIC],
         min_words=40,
     )

@@ -35,6 +35,7 @@ from handbook.exercises.checks import (
     typical_slip,
 )
 from handbook.exercises.remote import OneShotStream as _OneShotStream
+from handbook.i18n import N_, _
 
 # Exercise 7.1 ---------------------------------------------------------------------------------
 
@@ -43,9 +44,11 @@ def _fisher_models() -> dict[str, nn.Module]:
     """A softmax regression, a binary logistic regression and a small tanh network, fixed."""
     generator = torch.Generator().manual_seed(71)
     models = {
-        "a softmax regression (5 features, 3 classes)": nn.Linear(5, 3),
-        "a logistic regression (4 features, 2 classes)": nn.Linear(4, 2),
-        "a tanh network (6 -> 4 -> 3)": nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3)),
+        _("a softmax regression (5 features, 3 classes)"): nn.Linear(5, 3),
+        _("a logistic regression (4 features, 2 classes)"): nn.Linear(4, 2),
+        _("a tanh network (6 -> 4 -> 3)"): nn.Sequential(
+            nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3)
+        ),
     }
     for model in models.values():
         with torch.no_grad():
@@ -73,31 +76,37 @@ def check_diagonal_fisher(
         inputs = torch.randn(count, features, generator=generator)
         targets = torch.randint(0, classes, (count,), generator=generator)
         cases.append(
-            _fisher_case(diagonal_fisher, f"{name}, {count} examples", model, inputs, targets)
+            _fisher_case(
+                diagonal_fisher,
+                _("{model}, {count} examples").format(model=name, count=count),
+                model,
+                inputs,
+                targets,
+            )
         )
     softmax = next(iter(_fisher_models().values()))
     one_input = torch.randn(1, 5, generator=generator)
     cases += [
         _fisher_case(
             diagonal_fisher,
-            "a single example (n=1)",
+            _("a single example (n=1)"),
             softmax,
             one_input,
             torch.tensor([2]),
         ),
         _fisher_case(
             diagonal_fisher,
-            "40 examples whose gradients point different ways",
+            _("40 examples whose gradients point different ways"),
             softmax,
             torch.randn(40, 5, generator=generator) * 2,
             torch.randint(0, 3, (40,), generator=generator),
         ),
         Case(
-            "the model's parameters are left unchanged",
+            _("the model's parameters are left unchanged"),
             lambda: _expect_parameters_unchanged(diagonal_fisher),
         ),
     ]
-    return check_exercise("7.1", "the diagonal Fisher", cases)
+    return check_exercise("7.1", _("the diagonal Fisher"), cases)
 
 
 def _fisher_case(
@@ -114,8 +123,9 @@ def _fisher_case(
         names = [name for name, _ in model.named_parameters()]
         expect(
             sorted(result) == sorted(names),
-            f"{what}: expected one entry per parameter, named {names}, got keys "
-            f"{sorted(map(str, result))}",
+            _("{what}: expected one entry per parameter, named {names}, got keys {keys}").format(
+                what=what, names=names, keys=sorted(map(str, result))
+            ),
         )
         expected = continual.diagonal_fisher(model, inputs, targets)
         for name, parameter in model.named_parameters():
@@ -125,14 +135,17 @@ def _fisher_case(
             value = value.detach()
             expect(
                 bool((value >= 0).all()),
-                f"{what}[{name!r}]: expected non-negative values (a mean of squares), got "
-                f"{describe(value)}",
+                _("{what}: expected non-negative values (a mean of squares), got {got}").format(
+                    what=f"{what}[{name!r}]", got=describe(value)
+                ),
             )
             ratio = float(value.sum() / expected[name].sum().clamp_min(1e-12))
             expect(
                 not np.isclose(ratio, len(inputs), rtol=1e-3) or len(inputs) == 1,
-                f"{what}[{name!r}]: expected the mean over the {len(inputs)} examples, got "
-                f"{len(inputs)} times it (a sum?)",
+                _(
+                    "{what}: expected the mean over the {count} examples, got {count} times it "
+                    "(a sum?)"
+                ).format(what=f"{what}[{name!r}]", count=len(inputs)),
             )
             expect_close(value, expected[name], f"{what}[{name!r}]", atol=1e-6, rtol=1e-4)
 
@@ -155,7 +168,9 @@ def _expect_parameters_unchanged(diagonal_fisher: Callable) -> None:
     ]
     expect(
         not changed,
-        f"the parameters {changed} changed; computing the Fisher must not train the model",
+        _("the parameters {changed} changed; computing the Fisher must not train the model").format(
+            changed=changed
+        ),
     )
 
 
@@ -175,56 +190,71 @@ def check_reservoir_sample(
     """
     cases = [
         Case(
-            "10 items, capacity 3: three distinct items of the stream",
+            _("10 items, capacity 3: three distinct items of the stream"),
             lambda: _expect_valid_sample(reservoir_sample, 10, 3),
         ),
         Case(
-            "a stream shorter than the capacity (4 items, capacity 6) is kept whole",
+            _("a stream shorter than the capacity (4 items, capacity 6) is kept whole"),
             lambda: _expect_valid_sample(reservoir_sample, 4, 6),
         ),
-        Case("capacity 0 keeps nothing", lambda: _expect_valid_sample(reservoir_sample, 5, 0)),
+        Case(_("capacity 0 keeps nothing"), lambda: _expect_valid_sample(reservoir_sample, 5, 0)),
         Case(
-            "an empty stream gives an empty sample",
+            _("an empty stream gives an empty sample"),
             lambda: _expect_valid_sample(reservoir_sample, 0, 3),
         ),
         Case(
-            "the stream is read to the end, once",
+            _("the stream is read to the end, once"),
             lambda: _expect_read_once(reservoir_sample),
         ),
         Case(
-            "every pair of 6 items is equally likely (capacity 2, 6000 draws, chi-square)",
+            _("every pair of 6 items is equally likely (capacity 2, 6000 draws, chi-square)"),
             lambda: _expect_uniform_subsets(reservoir_sample),
         ),
         Case(
-            "every one of 40 items is kept equally often (capacity 4, 3000 draws, chi-square)",
+            _("every one of 40 items is kept equally often (capacity 4, 3000 draws, chi-square)"),
             lambda: _expect_uniform_items(reservoir_sample),
         ),
     ]
-    return check_exercise("7.2", "reservoir sampling", cases)
+    return check_exercise("7.2", _("reservoir sampling"), cases)
 
 
 def _sample(reservoir_sample: Callable, length: int, capacity: int, seed: int) -> list:
     result = reservoir_sample(_OneShotStream(range(length)), capacity, np.random.default_rng(seed))
-    expect_type(result, list, f"reservoir_sample(stream of {length} items, capacity={capacity})")
+    expect_type(
+        result,
+        list,
+        _("reservoir_sample(stream of {length} items, capacity={capacity})").format(
+            length=length, capacity=capacity
+        ),
+    )
     return result
 
 
 def _expect_valid_sample(reservoir_sample: Callable, length: int, capacity: int) -> None:
-    what = f"reservoir_sample(stream of {length} items, capacity={capacity}, rng)"
+    what = _("reservoir_sample(stream of {length} items, capacity={capacity}, rng)").format(
+        length=length, capacity=capacity
+    )
     for seed in range(5):
         sample = _sample(reservoir_sample, length, capacity, seed)
         expected_size = min(capacity, length)
         expect(
             len(sample) == expected_size,
-            f"{what}: expected {expected_size} items, got {len(sample)}: {describe(sample)}",
+            _("{what}: expected {expected} items, got {count}: {sample}").format(
+                what=what, expected=expected_size, count=len(sample), sample=describe(sample)
+            ),
         )
         outside = [item for item in sample if item not in range(length)]
-        expect(not outside, f"{what}: items {outside[:5]} are not from the stream")
+        expect(
+            not outside,
+            _("{what}: items {items} are not from the stream").format(what=what, items=outside[:5]),
+        )
         repeated = [item for item, count in Counter(sample).items() if count > 1]
         expect(
             not repeated,
-            f"{what}: items {repeated[:5]} are kept more than once; each position of the "
-            "stream may be kept at most once",
+            _(
+                "{what}: items {items} are kept more than once; each position of the "
+                "stream may be kept at most once"
+            ).format(what=what, items=repeated[:5]),
         )
 
 
@@ -233,8 +263,10 @@ def _expect_read_once(reservoir_sample: Callable) -> None:
     reservoir_sample(stream, 3, np.random.default_rng(0))
     expect(
         stream.read == 25,
-        f"the stream of 25 items was read up to item {stream.read}; every item must get its "
-        "chance, so the sample can only be known at the end",
+        _(
+            "the stream of 25 items was read up to item {read}; every item must get its "
+            "chance, so the sample can only be known at the end"
+        ).format(read=stream.read),
     )
 
 
@@ -252,9 +284,17 @@ def _expect_uniform_subsets(reservoir_sample: Callable) -> None:
     rarest, commonest = subsets[int(observed.argmin())], subsets[int(observed.argmax())]
     expect(
         observed.sum() == 6000 and p_value > 1e-4,
-        f"pairs of a 6-item stream are not equally likely (chi-square p = {p_value:.2g}): "
-        f"expected each of the 15 pairs about 400 times in 6000 draws, got {commonest} "
-        f"{observed.max()} times and {rarest} {observed.min()} times",
+        _(
+            "pairs of a 6-item stream are not equally likely (chi-square p = {p_value:.2g}): "
+            "expected each of the 15 pairs about 400 times in 6000 draws, got {commonest} "
+            "{most} times and {rarest} {least} times"
+        ).format(
+            p_value=p_value,
+            commonest=commonest,
+            most=observed.max(),
+            rarest=rarest,
+            least=observed.min(),
+        ),
     )
 
 
@@ -266,9 +306,11 @@ def _expect_uniform_items(reservoir_sample: Callable) -> None:
     p_value = _chi_square_p_value(counts)
     expect(
         p_value > 1e-4,
-        f"items are not kept equally often (chi-square p = {p_value:.2g}): expected each of the "
-        f"40 about 300 times in 3000 draws of 4, got the first five {counts[:5].tolist()} and the "
-        f"last five {counts[-5:].tolist()}",
+        _(
+            "items are not kept equally often (chi-square p = {p_value:.2g}): expected each of "
+            "the 40 about 300 times in 3000 draws of 4, got the first five {first} and the "
+            "last five {last}"
+        ).format(p_value=p_value, first=counts[:5].tolist(), last=counts[-5:].tolist()),
     )
 
 
@@ -292,22 +334,22 @@ def check_average_forgetting(
     cases = [
         _forgetting_case(
             average_forgetting,
-            "two periods, the first drops from 0.9 to 0.6",
+            _("two periods, the first drops from 0.9 to 0.6"),
             np.array([[0.9, 0.0], [0.6, 0.8]]),
         ),
         _forgetting_case(
             average_forgetting,
-            "three periods, the first peaks after the second period",
+            _("three periods, the first peaks after the second period"),
             np.array([[0.7, 0.1, 0.0], [0.9, 0.8, 0.0], [0.5, 0.6, 0.9]]),
         ),
         _forgetting_case(
             average_forgetting,
-            "three periods, one ends better than it ever was (negative forgetting)",
+            _("three periods, one ends better than it ever was (negative forgetting)"),
             np.array([[0.8, 0.0, 0.0], [0.6, 0.7, 0.0], [0.5, 0.9, 0.95]]),
         ),
         _forgetting_case(
             average_forgetting,
-            "four periods with NaN above the diagonal",
+            _("four periods with NaN above the diagonal"),
             np.array(
                 [
                     [0.95, np.nan, np.nan, np.nan],
@@ -319,16 +361,16 @@ def check_average_forgetting(
         ),
         _forgetting_case(
             average_forgetting,
-            "five periods, random accuracies, 7.0 above the diagonal",
+            _("five periods, random accuracies, 7.0 above the diagonal"),
             random_matrix,
         ),
-        _forgetting_case(average_forgetting, "a single period", np.array([[0.9]])),
+        _forgetting_case(average_forgetting, _("a single period"), np.array([[0.9]])),
         Case(
-            "the accuracy matrix is left unchanged",
+            _("the accuracy matrix is left unchanged"),
             lambda: _expect_matrix_unchanged(average_forgetting),
         ),
     ]
-    return check_exercise("7.3", "average forgetting", cases)
+    return check_exercise("7.3", _("average forgetting"), cases)
 
 
 def _forgetting_case(average_forgetting: Callable, description: str, matrix: np.ndarray) -> Case:
@@ -339,12 +381,16 @@ def _forgetting_case(average_forgetting: Callable, description: str, matrix: np.
         expected = continual.average_forgetting(matrix)
         expect(
             expected == 0 or not np.isclose(result, 100 * expected),
-            f"{what}: expected a fraction ({expected:.4g}), got {result:.4g} (a percentage?)",
+            _(
+                "{what}: expected a fraction ({expected:.4g}), got {result:.4g} (a percentage?)"
+            ).format(what=what, expected=expected, result=result),
         )
         expect(
             expected == 0 or not np.isclose(result, -expected),
-            f"{what}: expected {expected:.4g}, got {result:.4g}: forgetting is the best accuracy "
-            "minus the final one, positive when accuracy was lost",
+            _(
+                "{what}: expected {expected:.4g}, got {result:.4g}: forgetting is the best "
+                "accuracy minus the final one, positive when accuracy was lost"
+            ).format(what=what, expected=expected, result=result),
         )
         expect_close(result, expected, what, atol=1e-9)
 
@@ -357,7 +403,9 @@ def _expect_matrix_unchanged(average_forgetting: Callable) -> None:
     average_forgetting(matrix)
     expect(
         np.array_equal(matrix, original),
-        f"the matrix passed in was modified: expected it unchanged, got {describe(matrix)}",
+        _("the matrix passed in was modified: expected it unchanged, got {matrix}").format(
+            matrix=describe(matrix)
+        ),
     )
 
 
@@ -373,17 +421,17 @@ def replay_saving_slips() -> dict[float, str]:
     r, f = DERIVATION_OLD_TO_NEW, DERIVATION_REPLAY_FRACTION
     saved = 1 - float(continual.replay_compute_share(r, f))
     return {
-        1 - float(continual.replay_compute_share(r, 0.1)): (
+        1 - float(continual.replay_compute_share(r, 0.1)): _(
             "the saving with the chapter's 10% replay; this update replays 20%"
         ),
-        1 - f * r / (1 + r): (
+        1 - f * r / (1 + r): _(
             "a saving that counts only the replayed examples; the update also trains on all "
             "of the new data"
         ),
-        1 - f: "1 - f, the saving's limit when the old data are infinitely larger than the new",
-        1 - saved: "the update's share of retraining's compute, not the share it saves",
-        1 - (1 + f * r) / r: "a saving measured against the old data alone",
-        100 * saved: "the saving as a percentage; write it as a fraction (0.65 = 65% saved)",
+        1 - f: _("1 - f, the saving's limit when the old data are infinitely larger than the new"),
+        1 - saved: _("the update's share of retraining's compute, not the share it saves"),
+        1 - (1 + f * r) / r: _("a saving measured against the old data alone"),
+        100 * saved: _("the saving as a percentage; write it as a fraction (0.65 = 65% saved)"),
     }
 
 
@@ -397,14 +445,14 @@ def check_replay_saving_derivation(saving: object) -> ExerciseResult:
     """
     r, f = DERIVATION_OLD_TO_NEW, DERIVATION_REPLAY_FRACTION
     expected = 1 - float(continual.replay_compute_share(r, f))
-    explain = (
-        f"Retraining goes through the new data n and the old data {r}n: n(1 + {r}) examples per "
-        f"epoch. The update goes through the new data and the replayed {f:g} x {r}n: "
-        f"n(1 + {f:g} x {r}). Saved = 1 - (1 + f r) / (1 + r) = 1 - {1 + f * r:g} / {1 + r:g}."
-    )
+    explain = _(
+        "Retraining goes through the new data n and the old data {r}n: n(1 + {r}) examples per "
+        "epoch. The update goes through the new data and the replayed {f:g} x {r}n: "
+        "n(1 + {f:g} x {r}). Saved = 1 - (1 + f r) / (1 + r) = 1 - {update:g} / {retrain:g}."
+    ).format(r=r, f=f, update=1 + f * r, retrain=1 + r)
     return check_number(
         "7.4",
-        "the saving at another replay ratio",
+        _("the saving at another replay ratio"),
         saving,
         expected,
         tolerance=0.005,
@@ -416,18 +464,28 @@ def check_replay_saving_derivation(saving: object) -> ExerciseResult:
 
 # Exercise 7.5 ---------------------------------------------------------------------------------
 
-#: What an instructor reads exercise 7.5's answer against.
+#: What an instructor reads exercise 7.5's answer against (English; each criterion is
+#: translated where the check prints it).
 EWC_INVESTIGATION_RUBRIC = (
-    "Names the class-incremental setting: one output layer shared by all topics, whose new "
-    "topics' outputs did not exist (or were never trained) when period 0's Fisher was measured.",
-    "Explains why a penalty on parameters cannot keep the old topics competitive: the "
-    "cross-entropy on new data pushes the old topics' logits down relative to the new ones, and a "
-    "lambda large enough to stop that also freezes the weights the new topics need.",
-    "Proposes a change that can be tested with the chapter's code (for example a separate head "
-    "per period, which needs the period at test time; a small replay memory; or training only "
-    "the logits of the classes present) and says what it would measure.",
-    "Says what result would support or refute the explanation, with lambda chosen on the "
-    "validation stream and not on the test periods.",
+    N_(
+        "Names the class-incremental setting: one output layer shared by all topics, whose new "
+        "topics' outputs did not exist (or were never trained) when period 0's Fisher was "
+        "measured."
+    ),
+    N_(
+        "Explains why a penalty on parameters cannot keep the old topics competitive: the "
+        "cross-entropy on new data pushes the old topics' logits down relative to the new ones, "
+        "and a lambda large enough to stop that also freezes the weights the new topics need."
+    ),
+    N_(
+        "Proposes a change that can be tested with the chapter's code (for example a separate "
+        "head per period, which needs the period at test time; a small replay memory; or "
+        "training only the logits of the classes present) and says what it would measure."
+    ),
+    N_(
+        "Says what result would support or refute the explanation, with lambda chosen on the "
+        "validation stream and not on the test periods."
+    ),
 )
 
 
@@ -437,8 +495,8 @@ def check_ewc_investigation(answer: object) -> ExerciseResult:
     :data:`EWC_INVESTIGATION_RUBRIC` is printed for the instructor and the learner."""
     return check_open_answer(
         "7.5",
-        "why EWC alone falls short",
+        _("why EWC alone falls short"),
         answer,
-        rubric=EWC_INVESTIGATION_RUBRIC,
+        rubric=[_(criterion) for criterion in EWC_INVESTIGATION_RUBRIC],
         min_words=40,
     )

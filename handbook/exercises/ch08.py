@@ -29,6 +29,7 @@ from handbook.exercises.checks import (
     expect_close,
     typical_slip,
 )
+from handbook.i18n import N_, _
 
 # Exercise 8.1 ---------------------------------------------------------------------------------
 
@@ -47,39 +48,42 @@ def check_cosine_similarity_matrix(
             result = cosine_similarity_matrix(images, texts)
             expected = F.cosine_similarity(images[:, None, :], texts[None, :, :], dim=2)
             what = "cosine_similarity_matrix(images, texts)"
-            expect(isinstance(result, torch.Tensor), f"{what}: expected a torch.Tensor")
+            expect(
+                isinstance(result, torch.Tensor),
+                _("{what}: expected a torch.Tensor").format(what=what),
+            )
             expect_close(result, expected, what, atol=1e-5)
             expect(
                 torch.equal(images, before[0]) and torch.equal(texts, before[1]),
-                "the tensors passed in were modified; expected them unchanged",
+                _("the tensors passed in were modified; expected them unchanged"),
             )
 
         return Case(description, run)
 
     cases = [
-        case("unit vectors along the axes", torch.eye(3), torch.eye(3)[[2, 0]]),
+        case(_("unit vectors along the axes"), torch.eye(3), torch.eye(3)[[2, 0]]),
         case(
-            "vectors of very different lengths",
+            _("vectors of very different lengths"),
             torch.tensor([[3.0, 4.0], [0.1, 0.0]]),
             torch.tensor([[10.0, 0.0], [0.0, -2.0], [1.0, 1.0]]),
         ),
         case(
-            "3 images and 5 captions in 16 dimensions",
+            _("3 images and 5 captions in 16 dimensions"),
             torch.randn(3, 16, generator=generator),
             torch.randn(5, 16, generator=generator),
         ),
         case(
-            "one image, many captions",
+            _("one image, many captions"),
             torch.randn(1, 8, generator=generator),
             torch.randn(40, 8, generator=generator) * 7,
         ),
         case(
-            "large values (no overflow expected)",
+            _("large values (no overflow expected)"),
             torch.randn(4, 6, generator=generator) * 1e4,
             torch.randn(4, 6, generator=generator) * 1e4,
         ),
     ]
-    return check_exercise("8.1", "cosine-similarity matrix", cases)
+    return check_exercise("8.1", _("cosine-similarity matrix"), cases)
 
 
 # Exercise 8.2 ---------------------------------------------------------------------------------
@@ -106,8 +110,14 @@ def check_clip_loss(
             what = f"clip_loss(images, texts, temperature={temperature})"
             expect(
                 isinstance(result, torch.Tensor) and result.dim() == 0,
-                f"{what}: expected a scalar tensor, got {type(result).__name__}"
-                + (f" of shape {tuple(result.shape)}" if isinstance(result, torch.Tensor) else ""),
+                _("{what}: expected a scalar tensor, got {type}").format(
+                    what=what, type=type(result).__name__
+                )
+                + (
+                    _(" of shape {shape}").format(shape=tuple(result.shape))
+                    if isinstance(result, torch.Tensor)
+                    else ""
+                ),
             )
             expected = _reference_clip_loss(images, texts, temperature)
             expect_close(result.detach(), expected, what, atol=1e-4, rtol=1e-4)
@@ -120,45 +130,47 @@ def check_clip_loss(
         ours = images.clone().requires_grad_(True)
         theirs = images.clone().requires_grad_(True)
         result = clip_loss(ours, texts, 0.2)
-        expect(result.requires_grad, "the loss must keep its gradient (do not detach it)")
+        expect(result.requires_grad, _("the loss must keep its gradient (do not detach it)"))
         result.backward()
         _reference_clip_loss(theirs, texts, 0.2).backward()
-        expect_close(ours.grad, theirs.grad, "the gradient with respect to the images", atol=1e-5)
+        expect_close(
+            ours.grad, theirs.grad, _("the gradient with respect to the images"), atol=1e-5
+        )
 
     cases = [
         case(
-            "a batch of 4 in 8 dimensions, temperature 0.1",
+            _("a batch of 4 in 8 dimensions, temperature 0.1"),
             torch.randn(4, 8, generator=generator),
             torch.randn(4, 8, generator=generator),
             0.1,
         ),
         case(
-            "image i confused with caption i+1 but not the other way round",
+            _("image i confused with caption i+1 but not the other way round"),
             torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
             torch.eye(3),
             0.5,
         ),
         case(
-            "embeddings of different lengths (the loss uses directions only)",
+            _("embeddings of different lengths (the loss uses directions only)"),
             torch.randn(6, 5, generator=generator) * 30,
             torch.randn(6, 5, generator=generator) * 0.01,
             0.07,
         ),
         case(
-            "a batch of one (no negatives)",
+            _("a batch of one (no negatives)"),
             torch.randn(1, 4, generator=generator),
             torch.randn(1, 4, generator=generator),
             0.1,
         ),
         case(
-            "temperature 1 on a batch of 32",
+            _("temperature 1 on a batch of 32"),
             torch.randn(32, 16, generator=generator),
             torch.randn(32, 16, generator=generator),
             1.0,
         ),
-        Case("the gradient matches the reference", gradient_case),
+        Case(_("the gradient matches the reference"), gradient_case),
     ]
-    return check_exercise("8.2", "symmetric InfoNCE loss", cases)
+    return check_exercise("8.2", _("symmetric InfoNCE loss"), cases)
 
 
 # Exercise 8.3 ---------------------------------------------------------------------------------
@@ -182,7 +194,9 @@ def check_recall_at_k(
             what = f"recall_at_k(similarity, k={k})"
             expect(
                 isinstance(result, (float, np.floating)),
-                f"{what}: expected a float, got {type(result).__name__}",
+                _("{what}: expected a float, got {type}").format(
+                    what=what, type=type(result).__name__
+                ),
             )
             size = len(similarity)
             with warnings.catch_warnings():  # k = size is a legitimate edge case here
@@ -192,7 +206,9 @@ def check_recall_at_k(
                 )
             expect(
                 expected == 0 or not np.isclose(result, 100 * expected),
-                f"{what}: expected a fraction ({expected:.4g}), got {result:.4g} (a percentage?)",
+                _(
+                    "{what}: expected a fraction ({expected:.4g}), got {result:.4g} (a percentage?)"
+                ).format(what=what, expected=expected, result=result),
             )
             expect_close(result, expected, what, atol=1e-9)
 
@@ -202,16 +218,16 @@ def check_recall_at_k(
         [[0, 0, 0, 0], [2, 0, 0, 0], [3, 3, 0, 0], [0, 0, 0, 0]]
     )
     cases = [
-        case("a perfect ranking, k=1", np.eye(5) + 0.01 * rng.random((5, 5)), 1),
-        case("a random 20 x 20 matrix, k=1", rng.normal(size=(20, 20)), 1),
-        case("a random 20 x 20 matrix, k=5", rng.normal(size=(20, 20)), 5),
+        case(_("a perfect ranking, k=1"), np.eye(5) + 0.01 * rng.random((5, 5)), 1),
+        case(_("a random 20 x 20 matrix, k=1"), rng.normal(size=(20, 20)), 1),
+        case(_("a random 20 x 20 matrix, k=5"), rng.normal(size=(20, 20)), 5),
         case(
-            "answers ranked second or third, k=1 and the rows differ from the columns",
+            _("answers ranked second or third, k=1 and the rows differ from the columns"),
             hits_only_on_rows,
             1,
         ),
-        case("the same, k=2", hits_only_on_rows, 2),
-        case("k equal to the number of items", rng.normal(size=(6, 6)), 6),
+        case(_("the same, k=2"), hits_only_on_rows, 2),
+        case(_("k equal to the number of items"), rng.normal(size=(6, 6)), 6),
     ]
     return check_exercise("8.3", "recall@k", cases)
 
@@ -238,14 +254,18 @@ def chance_recall_slips() -> dict[float, str]:
     """Exercise 8.4's typical wrong answers (value -> what it corresponds to)."""
     n, r, k = PREDICTION_ITEMS, PREDICTION_RELEVANT, PREDICTION_K
     return {
-        k * r / n: (
-            f"k r / n = {k} x {r} / {n}, the expected number of relevant items in the top {k}: "
+        k * r / n: _(
+            "k r / n = {k} x {r} / {n}, the expected number of relevant items in the top {k}: "
             "it adds the chances of overlapping events (two relevant items in the top 10 are "
             "counted twice), so it overestimates the chance of at least one"
+        ).format(k=k, r=r, n=n),
+        r / n: _("recall@1 ({r} / {n}): the top {k} gives {k} chances, not one").format(
+            k=k, r=r, n=n
         ),
-        r / n: f"recall@1 ({r} / {n}): the top {k} gives {k} chances, not one",
-        k / n: f"k / n, recall@{k} with one relevant item per query; here {r} are relevant",
-        100 * chance_recall_at_k(n, r, k): (
+        k / n: _(
+            "k / n, recall@{k} with one relevant item per query; here {r} are relevant"
+        ).format(k=k, r=r),
+        100 * chance_recall_at_k(n, r, k): _(
             "the recall as a percentage; write it as a fraction (0.5 = 50%)"
         ),
     }
@@ -259,15 +279,24 @@ def check_chance_recall_prediction(prediction: object) -> ExerciseResult:
     n, r, k = PREDICTION_ITEMS, PREDICTION_RELEVANT, PREDICTION_K
     expected = chance_recall_at_k(n, r, k)
     missed = math.comb(n - r, k) / math.comb(n, k)
-    explain = (
-        f"A random top {k} misses every relevant image with probability C({n - r}, {k}) / "
-        f"C({n}, {k}) = ({n - r}/{n}) x ({n - r - 1}/{n - 1}) x ... ({k} factors) = "
-        f"{missed:.3f}, so recall@{k} = 1 - {missed:.3f} = {expected:.3f}: a little under "
-        f"k r / n = {k * r / n:.3f}, because the top {k} sometimes holds two relevant images."
+    explain = _(
+        "A random top {k} misses every relevant image with probability C({others}, {k}) / "
+        "C({n}, {k}) = ({others}/{n}) x ({others_less}/{n_less}) x ... ({k} factors) = "
+        "{missed:.3f}, so recall@{k} = 1 - {missed:.3f} = {expected:.3f}: a little under "
+        "k r / n = {union_bound:.3f}, because the top {k} sometimes holds two relevant images."
+    ).format(
+        k=k,
+        n=n,
+        others=n - r,
+        others_less=n - r - 1,
+        n_less=n - 1,
+        missed=missed,
+        expected=expected,
+        union_bound=k * r / n,
     )
     return check_number(
         "8.4",
-        "the recall@10 of chance",
+        _("the recall@10 of chance"),
         prediction,
         expected,
         tolerance=PREDICTION_TOLERANCE,
@@ -285,17 +314,28 @@ def check_chance_recall_prediction(prediction: object) -> ExerciseResult:
 
 # Exercise 8.5 ---------------------------------------------------------------------------------
 
+#: What an instructor reads exercise 8.5's answer against (English; each criterion is
+#: translated where the check prints it).
 RERANKER_RUBRIC = (
-    "Uses the chapter's own numbers: the dual encoder's recall@1, the reranked recall@1, the "
-    "recall@1 of the cross-attention term alone, and a pick at random in the same shortlist.",
-    "Explains that the reranker was trained as a correction added to the dual encoder's logit "
-    "(a residual starting at zero), so its term alone was never asked to rank on its own.",
-    "Says what the reranker can see that the dual encoder cannot (each word reads the image's "
-    "patches, with their positions: where the ink is, hence slant) and what it costs (one "
-    "forward pass per caption-image pair, so it only reranks a shortlist).",
-    "Proposes a measurement that would test the explanation (e.g. train the term alone with "
-    "the same epochs, vary the shortlist size k, look at the attention weights of 'left' or "
-    "'bold', or repeat over seeds) and says what outcome would refute it.",
+    N_(
+        "Uses the chapter's own numbers: the dual encoder's recall@1, the reranked recall@1, the "
+        "recall@1 of the cross-attention term alone, and a pick at random in the same shortlist."
+    ),
+    N_(
+        "Explains that the reranker was trained as a correction added to the dual encoder's "
+        "logit (a residual starting at zero), so its term alone was never asked to rank on its "
+        "own."
+    ),
+    N_(
+        "Says what the reranker can see that the dual encoder cannot (each word reads the "
+        "image's patches, with their positions: where the ink is, hence slant) and what it costs "
+        "(one forward pass per caption-image pair, so it only reranks a shortlist)."
+    ),
+    N_(
+        "Proposes a measurement that would test the explanation (e.g. train the term alone with "
+        "the same epochs, vary the shortlist size k, look at the attention weights of 'left' or "
+        "'bold', or repeat over seeds) and says what outcome would refute it."
+    ),
 )
 
 
@@ -304,5 +344,9 @@ def check_reranker_investigation(answer: object) -> ExerciseResult:
     table (the dual encoder alone, a random pick in the shortlist, the cross-attention term
     alone, their sum). Submitted with :data:`RERANKER_RUBRIC`; at least 40 words."""
     return check_open_answer(
-        "8.5", "what the reranker adds", answer, rubric=RERANKER_RUBRIC, min_words=40
+        "8.5",
+        _("what the reranker adds"),
+        answer,
+        rubric=[_(criterion) for criterion in RERANKER_RUBRIC],
+        min_words=40,
     )

@@ -30,6 +30,7 @@ from handbook.exercises.checks import (
     expect_shape,
     expect_type,
 )
+from handbook.i18n import N_, _
 
 # Exercise 9.1 ---------------------------------------------------------------------------------
 
@@ -48,52 +49,52 @@ def check_demographic_parity_difference(
     cases = [
         _parity_case(
             demographic_parity_difference,
-            "two groups, group 0 selected more often",
+            _("two groups, group 0 selected more often"),
             np.array([1, 1, 1, 0, 1, 0, 0, 0]),
             np.array([0, 0, 0, 0, 1, 1, 1, 1]),
         ),
         _parity_case(
             demographic_parity_difference,
-            "two groups, group 1 selected more often",
+            _("two groups, group 1 selected more often"),
             np.array([0, 0, 0, 1, 1, 1, 1, 0]),
             np.array([0, 0, 0, 0, 1, 1, 1, 1]),
         ),
         _parity_case(
             demographic_parity_difference,
-            "three groups named by strings, selected 80%, 50% and 20% of the time",
+            _("three groups named by strings, selected 80%, 50% and 20% of the time"),
             np.r_[np.arange(10) < 8, np.arange(10) < 5, np.arange(10) < 2].astype(int),
             np.repeat(np.array(["north", "south", "west"]), 10),
         ),
         _parity_case(
             demographic_parity_difference,
-            "four groups in random order",
+            _("four groups in random order"),
             (rng.random(120) < 0.5).astype(int),
             rng.integers(0, 4, 120),
         ),
         _parity_case(
             demographic_parity_difference,
-            "groups of very different sizes (2 and 48 members)",
+            _("groups of very different sizes (2 and 48 members)"),
             np.r_[[1, 1], (np.arange(48) % 4 == 0).astype(int)],
             np.r_[[7, 7], np.full(48, 3)],
         ),
         _parity_case(
             demographic_parity_difference,
-            "a single group",
+            _("a single group"),
             np.array([1, 0, 1, 1]),
             np.array(["all"] * 4),
         ),
         _parity_case(
             demographic_parity_difference,
-            "nobody selected",
+            _("nobody selected"),
             np.zeros(6, dtype=int),
             np.array([0, 1, 2, 0, 1, 2]),
         ),
         Case(
-            "the input arrays are left unchanged",
+            _("the input arrays are left unchanged"),
             lambda: _expect_arrays_unchanged(demographic_parity_difference),
         ),
     ]
-    return check_exercise("9.1", "demographic-parity difference", cases)
+    return check_exercise("9.1", _("demographic-parity difference"), cases)
 
 
 def _parity_case(
@@ -110,12 +111,16 @@ def _parity_case(
         )
         expect(
             result >= 0 or not np.isclose(-result, expected),
-            f"{what}: expected {expected:.4g}, got {result:.4g}: the difference is the largest "
-            "selection rate minus the smallest, never negative",
+            _(
+                "{what}: expected {expected:.4g}, got {result:.4g}: the difference is the largest "
+                "selection rate minus the smallest, never negative"
+            ).format(what=what, expected=expected, result=result),
         )
         expect(
             expected == 0 or not np.isclose(result, 100 * expected),
-            f"{what}: expected a fraction ({expected:.4g}), got {result:.4g} (a percentage?)",
+            _(
+                "{what}: expected a fraction ({expected:.4g}), got {result:.4g} (a percentage?)"
+            ).format(what=what, expected=expected, result=result),
         )
         expect_close(result, float(expected), what, atol=1e-9)
 
@@ -128,8 +133,10 @@ def _expect_arrays_unchanged(function: Callable) -> None:
     expect(
         np.array_equal(predictions, [1, 0, 1, 1, 0, 0])
         and np.array_equal(groups, [0, 0, 0, 1, 1, 1]),
-        "the arrays passed to demographic_parity_difference were modified; expected them "
-        "unchanged (compute on copies or with masks)",
+        _(
+            "the arrays passed to demographic_parity_difference were modified; expected them "
+            "unchanged (compute on copies or with masks)"
+        ),
     )
 
 
@@ -152,30 +159,30 @@ def check_reweighing_weights(
     cases = [
         _reweighing_case(
             reweighing_weights,
-            "two groups, 3 of 4 and 1 of 4 positive",
+            _("two groups, 3 of 4 and 1 of 4 positive"),
             np.array([1, 1, 1, 0, 1, 0, 0, 0]),
             np.array([0, 0, 0, 0, 1, 1, 1, 1]),
         ),
         _reweighing_case(
             reweighing_weights,
-            "two groups of 60 and 40 with positive rates near 70% and 20%",
+            _("two groups of 60 and 40 with positive rates near 70% and 20%"),
             skewed_labels,
             np.r_[np.zeros(60, int), np.ones(40, int)],
         ),
         _reweighing_case(
             reweighing_weights,
-            "three groups named by strings",
+            _("three groups named by strings"),
             (rng.random(120) < 0.4).astype(int),
             np.array(["a", "b", "c"])[rng.integers(0, 3, 120)],
         ),
         _reweighing_case(
             reweighing_weights,
-            "labels already independent of the group (every weight should be 1)",
+            _("labels already independent of the group (every weight should be 1)"),
             np.array([1, 0, 1, 0, 1, 0, 1, 0]),
             np.array([0, 0, 0, 0, 1, 1, 1, 1]),
         ),
     ]
-    return check_exercise("9.2", "reweighing weights", cases)
+    return check_exercise("9.2", _("reweighing weights"), cases)
 
 
 def _reweighing_case(
@@ -189,7 +196,9 @@ def _reweighing_case(
         weights = result.astype(np.float64)
         expect(
             np.all(np.isfinite(weights)) and np.all(weights >= 0),
-            f"{what}: expected finite, non-negative weights, got {weights[:8]} ...",
+            _("{what}: expected finite, non-negative weights, got {weights} ...").format(
+                what=what, weights=weights[:8]
+            ),
         )
         overall = labels.mean()
         for group_value in np.unique(groups):
@@ -199,21 +208,29 @@ def _reweighing_case(
                 cell = weights[member & (labels == label)]
                 expect(
                     cell.size == 0 or np.allclose(cell, cell[0]),
-                    f"{what}: samples of group {group!r} with label {label} got different weights "
-                    f"({np.unique(cell)[:4]}); expected one weight per (group, label) cell",
+                    _(
+                        "{what}: samples of group {group} with label {label} got different "
+                        "weights ({weights}); expected one weight per (group, label) cell"
+                    ).format(
+                        what=what, group=repr(group), label=label, weights=np.unique(cell)[:4]
+                    ),
                 )
             expect_close(
                 weights[member].sum(),
                 float(member.sum()),
-                f"{what}: total weight of group {group!r} (its weighted size, expected its "
-                "number of members)",
+                _(
+                    "{what}: total weight of group {group} (its weighted size, expected its "
+                    "number of members)"
+                ).format(what=what, group=repr(group)),
                 atol=1e-6,
             )
             expect_close(
                 (weights * labels)[member].sum() / weights[member].sum(),
                 overall,
-                f"{what}: weighted positive rate of group {group!r} (expected the overall "
-                "positive rate)",
+                _(
+                    "{what}: weighted positive rate of group {group} (expected the overall "
+                    "positive rate)"
+                ).format(what=what, group=repr(group)),
                 atol=1e-6,
             )
 
@@ -233,7 +250,8 @@ def _check_models() -> dict[str, nn.Module]:
             for parameter in model.parameters():
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
         model.eval()
-    return {"a linear classifier": linear, "a small convolutional network": conv}
+    # the names are shown translated (see check_fgsm_step) and looked up in English
+    return {N_("a linear classifier"): linear, N_("a small convolutional network"): conv}
 
 
 def _check_images(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,19 +280,25 @@ def check_fgsm_step(
         for epsilon, count in ((0.1, 6), (0.3, 3)):
             cases.append(
                 _fgsm_case(
-                    fgsm_step, f"{name}, {count} images, epsilon={epsilon}", model, count, epsilon
+                    fgsm_step,
+                    _("{model}, {count} images, epsilon={epsilon}").format(
+                        model=_(name), count=count, epsilon=epsilon
+                    ),
+                    model,
+                    count,
+                    epsilon,
                 )
             )
     linear = models["a linear classifier"]
     cases += [
-        _fgsm_case(fgsm_step, "a single image (n=1), epsilon=0.2", linear, 1, 0.2),
-        _fgsm_case(fgsm_step, "epsilon=0 (no change at all)", linear, 4, 0.0),
+        _fgsm_case(fgsm_step, _("a single image (n=1), epsilon=0.2"), linear, 1, 0.2),
+        _fgsm_case(fgsm_step, _("epsilon=0 (no change at all)"), linear, 4, 0.0),
         Case(
-            "the loss of every image goes up (the linear model's loss is convex in the pixels)",
+            _("the loss of every image goes up (the linear model's loss is convex in the pixels)"),
             lambda: _expect_loss_increase(fgsm_step, linear),
         ),
     ]
-    return check_exercise("9.3", "one FGSM step", cases)
+    return check_exercise("9.3", _("one FGSM step"), cases)
 
 
 def _fgsm_case(
@@ -289,24 +313,32 @@ def _fgsm_case(
         expect_shape(result, tuple(images.shape), what)
         expect(
             torch.equal(images, original),
-            f"{what}: the images passed in were modified; expected them unchanged (work on a "
-            "detached copy)",
+            _(
+                "{what}: the images passed in were modified; expected them unchanged (work on a "
+                "detached copy)"
+            ).format(what=what),
         )
         expect(
             not result.requires_grad,
-            f"{what}: the result still requires gradients; expected a plain tensor (detach it)",
+            _(
+                "{what}: the result still requires gradients; expected a plain tensor (detach it)"
+            ).format(what=what),
         )
         low, high = float(result.min()), float(result.max())
         expect(
             low >= 0.0 and high <= 1.0,
-            f"{what}: expected pixels inside the valid range [0, 1], got values in "
-            f"[{low:.3g}, {high:.3g}]",
+            _(
+                "{what}: expected pixels inside the valid range [0, 1], got values in "
+                "[{low:.3g}, {high:.3g}]"
+            ).format(what=what, low=low, high=high),
         )
         change = float((result - images).abs().max())
         expect(
             change <= epsilon + 1e-6,
-            f"{what}: expected no pixel to move by more than epsilon={epsilon}, one moved by "
-            f"{change:.3g}",
+            _(
+                "{what}: expected no pixel to move by more than epsilon={epsilon}, one moved by "
+                "{change:.3g}"
+            ).format(what=what, epsilon=epsilon, change=change),
         )
         expect_close(result, ethics.fgsm(model, images, labels, epsilon), what, atol=1e-6)
 
@@ -323,8 +355,10 @@ def _expect_loss_increase(fgsm_step: Callable, model: nn.Module) -> None:
     lowered = int((after < before - 1e-5).sum())
     expect(
         lowered == 0,
-        f"the attack lowered the loss of {lowered} of 16 images (mean loss {before.mean():.3f} "
-        f"before, {after.mean():.3f} after); an untargeted step must climb the loss",
+        _(
+            "the attack lowered the loss of {lowered} of 16 images (mean loss {before:.3f} "
+            "before, {after:.3f} after); an untargeted step must climb the loss"
+        ).format(lowered=lowered, before=before.mean(), after=after.mean()),
     )
 
 
@@ -364,7 +398,7 @@ def check_integrated_gradients(
     cases = [
         _ig_case(
             integrated_gradients,
-            "F(x) = 2 x0 - x1 + 0.5 x2 (exact: w_i (x_i - b_i)), zero baseline",
+            _("F(x) = 2 x0 - x1 + 0.5 x2 (exact: w_i (x_i - b_i)), zero baseline"),
             linear,
             torch.randn(4, 3, generator=generator),
             torch.zeros(3),
@@ -372,7 +406,7 @@ def check_integrated_gradients(
         ),
         _ig_case(
             integrated_gradients,
-            "F(x) = x0 x1 x2 (curved), baseline of ones",
+            _("F(x) = x0 x1 x2 (curved), baseline of ones"),
             product,
             torch.rand(3, 3, generator=generator) * 2,
             torch.ones(3),
@@ -380,7 +414,7 @@ def check_integrated_gradients(
         ),
         _ig_case(
             integrated_gradients,
-            "a small tanh network, zero baseline, 20 steps",
+            _("a small tanh network, zero baseline, 20 steps"),
             tanh_network,
             inputs,
             torch.zeros(4),
@@ -388,7 +422,7 @@ def check_integrated_gradients(
         ),
         _ig_case(
             integrated_gradients,
-            "a small tanh network, one baseline per input (n, d), 3 steps",
+            _("a small tanh network, one baseline per input (n, d), 3 steps"),
             tanh_network,
             inputs,
             torch.randn(5, 4, generator=generator),
@@ -396,18 +430,18 @@ def check_integrated_gradients(
         ),
         _ig_case(
             integrated_gradients,
-            "a single input (n=1), 2 steps",
+            _("a single input (n=1), 2 steps"),
             tanh_network,
             inputs[:1],
             torch.zeros(4),
             steps=2,
         ),
         Case(
-            "completeness: with 300 steps the attributions add up to F(x) - F(baseline)",
+            _("completeness: with 300 steps the attributions add up to F(x) - F(baseline)"),
             lambda: _expect_completeness(integrated_gradients, tanh_network, inputs),
         ),
     ]
-    return check_exercise("9.4", "integrated gradients, Riemann sum", cases)
+    return check_exercise("9.4", _("integrated gradients, Riemann sum"), cases)
 
 
 def _ig_case(
@@ -443,7 +477,7 @@ def _expect_completeness(
     expect_close(
         result.detach().sum(dim=1),
         change,
-        "sum of the attributions of each input (expected F(x) - F(baseline))",
+        _("sum of the attributions of each input (expected F(x) - F(baseline))"),
         atol=0.02,
         rtol=0.01,
     )
@@ -478,13 +512,13 @@ def reweighing_slips() -> dict[float, str]:
     """Exercise 9.5's typical wrong answers (value -> what it corresponds to)."""
     cells = _cell_weights(DERIVATION_COUNTS)
     return {
-        1 / cells["B", 1]: (
+        1 / cells["B", 1]: _(
             "P(B, hired) / (P(B) P(hired)), the formula upside down: the hired B applicants "
             "are rarer than independence predicts, so they must count MORE"
         ),
-        cells["A", 1]: "the weight of a hired applicant of group A",
-        cells["B", 0]: "the weight of a rejected applicant of group B",
-        cells["A", 0]: "the weight of a rejected applicant of group A",
+        cells["A", 1]: _("the weight of a hired applicant of group A"),
+        cells["B", 0]: _("the weight of a rejected applicant of group B"),
+        cells["A", 0]: _("the weight of a rejected applicant of group A"),
     }
 
 
@@ -495,12 +529,21 @@ def check_reweighing_derivation(weight: object) -> ExerciseResult:
     (total_a, hired_a), (total_b, hired_b) = DERIVATION_COUNTS["A"], DERIVATION_COUNTS["B"]
     n = total_a + total_b
     expected = _cell_weights(DERIVATION_COUNTS)["B", 1]
-    explain = (
-        f"w(g, y) = P(g) P(y) / P(g, y). P(B) = {total_b}/{n} = {total_b / n:g}, P(hired) = "
-        f"{hired_a + hired_b}/{n} = {(hired_a + hired_b) / n:g}, P(B, hired) = {hired_b}/{n} = "
-        f"{hired_b / n:g}: w = {total_b / n:g} x {(hired_a + hired_b) / n:g} / "
-        f"{hired_b / n:g} = {expected:.3f}. Equivalently P(hired) / P(hired | B): a hired B "
+    explain = _(
+        "w(g, y) = P(g) P(y) / P(g, y). P(B) = {total_b}/{n} = {p_b:g}, P(hired) = "
+        "{hired}/{n} = {p_hired:g}, P(B, hired) = {hired_b}/{n} = "
+        "{p_b_hired:g}: w = {p_b:g} x {p_hired:g} / "
+        "{p_b_hired:g} = {expected:.3f}. Equivalently P(hired) / P(hired | B): a hired B "
         "applicant counts as many times as the overall hiring rate exceeds group B's."
+    ).format(
+        total_b=total_b,
+        n=n,
+        p_b=total_b / n,
+        hired=hired_a + hired_b,
+        p_hired=(hired_a + hired_b) / n,
+        hired_b=hired_b,
+        p_b_hired=hired_b / n,
+        expected=expected,
     )
     slip = ""
     if isinstance(weight, (int, float, np.integer, np.floating)) and not isinstance(weight, bool):
@@ -508,11 +551,11 @@ def check_reweighing_derivation(weight: object) -> ExerciseResult:
         if np.isfinite(value) and abs(value - expected) > DERIVATION_TOLERANCE:
             for wrong, meaning in reweighing_slips().items():
                 if abs(value - wrong) <= DERIVATION_TOLERANCE:
-                    slip = f"Your number is {meaning}. "
+                    slip = _("Your number is {meaning}. ").format(meaning=meaning)
                     break
     return check_number(
         "9.5",
-        "a reweighing weight",
+        _("a reweighing weight"),
         weight,
         expected,
         tolerance=DERIVATION_TOLERANCE,

@@ -29,6 +29,7 @@ from handbook.exercises.checks import (
     expect_close,
     expect_type,
 )
+from handbook.i18n import _
 
 # Exercise 10.1 --------------------------------------------------------------------------------
 
@@ -81,26 +82,30 @@ def check_best_run(best_run: Callable[[pd.DataFrame, str, bool], str | None]) ->
     tie = _runs([("first", "FINISHED", 0.9, 0.3), ("second", "FINISHED", 0.9, 0.3)])
     cases = [
         _best_run_case(
-            best_run, "three finished runs, highest accuracy", table, "val_accuracy", True
+            best_run, _("three finished runs, highest accuracy"), table, "val_accuracy", True
         ),
-        _best_run_case(best_run, "three finished runs, lowest loss", table, "val_loss", False),
-        _best_run_case(
-            best_run, "a failed and a running run score better", with_failed, "val_accuracy", True
-        ),
-        _best_run_case(
-            best_run, "a run that never logged the metric (NaN)", with_missing, "val_loss", False
-        ),
-        _best_run_case(best_run, "two runs tie: the first row wins", tie, "val_accuracy", True),
+        _best_run_case(best_run, _("three finished runs, lowest loss"), table, "val_loss", False),
         _best_run_case(
             best_run,
-            "no finished run has the metric",
+            _("a failed and a running run score better"),
+            with_failed,
+            "val_accuracy",
+            True,
+        ),
+        _best_run_case(
+            best_run, _("a run that never logged the metric (NaN)"), with_missing, "val_loss", False
+        ),
+        _best_run_case(best_run, _("two runs tie: the first row wins"), tie, "val_accuracy", True),
+        _best_run_case(
+            best_run,
+            _("no finished run has the metric"),
             _runs([("x", "FAILED", 0.5, 0.5), ("y", "FINISHED", None, None)]),
             "val_accuracy",
             True,
         ),
-        Case("the table is left unchanged", lambda: _expect_table_unchanged(best_run, table)),
+        Case(_("the table is left unchanged"), lambda: _expect_table_unchanged(best_run, table)),
     ]
-    return check_exercise("10.1", "the best run", cases)
+    return check_exercise("10.1", _("the best run"), cases)
 
 
 def _best_run_case(best_run, description, runs, metric, higher_is_better) -> Case:
@@ -110,11 +115,19 @@ def _best_run_case(best_run, description, runs, metric, higher_is_better) -> Cas
         expected = _reference_best_run(runs, metric, higher_is_better)
         if expected is None:
             expect(
-                result is None, f"{what}: expected None (no finished run has it), got {result!r}"
+                result is None,
+                _("{what}: expected None (no finished run has it), got {result}").format(
+                    what=what, result=repr(result)
+                ),
             )
             return
         expect_type(result, str, what)
-        expect(result == expected, f"{what}: expected run {expected!r}, got {result!r}")
+        expect(
+            result == expected,
+            _("{what}: expected run {expected}, got {result}").format(
+                what=what, expected=repr(expected), result=repr(result)
+            ),
+        )
 
     return Case(description, run)
 
@@ -122,7 +135,7 @@ def _best_run_case(best_run, description, runs, metric, higher_is_better) -> Cas
 def _expect_table_unchanged(best_run, table: pd.DataFrame) -> None:
     original = table.copy()
     best_run(table, "val_accuracy", True)
-    expect(table.equals(original), "the runs table passed in was modified (sorted in place?)")
+    expect(table.equals(original), _("the runs table passed in was modified (sorted in place?)"))
 
 
 # Exercise 10.2 --------------------------------------------------------------------------------
@@ -151,22 +164,22 @@ def check_shard_indices(
     multiple of ``world_size``, then every ``world_size``-th index starting at ``rank``.
     """
     settings = [
-        ("8 examples, 2 processes, rank 0", (8, 2, 0, 0, 0)),
-        ("8 examples, 2 processes, rank 1", (8, 2, 1, 0, 0)),
-        ("10 examples, 4 processes, rank 3 (padding needed)", (10, 4, 3, 0, 0)),
-        ("a later epoch reshuffles (epoch 5)", (12, 3, 1, 5, 0)),
-        ("another seed (seed 7)", (12, 3, 2, 0, 7)),
-        ("one process reads the whole permutation", (9, 1, 0, 2, 3)),
-        ("fewer examples than processes (3 examples, 4 processes)", (3, 4, 2, 0, 0)),
+        (_("8 examples, 2 processes, rank 0"), (8, 2, 0, 0, 0)),
+        (_("8 examples, 2 processes, rank 1"), (8, 2, 1, 0, 0)),
+        (_("10 examples, 4 processes, rank 3 (padding needed)"), (10, 4, 3, 0, 0)),
+        (_("a later epoch reshuffles (epoch 5)"), (12, 3, 1, 5, 0)),
+        (_("another seed (seed 7)"), (12, 3, 2, 0, 7)),
+        (_("one process reads the whole permutation"), (9, 1, 0, 2, 3)),
+        (_("fewer examples than processes (3 examples, 4 processes)"), (3, 4, 2, 0, 0)),
     ]
     cases = [_shard_case(shard_indices, name, arguments) for name, arguments in settings]
     cases.append(
         Case(
-            "all ranks together read every example (13 examples, 3 processes)",
+            _("all ranks together read every example (13 examples, 3 processes)"),
             lambda: _expect_cover(shard_indices),
         )
     )
-    return check_exercise("10.2", "the shard of one process", cases)
+    return check_exercise("10.2", _("the shard of one process"), cases)
 
 
 def _shard_case(shard_indices, description: str, arguments: tuple[int, ...]) -> Case:
@@ -179,11 +192,15 @@ def _shard_case(shard_indices, description: str, arguments: tuple[int, ...]) -> 
         result = [int(index) for index in result]
         expect(
             len(result) == len(expected),
-            f"{what}: expected {len(expected)} indices (ceil(n / world_size)), got {len(result)}",
+            _("{what}: expected {expected} indices (ceil(n / world_size)), got {count}").format(
+                what=what, expected=len(expected), count=len(result)
+            ),
         )
         expect(
             result == expected,
-            f"{what}: expected {expected}, got {describe(result)}",
+            _("{what}: expected {expected}, got {result}").format(
+                what=what, expected=expected, result=describe(result)
+            ),
         )
 
     return Case(description, run)
@@ -193,7 +210,9 @@ def _expect_cover(shard_indices) -> None:
     read = [index for rank in range(3) for index in shard_indices(13, 3, rank, 1, 0)]
     expect(
         set(read) == set(range(13)),
-        f"ranks 0-2 together read {sorted(set(read))}, expected every index 0..12",
+        _("ranks 0-2 together read {read}, expected every index 0..12").format(
+            read=sorted(set(read))
+        ),
     )
 
 
@@ -237,27 +256,27 @@ def check_task_label(
     and other controls are ignored. Compared with :func:`handbook.toolchain.task_label`.
     """
     tasks = {
-        "three annotators agree": _task(*(_annotation("weather") for _ in range(3))),
-        "two of three agree": _task(
+        _("three annotators agree"): _task(*(_annotation("weather") for _annotator in range(3))),
+        _("two of three agree"): _task(
             _annotation("business"), _annotation("sports"), _annotation("business")
         ),
-        "a cancelled annotation is ignored": _task(
+        _("a cancelled annotation is ignored"): _task(
             _annotation("sports"),
             _annotation("technology", cancelled=True),
             _annotation("technology", cancelled=True),
         ),
-        "a tie goes to the class listed first": _task(
+        _("a tie goes to the class listed first"): _task(
             _annotation("technology"), _annotation("weather")
         ),
-        "another control's results are ignored": _task(
+        _("another control's results are ignored"): _task(
             _annotation("weather"), _annotation("sports", control="sentiment")
         ),
-        "a task nobody labelled": _task(),
-        "only cancelled annotations": _task(_annotation(None, cancelled=True)),
+        _("a task nobody labelled"): _task(),
+        _("only cancelled annotations"): _task(_annotation(None, cancelled=True)),
     }
     cases = [_task_case(task_label, name, task) for name, task in tasks.items()]
-    cases.append(Case("the task is left unchanged", lambda: _expect_task_unchanged(task_label)))
-    return check_exercise("10.3", "a Label Studio task's label", cases)
+    cases.append(Case(_("the task is left unchanged"), lambda: _expect_task_unchanged(task_label)))
+    return check_exercise("10.3", _("a Label Studio task's label"), cases)
 
 
 def _task_case(task_label, description: str, task: dict) -> Case:
@@ -266,24 +285,42 @@ def _task_case(task_label, description: str, task: dict) -> Case:
         result = task_label(copy.deepcopy(task), list(LABELS))
         expected = toolchain.task_label(task, LABELS)
         if expected is None:
-            expect(result is None, f"{what}: expected None (no completed choice), got {result!r}")
+            expect(
+                result is None,
+                _("{what}: expected None (no completed choice), got {result}").format(
+                    what=what, result=repr(result)
+                ),
+            )
             return
         expect_type(result, tuple, what)
-        expect(len(result) == 2, f"{what}: expected (label, agreement), got {result!r}")
+        expect(
+            len(result) == 2,
+            _("{what}: expected (label, agreement), got {result}").format(
+                what=what, result=repr(result)
+            ),
+        )
         label, agreement = result
         expect(
             not isinstance(label, str),
-            f"{what}: expected the label's index in label_names ({expected[0]}), got {label!r}",
+            _("{what}: expected the label's index in label_names ({expected}), got {label}").format(
+                what=what, expected=expected[0], label=repr(label)
+            ),
         )
         expect(
             int(label) == expected[0],
-            f"{what}: expected label {expected[0]} ({LABELS[expected[0]]}), got {label}",
+            _("{what}: expected label {expected} ({name}), got {label}").format(
+                what=what, expected=expected[0], name=LABELS[expected[0]], label=label
+            ),
         )
         expect(
             not math.isclose(float(agreement), expected[1] * expected[2]) or expected[2] == 1,
-            f"{what}: expected the agreement as a fraction ({expected[1]:.3g}), got a count",
+            _("{what}: expected the agreement as a fraction ({expected:.3g}), got a count").format(
+                what=what, expected=expected[1]
+            ),
         )
-        expect_close(float(agreement), expected[1], f"{what} agreement", atol=1e-9)
+        expect_close(
+            float(agreement), expected[1], _("{what} agreement").format(what=what), atol=1e-9
+        )
 
     return Case(description, run)
 
@@ -292,7 +329,7 @@ def _expect_task_unchanged(task_label) -> None:
     task = _task(_annotation("sports"), _annotation("weather", cancelled=True))
     original = copy.deepcopy(task)
     task_label(task, list(LABELS))
-    expect(task == original, "the task passed in was modified")
+    expect(task == original, _("the task passed in was modified"))
 
 
 # Exercise 10.4 --------------------------------------------------------------------------------
@@ -323,13 +360,19 @@ def repeated_slips() -> dict[int, str]:
     for value, meaning in (
         (
             n % p,
-            f"{n} mod {p}, the examples left over after equal shares (the sampler does not "
-            "drop them, it pads every share up to the largest)",
+            _(
+                "{n} mod {p}, the examples left over after equal shares (the sampler does not "
+                "drop them, it pads every share up to the largest)"
+            ).format(n=n, p=p),
         ),
-        (0, "what drop_last=False would give if the data divided evenly; 1,437 does not"),
-        (repeated_per_epoch(n, 2), "the count with the chapter's two processes, not four"),
+        (0, _("what drop_last=False would give if the data divided evenly; 1,437 does not")),
+        (repeated_per_epoch(n, 2), _("the count with the chapter's two processes, not four")),
     ):
-        slips[value] = f"{slips[value]}; or {meaning}" if value in slips else meaning
+        slips[value] = (
+            _("{first}; or {second}").format(first=slips[value], second=meaning)
+            if value in slips
+            else meaning
+        )
     return slips
 
 
@@ -341,11 +384,11 @@ def check_repeated_examples_derivation(repeated: object) -> ExerciseResult:
     n, p = DERIVATION_EXAMPLES, DERIVATION_PROCESSES
     expected = repeated_per_epoch(n, p)
     per_rank = math.ceil(n / p)
-    explain = (
-        f"Each rank gets ceil({n} / {p}) = {per_rank} indices, so the ranks together read "
-        f"{p} x {per_rank} = {p * per_rank} per epoch: the permutation is padded by repeating "
-        f"its first {p * per_rank - n}, i.e. ceil(n / p) p - n."
-    )
+    explain = _(
+        "Each rank gets ceil({n} / {p}) = {per_rank} indices, so the ranks together read "
+        "{p} x {per_rank} = {total} per epoch: the permutation is padded by repeating "
+        "its first {repeated}, i.e. ceil(n / p) p - n."
+    ).format(n=n, p=p, per_rank=per_rank, total=p * per_rank, repeated=p * per_rank - n)
     slip = ""
     if isinstance(repeated, (int, float, np.integer, np.floating)) and not isinstance(
         repeated, bool
@@ -353,14 +396,14 @@ def check_repeated_examples_derivation(repeated: object) -> ExerciseResult:
         value = float(repeated)
         if math.isfinite(value) and value != expected:
             meaning = repeated_slips().get(int(value)) if value.is_integer() else None
-            slip = f"Your number is {meaning}. " if meaning else ""
+            slip = _("Your number is {meaning}. ").format(meaning=meaning) if meaning else ""
     return check_number(
         "10.4",
-        "the examples a DistributedSampler repeats",
+        _("the examples a DistributedSampler repeats"),
         repeated,
         expected,
         tolerance=0,
-        unit="examples",
+        unit=_("examples"),
         kind=DERIVATION,
         explain=slip + explain,
     )
