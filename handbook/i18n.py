@@ -767,7 +767,7 @@ def _template(english: str, translation: str) -> _Template | None:
         )
         name = match.group(1) or str(number)
         fields.append(name)
-        parts.append(f"(?P<f{len(fields) - 1}>.+?)")
+        parts.append(f"(?P<f{len(fields) - 1}>.*?)")  # may be empty: an optional clause
         position = match.end()
     if not fields:
         return None
@@ -790,10 +790,14 @@ def _catalogs_stamp(language: str) -> tuple:
     return tuple((str(path), path.stat().st_mtime_ns) for path in sorted(folder.rglob("*.po")))
 
 
-def _fill(template: _Template, found: re.Match) -> str:
+def _fill(template: _Template, found: re.Match, language: str) -> str:
     """The translation of ``template`` with each field given the text it matched: by name, or
-    by position for ``{}``."""
-    captured = [found.group(f"f{index}") for index in range(len(template.fields))]
+    by position for ``{}``. A field's text with words in it is translated too (a clause the
+    code put together from another message, as a verdict note's optional sentence)."""
+    captured = [
+        translate_text(text, language) if text != found.string and _WORD.search(text) else text
+        for text in (found.group(f"f{index}") for index in range(len(template.fields)))
+    ]
     by_name = dict(zip(template.fields, captured, strict=True))
     order = iter(captured)
 
@@ -817,7 +821,7 @@ def translate_text(text: str, language: str | None = None) -> str:
     for template in templates:
         found = template.pattern.fullmatch(text)
         if found:
-            return _fill(template, found)
+            return _fill(template, found, language)
     return text
 
 

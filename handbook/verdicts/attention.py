@@ -6,18 +6,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from handbook.claims import Finding
+from handbook.i18n import N_
 
-C1_CLAIM = (
+C1_CLAIM = N_(
     "A Transformer relates tokens with scaled dot-product attention; the article prints a "
     "single-head bmm/softmax implementation"
 )
-C1_ARTICLE = "code listing (single head, no mask)"
+C1_ARTICLE = N_("code listing (single head, no mask)")
 #: Two correct float32 implementations differ only by rounding (about 1e-7 relative on values of
 #: order 1); 1e-5 leaves room for another summation order, not for a wrong formula.
 C1_TOLERANCE = 1e-5
 
-C2_CLAIM = "Residual connections around the blocks of a deep stack ease vanishing gradients"
-C2_ARTICLE = "qualitative"
+C2_CLAIM = N_("Residual connections around the blocks of a deep stack ease vanishing gradients")
+C2_ARTICLE = N_("qualitative")
 #: A stack "trains" when its final loss is this far under the loss of guessing (chance), a
 #: margin that a loss curve's wobble around chance does not reach.
 C2_LEARNED_MARGIN = 0.15
@@ -34,15 +35,15 @@ def c1(*, max_difference: float, float16_overflows: bool) -> Finding:
         claim=C1_CLAIM,
         article_value=C1_ARTICLE,
         measured=max_difference,
-        unit="max |difference| vs torch SDPA (float32)",
+        unit=N_("max |difference| vs torch SDPA (float32)"),
         verdict="reproduced" if max_difference < C1_TOLERANCE else "not reproduced",
-        note=(
+        note=N_(
             "Runs once the line breaks lost in print are restored (the only fix). Lacks masks, "
             "multi-head and 4-D inputs (torch.bmm is 3-D only). In float16 it forms Q K^T before "
-            f"scaling: scores above 65504 overflow to inf -> NaN (NaN here: {float16_overflows}); "
+            "scaling: scores above 65504 overflow to inf -> NaN (NaN here: {float16_overflows}); "
             "torch SDPA and handbook.models do not. Section 5 measures 'no sequential "
             "dependency': an LSTM layer runs L dependent steps, attention 1."
-        ),
+        ).format(float16_overflows=float16_overflows),
     )
 
 
@@ -76,15 +77,23 @@ def c2(
         claim=C2_CLAIM,
         article_value=C2_ARTICLE,
         measured=final_loss["without residual"] - final_loss["with residual"],
-        unit=f"loss gap after {steps} steps (no residual - residual)",
+        unit=N_("loss gap after {steps} steps (no residual - residual)").format(steps=steps),
         verdict=verdict,
-        note=(
-            f"{depth} post-norm encoder blocks (d_model 64), previous-token task over 16 "
-            f"token values, Adam lr 3e-4, batch 32. Loss after {steps} steps: "
-            f"with residual {final_loss['with residual']:.3f}, "
-            f"without {final_loss['without residual']:.3f} (chance {chance_loss:.3f}). "
-            "Gradient norm at init, layer 1 / layer "
-            f"{depth}: with residual {with_residual[0]:.3f} / {with_residual[-1]:.3f}, "
-            f"without {without[0]:.3f} / {without[-1]:.3f}."
+        note=N_(
+            "{depth} post-norm encoder blocks (d_model 64), previous-token task over 16 "
+            "token values, Adam lr 3e-4, batch 32. Loss after {steps} steps: "
+            "with residual {loss_with:.3f}, without {loss_without:.3f} (chance {chance:.3f}). "
+            "Gradient norm at init, layer 1 / layer {depth}: with residual {first_with:.3f} / "
+            "{last_with:.3f}, without {first_without:.3f} / {last_without:.3f}."
+        ).format(
+            depth=depth,
+            steps=steps,
+            loss_with=final_loss["with residual"],
+            loss_without=final_loss["without residual"],
+            chance=chance_loss,
+            first_with=with_residual[0],
+            last_with=with_residual[-1],
+            first_without=without[0],
+            last_without=without[-1],
         ),
     )

@@ -7,12 +7,15 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 from handbook.claims import Finding
+from handbook.i18n import N_
 
-C18_CLAIM = "Fraud detection from behaviour sequences: false positives -35%, recall +18%"
-C18_ARTICLE = "false positives -35%, recall +18%"
+C18_CLAIM = N_("Fraud detection from behaviour sequences: false positives -35%, recall +18%")
+C18_ARTICLE = N_("false positives -35%, recall +18%")
 
-C19_CLAIM = "Diagnosis from health-record text and imaging with BiLSTM + CNN fusion: 91% accuracy"
-C19_ARTICLE = "91% diagnostic accuracy, above junior doctors"
+C19_CLAIM = N_(
+    "Diagnosis from health-record text and imaging with BiLSTM + CNN fusion: 91% accuracy"
+)
+C19_ARTICLE = N_("91% diagnostic accuracy, above junior doctors")
 #: Fusion "works" when it beats the better single modality by more than 10 points of accuracy:
 #: the records are built so that each modality alone is ambiguous, and a smaller margin would
 #: not show that the two are combined.
@@ -51,11 +54,17 @@ def c18(
     direction_holds = all(change < 0 for change in false_positive_changes) and all(
         gain > 0 for gain in recall_gains
     )
-    spread = (
-        f" (seed-to-seed standard deviation {statistics.stdev(false_positive_changes):.1f} points)"
-        if seeds > 1
-        else ""
-    )
+    # one message per case, so that each reads as a whole in a translation
+    if seeds > 1:
+        false_positives = (
+            N_("fewer false positives (seed-to-seed standard deviation {deviation:.1f} points)")
+            if fp_change < 0
+            else N_("more false positives (seed-to-seed standard deviation {deviation:.1f} points)")
+        ).format(deviation=statistics.stdev(false_positive_changes))
+    else:
+        false_positives = (
+            N_("fewer false positives") if fp_change < 0 else N_("more false positives")
+        )
     shares = list(gain_by_takeover_share)
     first, last = shares[0], shares[-1]
     return Finding(
@@ -63,20 +72,39 @@ def c18(
         claim=C18_CLAIM,
         article_value=C18_ARTICLE,
         measured=float(fp_change),
-        unit=f"% false positives at {recall_target:.0%} recall, LSTM vs logistic regression on "
-        "counts",
+        unit=N_(
+            "% false positives at {recall_target:.0%} recall, LSTM vs logistic regression on counts"
+        ).format(recall_target=recall_target),
         verdict="partly reproduced" if direction_holds else "not reproduced",
-        note=(
-            f"synthetic shop, {users} users, {fraud_rate:.0%} fraud of which {takeover_share:.0%} "
-            f"account takeovers visible only in the order of events: at {recall_target:.0%} "
-            f"recall the LSTM raises {abs(fp_change):.0f}% {'fewer' if fp_change < 0 else 'more'} "
-            f"false positives{spread}, at {fpr_budget:.0%} FPR it catches {recall_gain:+.1f} pp "
-            f"({recall_gain_relative:+.0f}% relative) more frauds, mean of {seeds} seed(s); "
-            f"gradient boosting on counts {boosting[0]:+.0f}% / {boosting[1]:+.1f} pp, counts + "
-            f"bigrams {bigrams[0]:+.0f}% / {bigrams[1]:+.1f} pp; "
-            f"with {first:.0%} takeovers the LSTM's recall gain is "
-            f"{gain_by_takeover_share[first]:+.1f} pp, with {last:.0%} "
-            f"{gain_by_takeover_share[last]:+.1f} pp: the size is set by the fraud mix"
+        note=N_(
+            "synthetic shop, {users} users, {fraud_rate:.0%} fraud of which {takeover_share:.0%} "
+            "account takeovers visible only in the order of events: at {recall_target:.0%} "
+            "recall the LSTM raises {fp_change:.0f}% {false_positives}, at "
+            "{fpr_budget:.0%} FPR it catches {recall_gain:+.1f} pp "
+            "({recall_gain_relative:+.0f}% relative) more frauds, mean of {seeds} seed(s); "
+            "gradient boosting on counts {boosting_fp:+.0f}% / {boosting_recall:+.1f} pp, counts "
+            "+ bigrams {bigrams_fp:+.0f}% / {bigrams_recall:+.1f} pp; with {first:.0%} takeovers "
+            "the LSTM's recall gain is {first_gain:+.1f} pp, with {last:.0%} {last_gain:+.1f} pp: "
+            "the size is set by the fraud mix"
+        ).format(
+            users=users,
+            fraud_rate=fraud_rate,
+            takeover_share=takeover_share,
+            recall_target=recall_target,
+            fp_change=abs(fp_change),
+            false_positives=false_positives,
+            fpr_budget=fpr_budget,
+            recall_gain=recall_gain,
+            recall_gain_relative=recall_gain_relative,
+            seeds=seeds,
+            boosting_fp=boosting[0],
+            boosting_recall=boosting[1],
+            bigrams_fp=bigrams[0],
+            bigrams_recall=bigrams[1],
+            first=first,
+            first_gain=gain_by_takeover_share[first],
+            last=last,
+            last_gain=gain_by_takeover_share[last],
         ),
     )
 
@@ -99,14 +127,19 @@ def c19(
         claim=C19_CLAIM,
         article_value=C19_ARTICLE,
         measured=100 * joint,
-        unit="% test accuracy, joint BiLSTM + CNN fusion (5 synthetic diagnoses)",
+        unit=N_("% test accuracy, joint BiLSTM + CNN fusion (5 synthetic diagnoses)"),
         verdict="partly reproduced" if fusion_margin > C19_MIN_FUSION_MARGIN else "not reproduced",
-        note=(
-            f"synthetic note + 16x16 image records ({test_records} test) built so that each "
-            f"modality alone is ambiguous: note only {100 * note_only:.1f}%, "
-            f"image only {100 * image_only:.1f}%, joint fusion "
-            f"{100 * joint:.1f}%, late fusion {100 * late:.1f}%; the fusion "
+        note=N_(
+            "synthetic note + 16x16 image records ({test_records} test) built so that each "
+            "modality alone is ambiguous: note only {note_only:.1f}%, image only "
+            "{image_only:.1f}%, joint fusion {joint:.1f}%, late fusion {late:.1f}%; the fusion "
             "margin is real, the absolute accuracy is set by the generator's noise and the class "
             "mix, and says nothing about clinical performance"
+        ).format(
+            test_records=test_records,
+            note_only=100 * note_only,
+            image_only=100 * image_only,
+            joint=100 * joint,
+            late=100 * late,
         ),
     )

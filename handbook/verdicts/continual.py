@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from handbook.claims import Finding
+from handbook.i18n import N_
 
-C20_CLAIM = (
+C20_CLAIM = N_(
     "On news classification, continual learning (EWC + replay of 10% of the old data) "
     "saved 65% of compute compared with retraining"
 )
-C20_ARTICLE = "65% less compute"
+C20_ARTICLE = N_("65% less compute")
 #: The saving holds within 10 points of the article's 65%.
 C20_MIN_SAVING = 0.55
 #: The recipe must also end within 1 percentage point of retraining's final accuracy: a saving
@@ -48,35 +49,52 @@ def c20(
         fraction for fraction, behind in behind_retraining.items() if behind <= C20_MAX_ACCURACY_GAP
     ]
     if close_enough:
-        matched = (
-            f"the smallest replay fraction within 1 pp of retraining was {close_enough[0]} "
-            f"(last update {last_update_saved[close_enough[0]]:.0f}% saved)"
-        )
+        matched = N_(
+            "the smallest replay fraction within 1 pp of retraining was {fraction} "
+            "(last update {saved:.0f}% saved)"
+        ).format(fraction=close_enough[0], saved=last_update_saved[close_enough[0]])
     else:
         closest = min(behind_retraining, key=behind_retraining.__getitem__)
-        matched = (
+        matched = N_(
             "no replay fraction tried came within 1 pp of retraining (the closest, "
-            f"{closest}, was {behind_retraining[closest]:.1f} pp behind)"
-        )
+            "{closest}, was {behind:.1f} pp behind)"
+        ).format(closest=closest, behind=behind_retraining[closest])
     finals, spread = final_accuracy, accuracy_spread
     return Finding(
         "C20",
         claim=C20_CLAIM,
         article_value=C20_ARTICLE,
         measured=round(100 * last_update_saving, 1),
-        unit="% compute saved (last update)",
+        unit=N_("% compute saved (last update)"),
         verdict=verdict,
-        note=(
-            f"synthetic class-incremental news stream ({periods} periods x {train_per_period} "
-            f"sentences, 2 new topics each; hashed bag of words + 1-hidden-layer MLP; {epochs} "
-            f"epochs per period for every strategy; compute = examples through forward+backward "
-            f"(training + Fisher) x FlopCounterMode FLOPs per example). Last update (old data = "
-            f"{periods - 1}x new): {100 * last_update_saving:.1f}% saved; whole stream "
-            f"{100 * cumulative_saving:.1f}%. Final accuracy on all topics: {recipe} "
-            f"{finals[recipe]:.1f} ± {spread[recipe]:.1f}%, replay {finals['replay']:.1f}%, "
-            f"retrain {finals['retrain']:.1f} ± {spread['retrain']:.1f}%, EWC alone "
-            f"{finals['EWC']:.1f}%, fine-tune {finals['fine-tune']:.1f}% ({seeds} seed(s)); "
-            f"{matched}. The saving is arithmetic of the old/new data ratio: 10% replay saves 65% "
-            f"when the old data are 2.6x the new"
+        note=N_(
+            "synthetic class-incremental news stream ({periods} periods x {train_per_period} "
+            "sentences, 2 new topics each; hashed bag of words + 1-hidden-layer MLP; {epochs} "
+            "epochs per period for every strategy; compute = examples through forward+backward "
+            "(training + Fisher) x FlopCounterMode FLOPs per example). Last update (old data = "
+            "{old_over_new}x new): {last_saving:.1f}% saved; whole stream "
+            "{cumulative_saving:.1f}%. Final accuracy on all topics: {recipe} "
+            "{recipe_accuracy:.1f} ± {recipe_spread:.1f}%, replay {replay:.1f}%, "
+            "retrain {retrain:.1f} ± {retrain_spread:.1f}%, EWC alone "
+            "{ewc:.1f}%, fine-tune {fine_tune:.1f}% ({seeds} seed(s)); "
+            "{matched}. The saving is arithmetic of the old/new data ratio: 10% replay saves 65% "
+            "when the old data are 2.6x the new"
+        ).format(
+            periods=periods,
+            train_per_period=train_per_period,
+            epochs=epochs,
+            old_over_new=periods - 1,
+            last_saving=100 * last_update_saving,
+            cumulative_saving=100 * cumulative_saving,
+            recipe=recipe,
+            recipe_accuracy=finals[recipe],
+            recipe_spread=spread[recipe],
+            replay=finals["replay"],
+            retrain=finals["retrain"],
+            retrain_spread=spread["retrain"],
+            ewc=finals["EWC"],
+            fine_tune=finals["fine-tune"],
+            seeds=seeds,
+            matched=matched,
         ),
     )

@@ -8,31 +8,32 @@ from typing import TYPE_CHECKING
 
 from handbook import claims
 from handbook.claims import Finding
+from handbook.i18n import N_
 
 if TYPE_CHECKING:
     from handbook.bench import Ratio
 
-C7_CLAIM = "Cleaning (removing duplicates, repairing label errors) improves the training data"
-C7_ARTICLE = "no figure; suggests NLTK grammar checks for label errors"
+C7_CLAIM = N_("Cleaning (removing duplicates, repairing label errors) improves the training data")
+C7_ARTICLE = N_("no figure; suggests NLTK grammar checks for label errors")
 #: Cleaning "improves" the data when test accuracy rises by more than half a point, so that the
 #: verdict does not rest on a change of a few test examples.
 C7_MIN_GAIN = 0.005
 
-C8_CLAIM = "Augmentation (synonym replacement, back-translation) improves models"
-C8_ARTICLE = "no figure"
+C8_CLAIM = N_("Augmentation (synonym replacement, back-translation) improves models")
+C8_ARTICLE = N_("no figure")
 #: A back-translation gain counts only above 1 character-BLEU point: between seeds the same
 #: setup has swung by about that much in both directions.
 C8_MIN_BLEU_GAIN = 1.0
 _C8_VERDICTS = ("not reproduced", "partly reproduced", "reproduced")
 
-C9_CLAIM = "Bucketing sequences by length cuts padding and speeds up training"
-C9_ARTICLE = "no figure"
+C9_CLAIM = N_("Bucketing sequences by length cuts padding and speeds up training")
+C9_ARTICLE = N_("no figure")
 #: Bucketing "cuts padding" when under 5% of the batches' tokens are padding: what is left when
 #: each batch holds sequences of nearly one length.
 C9_MAX_PADDING = 0.05
 
-C10_CLAIM = "An e-commerce recommender's AUC rose by 0.07 to 0.92 with augmented data"
-C10_ARTICLE = "+0.07, to 0.92"
+C10_CLAIM = N_("An e-commerce recommender's AUC rose by 0.07 to 0.92 with augmented data")
+C10_ARTICLE = N_("+0.07, to 0.92")
 #: The augmentation recorded: one sampled negative per click, chosen before looking at results.
 C10_NEGATIVES_PER_CLICK = 1
 #: "Reproduced": a gain within 0.02 of the article's +0.07 and an AUC within 0.02 of its 0.92.
@@ -59,16 +60,21 @@ def c7(
         claim=C7_CLAIM,
         article_value=C7_ARTICLE,
         measured=100 * accuracy["+ issues removed"],
-        unit="% test accuracy after cleaning",
+        unit=N_("% test accuracy after cleaning"),
         verdict="reproduced" if cleaned_gain > C7_MIN_GAIN else "partly reproduced",
-        note=(
-            f"noisy {100 * accuracy['noisy']:.1f}% -> cleaned "
-            f"{100 * accuracy['+ issues removed']:.1f}% "
-            f"(true labels {100 * accuracy['true labels']:.1f}%); near-duplicate "
-            f"precision/recall {near_duplicate_precision:.2f}/{near_duplicate_recall:.2f}, "
-            f"label errors {label_error_precision:.2f}/{label_error_recall:.2f} by confident "
-            "learning. Grammar checks cannot find label errors: those are in the label, not the "
-            "text"
+        note=N_(
+            "noisy {noisy:.1f}% -> cleaned {cleaned:.1f}% (true labels {true_labels:.1f}%); "
+            "near-duplicate precision/recall {duplicate_precision:.2f}/{duplicate_recall:.2f}, "
+            "label errors {label_precision:.2f}/{label_recall:.2f} by confident learning. "
+            "Grammar checks cannot find label errors: those are in the label, not the text"
+        ).format(
+            noisy=100 * accuracy["noisy"],
+            cleaned=100 * accuracy["+ issues removed"],
+            true_labels=100 * accuracy["true labels"],
+            duplicate_precision=near_duplicate_precision,
+            duplicate_recall=near_duplicate_recall,
+            label_precision=label_error_precision,
+            label_recall=label_error_recall,
         ),
     )
 
@@ -93,14 +99,23 @@ def c8(
         claim=C8_CLAIM,
         article_value=C8_ARTICLE,
         measured=bleu_gain,
-        unit="character BLEU points from back-translation",
+        unit=N_("character BLEU points from back-translation"),
         verdict=_C8_VERDICTS[helped],
-        note=(
-            f"{parallel_pairs} real pairs + {monolingual} back-translated German: BLEU "
-            f"{bleu[0]:.1f} -> {bleu[1]:.1f}, exact match {exact_match[0]:.1f}% -> "
-            f"{exact_match[1]:.1f}% (same steps); synonym replacement "
-            f"on {small_train} sentences: accuracy {100 * synonym_gain:+.1f} points (offline "
-            "lexicon); one seed: the back-translation effect is within run-to-run variation"
+        note=N_(
+            "{parallel_pairs} real pairs + {monolingual} back-translated German: BLEU "
+            "{bleu_before:.1f} -> {bleu_after:.1f}, exact match {exact_before:.1f}% -> "
+            "{exact_after:.1f}% (same steps); synonym replacement on {small_train} sentences: "
+            "accuracy {synonym_points:+.1f} points (offline lexicon); one seed: the "
+            "back-translation effect is within run-to-run variation"
+        ).format(
+            parallel_pairs=parallel_pairs,
+            monolingual=monolingual,
+            bleu_before=bleu[0],
+            bleu_after=bleu[1],
+            exact_before=exact_match[0],
+            exact_after=exact_match[1],
+            small_train=small_train,
+            synonym_points=100 * synonym_gain,
         ),
     )
 
@@ -132,14 +147,19 @@ def c9(
         claim=C9_CLAIM,
         article_value=C9_ARTICLE,
         measured=100 * padding_bucketed,
-        unit="% padding with bucketing",
+        unit=N_("% padding with bucketing"),
         verdict=verdict,
-        note=(
-            f"padding {100 * padding_random:.1f}% (random batches) -> "
-            f"{100 * padding_bucketed:.1f}% (bucketed), epoch {speed_up} faster "
-            f"({speed_up.rounds} interleaved rounds); "
-            f"chapter 1 translator, batch 128, {pairs} number-word pairs, "
-            f"{threads} CPU threads"
+        note=N_(
+            "padding {random:.1f}% (random batches) -> {bucketed:.1f}% (bucketed), epoch "
+            "{speed_up} faster ({rounds} interleaved rounds); chapter 1 translator, batch 128, "
+            "{pairs} number-word pairs, {threads} CPU threads"
+        ).format(
+            random=100 * padding_random,
+            bucketed=100 * padding_bucketed,
+            speed_up=speed_up,
+            rounds=speed_up.rounds,
+            pairs=pairs,
+            threads=threads,
         ),
     )
 
@@ -160,12 +180,20 @@ def c10(*, auc: Mapping[int, float], ceiling: float, users: int, items: int) -> 
         claim=C10_CLAIM,
         article_value=C10_ARTICLE,
         measured=augmented_auc,
-        unit="AUC",
+        unit=N_("AUC"),
         verdict=verdict,
-        note=(
-            f"simulated click logs ({users} users, {items} items), matrix factorization: AUC "
-            f"{auc[0]:.3f} without, {augmented_auc:.3f} with negative sampling (1 per click; "
-            f"2: {auc[2]:.3f}, 4: {auc[4]:.3f}); best reachable AUC here {ceiling:.3f}. "
+        note=N_(
+            "simulated click logs ({users} users, {items} items), matrix factorization: AUC "
+            "{without:.3f} without, {augmented:.3f} with negative sampling (1 per click; "
+            "2: {two:.3f}, 4: {four:.3f}); best reachable AUC here {ceiling:.3f}. "
             "The article's data and model are not described, so its figure cannot be checked"
+        ).format(
+            users=users,
+            items=items,
+            without=auc[0],
+            augmented=augmented_auc,
+            two=auc[2],
+            four=auc[4],
+            ceiling=ceiling,
         ),
     )

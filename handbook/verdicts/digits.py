@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from handbook.claims import Finding
+from handbook.i18n import N_
 
-C24_CLAIM = "Start with MNIST handwritten digits: a simple task a first model learns quickly"
-C24_ARTICLE = "advice, no figure"
+C24_CLAIM = N_("Start with MNIST handwritten digits: a simple task a first model learns quickly")
+C24_ARTICLE = N_("advice, no figure")
 #: "Learns": the CNN classifies at least 97 of 100 unseen digits, what a working digit
 #: classifier is expected to reach (the note prints logistic regression's accuracy beside it).
 C24_LEARNED_ACCURACY = 0.97
@@ -30,12 +31,16 @@ def c24(
         claim=C24_CLAIM,
         article_value=C24_ARTICLE,
         measured=100 * cnn_accuracy,
-        unit="% test accuracy",
+        unit=N_("% test accuracy"),
         verdict="reproduced" if quick_and_accurate else "partly reproduced",
-        note=(
-            f"8x8 scikit-learn digits stand in for MNIST (no download); "
-            f"a {parameters:,}-parameter CNN "
-            f"trained in {cnn_seconds:.1f} s on {threads} CPU threads; "
-            f"logistic regression {100 * baseline_accuracy:.1f}%"
+        note=N_(
+            "8x8 scikit-learn digits stand in for MNIST (no download); "
+            "a {parameters:,}-parameter CNN trained in {seconds:.1f} s on {threads} CPU threads; "
+            "logistic regression {baseline_percent:.1f}%"
+        ).format(
+            parameters=parameters,
+            seconds=cnn_seconds,
+            threads=threads,
+            baseline_percent=100 * baseline_accuracy,
         ),
     )

@@ -7,21 +7,22 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 from handbook.claims import Finding
+from handbook.i18n import N_
 
-C3_CLAIM = "Cosine annealing from 3e-4, decaying to 0.9x every 3 epochs"
-C3_ARTICLE = "schedule (no figure)"
+C3_CLAIM = N_("Cosine annealing from 3e-4, decaying to 0.9x every 3 epochs")
+C3_ARTICLE = N_("schedule (no figure)")
 
-C4_CLAIM = "Dropout 0.1 plus L2 weight decay 1e-5 counter overfitting"
-C4_ARTICLE = "qualitative (dropout 0.1, weight decay 1e-5)"
+C4_CLAIM = N_("Dropout 0.1 plus L2 weight decay 1e-5 counter overfitting")
+C4_ARTICLE = N_("qualitative (dropout 0.1, weight decay 1e-5)")
 #: A final validation loss lower by 5% or less is not credited to the recipe: the comparison is
 #: one seed's run, and a small difference could be that seed's.
 C4_MIN_REDUCTION_PERCENT = 5.0
 
-C5_CLAIM = "Mixed precision FP16+FP32 cuts memory by 40% and speeds training up 2.3x"
-C5_ARTICLE = "-40% memory, 2.3x faster"
+C5_CLAIM = N_("Mixed precision FP16+FP32 cuts memory by 40% and speeds training up 2.3x")
+C5_ARTICLE = N_("-40% memory, 2.3x faster")
 
-C6_CLAIM = "The combined strategies gain +1.8 BLEU over a baseline configuration (WMT14 En-De)"
-C6_ARTICLE = "+1.8 BLEU"
+C6_CLAIM = N_("The combined strategies gain +1.8 BLEU over a baseline configuration (WMT14 En-De)")
+C6_ARTICLE = N_("+1.8 BLEU")
 #: The article's gain, in BLEU points.
 C6_ARTICLE_GAIN = 1.8
 #: A gain counts only when it is larger than this many times the largest seed-to-seed standard
@@ -48,14 +49,19 @@ def c3(
         claim=C3_CLAIM,
         article_value=C3_ARTICLE,
         measured=final_rate,
-        unit="learning rate at the last epoch",
+        unit=N_("learning rate at the last epoch"),
         verdict="partly reproduced",
-        note=(
-            f"ambiguous: read as one cosine over the run times 0.9^(epoch // 3) ('cosine x step'), "
-            f"from {base_rate:g} (chapter-1 rate) over {epochs} epochs; the last epoch would be "
-            f"at {other_readings['step']:.2e} under 'step', {other_readings['restarts']:.2e} "
-            "under 'restarts'; "
-            f"its effect is part of C6's {recipe_gain:+.1f} BLEU, not isolated"
+        note=N_(
+            "ambiguous: read as one cosine over the run times 0.9^(epoch // 3) ('cosine x step'), "
+            "from {base_rate:g} (chapter-1 rate) over {epochs} epochs; the last epoch would be "
+            "at {step:.2e} under 'step', {restarts:.2e} under 'restarts'; "
+            "its effect is part of C6's {recipe_gain:+.1f} BLEU, not isolated"
+        ).format(
+            base_rate=base_rate,
+            epochs=epochs,
+            step=other_readings["step"],
+            restarts=other_readings["restarts"],
+            recipe_gain=recipe_gain,
         ),
     )
 
@@ -80,18 +86,25 @@ def c4(
         claim=C4_CLAIM,
         article_value=C4_ARTICLE,
         measured=val_reduction,
-        unit="% lower final validation loss",
+        unit=N_("% lower final validation loss"),
         verdict="partly reproduced"
         if val_reduction > C4_MIN_REDUCTION_PERCENT
         else "not reproduced",
-        note=(
-            f"{pairs} training pairs, {epochs} epochs, chapter-1 translator, "
-            f"seed {seed}: final validation loss {final_val_loss['none']:.3f} without "
-            f"regularization, {final_val_loss['both (article)']:.3f} with dropout 0.1 + AdamW "
-            f"weight decay 1e-5; weight decay "
-            f"1e-5 alone changes it by {decay_effect:.4f} (it shrinks weights by ~3e-8 per step); "
-            f"dropout 0.1 alone {final_val_loss['dropout 0.1']:.3f}, "
-            f"weight decay 0.1 {final_val_loss['weight decay 0.1']:.3f}"
+        note=N_(
+            "{pairs} training pairs, {epochs} epochs, chapter-1 translator, "
+            "seed {seed}: final validation loss {none:.3f} without "
+            "regularization, {both:.3f} with dropout 0.1 + AdamW weight decay 1e-5; weight decay "
+            "1e-5 alone changes it by {decay_effect:.4f} (it shrinks weights by ~3e-8 per step); "
+            "dropout 0.1 alone {dropout:.3f}, weight decay 0.1 {decay:.3f}"
+        ).format(
+            pairs=pairs,
+            epochs=epochs,
+            seed=seed,
+            none=final_val_loss["none"],
+            both=final_val_loss["both (article)"],
+            decay_effect=decay_effect,
+            dropout=final_val_loss["dropout 0.1"],
+            decay=final_val_loss["weight decay 0.1"],
         ),
     )
 
@@ -113,14 +126,20 @@ def c5(
         claim=C5_CLAIM,
         article_value=C5_ARTICLE,
         measured=100 * (1 - memory_ratio),
-        unit="% less activation memory",
+        unit=N_("% less activation memory"),
         verdict="partly reproduced",
-        note=(
-            f"chapter-1 translator, batch 128, on {where}: activations saved for backward "
-            f"{memory_ratio:.2f}x float32 (exact count), training step "
-            f"{speedup:.2f}x the float32 speed (middle half of the interleaved rounds "
-            f"{speedup_interval[0]:.2f}-{speedup_interval[1]:.2f}); "
+        note=N_(
+            "chapter-1 translator, batch 128, on {where}: activations saved for backward "
+            "{memory_ratio:.2f}x float32 (exact count), training step "
+            "{speedup:.2f}x the float32 speed (middle half of the interleaved rounds "
+            "{low:.2f}-{high:.2f}); "
             "the speed-up needs tensor-core GPUs, which CPUs do not have"
+        ).format(
+            where=where,
+            memory_ratio=memory_ratio,
+            speedup=speedup,
+            low=speedup_interval[0],
+            high=speedup_interval[1],
         ),
     )
 
@@ -150,14 +169,22 @@ def c6(
         claim=C6_CLAIM,
         article_value=C6_ARTICLE,
         measured=gain,
-        unit="character BLEU",
+        unit=N_("character BLEU"),
         verdict=verdict,
-        note=(
-            f"number words 1..{max_number}, {train_pairs} training pairs, {epochs} epochs, "
-            f"seeds {seeds}: baseline {_mean(baseline):.1f} ± "
-            f"{_std(baseline):.1f}, recipe {_mean(recipe):.1f} ± "
-            f"{_std(recipe):.1f} (mean ± std); character BLEU on a synthetic "
+        note=N_(
+            "number words 1..{max_number}, {train_pairs} training pairs, {epochs} epochs, "
+            "seeds {seeds}: baseline {baseline_mean:.1f} ± {baseline_std:.1f}, recipe "
+            "{recipe_mean:.1f} ± {recipe_std:.1f} (mean ± std); character BLEU on a synthetic "
             "task, not comparable with word BLEU on WMT14"
+        ).format(
+            max_number=max_number,
+            train_pairs=train_pairs,
+            epochs=epochs,
+            seeds=seeds,
+            baseline_mean=_mean(baseline),
+            baseline_std=_std(baseline),
+            recipe_mean=_mean(recipe),
+            recipe_std=_std(recipe),
         ),
     )
 

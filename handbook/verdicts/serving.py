@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from handbook.claims import Finding
+from handbook.i18n import N_
 
-C15_CLAIM = "Docker + Kubernetes elastic scaling raise resource utilization by 40%"
-C15_ARTICLE = "+40% resource utilization"
+C15_CLAIM = N_("Docker + Kubernetes elastic scaling raise resource utilization by 40%")
+C15_ARTICLE = N_("+40% resource utilization")
 
-C16_CLAIM = "A RESTful FastAPI POST /predict endpoint"
-C16_ARTICLE = "POST /predict with text as a query parameter"
+C16_CLAIM = N_("A RESTful FastAPI POST /predict endpoint")
+C16_ARTICLE = N_("POST /predict with text as a query parameter")
 
-C17_CLAIM = "Prometheus + Grafana track QPS, latency and error rate in real time"
-C17_ARTICLE = "QPS, latency and error rate tracked"
+C17_CLAIM = N_("Prometheus + Grafana track QPS, latency and error rate in real time")
+C17_ARTICLE = N_("QPS, latency and error rate tracked")
 
 
 def c15(*, capacity: float, gains: Mapping[float, float]) -> Finding:
@@ -29,14 +30,14 @@ def c15(*, capacity: float, gains: Mapping[float, float]) -> Finding:
         measured=None,
         unit="",
         verdict="not measurable here",
-        note=(
+        note=N_(
             "utilization is a property of a cluster and its traffic, and this is one machine; "
-            f"simulating deploy/k8s/hpa.yaml's autoscaler (2-10 replicas of {capacity:.0f} "
-            f"req/s, the INT8 server measured here) over a day whose quietest hour has 20% of "
-            f"the peak gives {gains[0.2]:+.0%} utilization ({gains[0.6]:+.0%} at 60%, "
-            f"{gains[1.0]:+.0%} for flat traffic): the 40% is plausible for diurnal traffic; the "
+            "simulating deploy/k8s/hpa.yaml's autoscaler (2-10 replicas of {capacity:.0f} "
+            "req/s, the INT8 server measured here) over a day whose quietest hour has 20% of "
+            "the peak gives {gain_20:+.0%} utilization ({gain_60:+.0%} at 60%, "
+            "{gain_flat:+.0%} for flat traffic): the 40% is plausible for diurnal traffic; the "
             "traffic's shape sets it"
-        ),
+        ).format(capacity=capacity, gain_20=gains[0.2], gain_60=gains[0.6], gain_flat=gains[1.0]),
     )
 
 
@@ -45,23 +46,29 @@ def c16(*, answered_right: int, malformed: int) -> Finding:
     is reproduced when every one did (a 5xx or a wrong 4xx is the endpoint failing)."""
     every_one = answered_right == malformed
     answered = (
-        f"answered all {malformed} malformed requests with a 4xx naming the problem, none with a "
-        "5xx"
+        N_(
+            "answered all {malformed} malformed requests with a 4xx naming the problem, none "
+            "with a 5xx"
+        ).format(malformed=malformed)
         if every_one
-        else f"answered {answered_right} of {malformed} malformed requests with the right 4xx"
+        else N_(
+            "answered {answered_right} of {malformed} malformed requests with the right 4xx"
+        ).format(answered_right=answered_right, malformed=malformed)
     )
     return Finding(
         "C16",
         claim=C16_CLAIM,
         article_value=C16_ARTICLE,
         measured=100 * answered_right / malformed,
-        unit=f"% of {malformed} malformed requests answered with the right 4xx",
+        unit=N_("% of {malformed} malformed requests answered with the right 4xx").format(
+            malformed=malformed
+        ),
         verdict="reproduced" if every_one else "not reproduced",
-        note=(
+        note=N_(
             "the endpoint works as FastAPI; the article's signature reads text from the query "
             "string and ignores a JSON body (422), so the book takes a validated JSON body "
-            f"(text or up to 32 texts), returns the model version, and {answered}"
-        ),
+            "(text or up to 32 texts), returns the model version, and {answered}"
+        ).format(answered=answered),
     )
 
 
@@ -80,22 +87,30 @@ def c17(
     fraction) on the dashboard, and the p99 latency in milliseconds at the server and at the
     client. Tracking is reproduced when the counters miss no request."""
     counted = (
-        "counters by status equal the requests sent"
+        N_("counters by status equal the requests sent")
         if miscounted == 0
-        else f"counters by status miss {miscounted} of the requests sent"
+        else N_("counters by status miss {miscounted} of the requests sent").format(
+            miscounted=miscounted
+        )
     )
     return Finding(
         "C17",
         claim=C17_CLAIM,
         article_value=C17_ARTICLE,
         measured=miscounted,
-        unit=f"requests miscounted out of {sent} sent",
+        unit=N_("requests miscounted out of {sent} sent").format(sent=sent),
         verdict="reproduced" if miscounted == 0 else "not reproduced",
-        note=(
-            f"32 clients, {requests} requests (1 in 20 invalid) to the INT8 server, "
-            f"scraped every 0.5 s: {counted}; "
-            f"mean {mean_qps:.0f} QPS, error rate "
-            f"{mean_error_rate:.1%}, server-side p99 {server_p99_ms:.1f} ms vs "
-            f"{client_p99_ms:.1f} ms at the client; deploy/grafana holds the dashboard"
+        note=N_(
+            "32 clients, {requests} requests (1 in 20 invalid) to the INT8 server, "
+            "scraped every 0.5 s: {counted}; mean {mean_qps:.0f} QPS, error rate "
+            "{mean_error_rate:.1%}, server-side p99 {server_p99_ms:.1f} ms vs "
+            "{client_p99_ms:.1f} ms at the client; deploy/grafana holds the dashboard"
+        ).format(
+            requests=requests,
+            counted=counted,
+            mean_qps=mean_qps,
+            mean_error_rate=mean_error_rate,
+            server_p99_ms=server_p99_ms,
+            client_p99_ms=client_p99_ms,
         ),
     )

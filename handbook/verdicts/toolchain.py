@@ -7,15 +7,16 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from handbook.claims import Finding
+from handbook.i18n import N_
 
 if TYPE_CHECKING:
     from handbook.toolchain import IterationLoop
 
-C23_CLAIM = (
+C23_CLAIM = N_(
     "A start-up cut its model iteration cycle from two weeks to three days with a "
     "standardised toolchain (CI, MLflow tracking, reproducible iterations)"
 )
-C23_ARTICLE = "2 weeks -> 3 days (4.7x)"
+C23_ARTICLE = N_("2 weeks -> 3 days (4.7x)")
 #: C23's figure: two weeks of iteration cut to three days.
 C23_ARTICLE_RATIO = 14 / 3
 
@@ -40,30 +41,36 @@ def c23(
     else:
         verdict = "partly reproduced" if ratio > 1 else "not reproduced"
     if missing:
-        measured = (
-            f"Not measured: {', '.join(missing)} not executed in this build, so there is no "
+        measured = N_(
+            "Not measured: {missing} not executed in this build, so there is no "
             "full rebuild to compare with (run `make book`)"
-        )
+        ).format(missing=", ".join(missing))
     else:
         steps = ", ".join(f"{s.name} {s.seconds:.0f} s" for s in with_toolchain.steps)
-        skipped = "" if nested_chapter_run else "; smoke mode skips the nested chapter run"
-        measured = (
-            f"With the toolchain: {steps} (total {with_toolchain.seconds:.0f} s{skipped}). "
-            f"Without: re-executing the {len(without_toolchain.steps)} chapters papermill timed "
-            f"in this build, {without_toolchain.seconds:.0f} s, plus a manual comparison "
+        skipped = "" if nested_chapter_run else N_("; smoke mode skips the nested chapter run")
+        measured = N_(
+            "With the toolchain: {steps} (total {with_seconds:.0f} s{skipped}). "
+            "Without: re-executing the {chapters} chapters papermill timed "
+            "in this build, {without_seconds:.0f} s, plus a manual comparison "
             "counted as 0 s"
+        ).format(
+            steps=steps,
+            with_seconds=with_toolchain.seconds,
+            skipped=skipped,
+            chapters=len(without_toolchain.steps),
+            without_seconds=without_toolchain.seconds,
         )
     return Finding(
         "C23",
         claim=C23_CLAIM,
         article_value=C23_ARTICLE,
         measured=None if ratio is None else round(ratio, 1),
-        unit="x shorter loop",
+        unit=N_("x shorter loop"),
         verdict=verdict,
-        note=(
-            f"proxy on this book: seconds from a one-line change to a verified result. {measured}. "
+        note=N_(
+            "proxy on this book: seconds from a one-line change to a verified result. {measured}. "
             "A business's calendar is not measurable here; the ratio depends on the book's size "
             "and on the machine (timings on a shared machine are noisy)"
-        ),
+        ).format(measured=measured),
         timing=True,  # a ratio of durations measured once: a re-run compares its verdict
     )
