@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from handbook import cache, claims, config, i18n, runner
+from handbook import cache, claims, config, editions, i18n, runner
 from handbook.runner import NotebookRun
 
 #: What the staged book source holds besides the executed notebooks.
@@ -78,8 +78,13 @@ def output_dir_for(notebook: Path) -> Path:
 
 def key_environment(environment: Mapping[str, str]) -> dict[str, str]:
     """The part of a kernel's environment that can change what a notebook shows: everything but
-    where its ledger records go."""
-    return {name: value for name, value in environment.items() if name != config.LEDGER_ENV}
+    where its ledger records go; with editions (:mod:`handbook.editions`), the catalogs their
+    figures are translated from."""
+    key = {name: value for name, value in environment.items() if name != config.LEDGER_ENV}
+    if environment.get(editions.EDITIONS_ENV):
+        # the figures drawn for an edition change with its catalogs of the code's messages
+        key["catalogs"] = i18n.runtime_catalogs_digest(environment[editions.EDITIONS_ENV].split())
+    return key
 
 
 def shared_cores_note(jobs: int, *, smoke: bool) -> str | None:
@@ -217,6 +222,8 @@ def run(
         if removed:
             print(f"removed ledger records of no current chapter: {', '.join(removed)}")
     environment = runner.notebook_environment(smoke=smoke, strict_exercises=True, ledger_dir=ledger)
+    # every figure drawn for each translated edition too, in the same run (handbook.editions)
+    environment.update(editions.kernel_variables(config.build_dir()))
     mode = "smoke" if smoke else "full"
     jobs = max(1, jobs)
     side_by_side = f", {jobs} at a time" if jobs > 1 else ""

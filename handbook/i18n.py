@@ -469,6 +469,18 @@ def runtime_translations(language: str) -> dict[str, str]:
     return merged
 
 
+def runtime_catalogs_digest(languages: Sequence[str]) -> str:
+    """A digest of the code's catalogs of ``languages``: what a figure drawn in them depends on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for language in languages:
+        folder = catalog_dir(normalize_language(language)) / RUNTIME_DOMAIN
+        for path in sorted(folder.rglob("*.po")) if folder.is_dir() else ():
+            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def gettext(message: str) -> str:
     """``message`` in the language of ``HANDBOOK_LANG``: its translation from the code's
     catalogs, or ``message`` itself (English, or no translation yet)."""
