@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import N_, _
 from handbook.plots.style import finish, pyplot
 
 
@@ -32,11 +33,11 @@ def attention_heatmap(
         figsize=(1.2 + 0.75 * len(source_tokens), 1.0 + 0.42 * len(target_tokens))
     )
     image = axis.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    figure.colorbar(image, ax=axis, fraction=0.046, label="attention weight")
+    figure.colorbar(image, ax=axis, fraction=0.046, label=_("attention weight"))
     axis.set_xticks(np.arange(len(source_tokens)), source_tokens, rotation=45, ha="right")
     axis.set_yticks(np.arange(len(target_tokens)), target_tokens)
-    axis.set_xlabel("source (English) token")
-    axis.set_ylabel("target (German) token being predicted")
+    axis.set_xlabel(_("source (English) token"))
+    axis.set_ylabel(_("target (German) token being predicted"))
     return finish(figure, axis, title)
 
 
@@ -51,8 +52,8 @@ def layer_gradient_norms(norms: Mapping[str, Sequence[float]], *, title: str | N
         layers = np.arange(1, len(values) + 1)
         axis.plot(layers, values, marker="o", markersize=3, label=name)
     axis.set_yscale("log")
-    axis.set_xlabel("layer (1 = next to the input)")
-    axis.set_ylabel("gradient norm at initialization")
+    axis.set_xlabel(_("layer (1 = next to the input)"))
+    axis.set_ylabel(_("gradient norm at initialization"))
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=8)
     return finish(figure, axis, title)
@@ -61,7 +62,7 @@ def layer_gradient_norms(norms: Mapping[str, Sequence[float]], *, title: str | N
 def loss_curves(
     losses: Mapping[str, Sequence[float]],
     *,
-    xlabel: str = "step",
+    xlabel: str = N_("step"),
     title: str | None = None,
     reference: float | None = None,
     reference_label: str = "",
@@ -76,8 +77,8 @@ def loss_curves(
         axis.plot(np.arange(1, len(values) + 1), values, label=name)
     if reference is not None:
         axis.axhline(reference, color="gray", linestyle=":", label=reference_label)
-    axis.set_xlabel(xlabel)
-    axis.set_ylabel("loss")
+    axis.set_xlabel(_(xlabel))
+    axis.set_ylabel(_("loss"))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     return finish(figure, axis, title)
@@ -93,9 +94,9 @@ def scaling_plot(rows: Sequence[Mapping], *, title: str | None = None):
         raise ValueError("expected at least one row to plot")
     variants = list(dict.fromkeys(row["variant"] for row in rows))
     with_memory = any(row.get("peak_bytes") is not None for row in rows)
-    panels = [("ms", "time per call (ms)", 1.0)]
+    panels = [("ms", _("time per call (ms)"), 1.0)]
     if with_memory:
-        panels.append(("peak_bytes", "peak memory (MiB)", 2.0**20))
+        panels.append(("peak_bytes", _("peak memory (MiB)"), 2.0**20))
     plt = pyplot()
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.6), squeeze=False)
     for axis, (key, label, divisor) in zip(axes.flat, panels, strict=True):
@@ -109,7 +110,7 @@ def scaling_plot(rows: Sequence[Mapping], *, title: str | None = None):
                 axis.plot(*zip(*points, strict=True), marker="o", label=variant)
         axis.set_xscale("log", base=2)
         axis.set_yscale("log")
-        axis.set_xlabel("sequence length L (tokens)")
+        axis.set_xlabel(_("sequence length L (tokens)"))
         axis.set_ylabel(label)
         axis.grid(alpha=0.3, which="both")
         if axis.lines:
@@ -118,7 +119,7 @@ def scaling_plot(rows: Sequence[Mapping], *, title: str | None = None):
             axis.text(
                 0.5,
                 0.5,
-                "nothing measurable at these sizes",
+                _("nothing measurable at these sizes"),
                 ha="center",
                 va="center",
                 transform=axis.transAxes,

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import N_, _
 from handbook.plots.style import finish, pyplot
 
 
@@ -50,7 +51,7 @@ def event_timelines(
     axis.set_xlim(-0.2, longest + 0.2)
     axis.set_ylim(-len(users) + 0.4, 0.6)
     axis.set_yticks([-row for row in range(len(users))], list(users))
-    axis.set_xlabel("event number")
+    axis.set_xlabel(_("event number"))
     for spine in ("top", "right", "left"):
         axis.spines[spine].set_visible(False)
     handles = [plt.Rectangle((0, 0), 1, 1, color=color_of[name]) for name in event_names]
@@ -91,9 +92,9 @@ def detection_curves(
     markers = ("o", "s", "^", "D")
     truth = np.asarray(labels)
     for name, values in scores.items():
-        false_positive_rate, recall, _ = roc_curve(truth, np.asarray(values))
+        false_positive_rate, recall, _thresholds = roc_curve(truth, np.asarray(values))
         (line,) = roc.plot(false_positive_rate, recall, label=name)
-        precision, recall_pr, _ = precision_recall_curve(truth, np.asarray(values))
+        precision, recall_pr, _thresholds = precision_recall_curve(truth, np.asarray(values))
         pr.plot(recall_pr, precision, color=line.get_color(), label=name)
         for index, point in enumerate((operating_points or {}).get(name, ())):
             style = {"color": line.get_color(), "marker": markers[index % len(markers)], "ms": 7}
@@ -103,10 +104,10 @@ def detection_curves(
         pr.plot([], [], linestyle="none", color="grey", marker=markers[index], label=point_name)
     roc.set_xscale("symlog", linthresh=1e-3)
     roc.set_xlim(0, 1)
-    roc.set_xlabel("false-positive rate (share of legitimate users alerted)")
-    roc.set_ylabel("recall (share of frauds caught)")
-    pr.set_xlabel("recall")
-    pr.set_ylabel("precision (share of alerts that are fraud)")
+    roc.set_xlabel(_("false-positive rate (share of legitimate users alerted)"))
+    roc.set_ylabel(_("recall (share of frauds caught)"))
+    pr.set_xlabel(_("recall"))
+    pr.set_ylabel(_("precision (share of alerts that are fraud)"))
     for axis in (roc, pr):
         axis.set_ylim(0, 1.02)
         axis.grid(alpha=0.3, which="both")
@@ -124,7 +125,7 @@ def gain_by_mix(
     recall_gain: Mapping[str, Sequence[float]],
     *,
     article: tuple[float, float] | None = None,
-    xlabel: str = "share of the frauds visible only in the order of events",
+    xlabel: str = N_("share of the frauds visible only in the order of events"),
     title: str | None = None,
 ):
     """How a detector's advantage over a baseline depends on the fraud mix: two panels against
@@ -143,13 +144,18 @@ def gain_by_mix(
                 )
             axis.plot(x, values, marker="o", label=name)
         axis.axhline(0, color="black", lw=0.8)
-        axis.set_xlabel(f"{xlabel} (%)")
+        axis.set_xlabel(_("{label} (%)").format(label=_(xlabel)))
         axis.grid(alpha=0.3)
     if article is not None:
-        left.axhline(article[0], color="crimson", ls="--", label=f"article: {article[0]:+g}%")
-        right.axhline(article[1], color="crimson", ls="--", label=f"article: {article[1]:+g}")
-    left.set_ylabel("change of false positives at equal recall (%)")
-    right.set_ylabel("recall gain at equal false-positive rate (pp)")
+        change, gain = article
+        left.axhline(
+            change, color="crimson", ls="--", label=_("article: {change:+g}%").format(change=change)
+        )
+        right.axhline(
+            gain, color="crimson", ls="--", label=_("article: {gain:+g}").format(gain=gain)
+        )
+    left.set_ylabel(_("change of false positives at equal recall (%)"))
+    right.set_ylabel(_("recall gain at equal false-positive rate (pp)"))
     left.legend(fontsize=8)
     right.legend(fontsize=8)
     if title:
@@ -240,7 +246,7 @@ def accuracy_by_class(
     if reference is not None:
         axis.axhline(100 * reference, color="crimson", ls="--", label=reference_label or None)
     axis.set_xticks(positions, classes, rotation=15)
-    axis.set_ylabel("accuracy (%)")
+    axis.set_ylabel(_("accuracy (%)"))
     axis.set_ylim(0, 105)
     axis.grid(alpha=0.3, axis="y")
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))

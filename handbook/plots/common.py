@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import _
 from handbook.plots.style import finish, pyplot
 
 
@@ -54,6 +55,7 @@ def learning_curves(
 ):
     """Training and validation curves of several :class:`handbook.train.History`, per epoch."""
     plt = pyplot()
+    metric_names = {"loss": _("loss"), "accuracy": _("accuracy")}
     figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.6), squeeze=False)
     for axis, metric in zip(axes.flat, metrics, strict=False):
         colors = plt.rcParams["axes.prop_cycle"]
@@ -61,11 +63,22 @@ def learning_curves(
             train = getattr(history, f"train_{metric}")
             validation = getattr(history, f"val_{metric}")
             epochs = np.arange(1, len(train) + 1)
-            axis.plot(epochs, train, linestyle="--", color=color["color"], label=f"{name} (train)")
+            axis.plot(
+                epochs,
+                train,
+                linestyle="--",
+                color=color["color"],
+                label=_("{name} (train)").format(name=name),
+            )
             if validation:
-                axis.plot(epochs, validation, color=color["color"], label=f"{name} (validation)")
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(metric)
+                axis.plot(
+                    epochs,
+                    validation,
+                    color=color["color"],
+                    label=_("{name} (validation)").format(name=name),
+                )
+        axis.set_xlabel(_("epoch"))
+        axis.set_ylabel(metric_names.get(metric, metric))
         axis.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=8)
     figure.tight_layout()
@@ -87,8 +100,8 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], *, title: s
     ticks = np.arange(len(class_names))
     axis.set_xticks(ticks, class_names)
     axis.set_yticks(ticks, class_names)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
+    axis.set_xlabel(_("predicted"))
+    axis.set_ylabel(_("true"))
     threshold = matrix.max() / 2 if matrix.size else 0
     for row in range(matrix.shape[0]):
         for column in range(matrix.shape[1]):

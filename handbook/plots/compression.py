@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import _
 from handbook.plots.style import pyplot
 
 
@@ -45,8 +46,8 @@ def compression_tradeoff(
     names = list(variants)
     accuracy = [100 * variants[name]["accuracy"] for name in names]
     panels = (
-        ("size_bytes", 1 / 1024, "model size (KiB, log scale)"),
-        ("latency_ms", 1.0, "latency, batch 1, one thread (ms, log scale)"),
+        ("size_bytes", 1 / 1024, _("model size (KiB, log scale)")),
+        ("latency_ms", 1.0, _("latency, batch 1, one thread (ms, log scale)")),
     )
     # one marker per variant, named once in a shared legend: labels beside crowded points overlap
     markers = "os^vD<>pPX*h"
@@ -69,14 +70,14 @@ def compression_tradeoff(
             [accuracy[i] for i in front],
             linestyle="--",
             color="tab:orange",
-            label="Pareto front",
+            label=_("Pareto front"),
         )
         axis.set_xscale("log")
         axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         axis.xaxis.set_major_formatter(ScalarFormatter())
         axis.xaxis.set_minor_formatter(plt.NullFormatter())
         axis.set_xlabel(label)
-        axis.set_ylabel("test accuracy (%)")
+        axis.set_ylabel(_("test accuracy (%)"))
         axis.grid(alpha=0.3, which="both")
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(
@@ -116,7 +117,7 @@ def onnx_byte_breakdown(
         for fraction, style in ((1.0, "--"), (0.25, ":")):
             axis.axvline(reference_bytes * fraction / 1024, color="black", linestyle=style, lw=1)
     axis.invert_yaxis()
-    axis.set_xlabel("KiB (dashed: fp32 state dict; dotted: a quarter of it)")
+    axis.set_xlabel(_("KiB (dashed: fp32 state dict; dotted: a quarter of it)"))
     axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=3, frameon=False)
     axis.grid(alpha=0.3, axis="x")
     if title:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import _
 from handbook.plots.style import finish, pyplot
 
 
@@ -46,11 +47,11 @@ def accuracy_through_stream(
             )
         axis.set_title(name, fontsize=10)
         axis.set_xticks(after)
-        axis.set_xlabel("after training on period")
+        axis.set_xlabel(_("after training on period"))
         axis.set_ylim(-3, 103)
         axis.grid(alpha=0.3)
-    axes.flat[0].set_ylabel("test accuracy on the period (%)")
-    axes.flat[-1].legend(fontsize=7, title="period's topics", title_fontsize=7, loc="lower left")
+    axes.flat[0].set_ylabel(_("test accuracy on the period (%)"))
+    axes.flat[-1].legend(fontsize=7, title=_("period's topics"), title_fontsize=7, loc="lower left")
     if title:
         figure.suptitle(title)
     figure.tight_layout()
@@ -85,11 +86,13 @@ def compute_and_accuracy(
             label=name,
         )
     axis.set_xlabel(
-        f"training compute (% of {reference})" if reference is not None else "training FLOPs"
+        _("training compute (% of {reference})").format(reference=reference)
+        if reference is not None
+        else _("training FLOPs")
     )
     if reference is None:
         axis.set_xscale("log")
-    axis.set_ylabel("final accuracy on all topics (%)")
+    axis.set_ylabel(_("final accuracy on all topics (%)"))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     return finish(figure, axis, title)
@@ -122,9 +125,9 @@ def compute_savings(
     for label, (ratios, savings) in (measured or {}).items():
         axis.plot(ratios, 100 * np.asarray(savings), "o", color="black", markersize=6, label=label)
     if claimed is not None:
-        axis.axhline(100 * claimed, color="crimson", linestyle=":", label="the article's figure")
-    axis.set_xlabel("old data / new data at the update")
-    axis.set_ylabel("compute saved vs retraining (%)")
+        axis.axhline(100 * claimed, color="crimson", linestyle=":", label=_("the article's figure"))
+    axis.set_xlabel(_("old data / new data at the update"))
+    axis.set_ylabel(_("compute saved vs retraining (%)"))
     axis.set_ylim(0, 100)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
@@ -153,8 +156,8 @@ def stability_plasticity(
             axis.annotate(
                 f"{value:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7
             )
-    axis.set_xlabel("accuracy on the newest period (%)")
-    axis.set_ylabel("mean accuracy on the older periods (%)")
+    axis.set_xlabel(_("accuracy on the newest period (%)"))
+    axis.set_ylabel(_("mean accuracy on the older periods (%)"))
     axis.set_xlim(-3, 103)
     axis.set_ylim(-3, 103)
     axis.grid(alpha=0.3)

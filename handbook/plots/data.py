@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import _
 from handbook.plots.style import finish, pyplot
 
 
@@ -32,12 +33,17 @@ def padding_per_batch(
         real = np.array([np.sum(lengths) for lengths in batches], dtype=float)
         slots = np.array([len(lengths) * np.max(lengths) for lengths in batches], dtype=float)
         positions = np.arange(len(batches))
-        axis.bar(positions, real, width=1.0, color="#4c72b0", label="real tokens")
-        axis.bar(positions, slots - real, bottom=real, width=1.0, color="#f2a65a", label="padding")
+        axis.bar(positions, real, width=1.0, color="#4c72b0", label=_("real tokens"))
+        axis.bar(
+            positions, slots - real, bottom=real, width=1.0, color="#f2a65a", label=_("padding")
+        )
         share = 1.0 - real.sum() / slots.sum() if slots.sum() else 0.0
-        axis.set_title(f"{name}: {100 * share:.1f}% padding", fontsize=10)
-        axis.set_xlabel("batch")
-    axes.flat[0].set_ylabel("positions in the batch")
+        axis.set_title(
+            _("{strategy}: {share:.1f}% padding").format(strategy=name, share=100 * share),
+            fontsize=10,
+        )
+        axis.set_xlabel(_("batch"))
+    axes.flat[0].set_ylabel(_("positions in the batch"))
     axes.flat[0].legend(fontsize=8, loc="lower right")
     if title:
         figure.suptitle(title)
@@ -65,6 +71,6 @@ def detection_quality_bars(scores: Mapping[str, Mapping[str, float]], *, title: 
         axis.bar_label(bars, fmt="%.2f", fontsize=8)
     axis.set_xticks(positions, list(scores))
     axis.set_ylim(0, 1.12)
-    axis.set_ylabel("score")
+    axis.set_ylabel(_("score"))
     axis.legend(fontsize=8, loc="lower right")
     return finish(figure, axis, title)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import N_, _
 from handbook.plots.style import finish, pyplot
 
 
@@ -35,8 +36,8 @@ def accuracy_under_attack(
         axis.plot(epsilons, 100 * np.asarray(values), style, marker="o", markersize=4, label=label)
     if marked_epsilon is not None:
         axis.axvline(marked_epsilon, color="grey", linestyle=":", label=f"ε = {marked_epsilon:g}")
-    axis.set_xlabel("ε (largest change of any pixel, pixels scaled to [0, 1])")
-    axis.set_ylabel("accuracy under attack (%)")
+    axis.set_xlabel(_("ε (largest change of any pixel, pixels scaled to [0, 1])"))
+    axis.set_ylabel(_("accuracy under attack (%)"))
     axis.set_ylim(0, 102)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
@@ -63,13 +64,13 @@ def group_selection_rates(
     for index, group in enumerate(groups):
         values = [100 * rates[rule].get(group, np.nan) for rule in rules]
         offset = (index - (len(groups) - 1) / 2) * width
-        axis.bar(positions + offset, values, width, label=f"group {group}")
+        axis.bar(positions + offset, values, width, label=_("group {group}").format(group=group))
     for position, rule in zip(positions, rules, strict=True):
         values = 100 * np.array(list(rates[rule].values()))
         axis.text(
             position,
             values.max() + 2,
-            f"gap {values.max() - values.min():.1f} pp",
+            _("gap {gap:.1f} pp").format(gap=values.max() - values.min()),
             ha="center",
             fontsize=8,
         )
@@ -79,10 +80,10 @@ def group_selection_rates(
                 [0.8 * values.max()] * 2,
                 color="crimson",
                 linestyle=":",
-                label="4/5 of the highest rate" if position == 0 else None,
+                label=_("4/5 of the highest rate") if position == 0 else None,
             )
     axis.set_xticks(positions, rules, rotation=20, ha="right", fontsize=8)
-    axis.set_ylabel("pass rate (%)")
+    axis.set_ylabel(_("pass rate (%)"))
     axis.set_ylim(0, 100)
     axis.legend(fontsize=8, loc="upper right")
     return finish(figure, axis, title)
@@ -91,7 +92,7 @@ def group_selection_rates(
 def feature_attributions(
     importances: Mapping[str, Mapping[str, float]],
     *,
-    xlabel: str = "mean |attribution| (log-odds)",
+    xlabel: str = N_("mean |attribution| (log-odds)"),
     highlight: Sequence[str] = (),
     title: str | None = None,
 ):
@@ -120,7 +121,7 @@ def feature_attributions(
             label.set_color("crimson")
             label.set_fontweight("bold")
     axis.invert_yaxis()
-    axis.set_xlabel(xlabel)
+    axis.set_xlabel(_(xlabel))
     axis.grid(axis="x", alpha=0.3)
     axis.legend(fontsize=8)
     return finish(figure, axis, title)
@@ -167,7 +168,7 @@ def saliency_maps(
             if row == 0:
                 axes[row, column].set_title(name.replace(", ", ",\n"), fontsize=9)
         if row == 0:
-            axes[row, 0].set_title("input", fontsize=9)
+            axes[row, 0].set_title(_("input"), fontsize=9)
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])

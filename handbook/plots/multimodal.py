@@ -6,14 +6,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import N_, _
 from handbook.plots.style import pyplot
 
 
 def similarity_matrices(
     matrices: Mapping[str, np.ndarray],
     *,
-    xlabel: str = "image",
-    ylabel: str = "caption",
+    xlabel: str = N_("image"),
+    ylabel: str = N_("caption"),
     title: str | None = None,
 ):
     """Side-by-side heatmaps of ``(captions, images)`` similarity matrices, one per name; a
@@ -23,8 +24,8 @@ def similarity_matrices(
     for axis, (name, matrix) in zip(axes.flat, matrices.items(), strict=True):
         shown = axis.imshow(np.asarray(matrix), cmap="viridis")
         axis.set_title(name, fontsize=10)
-        axis.set_xlabel(xlabel)
-        axis.set_ylabel(ylabel)
+        axis.set_xlabel(_(xlabel))
+        axis.set_ylabel(_(ylabel))
         figure.colorbar(shown, ax=axis, fraction=0.046, pad=0.04)
     if title:
         figure.suptitle(title)

@@ -6,13 +6,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import N_, _
 from handbook.plots.style import finish, pyplot
 
 
 def learning_rate_schedules(
     schedules: Mapping[str, Sequence[float]],
     *,
-    xlabel: str = "epoch",
+    xlabel: str = N_("epoch"),
     title: str | None = None,
 ):
     """Learning rate against step for several schedules, one line each.
@@ -25,8 +26,8 @@ def learning_rate_schedules(
     figure, axis = plt.subplots(figsize=(7.0, 3.6))
     for name, values in schedules.items():
         axis.plot(np.arange(len(values)), values, marker="o", markersize=2.5, label=name)
-    axis.set_xlabel(xlabel)
-    axis.set_ylabel("learning rate")
+    axis.set_xlabel(_(xlabel))
+    axis.set_ylabel(_("learning rate"))
     axis.set_ylim(bottom=0)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from handbook.i18n import _
 from handbook.plots.style import finish, pyplot
 
 
@@ -27,9 +28,9 @@ def throughput_and_latency(rows: Sequence[Mapping], *, title: str | None = None)
         clients, throughput, p99 = zip(*points, strict=True)
         left.plot(clients, throughput, marker="o", label=server)
         right.plot(clients, p99, marker="o", label=server)
-    for axis, label in ((left, "throughput (requests/s)"), (right, "p99 latency (ms)")):
+    for axis, label in ((left, _("throughput (requests/s)")), (right, _("p99 latency (ms)"))):
         axis.set_xscale("log", base=2)
-        axis.set_xlabel("concurrent clients")
+        axis.set_xlabel(_("concurrent clients"))
         axis.set_ylabel(label)
         axis.grid(alpha=0.3, which="both")
     right.set_yscale("log")
@@ -55,8 +56,8 @@ def latency_distributions(latencies_ms: Mapping[str, np.ndarray], *, title: str 
         for q, marker in ((50, "o"), (99, "^")):
             axis.plot(np.percentile(ordered, q), q / 100, marker, color=line.get_color())
     axis.set_xscale("log")
-    axis.set_xlabel("latency (ms)  [o p50, ^ p99]")
-    axis.set_ylabel("fraction of requests")
+    axis.set_xlabel(_("latency (ms)  [o p50, ^ p99]"))
+    axis.set_ylabel(_("fraction of requests"))
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=8)
     return finish(figure, axis, title)
@@ -72,22 +73,22 @@ def serving_dashboard(series: Mapping[str, np.ndarray], *, title: str | None = N
     figure, axes = plt.subplots(1, 4, figsize=(14.0, 3.2))
     t = series["time"]
     axes[0].plot(t, series["qps"], marker=".")
-    axes[0].set_ylabel("requests/s")
+    axes[0].set_ylabel(_("requests/s"))
     axes[0].set_title("QPS")
     axes[1].plot(t, series["p50_ms"], marker=".", label="p50")
     axes[1].plot(t, series["p99_ms"], marker=".", label="p99")
     axes[1].set_ylabel("ms")
-    axes[1].set_title("latency (from histogram buckets)")
+    axes[1].set_title(_("latency (from histogram buckets)"))
     axes[1].legend(fontsize=8)
     axes[2].plot(t, 100 * series["error_rate"], marker=".", color="crimson")
-    axes[2].set_ylabel("% not 2xx")
+    axes[2].set_ylabel(_("% not 2xx"))
     axes[2].set_ylim(bottom=0.0)
-    axes[2].set_title("error rate")
+    axes[2].set_title(_("error rate"))
     axes[3].plot(t, series["batch_size"], marker=".", color="darkgreen")
-    axes[3].set_ylabel("texts per model call")
-    axes[3].set_title("batch size")
+    axes[3].set_ylabel(_("texts per model call"))
+    axes[3].set_title(_("batch size"))
     for axis in axes:
-        axis.set_xlabel("seconds")
+        axis.set_xlabel(_("seconds"))
         axis.grid(alpha=0.3)
     if title:
         figure.suptitle(title)
@@ -107,15 +108,20 @@ def autoscaling(
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(9.0, 3.8))
     hours = np.arange(len(traffic_rps)) / 60
-    axis.plot(hours, traffic_rps, color="black", lw=1, label="traffic")
+    axis.plot(hours, traffic_rps, color="black", lw=1, label=_("traffic"))
     for name, replicas in fleets.items():
-        axis.plot(hours, np.asarray(replicas) * capacity_rps, ls="--", label=f"capacity: {name}")
-    axis.set_xlabel("hour of the day")
-    axis.set_ylabel("requests/s")
+        axis.plot(
+            hours,
+            np.asarray(replicas) * capacity_rps,
+            ls="--",
+            label=_("capacity: {fleet}").format(fleet=name),
+        )
+    axis.set_xlabel(_("hour of the day"))
+    axis.set_ylabel(_("requests/s"))
     axis.grid(alpha=0.3)
     right = axis.twinx()
     right.set_ylim(np.array(axis.get_ylim()) / capacity_rps)
-    right.set_ylabel("replicas")
+    right.set_ylabel(_("replicas"))
     axis.legend(fontsize=8, loc="upper left")
     return finish(figure, axis, title)
 
@@ -140,11 +146,15 @@ def open_loop_latency(
         rates, p99 = zip(*points, strict=True)
         axis.plot(rates, p99, marker="o", label=server)
     axis.axhline(
-        target_ms, color="black", linestyle="--", lw=1, label=f"p99 target {target_ms:g} ms"
+        target_ms,
+        color="black",
+        linestyle="--",
+        lw=1,
+        label=_("p99 target {target:g} ms").format(target=target_ms),
     )
     axis.set_yscale("log")
-    axis.set_xlabel("arrival rate (requests/s, open loop)")
-    axis.set_ylabel("p99 latency from scheduled send (ms)")
+    axis.set_xlabel(_("arrival rate (requests/s, open loop)"))
+    axis.set_ylabel(_("p99 latency from scheduled send (ms)"))
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=8)
     return finish(figure, axis, title)

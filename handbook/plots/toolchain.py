@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from handbook.i18n import N_, _
 from handbook.plots.style import finish, pyplot
 
 
 def sweep_comparison(
     curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     *,
-    metric: str = "validation accuracy",
+    metric: str = N_("validation accuracy"),
     title: str | None = None,
 ):
     """Left: each run's ``metric`` per epoch; right: its last value, best first.
@@ -24,16 +25,17 @@ def sweep_comparison(
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, (steps, values) in curves.items():
         left.plot(steps, [100 * value for value in values], marker="o", markersize=3, label=name)
-    left.set_xlabel("epoch")
-    left.set_ylabel(f"{metric} (%)")
+    shown = _(metric)
+    left.set_xlabel(_("epoch"))
+    left.set_ylabel(_("{label} (%)").format(label=shown))
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
     ranked = sorted(curves.items(), key=lambda item: item[1][1][-1], reverse=True)
-    names = [name for name, _ in ranked]
-    finals = [100 * values[-1] for _, (_, values) in ranked]
+    names = [name for name, _curve in ranked]
+    finals = [100 * values[-1] for _name, (_steps, values) in ranked]
     bars = right.barh(names[::-1], finals[::-1], color="tab:blue")
     right.bar_label(bars, fmt="%.1f", fontsize=8)
-    right.set_xlabel(f"final {metric} (%)")
+    right.set_xlabel(_("final {metric} (%)").format(metric=shown))
     right.set_xlim(0, 105)
     return finish(figure, right, title)
 
@@ -99,12 +101,15 @@ def iteration_loops(
         axis.text(left, row, f"  {left:.0f} s", va="center", fontsize=9)
     axis.set_yticks(range(len(loops)), list(loops))
     axis.invert_yaxis()
-    axis.set_xlabel("seconds from a one-line change to a verified result")
+    axis.set_xlabel(_("seconds from a one-line change to a verified result"))
     axis.legend(fontsize=7, loc="lower right")
-    totals = [sum(seconds for _, seconds in steps) for steps in loops.values()]
-    note = f"measured ratio {max(totals) / max(min(totals), 1e-9):.1f}x"
+    totals = [sum(seconds for _step, seconds in steps) for steps in loops.values()]
+    measured = max(totals) / max(min(totals), 1e-9)
+    note = _("measured ratio {measured:.1f}x").format(measured=measured)
     if claimed_ratio is not None:
-        note += f"; the article: {claimed_ratio:.1f}x (two weeks to three days)"
+        note = _(
+            "measured ratio {measured:.1f}x; the article: {claimed:.1f}x (two weeks to three days)"
+        ).format(measured=measured, claimed=claimed_ratio)
     axis.set_title(note, fontsize=9)
     axis.margins(x=0.12)
     if title:
