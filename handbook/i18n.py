@@ -868,6 +868,38 @@ def translate_lines(text: str, language: str) -> str:
     )
 
 
+_HTML_TEXT = re.compile(r">([^<>]+)<")
+
+
+def translate_html(markup: str, language: str) -> str:
+    """An HTML output (a check's verdict box) with each text between tags translated."""
+    import html
+
+    def text(match: re.Match) -> str:
+        inner = html.unescape(match.group(1))
+        stripped = inner.strip()
+        translated = translate_text(stripped, language) if stripped else stripped
+        if translated == stripped:
+            return match.group(0)
+        lead, tail = inner[: len(inner) - len(inner.lstrip())], inner[len(inner.rstrip()) :]
+        return f">{lead}{html.escape(translated, quote=False)}{tail}<"
+
+    return _HTML_TEXT.sub(text, markup)
+
+
+def _translated_output(output: dict, language: str) -> dict:
+    """A printed or displayed output with its words in ``language`` (values kept)."""
+    if output.get("output_type") == "stream":
+        text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
+        return {**output, "text": translate_lines(text, language)}
+    data = output.get("data", {})
+    if "text/html" in data:
+        markup = data["text/html"]
+        markup = markup if isinstance(markup, str) else "".join(markup)
+        return {**output, "data": {**data, "text/html": translate_html(markup, language)}}
+    return output
+
+
 def outputs_in(cell: dict, language: str) -> dict:
     """A code cell's outputs as the edition in ``language`` shows them: an output drawn again
     for this edition (:data:`EDITION_MIME`) takes the place of the one before it, those for
@@ -881,8 +913,7 @@ def outputs_in(cell: dict, language: str) -> dict:
             if edition.get("language") == language and kept:
                 kept[-1] = {**kept[-1], "data": edition.get("data", {})}
             continue
-        if output.get("output_type") == "stream" and language != ENGLISH:
-            text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
-            output = {**output, "text": translate_lines(text, language)}
+        if language != ENGLISH:
+            output = _translated_output(output, language)
         kept.append(output)
     return {**cell, "outputs": kept}
