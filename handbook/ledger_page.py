@@ -9,16 +9,24 @@ records of the last run; nothing is typed by hand.
 
 Records may carry attributes added after this module was written (a timing ``interval``); they
 are read with ``getattr`` and a default, so an older or newer record renders either way.
+
+The page is written in the current language (:func:`handbook.i18n.current_language`; the book
+writes the Chinese edition's inside ``i18n.language_of("zh_CN")``). Records stay English: the
+page's own words go through ``_()``, each record's text through
+:func:`handbook.i18n.translate_text` (its ``N_`` message in ``handbook/verdicts``, the numbers
+kept), and a verdict through :func:`verdict_word`; the colour stays keyed by the English verdict.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from handbook import claims
+from handbook import claims, i18n
+from handbook.i18n import _
 
 #: How many characters of a claim the row shows before the rest moves into the details.
 SHORT_CLAIM_CHARS = 110
@@ -61,19 +69,35 @@ _STYLE = """<style>
 </style>"""
 
 
+def verdict_word(verdict: str) -> str:
+    """How the page names ``verdict`` in the current language (the glossary's fixed forms); a
+    verdict it does not know is shown as it is."""
+    words = {
+        "reproduced": _("reproduced"),
+        "partly reproduced": _("partly reproduced"),
+        "not reproduced": _("not reproduced"),
+        "inconclusive on this machine": _("inconclusive on this machine"),
+        "not measurable here": _("not measurable here"),
+        "not yet measured": _("not yet measured"),
+    }
+    return words.get(verdict, verdict)
+
+
 def short_claim(text: str, limit: int = SHORT_CLAIM_CHARS) -> str:
-    """The claim's first clause (up to ``;`` or the first sentence), cut at ``limit`` characters."""
-    first = re.split(r";\s|(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
+    """The claim's first clause (up to ``;`` or the first sentence, or a Chinese ``；`` or
+    ``。``), cut at ``limit`` characters."""
+    first = re.split(r";\s|(?<=[.!?])\s|(?<=[；。])", text.strip(), maxsplit=1)[0]
     return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
 
 
 def verdict_html(verdict: str) -> str:
-    """The verdict as a coloured, bold word (``<span class="verdict ...">``)."""
+    """The verdict as a coloured, bold word (``<span class="verdict ...">``) in the current
+    language; its class and colour come from the English verdict."""
     variable = _VERDICT_COLOR_VARIABLES.get(verdict, "--pst-color-text-muted")
     slug = re.sub(r"[^a-z]+", "-", verdict.lower()).strip("-")
     return (
         f'<span class="verdict verdict-{slug}" style="color: var({variable})">'
-        f"{html.escape(verdict)}</span>"
+        f"{html.escape(verdict_word(verdict))}</span>"
     )
 
 
@@ -85,54 +109,135 @@ def measured_html(entry: claims.ClaimRecord) -> str:
     interval = getattr(entry, "interval", None)
     if isinstance(interval, (list, tuple)) and len(interval) == 2:
         value += f" ({interval[0]:.3g}–{interval[1]:.3g})"
-    unit = f'<span class="ledger-unit">{html.escape(entry.unit)}</span>' if entry.unit else ""
+    unit = (
+        f'<span class="ledger-unit">{html.escape(i18n.translate_text(entry.unit))}</span>'
+        if entry.unit
+        else ""
+    )
     return html.escape(value) + unit
+
+
+def mode_text(mode: str) -> str:
+    """``smoke`` or ``full`` (a record's mode) as the page names it."""
+    return {"smoke": _("smoke"), "full": _("full")}.get(mode, mode)
+
+
+def machine_text(machine: dict, *, unknown: bool = True) -> str:
+    """The CPU and its cores, the GPU, torch's and Python's versions of one record's machine
+    (``unknown``: a CPU or core count the record lacks is named so, else shown as ``None``, as
+    the terminal's ledger does)."""
+    cpu = _("{cpu} ({cores} cores)").format(
+        cpu=machine.get("cpu", _("unknown CPU") if unknown else None),
+        cores=machine.get("cores", "?" if unknown else None),
+    )
+    return ", ".join(
+        [
+            cpu,
+            machine.get("gpu") or _("no GPU"),
+            f"torch {machine.get('torch')}",
+            f"Python {machine.get('python')}",
+        ]
+    )
 
 
 def hardware_text(entry: claims.ClaimRecord) -> str:
     """One line naming the machine, mode, seed and time of the measurement."""
-    machine = entry.hardware or {}
     parts = [
-        f"{machine.get('cpu', 'unknown CPU')} ({machine.get('cores', '?')} cores)",
-        machine.get("gpu") or "no GPU",
-        f"torch {machine.get('torch')}",
-        f"Python {machine.get('python')}",
-        f"{entry.mode} mode",
+        machine_text(entry.hardware or {}),
+        _("{mode} mode").format(mode=mode_text(entry.mode)),
     ]
     if entry.seed is not None:
-        parts.append(f"seed {entry.seed}")
+        parts.append(_("seed {seed}").format(seed=entry.seed))
     if entry.recorded_at:
-        parts.append(f"recorded {entry.recorded_at}")
+        parts.append(_("recorded {time}").format(time=entry.recorded_at))
     return ", ".join(parts)
+
+
+def provenance(records: Sequence[claims.ClaimRecord]) -> str:
+    """Where the records were measured and how many of each verdict, in the current language
+    (in English the terminal ledger's sentence, :func:`handbook.claims._provenance`)."""
+    if not records:
+        return _("No claim has been measured in this build.")
+    machines = sorted({json.dumps(entry.hardware, sort_keys=True) for entry in records})
+    modes = "/".join(mode_text(mode) for mode in sorted({entry.mode for entry in records}))
+    counts = {
+        verdict: sum(entry.verdict == verdict for entry in records) for verdict in claims.VERDICTS
+    }
+    tally = ", ".join(_tally(verdict, count) for verdict, count in counts.items() if count)
+    return _(
+        "Measured in {modes} mode on: {machines}. {recorded} of {claims} claims recorded: {tally}."
+    ).format(
+        modes=modes,
+        machines="; ".join(
+            machine_text(json.loads(machine), unknown=False) for machine in machines
+        ),
+        recorded=len(records),
+        claims=len(claims.CLAIM_IDS),
+        tally=tally,
+    )
+
+
+def _tally(verdict: str, count: int) -> str:
+    """``3 reproduced``: one message per verdict, so that a translation can put the number
+    where its language does."""
+    messages = {
+        "reproduced": _("{count} reproduced"),
+        "partly reproduced": _("{count} partly reproduced"),
+        "not reproduced": _("{count} not reproduced"),
+        "inconclusive on this machine": _("{count} inconclusive on this machine"),
+        "not measurable here": _("{count} not measurable here"),
+    }
+    return messages.get(verdict, f"{{count}} {verdict}").format(count=count)
 
 
 def _row(entry: claims.ClaimRecord, chapter_href: str) -> str:
     chapter = html.escape(entry.chapter)
+    claim = i18n.translate_text(entry.claim)
+    measured_in = _("Measured in {chapter} on {machine}.").format(
+        chapter=f'<a href="{chapter_href}">{chapter}</a>',
+        machine=html.escape(hardware_text(entry)),
+    )
     details = (
-        "<details><summary>note, chapter and machine</summary>"
-        f"<p>{html.escape(entry.claim)}</p>"
-        f"<p>{html.escape(entry.note)}</p>"
-        f'<p>Measured in <a href="{chapter_href}">{chapter}</a> on '
-        f"{html.escape(hardware_text(entry))}.</p>"
+        f"<details><summary>{html.escape(_('note, chapter and machine'))}</summary>"
+        f"<p>{html.escape(claim)}</p>"
+        f"<p>{html.escape(i18n.translate_text(entry.note))}</p>"
+        f"<p>{measured_in}</p>"
         "</details>"
     )
+    labels = _labels()
     return (
         f'<tr id="ledger-{entry.claim_id.lower()}">'
-        f'<td data-label="claim"><strong>{entry.claim_id}</strong></td>'
-        f'<td data-label="the article says">{html.escape(short_claim(entry.claim))}{details}</td>'
-        f'<td data-label="article">{html.escape(entry.article_value)}</td>'
-        f'<td data-label="measured here">{measured_html(entry)}</td>'
-        f'<td data-label="verdict">{verdict_html(entry.verdict)}</td>'
+        f'<td data-label="{labels["claim"]}"><strong>{entry.claim_id}</strong></td>'
+        f'<td data-label="{labels["says"]}">{html.escape(short_claim(claim))}{details}</td>'
+        f'<td data-label="{labels["article"]}">'
+        f"{html.escape(i18n.translate_text(entry.article_value))}</td>"
+        f'<td data-label="{labels["measured"]}">{measured_html(entry)}</td>'
+        f'<td data-label="{labels["verdict"]}">{verdict_html(entry.verdict)}</td>'
         "</tr>"
     )
 
 
+def _labels() -> dict[str, str]:
+    """The table's column names in the current language, escaped for HTML (also the labels a
+    narrow screen shows before each cell)."""
+    names = {
+        "claim": _("claim"),
+        "says": _("the article says"),
+        "article": _("article"),
+        "measured": _("measured here"),
+        "verdict": _("verdict"),
+    }
+    return {key: html.escape(name) for key, name in names.items()}
+
+
 def _missing_row(claim_id: str) -> str:
+    labels = _labels()
     return (
         f'<tr id="ledger-{claim_id.lower()}">'
-        f'<td data-label="claim"><strong>{claim_id}</strong></td>'
-        '<td data-label="the article says">no chapter records it yet</td><td></td><td></td>'
-        f'<td data-label="verdict">{verdict_html("not yet measured")}</td></tr>'
+        f'<td data-label="{labels["claim"]}"><strong>{claim_id}</strong></td>'
+        f'<td data-label="{labels["says"]}">{html.escape(_("no chapter records it yet"))}</td>'
+        "<td></td><td></td>"
+        f'<td data-label="{labels["verdict"]}">{verdict_html("not yet measured")}</td></tr>'
     )
 
 
@@ -148,11 +253,13 @@ def render_table(records: Sequence[claims.ClaimRecord], *, chapter_link_prefix: 
         else _missing_row(claim_id)
         for claim_id in claims.CLAIM_IDS
     ]
+    labels = _labels()
     header = (
         '<table class="claims-ledger"><thead><tr>'
-        '<th class="ledger-id">claim</th><th>the article says</th>'
-        '<th class="ledger-article">article</th><th class="ledger-measured">measured here</th>'
-        '<th class="ledger-verdict">verdict</th></tr></thead><tbody>'
+        f'<th class="ledger-id">{labels["claim"]}</th><th>{labels["says"]}</th>'
+        f'<th class="ledger-article">{labels["article"]}</th>'
+        f'<th class="ledger-measured">{labels["measured"]}</th>'
+        f'<th class="ledger-verdict">{labels["verdict"]}</th></tr></thead><tbody>'
     )
     return "\n".join([_STYLE, header, *rows, "</tbody></table>"])
 
@@ -170,13 +277,11 @@ def render_page(
     """
     parts = []
     if figure and records:
-        parts.append(
-            f"```{{figure}} {figure}\n:alt: Number of claims per verdict for every chapter\n"
-            ":width: 85%\n\nVerdicts per chapter in this build (from the same records as the "
-            "table).\n```"
-        )
+        alt = _("Number of claims per verdict for every chapter")
+        caption = _("Verdicts per chapter in this build (from the same records as the table).")
+        parts.append(f"```{{figure}} {figure}\n:alt: {alt}\n:width: 85%\n\n{caption}\n```")
     parts.append(render_table(records, chapter_link_prefix=chapter_link_prefix))
-    parts.append(claims._provenance(list(records)))
+    parts.append(provenance(records))
     return "\n\n".join(parts) + "\n"
 
 

@@ -1,10 +1,16 @@
-"""The claims ledger's summary figure: how many claims of each verdict every chapter recorded."""
+"""The claims ledger's summary figure: how many claims of each verdict every chapter recorded.
+
+Drawn in the current language (:func:`handbook.i18n.current_language`): the legend names each
+verdict as the ledger page does (:func:`handbook.ledger_page.verdict_word`) and the axis label
+goes through ``_()``; in Chinese :func:`handbook.plots.style.pyplot` puts the bundled CJK font in
+use, so no glyph is an empty box."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
 
+from handbook.i18n import _
 from handbook.plots.style import finish, pyplot
 
 #: One colour per verdict, the same hues as the ledger page's coloured words; a verdict not
@@ -31,6 +37,8 @@ def verdicts_by_chapter(records: Sequence[object], *, title: str | None = None):
     chapters = sorted({entry.chapter for entry in records}, reverse=True)  # first chapter on top
     verdicts = [verdict for verdict in VERDICT_COLORS if any(v == verdict for _, v in counts)]
     verdicts += sorted({verdict for _, verdict in counts} - set(VERDICT_COLORS))
+    from handbook.ledger_page import verdict_word
+
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7.5, 0.26 * len(chapters) + 1.1))
     left = [0] * len(chapters)
@@ -41,11 +49,11 @@ def verdicts_by_chapter(records: Sequence[object], *, title: str | None = None):
             widths,
             left=left,
             color=VERDICT_COLORS.get(verdict, _OTHER_COLOR),
-            label=verdict,
+            label=verdict_word(verdict),
             edgecolor="white",
         )
         left = [start + width for start, width in zip(left, widths, strict=True)]
-    axis.set_xlabel("claims")
+    axis.set_xlabel(_("claims"))
     axis.xaxis.get_major_locator().set_params(integer=True)
     axis.spines[["top", "right"]].set_visible(False)
     axis.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False, fontsize=9)
