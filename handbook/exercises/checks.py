@@ -629,7 +629,9 @@ def _describe_array(array: np.ndarray, container: str, dtype: object) -> str:
     )
     if len(text) > _MAX_VALUE_CHARS:
         text = text[:_MAX_VALUE_CHARS] + " ..."
-    return f"{heading}:\n{text}" if "\n" in text else f"{heading}: {text}"
+    if "\n" in text:
+        return _("{heading}:\n{values}").format(heading=heading, values=text)
+    return _("{heading}: {values}").format(heading=heading, values=text)
 
 
 def _is_tensor(value: object) -> bool:
