@@ -35,10 +35,12 @@ book: $(STAMP) peers
 peers: $(STAMP)
 	@$(PY) -c 'import litserve, bentoml' 2>/dev/null || $(PY) -m pip install --quiet -e ".[peers]"
 
-## make test: lint; unit tests (in parallel); every chapter executed once in smoke mode by
+## make test: lint; every paragraph and message translated and current (handbook translations
+## --check); unit tests (in parallel); every chapter executed once in smoke mode by
 ## papermill (exercises must pass) for the smoke site, which is then built; the site and
 ## JupyterLab in Chromium with the network cut (tests/browser); the student edition of every
-## chapter under nbval (it must run to the end with every exercise "not done").
+## chapter under nbval (it must run to the end with every exercise "not done"), and chapter 0's
+## Chinese student edition too.
 ## Smoke results go to _build/smoke, never over the full-mode book of `make book`; chapters
 ## whose inputs did not change since the last `make test` are not executed again.
 ## Installs the `peers` extra first: the peer comparison is tested, and under CI=true any skipped
@@ -50,6 +52,7 @@ KERNEL_THREADS := $(shell $(PYTHON) -c 'import os; print(max(1, (os.cpu_count() 
 SMOKE := _build/smoke
 test: $(STAMP) peers
 	$(PY) -m ruff check handbook tests notebooks
+	$(PY) -m handbook translations --check
 	$(PY) -m pytest tests -n $(TEST_JOBS) --durations=10 --ignore=tests/browser --ignore=tests/classroom
 	HANDBOOK_BUILD_DIR=$(SMOKE) $(PY) -m handbook book --smoke --jobs $(TEST_JOBS)
 	$(PY) -m pytest tests/browser -p no:cacheprovider -q
@@ -59,6 +62,10 @@ test: $(STAMP) peers
 		HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
 		OMP_NUM_THREADS=$(KERNEL_THREADS) MKL_NUM_THREADS=$(KERNEL_THREADS) OPENBLAS_NUM_THREADS=$(KERNEL_THREADS) \
 		$(PY) -m pytest -p nbval --nbval-lax --nbval-current-env $(SMOKE)/student -n $(TEST_JOBS) --dist loadfile -p no:cacheprovider -q
+	$(PY) -m handbook student 00_digits --lang zh_CN --out $(SMOKE)/student-zh --force > /dev/null
+	HANDBOOK_SMOKE=1 HANDBOOK_EXERCISES_EXPECT="not done" HANDBOOK_BUILD_DIR=$(SMOKE)/student-build \
+		HANDBOOK_LEDGER_DIR=$(SMOKE)/student-ledger \
+		$(PY) -m pytest -p nbval --nbval-lax --nbval-current-env $(SMOKE)/student-zh -p no:cacheprovider -q
 
 ## make classroom ROSTER=roster.csv INSTRUCTOR=ada: a class on JupyterHub at http://127.0.0.1:8020
 ## (book/classroom.md): a Unix user jupyter-<name> and a generated password per student (the
@@ -109,14 +116,19 @@ test-python:
 
 ## make lab: JupyterLab with a kernel named "Python (handbook)", installed inside .venv (not in
 ## your home folder); markdown renders as in the book (jupyterlab-myst). LAB_OPTIONS passes options.
+## Installs JupyterLab's Chinese language pack (the `lab` extra): Settings > Language > 中文.
+## For the Chinese edition: `make student LANG_EDITION=zh_CN` (checks then speak Chinese).
 LAB_OPTIONS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)
+	@$(PY) -c 'import jupyterlab_language_pack_zh_CN' 2>/dev/null || $(PY) -m pip install --quiet -e ".[lab]"
 	$(PY) -m ipykernel install --sys-prefix --name handbook --display-name "Python (handbook)"
 	$(VENV)/bin/jupyter lab $(LAB_OPTIONS)
 
-## make student: the student edition (solutions removed, outputs cleared) in student/
+## make student: the student edition (solutions removed, outputs cleared) in student/;
+## LANG_EDITION=zh_CN writes the Chinese one (its own name: LANG is the process locale)
+LANG_EDITION ?= en
 student: $(STAMP)
-	$(PY) -m handbook student --out student
+	$(PY) -m handbook student --out student --lang $(LANG_EDITION)
 
 ## make serve: the chapter-5 prediction server on http://127.0.0.1:8000 (docs at /docs);
 ## builds the model first (about 50 s) if _build/models/topics does not exist yet

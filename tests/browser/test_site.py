@@ -25,7 +25,11 @@ SCREENSHOT_PAGES = (
     "notebooks/00_digits.html",
     "notebooks/01_attention.html",
     "book/ledger.html",
+    "zh/notebooks/01_attention.html",
+    "zh/book/ledger.html",
 )
+#: The Chinese edition's folder in the site (handbook.book_site.EDITIONS).
+CHINESE = "zh/"
 #: The chapter whose first concept diagram is also shot alone (issue 23: chapter 1's screenshots).
 DIAGRAM_SCREENSHOT_PAGE = "notebooks/01_attention.html"
 #: The lowest contrast ratio text may have against its background (WCAG's floor for large text;
@@ -118,6 +122,9 @@ class PageFacts:
     overflow: dict[int, int] = field(default_factory=dict)
     contrast: dict[str, dict] = field(default_factory=dict)
     solutions: list[tuple[bool, bool]] = field(default_factory=list)
+    lang: str = ""
+    cjk: int = 0  # Chinese characters in the page's main text
+    edition: str | None = None  # the link to the same page in the other edition
 
 
 def _site_path(url: str, site_url: str) -> str | None:
@@ -194,6 +201,7 @@ def _visit(page, site_url: str, facts: PageFacts, blocked, screenshots: Path) ->
         seen["typeset"],
         seen["rawTex"],
     )
+    facts.lang, facts.cjk, facts.edition = seen["lang"], seen["cjk"], seen["edition"]
     name = path.replace("/", "_").removesuffix(".html")
     shoot = path in SCREENSHOT_PAGES
     facts.overflow[DESKTOP["width"]] = page.evaluate(_OVERFLOW_SCRIPT)
@@ -212,8 +220,8 @@ def _visit(page, site_url: str, facts: PageFacts, blocked, screenshots: Path) ->
         diagram = page.locator(_DIAGRAM_SELECTOR).first
         diagram.scroll_into_view_if_needed()
         diagram.screenshot(path=screenshots / f"{name}-diagram.png")
-    if path == "book/ledger.html":
-        page.locator("table.claims-ledger").screenshot(path=screenshots / "book_ledger-table.png")
+    if path.removeprefix(CHINESE) == "book/ledger.html":
+        page.locator("table.claims-ledger").screenshot(path=screenshots / f"{name}-table.png")
     facts.solutions = [tuple(pair) for pair in page.evaluate(_SOLUTIONS_SCRIPT)]
     facts.blocked = blocked.take()
     return facts
@@ -490,3 +498,93 @@ def test_the_ledger_page_has_its_figure_and_one_row_per_claim(crawl, browser, si
     )
     context.close()
     assert max(widths) <= 1, "a ledger row is wider than the page"
+
+
+# The Chinese edition (issue 25) -------------------------------------------------------------------
+
+
+def _pages(crawl) -> list[str]:
+    """The crawled pages that are pages (not the index's redirect)."""
+    return [path for path, facts in crawl.items() if not _redirect_target(path)]
+
+
+def test_every_page_links_to_the_same_page_in_the_other_edition(crawl, site_url):
+    wrong = {}
+    for path in _pages(crawl):
+        other = path.removeprefix(CHINESE) if path.startswith(CHINESE) else CHINESE + path
+        target = _site_path(crawl[path].edition or "", site_url)
+        if target != other or not (SITE_DIR / other).is_file():
+            wrong[path] = crawl[path].edition
+    assert not wrong, "pages whose edition link is missing or goes elsewhere"
+
+
+def test_every_english_page_has_its_chinese_page_in_chinese(crawl):
+    english = [path for path in _pages(crawl) if not path.startswith(CHINESE)]
+    assert english and all(crawl[path].lang == "en" for path in english)
+    missing = [path for path in english if CHINESE + path not in crawl]
+    assert not missing, "English pages whose Chinese page the crawl did not reach"
+    not_chinese = {
+        CHINESE + path: (crawl[CHINESE + path].lang, crawl[CHINESE + path].cjk)
+        for path in english
+        if crawl[CHINESE + path].lang != "zh-CN"
+        or crawl[CHINESE + path].cjk < (200 if path.startswith("notebooks/") else 20)
+    }
+    assert not not_chinese, "Chinese pages without <html lang=zh-CN> or without Chinese text"
+
+
+def _chinese_search_term(chapter_file: Path) -> str:
+    """The longest Chinese word (jieba's) of the chapter's Chinese title."""
+    import jieba
+
+    from handbook import i18n
+
+    notebook = nbformat.read(chapter_file, 4)
+    title = notebook.cells[0].source.splitlines()[0]
+    translated = i18n.translations("zh_CN", f"notebooks/{chapter_file.stem}").get(title, "")
+    words = [
+        word
+        for word in jieba.cut_for_search(translated)
+        if re.fullmatch(r"[\u4e00-\u9fff]{2,}", word)
+    ]
+    assert words, f"{chapter_file.name}: its title has no Chinese translation: {translated!r}"
+    return max(words, key=len)
+
+
+def test_the_chinese_search_finds_a_chinese_word_of_every_chapter(
+    crawl, browser, site_url, blocked
+):
+    context = browser.new_context(viewport=DESKTOP)
+    context.route("**/*", blocked.route)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    missed = {}
+    for path in _chapter_pages(crawl):
+        term = _chinese_search_term(ROOT / "notebooks" / Path(path).with_suffix(".ipynb").name)
+        page.goto(f"{site_url}/{CHINESE}search.html?q={term}")
+        page.wait_for_function(
+            "() => { const s = document.querySelector('.search-summary');"
+            " return s && s.textContent.trim().length > 0 && "
+            "!document.querySelector('#search-progress:not(:empty)'); }"
+        )
+        hits = page.eval_on_selector_all("ul.search li a", "links => links.map(a => a.href)")
+        if not any(urldefrag(hit).url.endswith(CHINESE + path) for hit in hits):
+            missed[path] = (term, hits[:5])
+    context.close()
+    assert not errors and not blocked.take()
+    assert not missed
+
+
+def test_the_chinese_ledger_has_one_row_per_claim_and_chinese_verdicts(crawl, browser, site_url):
+    from handbook import claims
+
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(f"{site_url}/{CHINESE}book/ledger.html")
+    rows = page.locator("table.claims-ledger tbody tr")
+    assert rows.count() == len(claims.CLAIM_IDS)
+    verdicts = page.locator("table.claims-ledger tbody tr .verdict").all_inner_texts()
+    context.close()
+    assert verdicts and all(re.search(r"[\u4e00-\u9fff]", verdict) for verdict in verdicts), (
+        verdicts
+    )
