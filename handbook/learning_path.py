@@ -15,7 +15,9 @@ Nothing on the generated part of the page is typed in:
 
 ``handbook book`` writes the page's generated part (``book/learning_path.inc``) and the graph
 (``book/learning-path.svg``, drawn by Graphviz) into the staged site, so the page reflects the
-run the site shows.
+run the site shows. Each edition writes its own, in the current language
+(:func:`handbook.i18n.current_language`): the page's words through ``_()``, a chapter's title
+from its notebook's catalog (:func:`display_title`); module names and times stay as they are.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from handbook import config
+from handbook import config, i18n
+from handbook.i18n import _
 
 INCLUDE_NAME = "learning_path.inc"
 #: The reason of a link that comes from the later chapter's text, not from an import.
@@ -76,6 +79,8 @@ class Chapter:
     modules: set[str] = field(default_factory=set)
     references: set[int] = field(default_factory=set)
     exercises: dict[str, int] = field(default_factory=dict)
+    #: The notebook's first ``# `` heading line as written (its catalog entry), "" if none.
+    heading: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,41 @@ def read_chapter(path: Path) -> Chapter:
             name = EXERCISE_KINDS[kind]
             exercises[name] = exercises.get(name, 0) + 1
     references = referenced_chapters("\n".join(markdown)) - {number}
-    return Chapter(number, path.stem, title, handbook_modules(code), references, exercises)
+    return Chapter(
+        number, path.stem, title, handbook_modules(code), references, exercises, heading or ""
+    )
+
+
+def display_title(chapter: Chapter) -> str:
+    """The chapter's title in the current language: its heading's translation in the notebook's
+    catalog (``notebooks/01_attention``), without the ``#`` and the number; the English title
+    in English or where there is no translation."""
+    language = i18n.current_language()
+    if language == i18n.ENGLISH or not chapter.heading:
+        return chapter.title
+    translated = i18n.translations(language, f"notebooks/{chapter.stem}").get(chapter.heading)
+    if not translated or not translated.startswith("# "):
+        return chapter.title
+    return re.sub(r"^\d+\s*[.—–-]\s*", "", translated[2:].strip())
+
+
+def _kind_text(kind: str, count: int) -> str:
+    """``2 predict, then run``: one message per exercise kind, so that a translation can put the
+    number where its language does."""
+    messages = {
+        "write a function": _("{count} write a function"),
+        "predict, then run": _("{count} predict, then run"),
+        "derive": _("{count} derive"),
+        "find the bug": _("{count} find the bug"),
+        "open investigation": _("{count} open investigation"),
+    }
+    return messages.get(kind, f"{{count}} {kind}").format(count=count)
+
+
+def _reason_text(reason: str) -> str:
+    """A dependency's reason as the page shows it: a module as code, :data:`REFERS_BACK` in
+    words of the current language."""
+    return _("its text refers back") if reason == REFERS_BACK else f"`{reason}`"
 
 
 def dependencies(chapters: Iterable[Chapter]) -> list[Edge]:
@@ -195,8 +234,9 @@ def transitive_reduction(edges: Iterable[Edge]) -> list[Edge]:
 
 
 def format_seconds(seconds: float | None) -> str:
+    """``42 s``, ``3 min 05 s`` (unit symbols, the same in every language), or "not run yet"."""
     if seconds is None:
-        return "not run yet"
+        return _("not run yet")
     if seconds < 60:
         return f"{seconds:.0f} s"
     minutes, rest = divmod(round(seconds), 60)
@@ -213,7 +253,7 @@ def graph_source(chapters: Iterable[Chapter], edges: Iterable[Edge]) -> str:
         '  edge [color="#4a5d7e", fontname="Helvetica", fontsize=10, fontcolor="#33415c"];',
     ]
     for chapter in sorted(chapters, key=lambda c: c.number):
-        title = _wrap(chapter.title, 28).replace('"', '\\"')
+        title = _wrap(display_title(chapter), 28).replace('"', '\\"')
         lines.append(f'  c{chapter.number} [label="{chapter.number}. {title}"];')
     for edge in edges:
         modules = [reason for reason in edge.reasons if reason != REFERS_BACK]
@@ -247,37 +287,41 @@ def render_markdown(
     chapters = sorted(chapters, key=lambda c: c.number)
     needs: dict[int, list[str]] = {}
     for edge in edges:
-        why = ", ".join(r if r == REFERS_BACK else f"`{r}`" for r in edge.reasons)
+        why = ", ".join(_reason_text(reason) for reason in edge.reasons)
         needs.setdefault(edge.after, []).append(f"{edge.before} ({why})")
     out = []
     if figure:
+        alt = _(
+            "Each box is a chapter; an arrow goes from a chapter to a later one that uses a "
+            "handbook module it introduced or refers back to it"
+        )
         out += [
-            f"![Each box is a chapter; an arrow goes from a chapter to a later one that uses a "
-            f"handbook module it introduced or refers back to it]({figure})",
+            f"![{alt}]({figure})",
             "",
-            "An arrow means *read this one first*. Arrows implied by a longer path are left out "
-            "of the drawing; the table lists every dependency.",
+            _(
+                "An arrow means *read this one first*. Arrows implied by a longer path are left "
+                "out of the drawing; the table lists every dependency."
+            ),
             "",
         ]
     else:
-        out += ["(Graphviz's `dot` was not installed when this page was built: no drawing.)", ""]
-    out += [
-        "| chapter | needs | last run: smoke / full | exercises |",
-        "|---|---|---|---|",
-    ]
+        out += [_("(Graphviz's `dot` was not installed when this page was built: no drawing.)"), ""]
+    header = _("| chapter | needs | last run: smoke / full | exercises |")
+    out += [header, "|---|---|---|---|"]
     for chapter in chapters:
-        link = f"{{doc}}`{chapter.number}. {chapter.title} <../notebooks/{chapter.stem}>`"
-        needed = "<br>".join(needs.get(chapter.number, [])) or "nothing before it"
+        title = display_title(chapter)
+        link = f"{{doc}}`{chapter.number}. {title} <../notebooks/{chapter.stem}>`"
+        needed = "<br>".join(needs.get(chapter.number, [])) or _("nothing before it")
         times = [
             format_seconds(seconds.get(mode, {}).get(chapter.stem)) for mode in ("smoke", "full")
         ]
         total = sum(chapter.exercises.values())
         kinds = ", ".join(
-            f"{chapter.exercises[kind]} {kind}"
+            _kind_text(kind, chapter.exercises[kind])
             for kind in EXERCISE_KINDS.values()
             if kind in chapter.exercises
         )
-        exercises = f"{total}: {kinds}" if total else "none"
+        exercises = f"{total}: {kinds}" if total else _("none")
         out.append(f"| {link} | {needed} | {times[0]} / {times[1]} | {exercises} |")
     return "\n".join(out) + "\n"
 
