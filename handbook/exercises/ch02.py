@@ -190,8 +190,14 @@ def _adamw_case(
                 (_("exp_avg_sq (second moment)"), exp_avg_sq, state["exp_avg_sq"]),
                 (_("the new param"), param, reference.detach()),
             ):
-                expect_type(actual, torch.Tensor, f"{what}: {name}")
-                expect_close(actual, expected, f"{what}: {name}", atol=1e-10, rtol=1e-7)
+                expect_type(actual, torch.Tensor, _("{what}: {name}").format(what=what, name=name))
+                expect_close(
+                    actual,
+                    expected,
+                    _("{what}: {name}").format(what=what, name=name),
+                    atol=1e-10,
+                    rtol=1e-7,
+                )
 
     return Case(description, run)
 
@@ -285,10 +291,12 @@ def _expect_scale_result(result: object, expected: tuple[bool, float, int], what
         ),
     )
     found_inf, scale, tracker = result
-    expect_type(found_inf, bool, f"{what}: found_inf")
-    expect_equal(found_inf, expected[0], f"{what}: found_inf")
-    expect_close(float(scale), expected[1], f"{what}: new_scale")
-    expect_equal(int(tracker), expected[2], f"{what}: new_growth_tracker")
+    expect_type(found_inf, bool, _("{what}: {name}").format(what=what, name="found_inf"))
+    expect_equal(found_inf, expected[0], _("{what}: {name}").format(what=what, name="found_inf"))
+    expect_close(float(scale), expected[1], _("{what}: {name}").format(what=what, name="new_scale"))
+    expect_equal(
+        int(tracker), expected[2], _("{what}: {name}").format(what=what, name="new_growth_tracker")
+    )
 
 
 def _scale_case(
