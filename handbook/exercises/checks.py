@@ -38,6 +38,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -491,7 +492,8 @@ def check_open_answer(
     """Accept a written answer to an open question: :data:`SUBMITTED` ("submitted, see rubric"),
     with the rubric an instructor reads it against printed below; print the verdict and return it.
 
-    Nothing is scored automatically: a text of at least ``min_words`` words is submitted;
+    Nothing is scored automatically: a text of at least ``min_words`` words (:func:`word_count`:
+    a Chinese answer counts its characters) is submitted;
     ``None``, ``...``, an empty text (the student edition's stub) or a shorter one is "not
     done"; anything but a string fails. Strict mode takes "submitted" as done.
     """
@@ -524,7 +526,7 @@ def check_open_answer(
             "{type}: {value}"
         ).format(type=type(answer).__name__, value=describe(answer))
         return _show_and_enforce(ExerciseResult(exercise_id, title, FAILED, 0, 1, [message], OPEN))
-    words = len(answer.split())
+    words = word_count(answer)
     if words < min_words:
         if words == 0:
             todo = _("write your answer in the exercise cell (the text is empty)")
@@ -554,6 +556,16 @@ def check_open_answer(
         words=words, rubric=rubric_text
     )
     return _show_and_enforce(ExerciseResult(exercise_id, title, SUBMITTED, 0, 1, [message], OPEN))
+
+
+#: A Chinese, Japanese or Korean ideograph: a text in Chinese has no spaces between its words.
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def word_count(text: str) -> int:
+    """The words of ``text``: what white space separates, each CJK character counting as one
+    (a Chinese answer written without spaces is not one long word)."""
+    return len(_CJK.sub(" ", text).split()) + len(_CJK.findall(text))
 
 
 def _run_cases(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseResult:
@@ -823,4 +835,5 @@ __all__ = [
     "show",
     "status_text",
     "status_words",
+    "word_count",
 ]
