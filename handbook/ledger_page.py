@@ -197,8 +197,9 @@ def _row(entry: claims.ClaimRecord, chapter_href: str) -> str:
         chapter=f'<a href="{chapter_href}">{chapter}</a>',
         machine=html.escape(hardware_text(entry)),
     )
+    summary = _("note, chapter and machine")
     details = (
-        f"<details><summary>{html.escape(_('note, chapter and machine'))}</summary>"
+        f"<details><summary>{html.escape(summary)}</summary>"
         f"<p>{html.escape(claim)}</p>"
         f"<p>{html.escape(i18n.translate_text(entry.note))}</p>"
         f"<p>{measured_in}</p>"
@@ -231,11 +232,11 @@ def _labels() -> dict[str, str]:
 
 
 def _missing_row(claim_id: str) -> str:
-    labels = _labels()
+    labels, missing = _labels(), _("no chapter records it yet")
     return (
         f'<tr id="ledger-{claim_id.lower()}">'
         f'<td data-label="{labels["claim"]}"><strong>{claim_id}</strong></td>'
-        f'<td data-label="{labels["says"]}">{html.escape(_("no chapter records it yet"))}</td>'
+        f'<td data-label="{labels["says"]}">{html.escape(missing)}</td>'
         "<td></td><td></td>"
         f'<td data-label="{labels["verdict"]}">{verdict_html("not yet measured")}</td></tr>'
     )
