@@ -158,7 +158,17 @@ def _loops():
     )
 
 
-#: Figures of chapters 3, 5, 1 and 10 drawn from small synthetic data, with the words their
+def _gain_by_mix():
+    return plots.gain_by_mix([0.0, 0.5], {"x": [0, -50]}, {"x": [0, 20]}, article=(-35, 18))
+
+
+def _sweep():
+    return plots.sweep_comparison(
+        {"lr 1e-3": ([1, 2], [0.5, 0.6]), "lr 1e-2": ([1, 2], [0.4, 0.7])}
+    )
+
+
+#: Figures of chapters 3, 5, 1, 6 and 10 drawn from small synthetic data, with the words their
 #: English edition shows (the strategy, server and step names are the caller's data).
 FIGURES = {
     "padding_per_batch (ch. 3)": (
@@ -193,6 +203,31 @@ FIGURES = {
         ],
     ),
     "loss_curves (ch. 1)": (_loss_curves, ["step", "loss", "a", "b"]),
+    "gain_by_mix (ch. 6)": (
+        _gain_by_mix,
+        [
+            "share of the frauds visible only in the order of events (%)",
+            "change of false positives at equal recall (%)",
+            "x",
+            "article: -35%",
+            "share of the frauds visible only in the order of events (%)",
+            "recall gain at equal false-positive rate (pp)",
+            "x",
+            "article: +18",
+        ],
+    ),
+    "sweep_comparison (ch. 10)": (
+        _sweep,
+        [
+            "epoch",
+            "validation accuracy (%)",
+            "lr 1e-3",
+            "lr 1e-2",
+            "final validation accuracy (%)",
+            "60.0",
+            "70.0",
+        ],
+    ),
     "iteration_loops (ch. 10)": (
         _loops,
         [
@@ -223,16 +258,40 @@ def test_figures_drawn_in_chinese_have_chinese_words_and_every_glyph(name, monke
     assert _draw(figure) == []
     chinese = [text for text in words if any(_is_cjk(character) for character in text)]
     assert len(chinese) >= 2, f"expected Chinese titles and labels, got {words}"
-    # what the book does to an English figure (translate each text) gives the same words
-    assert words == [i18n.translate_text(text, "zh_CN") for text in english]
+    assert len(words) == len(english)
     assert "Noto Sans CJK SC" in matplotlib.rcParams["font.family"]
+
+
+#: translate_text tries the catalogs' templates longest regular expression first, so the check
+#: messages' generic "{what}: {name}" wins over "article: {change:+g}%" and the English figure's
+#: legend comes out "article：-35%" (strict: passes, and so fails, once the order is fixed).
+_GENERIC_FIRST = pytest.mark.xfail(
+    strict=True, reason="i18n.translate_text prefers '{what}: {name}' to 'article: {change:+g}%'"
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=_GENERIC_FIRST) if name.startswith("gain_by_mix") else name
+        for name in FIGURES
+    ],
+)
+def test_translating_an_english_figure_gives_the_figure_drawn_in_chinese(name, monkeypatch):
+    """The book draws each figure in English and translates its texts
+    (:func:`handbook.i18n.translate_text`); a learner with ``HANDBOOK_LANG=zh_CN`` draws it in
+    Chinese: both must read the same."""
+    draw, english = FIGURES[name]
+    monkeypatch.setenv(i18n.LANG_ENV, "zh_CN")
+    assert _words(draw()) == [i18n.translate_text(text, "zh_CN") for text in english]
 
 
 def test_every_word_of_the_figures_has_a_translation(monkeypatch):
     """No English word left in the Chinese figures above, other than the caller's data and
     what the glossary keeps in English (QPS, epoch, token, p50/p99, units)."""
     monkeypatch.setenv(i18n.LANG_ENV, "zh_CN")
-    kept = {"QPS", "ms", "s", "p", "token", "a", "b", "edit", "train", "random", "bucketed"}
+    kept = {"QPS", "ms", "s", "p", "token", "epoch"}  # the glossary keeps them in English
+    kept |= {"a", "b", "x", "lr", "edit", "train", "random", "bucketed"}  # the caller's names
     for draw, _english in FIGURES.values():
         for text in _words(draw()):
             english_words = set(re.findall(r"(?<![0-9A-Za-z])[A-Za-z]+(?![A-Za-z])", text)) - kept

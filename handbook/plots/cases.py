@@ -7,8 +7,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from handbook.i18n import N_, _
+from handbook.i18n import _
 from handbook.plots.style import finish, pyplot
+
+#: The x axis of :func:`gain_by_mix` unless the caller names it (in percent on the axis).
+_MIX_SHARE = "share of the frauds visible only in the order of events"
 
 
 def event_timelines(
@@ -125,7 +128,7 @@ def gain_by_mix(
     recall_gain: Mapping[str, Sequence[float]],
     *,
     article: tuple[float, float] | None = None,
-    xlabel: str = N_("share of the frauds visible only in the order of events"),
+    xlabel: str = _MIX_SHARE,
     title: str | None = None,
 ):
     """How a detector's advantage over a baseline depends on the fraud mix: two panels against
@@ -144,7 +147,12 @@ def gain_by_mix(
                 )
             axis.plot(x, values, marker="o", label=name)
         axis.axhline(0, color="black", lw=0.8)
-        axis.set_xlabel(_("{label} (%)").format(label=_(xlabel)))
+        # the default as one whole message, so that an English figure translates label by label
+        axis.set_xlabel(
+            _("share of the frauds visible only in the order of events (%)")
+            if xlabel == _MIX_SHARE
+            else _("{label} (%)").format(label=_(xlabel))
+        )
         axis.grid(alpha=0.3)
     if article is not None:
         change, gain = article

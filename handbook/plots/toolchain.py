@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from handbook.i18n import N_, _
+from handbook.i18n import _
 from handbook.plots.style import finish, pyplot
 
 
 def sweep_comparison(
     curves: Mapping[str, tuple[Sequence[int], Sequence[float]]],
     *,
-    metric: str = N_("validation accuracy"),
+    metric: str = "validation accuracy",
     title: str | None = None,
 ):
     """Left: each run's ``metric`` per epoch; right: its last value, best first.
@@ -25,9 +25,14 @@ def sweep_comparison(
     figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, (steps, values) in curves.items():
         left.plot(steps, [100 * value for value in values], marker="o", markersize=3, label=name)
-    shown = _(metric)
+    # the default's labels as whole messages, so that an English figure translates label by label
+    if metric == "validation accuracy":
+        per_epoch, final = _("validation accuracy (%)"), _("final validation accuracy (%)")
+    else:
+        per_epoch = _("{label} (%)").format(label=_(metric))
+        final = _("final {metric} (%)").format(metric=_(metric))
     left.set_xlabel(_("epoch"))
-    left.set_ylabel(_("{label} (%)").format(label=shown))
+    left.set_ylabel(per_epoch)
     left.grid(alpha=0.3)
     left.legend(fontsize=8)
     ranked = sorted(curves.items(), key=lambda item: item[1][1][-1], reverse=True)
@@ -35,7 +40,7 @@ def sweep_comparison(
     finals = [100 * values[-1] for _name, (_steps, values) in ranked]
     bars = right.barh(names[::-1], finals[::-1], color="tab:blue")
     right.bar_label(bars, fmt="%.1f", fontsize=8)
-    right.set_xlabel(_("final {metric} (%)").format(metric=shown))
+    right.set_xlabel(final)
     right.set_xlim(0, 105)
     return finish(figure, right, title)
 
