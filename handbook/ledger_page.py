@@ -117,6 +117,11 @@ def measured_html(entry: claims.ClaimRecord) -> str:
     return html.escape(value) + unit
 
 
+def _list_separator() -> str:
+    # Translators: between the items of a list (the machine's parts, the tally of verdicts).
+    return _(", ")
+
+
 def mode_text(mode: str) -> str:
     """``smoke`` or ``full`` (a record's mode) as the page names it."""
     return {"smoke": _("smoke"), "full": _("full")}.get(mode, mode)
@@ -130,7 +135,7 @@ def machine_text(machine: dict, *, unknown: bool = True) -> str:
         cpu=machine.get("cpu", _("unknown CPU") if unknown else None),
         cores=machine.get("cores", "?" if unknown else None),
     )
-    return ", ".join(
+    return _list_separator().join(
         [
             cpu,
             machine.get("gpu") or _("no GPU"),
@@ -150,7 +155,7 @@ def hardware_text(entry: claims.ClaimRecord) -> str:
         parts.append(_("seed {seed}").format(seed=entry.seed))
     if entry.recorded_at:
         parts.append(_("recorded {time}").format(time=entry.recorded_at))
-    return ", ".join(parts)
+    return _list_separator().join(parts)
 
 
 def provenance(records: Sequence[claims.ClaimRecord]) -> str:
@@ -163,12 +168,14 @@ def provenance(records: Sequence[claims.ClaimRecord]) -> str:
     counts = {
         verdict: sum(entry.verdict == verdict for entry in records) for verdict in claims.VERDICTS
     }
-    tally = ", ".join(_tally(verdict, count) for verdict, count in counts.items() if count)
+    tally = _list_separator().join(
+        _tally(verdict, count) for verdict, count in counts.items() if count
+    )
     return _(
         "Measured in {modes} mode on: {machines}. {recorded} of {claims} claims recorded: {tally}."
     ).format(
         modes=modes,
-        machines="; ".join(
+        machines=_("; ").join(
             machine_text(json.loads(machine), unknown=False) for machine in machines
         ),
         recorded=len(records),
