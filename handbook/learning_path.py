@@ -189,6 +189,11 @@ def _kind_text(kind: str, count: int) -> str:
     return messages.get(kind, f"{{count}} {kind}").format(count=count)
 
 
+def _list_separator() -> str:
+    # Translators: between the items of a list (a dependency's reasons, exercises by kind).
+    return _(", ")
+
+
 def _reason_text(reason: str) -> str:
     """A dependency's reason as the page shows it: a module as code, :data:`REFERS_BACK` in
     words of the current language."""
@@ -264,7 +269,22 @@ def graph_source(chapters: Iterable[Chapter], edges: Iterable[Edge]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_WIDE = re.compile(r"[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]")
+
+
 def _wrap(text: str, width: int) -> str:
+    """``text`` in lines of at most ``width`` columns (Graphviz's ``\\n``), broken between words;
+    a Chinese character is two columns wide, and a line may break after any of them."""
+    if _WIDE.search(text):
+        lines, line, used = [], "", 0
+        for character in text:
+            size = 2 if _WIDE.match(character) else 1
+            if line and used + size > width:
+                lines.append(line.strip())
+                line, used = "", 0
+            line, used = line + character, used + size
+        lines.append(line.strip())
+        return "\\n".join(lines)
     words, lines, line = text.split(), [], ""
     for word in words:
         if line and len(line) + 1 + len(word) > width:
@@ -287,7 +307,7 @@ def render_markdown(
     chapters = sorted(chapters, key=lambda c: c.number)
     needs: dict[int, list[str]] = {}
     for edge in edges:
-        why = ", ".join(_reason_text(reason) for reason in edge.reasons)
+        why = _list_separator().join(_reason_text(reason) for reason in edge.reasons)
         needs.setdefault(edge.after, []).append(f"{edge.before} ({why})")
     out = []
     if figure:
@@ -316,7 +336,7 @@ def render_markdown(
             format_seconds(seconds.get(mode, {}).get(chapter.stem)) for mode in ("smoke", "full")
         ]
         total = sum(chapter.exercises.values())
-        kinds = ", ".join(
+        kinds = _list_separator().join(
             _kind_text(kind, chapter.exercises[kind])
             for kind in EXERCISE_KINDS.values()
             if kind in chapter.exercises

@@ -149,7 +149,7 @@ def hardware_text(entry: claims.ClaimRecord) -> str:
     """One line naming the machine, mode, seed and time of the measurement."""
     parts = [
         machine_text(entry.hardware or {}),
-        _("{mode} mode").format(mode=mode_text(entry.mode)),
+        {"smoke": _("smoke mode"), "full": _("full mode")}.get(entry.mode, f"{entry.mode} mode"),
     ]
     if entry.seed is not None:
         parts.append(_("seed {seed}").format(seed=entry.seed))
