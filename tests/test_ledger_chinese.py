@@ -124,8 +124,11 @@ def test_the_english_page_is_the_records_as_they_are(records):
 
 
 def test_the_summary_figure_in_chinese_names_verdicts_as_the_page_does(records):
-    with i18n.language_of(ZH):
+    import matplotlib
+
+    with matplotlib.rc_context(), i18n.language_of(ZH):  # the CJK font leaves no trace
         figure = plots.verdicts_by_chapter(records)
+        assert "Noto Sans CJK SC" in matplotlib.rcParams["font.family"]
     axis = figure.axes[0]
     legend = {text.get_text() for text in axis.get_legend().get_texts()}
     assert legend == {"已复现", "部分复现", "未能复现", "本机无法测量"}
