@@ -768,6 +768,7 @@ class _Template:
     pattern: re.Pattern
     fields: tuple[str, ...]
     translation: str
+    fixed: int  # characters of the message outside its fields
 
 
 def _template(english: str, translation: str) -> _Template | None:
@@ -784,14 +785,16 @@ def _template(english: str, translation: str) -> _Template | None:
     if not fields:
         return None
     parts.append(re.escape(english[position:].replace("{{", "{").replace("}}", "}")))
-    return _Template(re.compile("".join(parts), re.S), tuple(fields), translation)
+    fixed = len(_FIELD.sub("", english))
+    return _Template(re.compile("".join(parts), re.S), tuple(fields), translation, fixed)
 
 
 @functools.lru_cache(maxsize=8)
 def _templates(language: str, stamp: tuple) -> tuple[dict[str, str], tuple[_Template, ...]]:
     exact = runtime_translations(language)
     templates = (_template(english, translation) for english, translation in exact.items())
-    ordered = sorted((t for t in templates if t), key=lambda t: -len(t.pattern.pattern))
+    # the template with the most fixed text first: "article: {change:+g}%" before "{what}: {name}"
+    ordered = sorted((t for t in templates if t), key=lambda t: -t.fixed)
     return exact, tuple(ordered)
 
 

@@ -262,21 +262,7 @@ def test_figures_drawn_in_chinese_have_chinese_words_and_every_glyph(name, monke
     assert "Noto Sans CJK SC" in matplotlib.rcParams["font.family"]
 
 
-#: translate_text tries the catalogs' templates longest regular expression first, so the check
-#: messages' generic "{what}: {name}" wins over "article: {change:+g}%" and the English figure's
-#: legend comes out "article：-35%" (strict: passes, and so fails, once the order is fixed).
-_GENERIC_FIRST = pytest.mark.xfail(
-    strict=True, reason="i18n.translate_text prefers '{what}: {name}' to 'article: {change:+g}%'"
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=_GENERIC_FIRST) if name.startswith("gain_by_mix") else name
-        for name in FIGURES
-    ],
-)
+@pytest.mark.parametrize("name", list(FIGURES))
 def test_translating_an_english_figure_gives_the_figure_drawn_in_chinese(name, monkeypatch):
     """The book draws each figure in English and translates its texts
     (:func:`handbook.i18n.translate_text`); a learner with ``HANDBOOK_LANG=zh_CN`` draws it in

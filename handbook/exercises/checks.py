@@ -560,12 +560,23 @@ def check_open_answer(
 
 #: A Chinese, Japanese or Korean ideograph: a text in Chinese has no spaces between its words.
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK_RUN = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]+")
 
 
 def word_count(text: str) -> int:
-    """The words of ``text``: what white space separates, each CJK character counting as one
-    (a Chinese answer written without spaces is not one long word)."""
-    return len(_CJK.sub(" ", text).split()) + len(_CJK.findall(text))
+    """The words of ``text``: what white space separates, and in a run of Chinese (written
+    without spaces) the words jieba segments it into, punctuation left out."""
+    chinese = _CJK_RUN.findall(text)
+    return len(_CJK_RUN.sub(" ", text).split()) + sum(_chinese_words(run) for run in chinese)
+
+
+def _chinese_words(run: str) -> int:
+    import logging
+
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)  # not "Building prefix dict..." in a learner's notebook
+    return sum(1 for word in jieba.cut(run) if _CJK.search(word))
 
 
 def _run_cases(exercise_id: str, title: str, cases: Sequence[Case]) -> ExerciseResult:

@@ -16,6 +16,7 @@ from pathlib import Path
 from handbook.exercises import checks
 from handbook.exercises.checks import FAILED, FUNCTION, PASSED, SUBMITTED, ExerciseResult
 from handbook.exercises.submission import SubmissionGrade
+from handbook.i18n import _
 
 
 def all_exercise_ids(grades: Sequence[SubmissionGrade]) -> list[str]:
@@ -77,36 +78,50 @@ def write_csv(grades: Sequence[SubmissionGrade], csv_path: Path) -> Path:
 def feedback_text(grade: SubmissionGrade) -> str:
     """What a student reads: each exercise's verdict and every failing case with what was
     expected (the checks' messages name expected values, never the solution); a prediction's or
-    a derivation's gap, passed or not; an open question's rubric."""
+    a derivation's gap, passed or not; an open question's rubric. In the language of
+    ``HANDBOOK_LANG`` (:mod:`handbook.i18n`), as the checks' messages are."""
     lines = [
-        f"# Feedback on {grade.label}",
+        _("# Feedback on {label}").format(label=grade.label),
         "",
-        f"Score: {grade.score} of {grade.out_of} exercises passed.",
+        _("Score: {score} of {out_of} exercises passed.").format(
+            score=grade.score, out_of=grade.out_of
+        ),
         "",
     ]
     if grade.open_questions:
         submitted = sum(result.status == SUBMITTED for result in grade.open_questions)
         lines += [
-            f"Open questions: {submitted} of {len(grade.open_questions)} submitted. They are "
-            "not in the score: your instructor reads each answer against the rubric shown "
-            "below it.",
+            _(
+                "Open questions: {submitted} of {count} submitted. They are not in the score: "
+                "your instructor reads each answer against the rubric shown below it."
+            ).format(submitted=submitted, count=len(grade.open_questions)),
             "",
         ]
     if grade.error:
-        lines += [f"Your notebook could not be graded: {grade.error}", ""]
+        lines += [_("Your notebook could not be graded: {error}").format(error=grade.error), ""]
     for result in grade.results:
-        title = f" ({result.title})" if result.title else ""
+        title = _(" ({title})").format(title=result.title) if result.title else ""
         if result.status == PASSED and result.kind == FUNCTION:
-            lines.append(f"- Exercise {result.id}{title}: passed, all {result.total} checks.")
+            lines.append(
+                _("- Exercise {number}{title}: passed, all {total} checks.").format(
+                    number=result.id, title=title, total=result.total
+                )
+            )
             continue
         if result.status == FAILED and result.kind == FUNCTION:
-            verdict = f"{result.passed} of {result.total} checks passed"
+            verdict = _("{passed} of {total} checks passed").format(
+                passed=result.passed, total=result.total
+            )
         else:
-            verdict = checks.status_text(result.status)
-        lines.append(f"- Exercise {result.id}{title}: {verdict}.")
+            verdict = checks.status_words(result.status)
+        lines.append(
+            _("- Exercise {number}{title}: {verdict}.").format(
+                number=result.id, title=title, verdict=verdict
+            )
+        )
         lines.extend(f"    - {message}".replace("\n", "\n      ") for message in result.messages)
     if grade.problems and not grade.error:
-        lines += ["", "Notes:", *(f"- {problem}" for problem in grade.problems)]
+        lines += ["", _("Notes:"), *(f"- {problem}" for problem in grade.problems)]
     return "\n".join(lines) + "\n"
 
 
