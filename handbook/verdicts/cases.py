@@ -54,17 +54,13 @@ def c18(
     direction_holds = all(change < 0 for change in false_positive_changes) and all(
         gain > 0 for gain in recall_gains
     )
-    # one message per case, so that each reads as a whole in a translation
-    if seeds > 1:
-        false_positives = (
-            N_("fewer false positives (seed-to-seed standard deviation {deviation:.1f} points)")
-            if fp_change < 0
-            else N_("more false positives (seed-to-seed standard deviation {deviation:.1f} points)")
-        ).format(deviation=statistics.stdev(false_positive_changes))
-    else:
-        false_positives = (
-            N_("fewer false positives") if fp_change < 0 else N_("more false positives")
+    spread = (
+        N_(" (seed-to-seed standard deviation {deviation:.1f} points)").format(
+            deviation=statistics.stdev(false_positive_changes)
         )
+        if seeds > 1
+        else ""
+    )
     shares = list(gain_by_takeover_share)
     first, last = shares[0], shares[-1]
     return Finding(
@@ -79,7 +75,7 @@ def c18(
         note=N_(
             "synthetic shop, {users} users, {fraud_rate:.0%} fraud of which {takeover_share:.0%} "
             "account takeovers visible only in the order of events: at {recall_target:.0%} "
-            "recall the LSTM raises {fp_change:.0f}% {false_positives}, at "
+            "recall the LSTM raises {fp_change:.0f}% {direction} false positives{spread}, at "
             "{fpr_budget:.0%} FPR it catches {recall_gain:+.1f} pp "
             "({recall_gain_relative:+.0f}% relative) more frauds, mean of {seeds} seed(s); "
             "gradient boosting on counts {boosting_fp:+.0f}% / {boosting_recall:+.1f} pp, counts "
@@ -92,7 +88,8 @@ def c18(
             takeover_share=takeover_share,
             recall_target=recall_target,
             fp_change=abs(fp_change),
-            false_positives=false_positives,
+            direction=N_("fewer") if fp_change < 0 else N_("more"),
+            spread=spread,
             fpr_budget=fpr_budget,
             recall_gain=recall_gain,
             recall_gain_relative=recall_gain_relative,
