@@ -26,6 +26,7 @@ Shapes: a *segment* is ``(text, translatable)``; ``"".join`` of a text's segment
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import contextvars
 import functools
@@ -501,7 +502,8 @@ def N_(message: str) -> str:  # noqa: N802 (gettext's name for it)
 
 def runtime_templates() -> dict[str, object]:
     """The code's messages: every ``_("...")`` in ``handbook/``, extracted by Babel; one template
-    per module that has any, named as its catalog (``handbook/exercises/ch03``)."""
+    per module that has any, named as its catalog (``handbook/exercises/ch03``); and the words
+    of the chapters' code cells (:func:`notebook_code_templates`)."""
     from babel.messages.extract import extract_from_dir
 
     root = config.project_root()
@@ -518,6 +520,116 @@ def runtime_templates() -> dict[str, object]:
             template.add(
                 message, locations=[(f"handbook/{filename}", line)], auto_comments=comments
             )
+    templates.update(notebook_code_templates())
+    return templates
+
+
+#: Calls whose string arguments a reader sees in a figure or a printed line (besides every
+#: ``plots.*`` call), and keywords that hold such strings in any call.
+_TEXT_CALLS = {
+    "print",
+    "set_title",
+    "set_xlabel",
+    "set_ylabel",
+    "set_label",
+    "title",
+    "xlabel",
+    "ylabel",
+    "suptitle",
+    "text",
+    "annotate",
+    "legend",
+}
+_TEXT_KEYWORDS = {"title", "label", "labels", "xlabel", "ylabel", "names", "legend"}
+
+
+def _called_name(function: ast.expr) -> tuple[str, bool]:
+    """``(name, from plots)``: ``plots.loss_curves`` -> ("loss_curves", True)."""
+    if isinstance(function, ast.Attribute):
+        base = function.value
+        from_plots = isinstance(base, ast.Name) and base.id == "plots"
+        return function.attr, from_plots
+    return (function.id if isinstance(function, ast.Name) else ""), False
+
+
+def _field_name(value: ast.expr, number: int) -> str:
+    return value.id if isinstance(value, ast.Name) else str(number)
+
+
+def _message_of(node: ast.expr) -> str | None:
+    """A string constant as it is, an f-string as a message with ``{fields}``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value.replace("{", "{{").replace("}", "}}")
+    if not isinstance(node, ast.JoinedStr):
+        return None
+    parts, number = [], 0
+    for part in node.values:
+        if isinstance(part, ast.Constant):
+            parts.append(str(part.value).replace("{", "{{").replace("}", "}}"))
+        elif isinstance(part, ast.FormattedValue):
+            spec = ""
+            if isinstance(part.format_spec, ast.JoinedStr):
+                spec_parts = part.format_spec.values
+                if not all(isinstance(piece, ast.Constant) for piece in spec_parts):
+                    return None
+                spec = ":" + "".join(str(piece.value) for piece in spec_parts)
+            parts.append(f"{{{_field_name(part.value, number)}{spec}}}")
+            number += 1
+    return "".join(parts)
+
+
+def _printed_message(call: ast.Call) -> str | None:
+    """What ``print(a, "b", f"c {d}")`` prints, as a message: fields for what is computed."""
+    if call.keywords and any(keyword.arg == "sep" for keyword in call.keywords):
+        return None
+    pieces = []
+    for number, argument in enumerate(call.args):
+        message = _message_of(argument)
+        pieces.append(message if message is not None else f"{{{_field_name(argument, number)}}}")
+    return " ".join(pieces) if any(_WORD.search(piece) for piece in pieces) else None
+
+
+def notebook_code_messages(notebook: Path) -> list[Paragraph]:
+    """The words a chapter's code cells show: strings given to ``plots.*`` and matplotlib's text
+    calls (titles, labels, legend entries, dictionary keys that become legend entries) and
+    printed lines, f-strings as messages with ``{fields}``."""
+    import json
+
+    from handbook.cache import parse_notebook_code
+
+    relative = str(notebook.resolve().relative_to(config.project_root()))
+    found: list[Paragraph] = []
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] != "code":
+            continue
+        tree = parse_notebook_code(["".join(cell["source"])])
+        for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
+            name, from_plots = _called_name(call.func)
+            messages = []
+            if name == "print":
+                messages.append(_printed_message(call))
+            elif from_plots or name in _TEXT_CALLS:
+                arguments = [*call.args, *(keyword.value for keyword in call.keywords)]
+                messages += [_message_of(node) for arg in arguments for node in ast.walk(arg)]
+            else:
+                arguments = [kw.value for kw in call.keywords if kw.arg in _TEXT_KEYWORDS]
+                messages += [_message_of(node) for arg in arguments for node in ast.walk(arg)]
+            for message in messages:
+                if message and _WORD.search(prose_of(message)) and " " in message.strip():
+                    found.append(Paragraph(relative, f"cell {index}", message))
+    return found
+
+
+def notebook_code_templates() -> dict[str, object]:
+    """:func:`notebook_code_messages` of every chapter, one catalog per chapter
+    (``handbook/notebooks/01_attention``), merged with the code's own at translation time."""
+    templates = {}
+    for notebook in config.chapter_notebooks():
+        name = f"{RUNTIME_DOMAIN}/notebooks/{notebook.stem}"
+        found = notebook_code_messages(notebook)
+        if found:
+            templates[name] = template_for(found, project=name)
     return templates
 
 
