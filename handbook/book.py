@@ -406,7 +406,7 @@ def translate_staged_config(site_dir: Path, language: str) -> None:
 def translate_staged_pages(site_dir: Path, language: str) -> None:
     """Every staged chapter and page of ``site_dir`` in ``language``: each paragraph of prose
     from its catalog (the executed notebooks keep their outputs; an output drawn in both
-    languages keeps the one in ``language``: :func:`handbook.i18n.outputs_in`)."""
+    languages keeps the one in ``language``: :func:`handbook.editions.outputs_in`)."""
     root = config.project_root()
     for source in i18n.markdown_sources():
         name = i18n.catalog_name(source)
@@ -416,7 +416,7 @@ def translate_staged_pages(site_dir: Path, language: str) -> None:
         if staged.suffix == ".ipynb":
             notebook = json.loads(staged.read_text(encoding="utf-8"))
             cells = i18n.translate_notebook_cells(notebook["cells"], language, name)
-            notebook["cells"] = [i18n.outputs_in(cell, language) for cell in cells]
+            notebook["cells"] = [editions.outputs_in(cell, language) for cell in cells]
             staged.write_text(json.dumps(notebook, ensure_ascii=False, indent=1), encoding="utf-8")
         else:
             text = staged.read_text(encoding="utf-8")

@@ -31,6 +31,7 @@ from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
 from handbook import config
+from handbook.i18n import _
 
 INCONCLUSIVE = "inconclusive on this machine"
 VERDICTS = (
@@ -343,6 +344,20 @@ def remove_orphan_records(ledger_dir: Path, chapters: Iterable[str]) -> list[str
     removed = [path.stem for path in _record_files(ledger_dir) if _chapter_of(path) not in stems]
     remove_records(ledger_dir, removed)
     return removed
+
+
+def verdict_word(verdict: str) -> str:
+    """How a reader is told ``verdict`` in the current language (the glossary's fixed forms); a
+    verdict it does not know is shown as it is."""
+    words = {
+        "reproduced": _("reproduced"),
+        "partly reproduced": _("partly reproduced"),
+        "not reproduced": _("not reproduced"),
+        "inconclusive on this machine": _("inconclusive on this machine"),
+        "not measurable here": _("not measurable here"),
+        "not yet measured": _("not yet measured"),
+    }
+    return words.get(verdict, verdict)
 
 
 def format_value(entry: ClaimRecord) -> str:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from handbook import book, config, diagrams, i18n
+from handbook import book, config, diagrams, i18n, worksheets
 
 #: Chapter modules that provide ``benchmarks(smoke) -> list[bench.Measurement]``.
 BENCHMARK_MODULES = [
@@ -136,10 +136,12 @@ def command_translations(arguments: argparse.Namespace) -> int:
                 f"{len(results)} catalogs of {language} updated: {total} entries, {pending} to do"
             )
         if arguments.export_worksheet:
-            sys.stdout.write(i18n.export_worksheet(language, arguments.export_worksheet))
+            sys.stdout.write(worksheets.export_worksheet(language, arguments.export_worksheet))
             return 0
         for path in arguments.import_worksheet or ():
-            name, written = i18n.import_worksheet(language, Path(path).read_text(encoding="utf-8"))
+            name, written = worksheets.import_worksheet(
+                language, Path(path).read_text(encoding="utf-8")
+            )
             print(f"{path}: {written} translation(s) written into {name}")
         if arguments.stats or not (
             arguments.check or arguments.update or arguments.import_worksheet

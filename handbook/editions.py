@@ -8,9 +8,9 @@ run (it is an image), so while the book executes (``HANDBOOK_EDITIONS=zh_CN``, s
 1. in English, as the notebook shows it anywhere else;
 2. once more per edition, with every text of the figure (title, axis labels, legend, tick words,
    annotations) put through :func:`handbook.i18n.translate_text` and a CJK font to fall back on.
-   That output has only the mime type :data:`handbook.i18n.EDITION_MIME`, which no front end
+   That output has only the mime type :data:`handbook.EDITION_MIME`, which no front end
    renders; the Chinese site puts its image in place of the English one
-   (:func:`handbook.i18n.outputs_in`).
+   (:func:`outputs_in`).
 
 A text with no translation stays English in the Chinese figure, and is listed in the output
 (``untranslated``), so that the site build can say which.
@@ -132,7 +132,7 @@ def _formats(shell, figure) -> dict[str, object]:
 
 def show_in_every_edition(figure) -> bool:
     """IPython's display hook for a matplotlib figure: the English figure, then the same
-    figure once per edition (:data:`handbook.i18n.EDITION_MIME`). Returns True (shown)."""
+    figure once per edition (:data:`handbook.EDITION_MIME`). Returns True (shown)."""
     from IPython import get_ipython
     from IPython.display import publish_display_data
 
@@ -142,5 +142,73 @@ def show_in_every_edition(figure) -> bool:
         with translated(figure, language) as untranslated:
             data = _formats(shell, figure)
         edition = {"language": language, "data": data, "untranslated": untranslated}
-        publish_display_data({i18n.EDITION_MIME: edition})
+        publish_display_data({EDITION_MIME: edition})
     return True
+
+
+# What the editions show of a run's outputs -------------------------------------------------------
+
+#: The mime type of an output drawn again for another edition while the book ran (a figure with
+#: Chinese labels): ``{"language": "zh_CN", "data": {"image/png": ...}}``. No front end renders
+#: it (the English site skips it, a learner never gets one); :func:`outputs_in` puts its data in
+#: place of the output before it, in that language's edition.
+EDITION_MIME = "application/vnd.handbook.edition+json"
+
+
+def translate_lines(text: str, language: str) -> str:
+    """Printed text in ``language``, line by line (:func:`translate_text`)."""
+    return "".join(
+        i18n.translate_text(line.rstrip("\n"), language) + line[len(line.rstrip("\n")) :]
+        for line in text.splitlines(keepends=True)
+    )
+
+
+_HTML_TEXT = re.compile(r">([^<>]+)<")
+
+
+def translate_html(markup: str, language: str) -> str:
+    """An HTML output (a check's verdict box) with each text between tags translated."""
+    import html
+
+    def text(match: re.Match) -> str:
+        inner = html.unescape(match.group(1))
+        stripped = inner.strip()
+        translated = i18n.translate_text(stripped, language) if stripped else stripped
+        if translated == stripped:
+            return match.group(0)
+        lead, tail = inner[: len(inner) - len(inner.lstrip())], inner[len(inner.rstrip()) :]
+        return f">{lead}{html.escape(translated, quote=False)}{tail}<"
+
+    return _HTML_TEXT.sub(text, markup)
+
+
+def _translated_output(output: dict, language: str) -> dict:
+    """A printed or displayed output with its words in ``language`` (values kept)."""
+    if output.get("output_type") == "stream":
+        text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
+        return {**output, "text": translate_lines(text, language)}
+    data = output.get("data", {})
+    if "text/html" in data:
+        markup = data["text/html"]
+        markup = markup if isinstance(markup, str) else "".join(markup)
+        return {**output, "data": {**data, "text/html": translate_html(markup, language)}}
+    return output
+
+
+def outputs_in(cell: dict, language: str) -> dict:
+    """A code cell's outputs as the edition in ``language`` shows them: an output drawn again
+    for this edition (:data:`EDITION_MIME`) takes the place of the one before it, those for
+    other editions are dropped, and printed lines are translated."""
+    if cell.get("cell_type") != "code" or not cell.get("outputs"):
+        return cell
+    kept: list[dict] = []
+    for output in cell["outputs"]:
+        edition = output.get("data", {}).get(EDITION_MIME)
+        if edition is not None:
+            if edition.get("language") == language and kept:
+                kept[-1] = {**kept[-1], "data": edition.get("data", {})}
+            continue
+        if language != i18n.ENGLISH:
+            output = _translated_output(output, language)
+        kept.append(output)
+    return {**cell, "outputs": kept}

@@ -636,7 +636,9 @@ def notebook_code_templates() -> dict[str, object]:
 def runtime_messages(template) -> list[Paragraph]:
     """A runtime template's messages as :class:`Paragraph` (file, line, English)."""
     return [
-        Paragraph(filename, f"line {line}", message.id)
+        Paragraph(
+            filename, f"line {line}" if line else ", ".join(message.auto_comments), message.id
+        )
         for message in template
         if message.id
         for filename, line in message.locations[:1]
@@ -780,96 +782,6 @@ def counts(language: str) -> list[Counts]:
     return found
 
 
-# Worksheets: a catalog as plain text, for translating without PO escapes -------------------------
-
-_ENTRY_MARK = re.compile(r"^<<<< (\d+) >>>>$")
-
-
-def _translation_mark(language: str) -> str:
-    return f"---- {language} ----"
-
-
-def export_worksheet(language: str, name: str) -> str:
-    """The catalog ``name`` of ``language`` as plain text: each entry an ``<<<< n >>>>`` line,
-    the English, a ``---- zh_CN ----`` line and the translation (empty, or the current one; a
-    fuzzy one follows ``(fuzzy)``). Nothing is escaped, unlike a PO file."""
-    catalog = read_catalog(catalog_path(language, name))
-    lines = [
-        f"# {name} ({language}): write each translation below its '{_translation_mark(language)}'"
-        " line; keep every other line as it is. Import with `python -m handbook translations"
-        f" --import-worksheet FILE --lang {language}`.",
-        f"# catalog: {name}",
-    ]
-    number = 0
-    for message in catalog:
-        if not message.id:
-            continue
-        number += 1
-        where = f" ({'; '.join(message.auto_comments)})" if message.auto_comments else ""
-        lines += [f"<<<< {number} >>>>", message.id, _translation_mark(language) + where]
-        if message.string:
-            lines.append(("(fuzzy) " if message.fuzzy else "") + message.string)
-    return "\n".join(lines) + "\n"
-
-
-def import_worksheet(language: str, text: str) -> tuple[str, int]:
-    """:func:`import_into_catalog` while holding :func:`catalogs_locked`."""
-    with catalogs_locked():
-        return import_into_catalog(language, text)
-
-
-def import_into_catalog(language: str, text: str) -> tuple[str, int]:
-    """Write the translations of a worksheet (:func:`export_worksheet`) into its catalog: the
-    English of each entry must still be the catalog's; an empty translation is left empty, one
-    starting ``(fuzzy)`` stays fuzzy. Returns (catalog name, translations written). Raises
-    :class:`TranslationError` naming the entry that does not fit."""
-    lines = text.splitlines()
-    names = [line.split(":", 1)[1].strip() for line in lines[:3] if line.startswith("# catalog:")]
-    if not names:
-        raise TranslationError("not a worksheet: its second line must be '# catalog: NAME'")
-    name = names[0]
-    path = catalog_path(language, name)
-    if not path.is_file():
-        raise TranslationError(f"no catalog {path}: run `python -m handbook translations --update`")
-    catalog = read_catalog(path)
-    mark = _translation_mark(language)
-    entries: list[tuple[int, list[str], list[str] | None]] = []  # (n, English, translation)
-    for line in lines:
-        found = _ENTRY_MARK.match(line)
-        if found:
-            entries.append((int(found.group(1)), [], None))
-        elif entries and entries[-1][2] is None and line.startswith(mark):
-            entries[-1] = (entries[-1][0], entries[-1][1], [])
-        elif entries:
-            number, english_lines, translation_lines = entries[-1]
-            (english_lines if translation_lines is None else translation_lines).append(line)
-    written = 0
-    for number, english_lines, translation_lines in entries:
-        english = "\n".join(english_lines)
-        if translation_lines is None:
-            raise TranslationError(f"{name} entry {number}: no '{mark}' line after its English")
-        message = catalog.get(english)
-        if message is None:
-            raise TranslationError(
-                f"{name} entry {number}: its English is not in the catalog (was it edited, or "
-                f"the source changed?): {' '.join(english.split())[:70]!r}"
-            )
-        translation = "\n".join(translation_lines).strip("\n")
-        fuzzy = translation.startswith("(fuzzy)")
-        if fuzzy:  # only the mark's space goes: a continuation paragraph keeps its indentation
-            translation = translation.removeprefix("(fuzzy)").lstrip(" ")
-        if translation:
-            message.string = translation
-            if fuzzy:
-                message.flags.add("fuzzy")
-            else:
-                message.flags.discard("fuzzy")
-                message.previous_id = []
-            written += 1
-    write_catalog(catalog, path)
-    return name, written
-
-
 # Translating what a run printed or drew ----------------------------------------------------------
 
 _FIELD = re.compile(r"\{([^{}:!]*)(?:![rsa])?(?::[^{}]*)?\}")
@@ -966,69 +878,3 @@ def translate_notebook_cells(cells: list[dict], language: str, name: str) -> lis
             cell = {**cell, "source": translate_markdown(source, table)}
         translated.append(cell)
     return translated
-
-
-#: The mime type of an output drawn again for another edition while the book ran (a figure with
-#: Chinese labels): ``{"language": "zh_CN", "data": {"image/png": ...}}``. No front end renders
-#: it (the English site skips it, a learner never gets one); :func:`outputs_in` puts its data in
-#: place of the output before it, in that language's edition.
-EDITION_MIME = "application/vnd.handbook.edition+json"
-
-
-def translate_lines(text: str, language: str) -> str:
-    """Printed text in ``language``, line by line (:func:`translate_text`)."""
-    return "".join(
-        translate_text(line.rstrip("\n"), language) + line[len(line.rstrip("\n")) :]
-        for line in text.splitlines(keepends=True)
-    )
-
-
-_HTML_TEXT = re.compile(r">([^<>]+)<")
-
-
-def translate_html(markup: str, language: str) -> str:
-    """An HTML output (a check's verdict box) with each text between tags translated."""
-    import html
-
-    def text(match: re.Match) -> str:
-        inner = html.unescape(match.group(1))
-        stripped = inner.strip()
-        translated = translate_text(stripped, language) if stripped else stripped
-        if translated == stripped:
-            return match.group(0)
-        lead, tail = inner[: len(inner) - len(inner.lstrip())], inner[len(inner.rstrip()) :]
-        return f">{lead}{html.escape(translated, quote=False)}{tail}<"
-
-    return _HTML_TEXT.sub(text, markup)
-
-
-def _translated_output(output: dict, language: str) -> dict:
-    """A printed or displayed output with its words in ``language`` (values kept)."""
-    if output.get("output_type") == "stream":
-        text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
-        return {**output, "text": translate_lines(text, language)}
-    data = output.get("data", {})
-    if "text/html" in data:
-        markup = data["text/html"]
-        markup = markup if isinstance(markup, str) else "".join(markup)
-        return {**output, "data": {**data, "text/html": translate_html(markup, language)}}
-    return output
-
-
-def outputs_in(cell: dict, language: str) -> dict:
-    """A code cell's outputs as the edition in ``language`` shows them: an output drawn again
-    for this edition (:data:`EDITION_MIME`) takes the place of the one before it, those for
-    other editions are dropped, and printed lines are translated."""
-    if cell.get("cell_type") != "code" or not cell.get("outputs"):
-        return cell
-    kept: list[dict] = []
-    for output in cell["outputs"]:
-        edition = output.get("data", {}).get(EDITION_MIME)
-        if edition is not None:
-            if edition.get("language") == language and kept:
-                kept[-1] = {**kept[-1], "data": edition.get("data", {})}
-            continue
-        if language != ENGLISH:
-            output = _translated_output(output, language)
-        kept.append(output)
-    return {**cell, "outputs": kept}

@@ -14,7 +14,8 @@ The page is written in the current language (:func:`handbook.i18n.current_langua
 writes the Chinese edition's inside ``i18n.language_of("zh_CN")``). Records stay English: the
 page's own words go through ``_()``, each record's text through
 :func:`handbook.i18n.translate_text` (its ``N_`` message in ``handbook/verdicts``, the numbers
-kept), and a verdict through :func:`verdict_word`; the colour stays keyed by the English verdict.
+kept), and a verdict through :func:`handbook.claims.verdict_word`; the colour stays keyed by the
+English verdict.
 """
 
 from __future__ import annotations
@@ -69,20 +70,6 @@ _STYLE = """<style>
 </style>"""
 
 
-def verdict_word(verdict: str) -> str:
-    """How the page names ``verdict`` in the current language (the glossary's fixed forms); a
-    verdict it does not know is shown as it is."""
-    words = {
-        "reproduced": _("reproduced"),
-        "partly reproduced": _("partly reproduced"),
-        "not reproduced": _("not reproduced"),
-        "inconclusive on this machine": _("inconclusive on this machine"),
-        "not measurable here": _("not measurable here"),
-        "not yet measured": _("not yet measured"),
-    }
-    return words.get(verdict, verdict)
-
-
 def short_claim(text: str, limit: int = SHORT_CLAIM_CHARS) -> str:
     """The claim's first clause (up to ``;`` or the first sentence, or a Chinese ``；`` or
     ``。``), cut at ``limit`` characters."""
@@ -97,7 +84,7 @@ def verdict_html(verdict: str) -> str:
     slug = re.sub(r"[^a-z]+", "-", verdict.lower()).strip("-")
     return (
         f'<span class="verdict verdict-{slug}" style="color: var({variable})">'
-        f"{html.escape(verdict_word(verdict))}</span>"
+        f"{html.escape(claims.verdict_word(verdict))}</span>"
     )
 
 

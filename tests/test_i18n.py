@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handbook import book_site, config, editions, i18n
+from handbook import book_site, config, editions, i18n, worksheets
 
 ROOT = config.project_root()
 
@@ -125,23 +125,23 @@ def test_the_command_exits_1_on_a_stale_paragraph_and_names_it(project, capsys):
 
 def test_a_worksheet_goes_out_and_comes_back_into_its_catalog(project):
     name = "book/part1"
-    sheet = i18n.export_worksheet("zh_CN", name)
+    sheet = worksheets.export_worksheet("zh_CN", name)
     english = i18n.source_paragraphs(project / "book" / "part1.md")[0].text
     lines = sheet.splitlines()
     start = lines.index(english.splitlines()[0])
     mark = next(i for i in range(start, len(lines)) if lines[i].startswith("---- zh_CN ----"))
     end = next((i for i in range(mark + 1, len(lines)) if lines[i].startswith("<<<< ")), len(lines))
     lines[mark + 1 : end] = ["第一部分（worksheet test）"]
-    written_name, written = i18n.import_worksheet("zh_CN", "\n".join(lines) + "\n")
+    written_name, written = worksheets.import_worksheet("zh_CN", "\n".join(lines) + "\n")
     assert written_name == name and written >= 1
     assert i18n.translations("zh_CN", name)[english] == "第一部分（worksheet test）"
 
 
 def test_a_worksheet_whose_english_was_altered_is_refused(project):
-    sheet = i18n.export_worksheet("zh_CN", "book/part1")
+    sheet = worksheets.export_worksheet("zh_CN", "book/part1")
     english = i18n.source_paragraphs(project / "book" / "part1.md")[0].text.splitlines()[0]
     with pytest.raises(i18n.TranslationError, match="not in the catalog"):
-        i18n.import_worksheet("zh_CN", sheet.replace(english, english + " (edited)", 1))
+        worksheets.import_worksheet("zh_CN", sheet.replace(english, english + " (edited)", 1))
 
 
 def test_an_unknown_language_is_refused_naming_the_known_ones():
@@ -178,17 +178,17 @@ def test_an_edition_s_figure_takes_the_place_of_the_english_one(monkeypatch):
             {
                 "output_type": "display_data",
                 "data": {
-                    i18n.EDITION_MIME: {"language": "zh_CN", "data": {"image/png": "CHINESE"}}
+                    editions.EDITION_MIME: {"language": "zh_CN", "data": {"image/png": "CHINESE"}}
                 },
                 "metadata": {},
             },
             {"output_type": "stream", "name": "stdout", "text": "epoch 3\nloss 0.5\n"},
         ],
     }
-    chinese = i18n.outputs_in(cell, "zh_CN")["outputs"]
+    chinese = editions.outputs_in(cell, "zh_CN")["outputs"]
     assert [output.get("data", {}).get("image/png") for output in chinese[:1]] == ["CHINESE"]
     assert chinese[1]["text"] == "第3轮\nloss 0.5\n"
-    english = i18n.outputs_in(cell, "en")["outputs"]
+    english = editions.outputs_in(cell, "en")["outputs"]
     assert english[0]["data"]["image/png"] == "ENGLISH" and len(english) == 2
     i18n._templates.cache_clear()
 
@@ -205,20 +205,21 @@ def test_a_figure_is_translated_in_place_and_restored_with_a_cjk_font(monkeypatc
         lambda language: {"Loss per epoch": "每轮的损失", "loss": "损失"},
     )
     i18n._templates.cache_clear()
-    figure, axis = plt.subplots()
-    axis.plot([0, 1], [1, 0], label="loss")
-    axis.set_title("Loss per epoch")
-    axis.set_xlabel("an unknown label")
-    axis.legend()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # "Glyph ... missing from font(s)" would raise
-        with editions.translated(figure, "zh_CN") as untranslated:
-            assert axis.get_title() == "每轮的损失"
-            assert axis.get_legend().get_texts()[0].get_text() == "损失"
-            figure.canvas.draw()
+    with matplotlib.rc_context():  # the CJK font it adds to the settings goes with the test
+        figure, axis = plt.subplots()
+        axis.plot([0, 1], [1, 0], label="loss")
+        axis.set_title("Loss per epoch")
+        axis.set_xlabel("an unknown label")
+        axis.legend()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # "Glyph ... missing from font(s)" would raise
+            with editions.translated(figure, "zh_CN") as untranslated:
+                assert axis.get_title() == "每轮的损失"
+                assert axis.get_legend().get_texts()[0].get_text() == "损失"
+                figure.canvas.draw()
+        plt.close(figure)
     assert untranslated == ["an unknown label"]
     assert axis.get_title() == "Loss per epoch"
-    plt.close(figure)
     i18n._templates.cache_clear()
 
 

@@ -2,7 +2,7 @@
 
 from babel.messages.catalog import Catalog
 
-from handbook import i18n
+from handbook import i18n, worksheets
 
 
 def test_import_keeps_indentation_and_reads_the_fuzzy_mark(tmp_path, monkeypatch):
@@ -14,13 +14,13 @@ def test_import_keeps_indentation_and_reads_the_fuzzy_mark(tmp_path, monkeypatch
     catalog.add(continuation)
     catalog.add(plain)
     i18n.write_catalog(catalog, tmp_path / "page.po")
-    mark = i18n._translation_mark("zh_CN")
+    mark = worksheets._translation_mark("zh_CN")
     sheet = "\n".join(
         ["# page (zh_CN)", "# catalog: page"]
         + ["<<<< 1 >>>>", continuation, mark, "   然后运行它下面的检查单元格。"]
         + ["<<<< 2 >>>>", plain, mark, "(fuzzy) 普通文本。"]
     )
-    assert i18n.import_into_catalog("zh_CN", sheet) == ("page", 2)
+    assert worksheets.import_into_catalog("zh_CN", sheet) == ("page", 2)
     imported = i18n.read_catalog(tmp_path / "page.po")
     assert imported.get(continuation).string == "   然后运行它下面的检查单元格。"
     assert not imported.get(continuation).fuzzy

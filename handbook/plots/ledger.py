@@ -1,7 +1,7 @@
 """The claims ledger's summary figure: how many claims of each verdict every chapter recorded.
 
 Drawn in the current language (:func:`handbook.i18n.current_language`): the legend names each
-verdict as the ledger page does (:func:`handbook.ledger_page.verdict_word`) and the axis label
+verdict as the ledger page does (:func:`handbook.claims.verdict_word`) and the axis label
 goes through ``_()``; in Chinese :func:`handbook.plots.style.pyplot` puts the bundled CJK font in
 use, so no glyph is an empty box."""
 
@@ -37,7 +37,7 @@ def verdicts_by_chapter(records: Sequence[object], *, title: str | None = None):
     chapters = sorted({entry.chapter for entry in records}, reverse=True)  # first chapter on top
     verdicts = [verdict for verdict in VERDICT_COLORS if any(v == verdict for _, v in counts)]
     verdicts += sorted({verdict for _, verdict in counts} - set(VERDICT_COLORS))
-    from handbook.ledger_page import verdict_word
+    from handbook.claims import verdict_word
 
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(7.5, 0.26 * len(chapters) + 1.1))
