@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from handbook import book, config, diagrams, i18n, worksheets
+from handbook.i18n import _
 
 #: Chapter modules that provide ``benchmarks(smoke) -> list[bench.Measurement]``.
 BENCHMARK_MODULES = [
@@ -88,30 +89,36 @@ def command_ledger(arguments: argparse.Namespace) -> int:
 
 
 def command_student(arguments: argparse.Namespace) -> int:
-    from handbook.exercises import student
-
     try:
         language = i18n.normalize_language(arguments.lang)
     except i18n.TranslationError as error:
         print(error, file=sys.stderr)
         return 2
+    with i18n.language_of(language):  # what it prints, in the edition's language
+        return _write_student_edition(arguments, language)
+
+
+def _write_student_edition(arguments: argparse.Namespace, language: str) -> int:
+    from handbook.exercises import student
+
     notebooks = _notebooks(arguments.notebooks)
     out_dir = Path(arguments.out)
     existing = [n for n in notebooks if (out_dir / n.name).exists() and not arguments.force]
     for notebook in existing:
         print(
-            f"kept {out_dir / notebook.name}: it exists and may hold your answers "
-            "(--force replaces it)"
+            _("kept {path}: it exists and may hold your answers (--force replaces it)").format(
+                path=out_dir / notebook.name
+            )
         )
     notebooks = [notebook for notebook in notebooks if notebook not in existing]
     written = student.make_student_editions(notebooks, out_dir, language)
     diagrams.copy_figures(out_dir)  # the notebooks show figures/NAME.svg
     for path in written:
-        print(f"wrote {path}")
-    in_language = f", in {language}" if language != i18n.ENGLISH else ""
+        print(_("wrote {path}").format(path=path))
     print(
-        f"student edition: {len(written)} notebook(s) in {out_dir}/ "
-        f"(solutions removed, outputs cleared{in_language})"
+        _(
+            "student edition: {count} notebook(s) in {folder}/ (solutions removed, outputs cleared)"
+        ).format(count=len(written), folder=out_dir)
     )
     return 0
 
