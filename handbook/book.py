@@ -83,7 +83,8 @@ def key_environment(environment: Mapping[str, str]) -> dict[str, str]:
     key = {name: value for name, value in environment.items() if name != config.LEDGER_ENV}
     if environment.get(editions.EDITIONS_ENV):
         # the figures drawn for an edition change with its catalogs of the code's messages
-        key["catalogs"] = i18n.runtime_catalogs_digest(environment[editions.EDITIONS_ENV].split())
+        languages = environment[editions.EDITIONS_ENV].split()
+        key["catalogs"] = i18n.runtime_catalogs_digest(languages, i18n.FIGURE_CATALOGS)
     return key
 
 

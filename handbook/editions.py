@@ -98,7 +98,7 @@ def translated(figure, language: str) -> Iterator[list[str]]:
         english = text.get_text()
         if not english.strip():
             continue
-        translation = i18n.translate_text(english, language)
+        translation = i18n.translate_text(english, language, within=i18n.FIGURE_CATALOGS)
         if translation == english:
             if _needs_words(english):
                 untranslated.append(english)

@@ -461,24 +461,39 @@ def is_runtime(name: str) -> bool:
     return name.startswith(RUNTIME_DOMAIN + "/")
 
 
-def runtime_translations(language: str) -> dict[str, str]:
-    """English -> translation of every message of the code (all ``handbook/**.po`` together)."""
-    merged: dict[str, str] = {}
+#: The catalogs a figure's texts are translated from (:mod:`handbook.editions`): the figures'
+#: own words and those the chapters' code cells give them, not the check messages.
+FIGURE_CATALOGS = ("plots/", "notebooks/")
+
+
+def _runtime_catalogs(language: str, within: Sequence[str] = ()) -> list[Path]:
+    """The code's catalogs of ``language`` (``handbook/**.po``); with ``within``, only those
+    whose name under ``handbook/`` starts with one of its prefixes."""
     folder = catalog_dir(language) / RUNTIME_DOMAIN
-    for path in sorted(folder.rglob("*.po")) if folder.is_dir() else ():
+    paths = sorted(folder.rglob("*.po")) if folder.is_dir() else []
+    if within:
+        paths = [p for p in paths if p.relative_to(folder).as_posix().startswith(tuple(within))]
+    return paths
+
+
+def runtime_translations(language: str, within: Sequence[str] = ()) -> dict[str, str]:
+    """English -> translation of every message of the code (all ``handbook/**.po`` together,
+    or those ``within`` names: :func:`_runtime_catalogs`)."""
+    merged: dict[str, str] = {}
+    for path in _runtime_catalogs(language, within):
         merged.update(_translations(path, path.stat().st_mtime_ns))
     return merged
 
 
-def runtime_catalogs_digest(languages: Sequence[str]) -> str:
-    """A digest of the code's catalogs of ``languages``: what a figure drawn in them depends on."""
+def runtime_catalogs_digest(languages: Sequence[str], within: Sequence[str] = ()) -> str:
+    """A digest of the code's catalogs of ``languages`` (those ``within`` names): what a figure
+    drawn in them depends on."""
     import hashlib
 
     digest = hashlib.sha256()
     for language in languages:
-        folder = catalog_dir(normalize_language(language)) / RUNTIME_DOMAIN
-        for path in sorted(folder.rglob("*.po")) if folder.is_dir() else ():
-            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+        for path in _runtime_catalogs(normalize_language(language), within):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
@@ -814,27 +829,29 @@ def _template(english: str, translation: str) -> _Template | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _templates(language: str, stamp: tuple) -> tuple[dict[str, str], tuple[_Template, ...]]:
-    exact = runtime_translations(language)
+def _templates(
+    language: str, within: tuple[str, ...], stamp: tuple
+) -> tuple[dict[str, str], tuple[_Template, ...]]:
+    exact = runtime_translations(language, within)
     templates = (_template(english, translation) for english, translation in exact.items())
     # the template with the most fixed text first: "article: {change:+g}%" before "{what}: {name}"
     ordered = sorted((t for t in templates if t), key=lambda t: -t.fixed)
     return exact, tuple(ordered)
 
 
-def _catalogs_stamp(language: str) -> tuple:
-    folder = catalog_dir(language) / RUNTIME_DOMAIN
-    if not folder.is_dir():
-        return ()
-    return tuple((str(path), path.stat().st_mtime_ns) for path in sorted(folder.rglob("*.po")))
+def _catalogs_stamp(language: str, within: Sequence[str]) -> tuple:
+    paths = _runtime_catalogs(language, within)
+    return tuple((str(path), path.stat().st_mtime_ns) for path in paths)
 
 
-def _fill(template: _Template, found: re.Match, language: str) -> str:
+def _fill(template: _Template, found: re.Match, language: str, within: tuple[str, ...]) -> str:
     """The translation of ``template`` with each field given the text it matched: by name, or
     by position for ``{}``. A field's text with words in it is translated too (a clause the
     code put together from another message, as a verdict note's optional sentence)."""
     captured = [
-        translate_text(text, language) if text != found.string and _WORD.search(text) else text
+        translate_text(text, language, within=within)
+        if text != found.string and _WORD.search(text)
+        else text
         for text in (found.group(f"f{index}") for index in range(len(template.fields)))
     ]
     by_name = dict(zip(template.fields, captured, strict=True))
@@ -847,20 +864,22 @@ def _fill(template: _Template, found: re.Match, language: str) -> str:
     return _FIELD.sub(value, template.translation).replace("{{", "{").replace("}}", "}")
 
 
-def translate_text(text: str, language: str | None = None) -> str:
+def translate_text(text: str, language: str | None = None, *, within: Sequence[str] = ()) -> str:
     """A text the code produced in English (a figure's title, a verdict note, a printed line)
     in ``language``: the translation of its message, with each ``{field}`` filled by the text
-    it had in the English; ``text`` itself when no message produces it."""
+    it had in the English; ``text`` itself when no message produces it. ``within``: only the
+    catalogs it names (:func:`runtime_translations`)."""
     language = normalize_language(language) if language else current_language()
     if language == ENGLISH or not text.strip():
         return text
-    exact, templates = _templates(language, _catalogs_stamp(language))
+    within = tuple(within)
+    exact, templates = _templates(language, within, _catalogs_stamp(language, within))
     if text in exact:
         return exact[text]
     for template in templates:
         found = template.pattern.fullmatch(text)
         if found:
-            return _fill(template, found, language)
+            return _fill(template, found, language, within)
     return text
 
 

@@ -159,7 +159,7 @@ def test_a_formatted_english_text_is_translated_with_its_values(monkeypatch):
         "accuracy {value:.2f} after {epochs} epochs": "{epochs} 轮后准确率 {value:.2f}",
         "Reference": "参考",
     }
-    monkeypatch.setattr(i18n, "runtime_translations", lambda language: table)
+    monkeypatch.setattr(i18n, "runtime_translations", lambda language, within=(): table)
     i18n._templates.cache_clear()
     assert i18n.translate_text("accuracy 0.93 after 5 epochs", "zh_CN") == "5 轮后准确率 0.93"
     assert i18n.translate_text("Reference", "zh_CN") == "参考"
@@ -169,7 +169,9 @@ def test_a_formatted_english_text_is_translated_with_its_values(monkeypatch):
 
 
 def test_an_edition_s_figure_takes_the_place_of_the_english_one(monkeypatch):
-    monkeypatch.setattr(i18n, "runtime_translations", lambda language: {"epoch {n}": "第{n}轮"})
+    monkeypatch.setattr(
+        i18n, "runtime_translations", lambda language, within=(): {"epoch {n}": "第{n}轮"}
+    )
     i18n._templates.cache_clear()
     cell = {
         "cell_type": "code",
@@ -202,7 +204,7 @@ def test_a_figure_is_translated_in_place_and_restored_with_a_cjk_font(monkeypatc
     monkeypatch.setattr(
         i18n,
         "runtime_translations",
-        lambda language: {"Loss per epoch": "每轮的损失", "loss": "损失"},
+        lambda language, within=(): {"Loss per epoch": "每轮的损失", "loss": "损失"},
     )
     i18n._templates.cache_clear()
     with matplotlib.rc_context():  # the CJK font it adds to the settings goes with the test
