@@ -382,7 +382,9 @@ def write_catalog(catalog, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
-        write_po(handle, catalog, width=0, sort_output=False, include_previous=True)
+        write_po(
+            handle, catalog, width=0, sort_output=False, include_previous=True, include_lineno=False
+        )
 
 
 def template_for(found: Sequence[Paragraph], *, project: str):

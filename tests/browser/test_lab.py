@@ -298,3 +298,22 @@ def test_chapter_1_in_jupyterlab_is_shot_at_its_first_diagram(browser, blocked, 
     assert not errors and not blocked.take()
     for name in (f"lab-{SCREENSHOT_CHAPTER}.png", f"lab-{SCREENSHOT_CHAPTER}-diagram.png"):
         assert (screenshots / name).stat().st_size > 10_000, name
+
+
+def test_jupyterlab_offers_its_interface_in_chinese(lab):
+    """`make lab` installs JupyterLab's Chinese language pack (issue 25): the lab lists zh_CN
+    among its languages and serves the pack's translations of its own menus."""
+    import json
+    import urllib.request
+
+    base, token, _folder = lab
+    with urllib.request.urlopen(f"{base}/lab/api/translations/?token={token}", timeout=30) as reply:
+        languages = json.load(reply)["data"]
+    assert "zh_CN" in languages, sorted(languages)
+    with urllib.request.urlopen(
+        f"{base}/lab/api/translations/zh_CN?token={token}", timeout=30
+    ) as reply:
+        pack = json.load(reply)["data"]
+    assert "jupyterlab" in pack and any(
+        "\u4e00" <= character <= "\u9fff" for character in json.dumps(pack, ensure_ascii=False)
+    )
