@@ -595,6 +595,17 @@ def _message_of(node: ast.expr) -> str | None:
     return "".join(parts)
 
 
+def _strings_in(node: ast.AST) -> Iterator[ast.expr]:
+    """The strings and f-strings inside ``node``, an f-string whole (not its pieces)."""
+    if isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ):
+        yield node
+        return
+    for child in ast.iter_child_nodes(node):
+        yield from _strings_in(child)
+
+
 def _printed_message(call: ast.Call) -> str | None:
     """What ``print(a, "b", f"c {d}")`` prints, as a message: fields for what is computed."""
     if call.keywords and any(keyword.arg == "sep" for keyword in call.keywords):
@@ -628,10 +639,10 @@ def notebook_code_messages(notebook: Path) -> list[Paragraph]:
                 messages.append(_printed_message(call))
             elif from_plots or name in _TEXT_CALLS:
                 arguments = [*call.args, *(keyword.value for keyword in call.keywords)]
-                messages += [_message_of(node) for arg in arguments for node in ast.walk(arg)]
+                messages += [_message_of(node) for arg in arguments for node in _strings_in(arg)]
             else:
                 arguments = [kw.value for kw in call.keywords if kw.arg in _TEXT_KEYWORDS]
-                messages += [_message_of(node) for arg in arguments for node in ast.walk(arg)]
+                messages += [_message_of(node) for arg in arguments for node in _strings_in(arg)]
             for message in messages:
                 if message and _WORD.search(prose_of(message)) and " " in message.strip():
                     found.append(Paragraph(relative, f"cell {index}", message))

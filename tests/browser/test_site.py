@@ -90,6 +90,9 @@ _PAGE_FACTS_SCRIPT = """() => {
     mathElements: document.querySelectorAll('main .math').length,
     typeset: document.querySelectorAll('main mjx-container').length,
     rawTex: (main.innerText.match(/\\\\\\(|\\\\\\[|\\$\\$/g) || []).length,
+    lang: document.documentElement.lang,
+    cjk: (main.innerText.match(/[\\u4e00-\\u9fff]/g) || []).length,
+    edition: (document.querySelector('.handbook-edition-switch a') || {}).href || null,
   };
 }"""
 
