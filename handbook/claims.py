@@ -31,7 +31,7 @@ from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
 from handbook import config
-from handbook.i18n import _
+from handbook.i18n import N_, _
 
 INCONCLUSIVE = "inconclusive on this machine"
 VERDICTS = (
@@ -270,7 +270,9 @@ def record(
     folder.mkdir(parents=True, exist_ok=True)
     _record_path(folder, claim_id).write_text(json.dumps(asdict(entry), indent=2) + "\n")
     print(
-        f"ledger: {claim_id} {verdict} (measured {format_value(entry)}; article: {article_value})"
+        N_("ledger: {claim_id} {verdict} (measured {measured}; article: {article})").format(
+            claim_id=claim_id, verdict=verdict, measured=format_value(entry), article=article_value
+        )
     )
     return entry
 

@@ -158,7 +158,8 @@ EDITION_MIME = "application/vnd.handbook.edition+json"
 def translate_lines(text: str, language: str) -> str:
     """Printed text in ``language``, line by line (:func:`translate_text`)."""
     return "".join(
-        i18n.translate_text(line.rstrip("\n"), language) + line[len(line.rstrip("\n")) :]
+        i18n.translate_text(line.rstrip("\n"), language, within=i18n.PRINTED_CATALOGS)
+        + line[len(line.rstrip("\n")) :]
         for line in text.splitlines(keepends=True)
     )
 
@@ -173,7 +174,9 @@ def translate_html(markup: str, language: str) -> str:
     def text(match: re.Match) -> str:
         inner = html.unescape(match.group(1))
         stripped = inner.strip()
-        translated = i18n.translate_text(stripped, language) if stripped else stripped
+        translated = (
+            i18n.translate_text(stripped, language, within=i18n.HTML_CATALOGS) if stripped else ""
+        )
         if translated == stripped:
             return match.group(0)
         lead, tail = inner[: len(inner) - len(inner.lstrip())], inner[len(inner.rstrip()) :]

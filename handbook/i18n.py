@@ -466,6 +466,11 @@ def is_runtime(name: str) -> bool:
 #: The catalogs a figure's texts are translated from (:mod:`handbook.editions`): the figures'
 #: own words and those the chapters' code cells give them, not the check messages.
 FIGURE_CATALOGS = ("plots/", "notebooks/")
+#: The catalogs a printed line is translated from: the chapters' code cells, the ledger's line
+#: (``claims``) and the verdicts' texts it quotes.
+PRINTED_CATALOGS = ("notebooks/", "claims", "verdicts/")
+#: The catalogs an HTML output is translated from: a check's verdict box, a cell's table.
+HTML_CATALOGS = ("exercises/", "notebooks/")
 
 
 def _runtime_catalogs(language: str, within: Sequence[str] = ()) -> list[Path]:
@@ -606,15 +611,16 @@ def _strings_in(node: ast.AST) -> Iterator[ast.expr]:
         yield from _strings_in(child)
 
 
-def _printed_message(call: ast.Call) -> str | None:
-    """What ``print(a, "b", f"c {d}")`` prints, as a message: fields for what is computed."""
+def _printed_messages(call: ast.Call) -> list[str]:
+    """What ``print(a, "b", f"c {d}")`` prints, as messages: fields for what is computed, one
+    message per printed line (the Chinese site translates printed text line by line)."""
     if call.keywords and any(keyword.arg == "sep" for keyword in call.keywords):
-        return None
+        return []
     pieces = []
     for number, argument in enumerate(call.args):
         message = _message_of(argument)
         pieces.append(message if message is not None else f"{{{_field_name(argument, number)}}}")
-    return " ".join(pieces) if any(_WORD.search(piece) for piece in pieces) else None
+    return [line for line in " ".join(pieces).split("\n") if _WORD.search(line)]
 
 
 def notebook_code_messages(notebook: Path) -> list[Paragraph]:
@@ -636,7 +642,7 @@ def notebook_code_messages(notebook: Path) -> list[Paragraph]:
             name, from_plots = _called_name(call.func)
             messages = []
             if name == "print":
-                messages.append(_printed_message(call))
+                messages += _printed_messages(call)
             elif from_plots or name in _TEXT_CALLS:
                 arguments = [*call.args, *(keyword.value for keyword in call.keywords)]
                 messages += [_message_of(node) for arg in arguments for node in _strings_in(arg)]
