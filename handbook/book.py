@@ -437,6 +437,11 @@ def build_translated_site(language: str, *, smoke: bool) -> int:
     shutil.copytree(english, site_dir)
     translate_staged_config(site_dir, language)
     translate_staged_pages(site_dir, language)
+    from handbook import book_site
+    from handbook.plots import style
+
+    # a reader's browser without a CJK font still shows the glyphs (offline, as the site is)
+    book_site.write_cjk_webfont(site_dir, style.cjk_font_path())
     with i18n.language_of(language):
         write_ledger_include(site_dir)
         timings = {

@@ -79,9 +79,76 @@ def add_edition_switch(app, pagename: str, templatename: str, context: dict, doc
     )
 
 
+#: The Chinese edition's web font: the glyphs its pages use, cut from the CJK font the install
+#: provides (mplfonts' Noto Sans CJK SC), served only to a browser without a CJK font of its own.
+WEBFONT_DIR = "_handbook_webfont"
+WEBFONT = "handbook-cjk.woff"
+WEBFONT_CSS = "handbook-cjk.css"
+_WEBFONT_RULES = """/* The Chinese edition's glyphs (handbook.book_site.write_cjk_webfont): a system
+   CJK font is used when there is one (local()); the subset bundled with the site only where
+   none is. */
+@font-face {
+  font-family: "Handbook CJK";
+  src: local("Noto Sans CJK SC"), local("Noto Sans SC"), local("Source Han Sans SC"),
+    local("PingFang SC"), local("Microsoft YaHei"), url("WEBFONT_FILE") format("woff");
+  unicode-range: U+2E80-33FF, U+3400-4DBF, U+4E00-9FFF, U+F900-FAFF, U+FE30-FE4F, U+FF00-FFEF;
+  font-display: swap;
+}
+:root {
+  --pst-font-family-base: system-ui, "Handbook CJK", sans-serif;
+  --pst-font-family-heading: system-ui, "Handbook CJK", sans-serif;
+}
+""".replace("WEBFONT_FILE", WEBFONT)
+
+
+def _common_chinese() -> str:
+    """The 3,755 characters of GB 2312's first level (the common ones): the theme's own Chinese
+    words, which the staged pages do not hold, are among them."""
+    characters = []
+    for row in range(0xB0, 0xD8):
+        for cell in range(0xA1, 0xFF):
+            try:
+                characters.append(bytes([row, cell]).decode("gb2312"))
+            except UnicodeDecodeError:
+                continue
+    return "".join(characters)
+
+
+def write_cjk_webfont(site_dir: Path, font: Path) -> Path:
+    """``site_dir/_handbook_webfont/``: the subset of ``font`` holding every non-ASCII character of
+    the staged pages and the common Chinese characters (WOFF), and the stylesheet declaring it;
+    the Chinese build serves both (:func:`add_static_dir`). Returns the font file."""
+    from fontTools import subset
+
+    text = "".join(
+        path.read_text(encoding="utf-8", errors="ignore")
+        for path in sorted(site_dir.rglob("*"))
+        if path.suffix in (".md", ".ipynb", ".yml") and path.is_file()
+    )
+    wanted = {character for character in text if ord(character) > 0x2000}
+    wanted |= set(_common_chinese()) | set("，。：；！？（）、“”‘’《》…—")
+    options = subset.Options()
+    options.flavor = "woff"
+    options.layout_features = ["*"]
+    face = subset.load_font(str(font), options)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text="".join(sorted(wanted)))
+    subsetter.subset(face)
+    folder = site_dir / WEBFONT_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    subset.save_font(face, str(folder / WEBFONT), options)
+    (folder / WEBFONT_CSS).write_text(_WEBFONT_RULES, encoding="utf-8")
+    return folder / WEBFONT
+
+
 def add_static_dir(app, config) -> None:
-    """``config-inited`` handler: serve ``book_static/`` as part of the site's ``_static``."""
+    """``config-inited`` handler: serve ``book_static/`` as part of the site's ``_static``, and
+    in a build that has one (the Chinese edition's) the web font of :func:`write_cjk_webfont`."""
     config.html_static_path.append(str(STATIC_DIR))
+    webfont = Path(app.srcdir) / WEBFONT_DIR
+    if (webfont / WEBFONT_CSS).is_file():
+        config.html_static_path.append(str(webfont))
+        app.add_css_file(WEBFONT_CSS)
 
 
 def setup(app) -> dict:

@@ -476,11 +476,17 @@ HTML_CATALOGS = ("exercises/", "notebooks/")
 def _runtime_catalogs(language: str, within: Sequence[str] = ()) -> list[Path]:
     """The code's catalogs of ``language`` (``handbook/**.po``); with ``within``, only those
     whose name under ``handbook/`` starts with one of its prefixes."""
-    folder = catalog_dir(language) / RUNTIME_DOMAIN
+    return list(_catalogs_in(catalog_dir(language) / RUNTIME_DOMAIN, tuple(within)))
+
+
+@functools.lru_cache(maxsize=32)
+def _catalogs_in(folder: Path, within: tuple[str, ...]) -> tuple[Path, ...]:
+    """The catalogs under ``folder`` (looked for once per process: translating a site asks for
+    them for every printed line; :func:`update` clears this when it writes new ones)."""
     paths = sorted(folder.rglob("*.po")) if folder.is_dir() else []
     if within:
-        paths = [p for p in paths if p.relative_to(folder).as_posix().startswith(tuple(within))]
-    return paths
+        paths = [p for p in paths if p.relative_to(folder).as_posix().startswith(within)]
+    return tuple(paths)
 
 
 def runtime_translations(language: str, within: Sequence[str] = ()) -> dict[str, str]:
@@ -722,6 +728,7 @@ def update(language: str) -> dict[str, tuple[int, int]]:
     for path in catalog_dir(language).rglob("*.po"):
         if str(path.relative_to(catalog_dir(language)).with_suffix("")) not in templates:
             path.unlink()
+    _catalogs_in.cache_clear()
     return results
 
 
@@ -827,24 +834,35 @@ class _Template:
     fields: tuple[str, ...]
     translation: str
     fixed: int  # characters of the message outside its fields
+    literals: tuple[str, ...]  # its fixed pieces, in order: the first and last anchor the text
+
+    def could_match(self, text: str) -> bool:
+        """A cheap test before the regular expression: the text starts and ends with the fixed
+        pieces that start and end the message, and holds every other piece."""
+        return (
+            text.startswith(self.literals[0])
+            and text.endswith(self.literals[-1])
+            and all(piece in text for piece in self.literals[1:-1])
+        )
 
 
 def _template(english: str, translation: str) -> _Template | None:
     """A msgid with ``{fields}`` as a regular expression capturing each field's text."""
-    parts, fields, position = [], [], 0
+    parts, fields, literals, position = [], [], [], 0
     for number, match in enumerate(_FIELD.finditer(english)):
-        parts.append(
-            re.escape(english[position : match.start()].replace("{{", "{").replace("}}", "}"))
-        )
+        literals.append(english[position : match.start()].replace("{{", "{").replace("}}", "}"))
+        parts.append(re.escape(literals[-1]))
         name = match.group(1) or str(number)
         fields.append(name)
         parts.append(f"(?P<f{len(fields) - 1}>.*?)")  # may be empty: an optional clause
         position = match.end()
     if not fields:
         return None
-    parts.append(re.escape(english[position:].replace("{{", "{").replace("}}", "}")))
+    literals.append(english[position:].replace("{{", "{").replace("}}", "}"))
+    parts.append(re.escape(literals[-1]))
     fixed = len(_FIELD.sub("", english))
-    return _Template(re.compile("".join(parts), re.S), tuple(fields), translation, fixed)
+    pattern = re.compile("".join(parts), re.S)
+    return _Template(pattern, tuple(fields), translation, fixed, tuple(literals))
 
 
 @functools.lru_cache(maxsize=8)
@@ -896,7 +914,7 @@ def translate_text(text: str, language: str | None = None, *, within: Sequence[s
     if text in exact:
         return exact[text]
     for template in templates:
-        found = template.pattern.fullmatch(text)
+        found = template.could_match(text) and template.pattern.fullmatch(text)
         if found:
             return _fill(template, found, language, within)
     return text

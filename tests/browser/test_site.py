@@ -194,6 +194,7 @@ def _visit(page, site_url: str, facts: PageFacts, blocked, screenshots: Path) ->
         facts.links = [f"{site_url}/{target}"]
         return facts
     page.goto(f"{site_url}/{path}", wait_until="load")
+    page.evaluate("async () => { await document.fonts.ready; }")  # the Chinese web font too
     _wait_for_math(page)
     page.add_style_tag(content=_NO_TRANSITIONS)
     seen = page.evaluate(_PAGE_FACTS_SCRIPT)
@@ -591,3 +592,26 @@ def test_the_chinese_ledger_has_one_row_per_claim_and_chinese_verdicts(crawl, br
     assert verdicts and all(re.search(r"[\u4e00-\u9fff]", verdict) for verdict in verdicts), (
         verdicts
     )
+
+
+def test_chinese_pages_draw_their_glyphs_from_a_font_the_site_brings(browser, site_url, blocked):
+    """The site is offline and a reader's system may lack a CJK font (this CI's Chromium does):
+    the Chinese edition brings the glyphs its pages use (handbook.book_site.write_cjk_webfont),
+    which the browser loads and can draw the chapter's title with."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.route("**/*", blocked.route)
+    page = context.new_page()
+    page.goto(f"{site_url}/{CHINESE}notebooks/01_attention.html", wait_until="load")
+    title = page.locator("main h1").first.inner_text()
+    loaded = page.evaluate(
+        """async (title) => {
+          await document.fonts.load(`16px "Handbook CJK"`, title);
+          await document.fonts.ready;
+          return document.fonts.check(`16px "Handbook CJK"`, title);
+        }""",
+        title,
+    )
+    context.close()
+    assert re.search(r"[\u4e00-\u9fff]", title), title
+    assert loaded, f"the site's CJK font cannot draw {title!r}"
+    assert not blocked.take()
