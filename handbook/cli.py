@@ -142,6 +142,12 @@ def command_translations(arguments: argparse.Namespace) -> int:
             print(
                 f"{len(results)} catalogs of {language} updated: {total} entries, {pending} to do"
             )
+        if arguments.collect_figure_labels:
+            added = i18n.collect_figure_labels(Path(arguments.collect_figure_labels), language)
+            print(
+                f"{len(added)} figure label(s) added to locales/{i18n.FIGURE_LABELS}"
+                + (": run --update, then translate them" if added else "")
+            )
         if arguments.export_worksheet:
             sys.stdout.write(worksheets.export_worksheet(language, arguments.export_worksheet))
             return 0
@@ -151,7 +157,10 @@ def command_translations(arguments: argparse.Namespace) -> int:
             )
             print(f"{path}: {written} translation(s) written into {name}")
         if arguments.stats or not (
-            arguments.check or arguments.update or arguments.import_worksheet
+            arguments.check
+            or arguments.update
+            or arguments.import_worksheet
+            or arguments.collect_figure_labels
         ):
             rows = i18n.counts(language)
             total = i18n.Counts(
@@ -351,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--update", action="store_true", help="merge new and edited English into the catalogs"
     )
     translations.add_argument("--stats", action="store_true", help="entries per catalog")
+    translations.add_argument(
+        "--collect-figure-labels",
+        metavar="EXECUTED",
+        help="add the untranslated texts of the figures in a build's executed chapters "
+        "(e.g. _build/smoke/site/notebooks) to locales/figure-labels.txt",
+    )
     translations.add_argument(
         "--export-worksheet",
         metavar="CATALOG",

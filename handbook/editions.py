@@ -152,7 +152,7 @@ def show_in_every_edition(figure) -> bool:
 #: Chinese labels): ``{"language": "zh_CN", "data": {"image/png": ...}}``. No front end renders
 #: it (the English site skips it, a learner never gets one); :func:`outputs_in` puts its data in
 #: place of the output before it, in that language's edition.
-EDITION_MIME = "application/vnd.handbook.edition+json"
+EDITION_MIME = i18n.EDITION_MIME
 
 
 def translate_lines(text: str, language: str) -> str:

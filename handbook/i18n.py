@@ -549,6 +549,8 @@ def runtime_templates() -> dict[str, object]:
                 message, locations=[(f"handbook/{filename}", line)], auto_comments=comments
             )
     templates.update(notebook_code_templates())
+    if labels := figure_labels():
+        templates[FIGURE_LABELS_CATALOG] = template_for(labels, project=FIGURE_LABELS_CATALOG)
     return templates
 
 
@@ -671,6 +673,57 @@ def notebook_code_templates() -> dict[str, object]:
         if found:
             templates[name] = template_for(found, project=name)
     return templates
+
+
+#: Labels a figure draws that no message of the code produces (variant names a lesson puts in
+#: its results, a chapter's dictionary keys): English, one per line, collected from a build's
+#: figures by ``handbook translations --collect-figure-labels`` (:func:`collect_figure_labels`)
+#: and translated in the catalog ``handbook/notebooks/figure-labels`` like any other message.
+FIGURE_LABELS = "figure-labels.txt"
+#: The mime type of a figure drawn again for another edition
+#: (:data:`handbook.editions.EDITION_MIME`).
+EDITION_MIME = "application/vnd.handbook.edition+json"
+FIGURE_LABELS_CATALOG = f"{RUNTIME_DOMAIN}/notebooks/figure-labels"
+
+
+def figure_labels() -> list[Paragraph]:
+    """The collected figure labels (``locales/figure-labels.txt``), in order."""
+    path = locales_dir() / FIGURE_LABELS
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [
+        Paragraph(f"locales/{FIGURE_LABELS}", f"line {number}", line)
+        for number, line in enumerate(lines, start=1)
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def collect_figure_labels(executed: Path, language: str) -> list[str]:
+    """Add to ``locales/figure-labels.txt`` every text with words that a figure of the executed
+    chapters in ``executed`` drew without a translation into ``language`` (the editions' outputs
+    list them); returns the labels added."""
+    import json
+
+    known = {paragraph.text for paragraph in figure_labels()}
+    found: list[str] = []
+    for notebook in sorted(Path(executed).glob("[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+            for output in cell.get("outputs", []):
+                edition = output.get("data", {}).get(EDITION_MIME) or {}
+                if edition.get("language") == language:
+                    found += [text for text in edition.get("untranslated", []) if "\n" not in text]
+    added = sorted(set(found) - known)
+    if added:
+        path = locales_dir() / FIGURE_LABELS
+        header = (
+            "# Labels figures draw that no message of the code produces, collected from a "
+            "build\n# (python -m handbook translations --collect-figure-labels); translated in "
+            f"the catalog {FIGURE_LABELS_CATALOG}.\n"
+        )
+        labels = sorted(known | set(added))
+        path.write_text(header + "\n".join(labels) + "\n", encoding="utf-8")
+    return added
 
 
 def runtime_messages(template) -> list[Paragraph]:
