@@ -409,6 +409,7 @@ def translate_staged_pages(site_dir: Path, language: str) -> None:
     from its catalog (the executed notebooks keep their outputs; an output drawn in both
     languages keeps the one in ``language``: :func:`handbook.editions.outputs_in`)."""
     root = config.project_root()
+    untranslated: set[str] = set()
     for source in i18n.markdown_sources():
         name = i18n.catalog_name(source)
         staged = site_dir / source.resolve().relative_to(root)
@@ -417,12 +418,21 @@ def translate_staged_pages(site_dir: Path, language: str) -> None:
         if staged.suffix == ".ipynb":
             notebook = json.loads(staged.read_text(encoding="utf-8"))
             cells = i18n.translate_notebook_cells(notebook["cells"], language, name)
+            untranslated |= editions.untranslated_figure_texts(cells, language)
             notebook["cells"] = [editions.outputs_in(cell, language) for cell in cells]
             staged.write_text(json.dumps(notebook, ensure_ascii=False, indent=1), encoding="utf-8")
         else:
             text = staged.read_text(encoding="utf-8")
             translated = i18n.translate_markdown(text, i18n.translations(language, name))
             staged.write_text(translated, encoding="utf-8")
+    report = config.build_dir() / f"untranslated-figure-texts-{language}.txt"
+    report.write_text("".join(f"{text}\n" for text in sorted(untranslated)), encoding="utf-8")
+    if untranslated:
+        print(
+            f"{len(untranslated)} text(s) in the figures have no {language} translation (listed in "
+            f"{report}; `python -m handbook translations --collect-figure-labels "
+            f"{site_dir / 'notebooks'}` would add them to the catalogs)"
+        )
 
 
 def build_translated_site(language: str, *, smoke: bool) -> int:

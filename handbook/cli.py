@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from handbook import book, config, diagrams, i18n, worksheets
+from handbook import book, config, diagrams, editions, i18n, worksheets
 from handbook.i18n import _
 
 #: Chapter modules that provide ``benchmarks(smoke) -> list[bench.Measurement]``.
@@ -143,7 +144,11 @@ def command_translations(arguments: argparse.Namespace) -> int:
                 f"{len(results)} catalogs of {language} updated: {total} entries, {pending} to do"
             )
         if arguments.collect_figure_labels:
-            added = i18n.collect_figure_labels(Path(arguments.collect_figure_labels), language)
+            texts: set[str] = set()
+            for executed in sorted(Path(arguments.collect_figure_labels).glob("[0-9]*.ipynb")):
+                cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
+                texts |= editions.untranslated_figure_texts(cells, language)
+            added = i18n.add_figure_labels(texts)
             print(
                 f"{len(added)} figure label(s) added to locales/{i18n.FIGURE_LABELS}"
                 + (": run --update, then translate them" if added else "")

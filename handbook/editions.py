@@ -215,3 +215,15 @@ def outputs_in(cell: dict, language: str) -> dict:
             output = _translated_output(output, language)
         kept.append(output)
     return {**cell, "outputs": kept}
+
+
+def untranslated_figure_texts(cells: list[dict], language: str) -> set[str]:
+    """The texts with words that the figures of ``cells`` drew in English for ``language``
+    (the editions' outputs list them)."""
+    found: set[str] = set()
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            edition = output.get("data", {}).get(EDITION_MIME) or {}
+            if edition.get("language") == language:
+                found.update(edition.get("untranslated", []))
+    return found

@@ -32,7 +32,7 @@ import contextvars
 import functools
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -677,7 +677,7 @@ def notebook_code_templates() -> dict[str, object]:
 
 #: Labels a figure draws that no message of the code produces (variant names a lesson puts in
 #: its results, a chapter's dictionary keys): English, one per line, collected from a build's
-#: figures by ``handbook translations --collect-figure-labels`` (:func:`collect_figure_labels`)
+#: figures by ``handbook translations --collect-figure-labels`` (:func:`add_figure_labels`)
 #: and translated in the catalog ``handbook/notebooks/figure-labels`` like any other message.
 FIGURE_LABELS = "figure-labels.txt"
 #: The mime type of a figure drawn again for another edition
@@ -699,20 +699,12 @@ def figure_labels() -> list[Paragraph]:
     ]
 
 
-def collect_figure_labels(executed: Path, language: str) -> list[str]:
-    """Add to ``locales/figure-labels.txt`` every text with words that a figure of the executed
-    chapters in ``executed`` drew without a translation into ``language`` (the editions' outputs
-    list them); returns the labels added."""
-    import json
-
+def add_figure_labels(texts: Iterable[str]) -> list[str]:
+    """Add to ``locales/figure-labels.txt`` each of ``texts`` (figure texts drawn without a
+    translation: :func:`handbook.editions.untranslated_figure_texts`) that it lacks, one line
+    each; returns the labels added."""
     known = {paragraph.text for paragraph in figure_labels()}
-    found: list[str] = []
-    for notebook in sorted(Path(executed).glob("[0-9][0-9]_*.ipynb")):
-        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
-            for output in cell.get("outputs", []):
-                edition = output.get("data", {}).get(EDITION_MIME) or {}
-                if edition.get("language") == language:
-                    found += [text for text in edition.get("untranslated", []) if "\n" not in text]
+    found = [text for text in texts if "\n" not in text]
     added = sorted(set(found) - known)
     if added:
         path = locales_dir() / FIGURE_LABELS

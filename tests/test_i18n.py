@@ -249,3 +249,31 @@ def test_the_kernel_hook_is_installed_only_with_editions(tmp_path, monkeypatch):
 )
 def test_each_page_links_to_the_same_page_in_the_other_edition(pagename, language, link):
     assert book_site.edition_link(pagename, language) == link
+
+
+def test_figure_labels_no_message_produces_are_collected_and_then_must_be_translated(project):
+    cells = [
+        {
+            "cell_type": "code",
+            "outputs": [
+                {
+                    "output_type": "display_data",
+                    "data": {
+                        editions.EDITION_MIME: {
+                            "language": "zh_CN",
+                            "data": {},
+                            "untranslated": ["teacher fp32 eager", "a label never seen"],
+                        }
+                    },
+                }
+            ],
+        }
+    ]
+    texts = editions.untranslated_figure_texts(cells, "zh_CN")
+    assert texts == {"teacher fp32 eager", "a label never seen"}
+    added = i18n.add_figure_labels(texts)
+    assert "a label never seen" in added
+    assert i18n.add_figure_labels(texts) == []  # collected once
+    i18n.update("zh_CN")
+    problems = [p for p in i18n.check("zh_CN") if p.paragraph.text == "a label never seen"]
+    assert problems and problems[0].paragraph.source == "locales/figure-labels.txt"
