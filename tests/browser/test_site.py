@@ -462,26 +462,40 @@ def _search_term(chapter_file: Path) -> str:
     return max(re.findall(r"[A-Za-z]{5,}", title), key=len)
 
 
-def test_search_finds_a_term_from_every_chapter(crawl, browser, site_url, blocked):
+#: The search page has answered: its summary is written and its progress line emptied (the
+#: summary's words are the theme's, in the page's language).
+_SEARCH_DONE = (
+    "() => { const s = document.querySelector('.search-summary');"
+    " return s && s.textContent.trim().length > 0 && "
+    "!document.querySelector('#search-progress:not(:empty)'); }"
+)
+
+
+def _search_misses(browser, site_url, blocked, chapters, edition: str, term_of) -> dict:
+    """Each chapter page (``notebooks/NN.html``) whose term (``term_of(notebook file)``) the
+    search page of ``edition`` ("" or ``zh/``) does not find: ``{page: (term, first hits)}``.
+    Fails on a JavaScript error or a request leaving the site."""
     context = browser.new_context(viewport=DESKTOP)
     context.route("**/*", blocked.route)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     missed = {}
-    for path in _chapter_pages(crawl):
-        term = _search_term(ROOT / "notebooks" / Path(path).with_suffix(".ipynb").name)
-        page.goto(f"{site_url}/search.html?q={term}")
-        page.wait_for_function(
-            "() => { const s = document.querySelector('.search-summary');"
-            " return s && /found|did not match/i.test(s.textContent); }"
-        )
+    for path in chapters:
+        term = term_of(ROOT / "notebooks" / Path(path).with_suffix(".ipynb").name)
+        page.goto(f"{site_url}/{edition}search.html?q={term}")
+        page.wait_for_function(_SEARCH_DONE)
         hits = page.eval_on_selector_all("ul.search li a", "links => links.map(a => a.href)")
-        if not any(urldefrag(hit).url.endswith(path) for hit in hits):
+        if not any(urldefrag(hit).url.endswith(edition + path) for hit in hits):
             missed[path] = (term, hits[:5])
     context.close()
     assert not errors and not blocked.take()
-    assert not missed
+    return missed
+
+
+def test_search_finds_a_term_from_every_chapter(crawl, browser, site_url, blocked):
+    chapters = _chapter_pages(crawl)
+    assert not _search_misses(browser, site_url, blocked, chapters, "", _search_term)
 
 
 def test_the_ledger_page_has_its_figure_and_one_row_per_claim(crawl, browser, site_url):
@@ -557,26 +571,9 @@ def _chinese_search_term(chapter_file: Path) -> str:
 def test_the_chinese_search_finds_a_chinese_word_of_every_chapter(
     crawl, browser, site_url, blocked
 ):
-    context = browser.new_context(viewport=DESKTOP)
-    context.route("**/*", blocked.route)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    missed = {}
-    for path in _chapter_pages(crawl):
-        term = _chinese_search_term(ROOT / "notebooks" / Path(path).with_suffix(".ipynb").name)
-        page.goto(f"{site_url}/{CHINESE}search.html?q={term}")
-        page.wait_for_function(
-            "() => { const s = document.querySelector('.search-summary');"
-            " return s && s.textContent.trim().length > 0 && "
-            "!document.querySelector('#search-progress:not(:empty)'); }"
-        )
-        hits = page.eval_on_selector_all("ul.search li a", "links => links.map(a => a.href)")
-        if not any(urldefrag(hit).url.endswith(CHINESE + path) for hit in hits):
-            missed[path] = (term, hits[:5])
-    context.close()
-    assert not errors and not blocked.take()
-    assert not missed
+    chapters = _chapter_pages(crawl)
+    term = _chinese_search_term
+    assert not _search_misses(browser, site_url, blocked, chapters, CHINESE, term)
 
 
 def test_the_chinese_ledger_has_one_row_per_claim_and_chinese_verdicts(crawl, browser, site_url):
