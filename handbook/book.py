@@ -431,7 +431,7 @@ def translate_staged_pages(site_dir: Path, language: str) -> None:
         print(
             f"{len(untranslated)} text(s) in the figures have no {language} translation (listed in "
             f"{report}; `python -m handbook translations --collect-figure-labels "
-            f"{site_dir / 'notebooks'}` would add them to the catalogs)"
+            f"{config.executed_dir()}` would add them to the catalogs)"
         )
 
 

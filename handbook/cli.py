@@ -148,7 +148,7 @@ def command_translations(arguments: argparse.Namespace) -> int:
             for executed in sorted(Path(arguments.collect_figure_labels).glob("[0-9]*.ipynb")):
                 cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
                 texts |= editions.untranslated_figure_texts(cells, language)
-            added = i18n.add_figure_labels(texts)
+            added = i18n.add_figure_labels(texts, language)
             print(
                 f"{len(added)} figure label(s) added to locales/{i18n.FIGURE_LABELS}"
                 + (": run --update, then translate them" if added else "")

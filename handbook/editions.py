@@ -83,6 +83,22 @@ def _needs_words(text: str) -> bool:
     return bool(_WORDS.search(i18n.prose_of(text)))
 
 
+def _translated_label(english: str, language: str) -> tuple[str, list[str]]:
+    """A figure's text in ``language`` (from the figures' catalogs; a text of several lines
+    that no message produces whole, line by line) and its lines with words that no message
+    produces."""
+    whole = i18n.translation_of(english, language, within=i18n.FIGURE_CATALOGS)
+    if whole is not None:
+        return whole, []
+    lines, missing = [], []
+    for line in english.split("\n"):
+        translated = i18n.translation_of(line, language, within=i18n.FIGURE_CATALOGS)
+        if translated is None and _needs_words(line):
+            missing.append(line)
+        lines.append(line if translated is None else translated)
+    return "\n".join(lines), missing
+
+
 @contextlib.contextmanager
 def translated(figure, language: str) -> Iterator[list[str]]:
     """Inside the block, every text of ``figure`` is in ``language`` and may fall back on a CJK
@@ -98,10 +114,9 @@ def translated(figure, language: str) -> Iterator[list[str]]:
         english = text.get_text()
         if not english.strip():
             continue
-        translation = i18n.translate_text(english, language, within=i18n.FIGURE_CATALOGS)
+        translation, missing = _translated_label(english, language)
+        untranslated += missing
         if translation == english:
-            if _needs_words(english):
-                untranslated.append(english)
             continue
         saved.append((text, english, text.get_fontfamily()))
         text.set_text(translation)

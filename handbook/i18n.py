@@ -26,7 +26,6 @@ Shapes: a *segment* is ``(text, translatable)``; ``"".join`` of a text's segment
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import contextvars
 import functools
@@ -554,113 +553,27 @@ def runtime_templates() -> dict[str, object]:
     return templates
 
 
-#: Calls whose string arguments a reader sees in a figure or a printed line (besides every
-#: ``plots.*`` call), and keywords that hold such strings in any call.
-_TEXT_CALLS = {
-    "print",
-    "set_title",
-    "set_xlabel",
-    "set_ylabel",
-    "set_label",
-    "title",
-    "xlabel",
-    "ylabel",
-    "suptitle",
-    "text",
-    "annotate",
-    "legend",
-}
-_TEXT_KEYWORDS = {"title", "label", "labels", "xlabel", "ylabel", "names", "legend"}
-
-
-def _called_name(function: ast.expr) -> tuple[str, bool]:
-    """``(name, from plots)``: ``plots.loss_curves`` -> ("loss_curves", True)."""
-    if isinstance(function, ast.Attribute):
-        base = function.value
-        from_plots = isinstance(base, ast.Name) and base.id == "plots"
-        return function.attr, from_plots
-    return (function.id if isinstance(function, ast.Name) else ""), False
-
-
-def _field_name(value: ast.expr, number: int) -> str:
-    return value.id if isinstance(value, ast.Name) else str(number)
-
-
-def _message_of(node: ast.expr) -> str | None:
-    """A string constant as it is, an f-string as a message with ``{fields}``."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value.replace("{", "{{").replace("}", "}}")
-    if not isinstance(node, ast.JoinedStr):
-        return None
-    parts, number = [], 0
-    for part in node.values:
-        if isinstance(part, ast.Constant):
-            parts.append(str(part.value).replace("{", "{{").replace("}", "}}"))
-        elif isinstance(part, ast.FormattedValue):
-            spec = ""
-            if isinstance(part.format_spec, ast.JoinedStr):
-                spec_parts = part.format_spec.values
-                if not all(isinstance(piece, ast.Constant) for piece in spec_parts):
-                    return None
-                spec = ":" + "".join(str(piece.value) for piece in spec_parts)
-            parts.append(f"{{{_field_name(part.value, number)}{spec}}}")
-            number += 1
-    return "".join(parts)
-
-
-def _strings_in(node: ast.AST) -> Iterator[ast.expr]:
-    """The strings and f-strings inside ``node``, an f-string whole (not its pieces)."""
-    if isinstance(node, ast.JoinedStr) or (
-        isinstance(node, ast.Constant) and isinstance(node.value, str)
-    ):
-        yield node
-        return
-    for child in ast.iter_child_nodes(node):
-        yield from _strings_in(child)
-
-
-def _printed_messages(call: ast.Call) -> list[str]:
-    """What ``print(a, "b", f"c {d}")`` prints, as messages: fields for what is computed, one
-    message per printed line (the Chinese site translates printed text line by line)."""
-    if call.keywords and any(keyword.arg == "sep" for keyword in call.keywords):
-        return []
-    pieces = []
-    for number, argument in enumerate(call.args):
-        message = _message_of(argument)
-        pieces.append(message if message is not None else f"{{{_field_name(argument, number)}}}")
-    return [line for line in " ".join(pieces).split("\n") if _WORD.search(line)]
+def _has_words(message: str) -> bool:
+    """A message with words outside its ``{fields}``, code and math: one worth translating."""
+    return bool(_WORD.search(prose_of(_FIELD.sub(" ", message))))
 
 
 def notebook_code_messages(notebook: Path) -> list[Paragraph]:
-    """The words a chapter's code cells show: strings given to ``plots.*`` and matplotlib's text
-    calls (titles, labels, legend entries, dictionary keys that become legend entries) and
-    printed lines, f-strings as messages with ``{fields}``."""
+    """The words a chapter's code cells show (:func:`handbook.code_text.shown_strings`: strings
+    given to figures, printed lines, f-strings as messages with ``{fields}``), those with words."""
     import json
 
-    from handbook.cache import parse_notebook_code
+    from handbook import code_text
 
     relative = str(notebook.resolve().relative_to(config.project_root()))
-    found: list[Paragraph] = []
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
-    for index, cell in enumerate(cells):
-        if cell["cell_type"] != "code":
-            continue
-        tree = parse_notebook_code(["".join(cell["source"])])
-        for call in (node for node in ast.walk(tree) if isinstance(node, ast.Call)):
-            name, from_plots = _called_name(call.func)
-            messages = []
-            if name == "print":
-                messages += _printed_messages(call)
-            elif from_plots or name in _TEXT_CALLS:
-                arguments = [*call.args, *(keyword.value for keyword in call.keywords)]
-                messages += [_message_of(node) for arg in arguments for node in _strings_in(arg)]
-            else:
-                arguments = [kw.value for kw in call.keywords if kw.arg in _TEXT_KEYWORDS]
-                messages += [_message_of(node) for arg in arguments for node in _strings_in(arg)]
-            for message in messages:
-                if message and _WORD.search(prose_of(message)) and " " in message.strip():
-                    found.append(Paragraph(relative, f"cell {index}", message))
-    return found
+    return [
+        Paragraph(relative, f"cell {index}", message)
+        for index, cell in enumerate(cells)
+        if cell["cell_type"] == "code"
+        for message in code_text.shown_strings("".join(cell["source"]))
+        if _has_words(message) and " " in message.strip()
+    ]
 
 
 def notebook_code_templates() -> dict[str, object]:
@@ -699,12 +612,19 @@ def figure_labels() -> list[Paragraph]:
     ]
 
 
-def add_figure_labels(texts: Iterable[str]) -> list[str]:
-    """Add to ``locales/figure-labels.txt`` each of ``texts`` (figure texts drawn without a
-    translation: :func:`handbook.editions.untranslated_figure_texts`) that it lacks, one line
-    each; returns the labels added."""
+def add_figure_labels(texts: Iterable[str], language: str) -> list[str]:
+    """Add to ``locales/figure-labels.txt`` each line of ``texts`` (figure texts drawn without
+    a translation: :func:`handbook.editions.untranslated_figure_texts`) that has words, no
+    translation into ``language`` from the figures' catalogs, and no line there yet; returns
+    the labels added."""
     known = {paragraph.text for paragraph in figure_labels()}
-    found = [text for text in texts if "\n" not in text]
+    found = [
+        line
+        for text in texts
+        for line in text.split("\n")
+        if _WORD.search(prose_of(line))
+        and translation_of(line, language, within=FIGURE_CATALOGS) is None
+    ]
     added = sorted(set(found) - known)
     if added:
         path = locales_dir() / FIGURE_LABELS
@@ -901,8 +821,8 @@ def _template(english: str, translation: str) -> _Template | None:
         fields.append(name)
         parts.append(f"(?P<f{len(fields) - 1}>.*?)")  # may be empty: an optional clause
         position = match.end()
-    if not fields:
-        return None
+    if not fields or not _WORD.search("".join(literals) + english[position:]):
+        return None  # no fields, or no words around them: nothing to match a text by
     literals.append(english[position:].replace("{{", "{").replace("}}", "}"))
     parts.append(re.escape(literals[-1]))
     fixed = len(_FIELD.sub("", english))
@@ -951,6 +871,15 @@ def translate_text(text: str, language: str | None = None, *, within: Sequence[s
     in ``language``: the translation of its message, with each ``{field}`` filled by the text
     it had in the English; ``text`` itself when no message produces it. ``within``: only the
     catalogs it names (:func:`runtime_translations`)."""
+    translated = translation_of(text, language, within=within)
+    return text if translated is None else translated
+
+
+def translation_of(
+    text: str, language: str | None = None, *, within: Sequence[str] = ()
+) -> str | None:
+    """:func:`translate_text`, or None when no message produces ``text`` (a translation equal
+    to the English, as a name kept in English, is a translation)."""
     language = normalize_language(language) if language else current_language()
     if language == ENGLISH or not text.strip():
         return text
@@ -962,7 +891,7 @@ def translate_text(text: str, language: str | None = None, *, within: Sequence[s
         found = template.could_match(text) and template.pattern.fullmatch(text)
         if found:
             return _fill(template, found, language, within)
-    return text
+    return None
 
 
 # Translated editions ----------------------------------------------------------------------------

@@ -271,9 +271,10 @@ def test_figure_labels_no_message_produces_are_collected_and_then_must_be_transl
     ]
     texts = editions.untranslated_figure_texts(cells, "zh_CN")
     assert texts == {"teacher fp32 eager", "a label never seen"}
-    added = i18n.add_figure_labels(texts)
+    added = i18n.add_figure_labels(texts, "zh_CN")
     assert "a label never seen" in added
-    assert i18n.add_figure_labels(texts) == []  # collected once
+    assert "teacher fp32 eager" not in added  # it has a translation already
+    assert i18n.add_figure_labels(texts, "zh_CN") == []  # collected once
     i18n.update("zh_CN")
     problems = [p for p in i18n.check("zh_CN") if p.paragraph.text == "a label never seen"]
     assert problems and problems[0].paragraph.source == "locales/figure-labels.txt"
