@@ -440,7 +440,8 @@ def build_translated_site(language: str, *, smoke: bool) -> int:
     executed notebooks (nothing runs again), their prose, the ledger and the learning path in
     ``language``, built by Jupyter Book into :func:`translated_html_dir`. Returns Jupyter Book's
     exit status."""
-    from handbook import learning_path
+    from handbook import book_site, learning_path
+    from handbook.plots import style
 
     staging = time.perf_counter()
     english, site_dir = config.build_dir() / "site", config.build_dir() / f"site-{language}"
@@ -448,17 +449,14 @@ def build_translated_site(language: str, *, smoke: bool) -> int:
     shutil.copytree(english, site_dir)
     translate_staged_config(site_dir, language)
     translate_staged_pages(site_dir, language)
-    from handbook import book_site
-    from handbook.plots import style
-
-    # a reader's browser without a CJK font still shows the glyphs (offline, as the site is)
-    book_site.write_cjk_webfont(site_dir, style.cjk_font_path())
     with i18n.language_of(language):
         write_ledger_include(site_dir)
         timings = {
             mode: chapter_timings(folder) for mode, folder in run_folders(smoke=smoke).items()
         }
         learning_path.write_page(site_dir / "book", timings)
+    # a reader's browser without a CJK font still shows the glyphs (offline, as the site is)
+    book_site.write_cjk_webfont(site_dir, style.cjk_font_path())
     output_root = config.build_dir() / f"html-{language}"
     command = [
         _jupyter_book_executable(),

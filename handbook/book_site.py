@@ -123,7 +123,7 @@ def write_cjk_webfont(site_dir: Path, font: Path) -> Path:
     text = "".join(
         path.read_text(encoding="utf-8", errors="ignore")
         for path in sorted(site_dir.rglob("*"))
-        if path.suffix in (".md", ".ipynb", ".yml") and path.is_file()
+        if path.suffix in (".md", ".inc", ".ipynb", ".yml") and path.is_file()
     )
     wanted = {character for character in text if ord(character) > 0x2000}
     wanted |= set(_common_chinese()) | set("，。：；！？（）、“”‘’《》…—")
