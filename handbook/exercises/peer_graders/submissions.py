@@ -116,11 +116,7 @@ def class_of_30(canary: str = "/tmp/handbook-graders-canary") -> list[Submission
         )
     )
     for exercise, (mistake, source) in WRONG.items():
-        answers = {exercise: source}
-        credited = set()
-        if exercise != "0.4":
-            answers["0.4"] = prediction
-            credited.add("0.4")
+        answers, credited = _with_prediction(exercise, source, prediction)
         subs.append(
             Submission(
                 f"wrong{exercise.replace('.', '')}",
@@ -148,11 +144,7 @@ def class_of_30(canary: str = "/tmp/handbook-graders-canary") -> list[Submission
         )
     )
     for number, (trick, (exercise, source)) in enumerate(FORGED.items(), start=1):
-        answers = {exercise: source}
-        credited = set()
-        if exercise != "0.4":
-            answers["0.4"] = prediction
-            credited.add("0.4")
+        answers, credited = _with_prediction(exercise, source, prediction)
         subs.append(
             Submission(
                 f"forged{number}", "forged", f"{exercise}: {trick}", answers, frozenset(credited)
@@ -198,3 +190,13 @@ def class_of_30(canary: str = "/tmp/handbook-graders-canary") -> list[Submission
     if len(subs) != 30:
         raise AssertionError(f"expected 30 submissions, built {len(subs)}")
     return subs
+
+
+def _with_prediction(exercise: str, source: str, prediction: str) -> tuple[dict, set]:
+    """The answers of a submission whose one wrong or forged answer is ``exercise``: that
+    source, and the honest 0.4 prediction beside it (credited) unless 0.4 is the one."""
+    answers, credited = {exercise: source}, set()
+    if exercise != "0.4":
+        answers["0.4"] = prediction
+        credited.add("0.4")
+    return answers, credited
