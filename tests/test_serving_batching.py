@@ -179,10 +179,16 @@ def test_a_late_request_that_does_not_fit_waits_for_the_next_batch_and_a_gone_cl
     assert first == [2, 4] and late == [6, 8, 10] and cancelled
 
 
-def test_a_request_that_queued_while_the_model_ran_waits_for_company_once_the_model_is_free():
+@pytest.mark.parametrize(
+    ("window", "expected"), [("worker", [[1], [2, 3]]), ("arrival", [[1], [2], [3]])]
+)
+def test_a_request_that_queued_while_the_model_ran_waits_for_company_once_the_model_is_free(
+    window, expected
+):
     """The window for company opens when the worker begins gathering, not when the oldest
     request arrived (LitServe's rule): ``queued`` waited the whole of a long first batch, yet a
-    request sent just after that batch ends still joins it instead of waiting a batch more."""
+    request sent just after that batch ends still joins it instead of waiting a batch more.
+    ``window="arrival"`` (the old rule, kept for make bench's ablation) sends ``queued`` alone."""
     release = threading.Event()
     batches = []
 
@@ -193,7 +199,7 @@ def test_a_request_that_queued_while_the_model_ran_waits_for_company_once_the_mo
         return [item * 2 for item in items]
 
     max_wait_ms = 1000.0
-    batcher = MicroBatcher(model, max_batch_size=8, max_wait_ms=max_wait_ms)
+    batcher = MicroBatcher(model, max_batch_size=8, max_wait_ms=max_wait_ms, window=window)
 
     async def scenario():
         await batcher.start()
@@ -209,7 +215,12 @@ def test_a_request_that_queued_while_the_model_ran_waits_for_company_once_the_mo
         return answers
 
     assert _run(scenario()) == [[4], [6]]
-    assert batches == [[1], [2, 3]]
+    assert batches == expected
+
+
+def test_an_unknown_batch_window_is_refused():
+    with pytest.raises(ValueError, match="window must be one of worker, arrival, got 'oldest'"):
+        MicroBatcher(FakeModel(), max_batch_size=4, max_wait_ms=1, window="oldest")
 
 
 @pytest.mark.parametrize("max_wait_ms", [0.0, 5.0, 200.0])

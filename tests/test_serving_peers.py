@@ -140,6 +140,55 @@ def test_open_loop_counts_a_request_that_never_got_a_connection_as_an_error(
     assert result.seconds < 0.5 + timeout_ms / 1000 + 50 * round_trip_ms / 1000
 
 
+@pytest.mark.timing
+def test_a_step_that_cannot_meet_the_target_stops_early_without_blaming_the_server(slow_url):
+    # three times the capacity for 2 s: the queue passes 100 ms within the first 0.2 s
+    stopped = run_open_loop(
+        slow_url, ["a text"], rate=150, seconds=2.0, connections=64, stop_above_ms=100
+    )
+    assert stopped.stopped_early and not meets_target(stopped, p99_ms=100)
+    assert stopped.requests < 150 and stopped.seconds < 1.0  # not the 2 s schedule
+    # what was still waiting is abandoned, not an error of the server's; its wait so far is a
+    # lower bound, and the p99 is already above the target
+    assert stopped.errors == 0 and stopped.statuses[loadtest.ABANDONED] > 0
+    assert stopped.percentile(99) > 100
+    assert stopped.summary()["stopped early"] is True
+
+
+@pytest.mark.timing
+def test_a_step_within_the_target_runs_its_whole_schedule_when_it_may_stop(slow_url):
+    result = run_open_loop(
+        slow_url, ["a text"], rate=10, seconds=1.0, connections=8, stop_above_ms=100
+    )
+    assert not result.stopped_early and result.requests == 10 and result.errors == 0
+    assert loadtest.ABANDONED not in result.statuses and meets_target(result, p99_ms=100)
+
+
+@pytest.mark.parametrize("count", [1, 2, 10, 99, 100, 101, 250, 1000, 1333])
+def test_late_requests_to_fail_is_the_fewest_that_make_the_p99_certainly_late(count):
+    target, needed = 100.0, loadtest.late_requests_to_fail(count)
+    latencies = np.zeros(count)
+    latencies[:needed] = target + 1e-3  # `needed` late ones: the p99 is late whatever the rest
+    assert np.percentile(latencies, 99) > target
+    latencies[:needed] = 0.0
+    latencies[: needed - 1] = target + 1e-3  # one fewer: with the others fast, it may not be
+    assert np.percentile(latencies, 99) <= target
+
+
+def test_open_loop_refuses_a_stop_threshold_that_is_not_positive():
+    with pytest.raises(ValueError, match="stop_above_ms must be positive"):
+        run_open_loop("http://127.0.0.1:9", ["a"], rate=1, seconds=1, stop_above_ms=0)
+
+
+def test_search_bracket_starts_below_the_closed_loop_throughput_and_never_passes_the_cap():
+    assert peers.search_bracket(800.0, 1500.0) == (200.0, 800.0)
+    assert peers.search_bracket(2000.0, 1500.0) == (500.0, 1500.0)  # a faster peer: capped
+    low, high = peers.search_bracket(8000.0, 1500.0)
+    assert (low, high) == (375.0, 1500.0)
+    with pytest.raises(ValueError, match="positive rates"):
+        peers.search_bracket(0.0, 1500.0)
+
+
 @pytest.mark.parametrize(
     "options",
     [

@@ -152,7 +152,10 @@ def _fake_comparison_run(monkeypatch, calibration_p99_ms: float):
     def run_load(url, texts, *, concurrency, requests, label="", body="text"):
         return _result(label, closed[url.rsplit("/", 1)[1]], 20)
 
-    def run_open_loop(url, texts, *, rate, seconds, connections, label, body, timeout_s):
+    def run_open_loop(
+        url, texts, *, rate, seconds, connections, label, body, timeout_s, stop_above_ms
+    ):
+        assert stop_above_ms == peers.P99_TARGET_MS  # a failed step ends at once
         opened.append((label, rate))
         return _result(label, rate, 50 if rate <= knee[label] else 500, rate=rate)
 
@@ -173,11 +176,16 @@ def _fake_comparison_run(monkeypatch, calibration_p99_ms: float):
 def test_compare_peers_calibrates_at_twice_the_top_rate_then_bisects_each_server(monkeypatch):
     comparison, started, opened, calibrated = _fake_comparison_run(monkeypatch, 1.0)
     assert started == [peers.OURS, "LitServe"]
-    top = peers.SEARCH_BRACKET[1] * 400
-    assert calibrated == [loadtest.CALIBRATION_HEADROOM * top]
-    # the same bracket for both: a fraction of handbook.serving's closed-loop throughput
-    assert opened[0] == (peers.OURS, peers.SEARCH_BRACKET[0] * 400)
-    assert ("LitServe", peers.SEARCH_BRACKET[0] * 400) in opened
+    cap = peers.SEARCH_CAP * 400
+    assert calibrated == [loadtest.CALIBRATION_HEADROOM * cap]
+    # each search starts from a fraction of the server's own closed-loop throughput, and no
+    # step offers more than the cap the generator was calibrated for
+    assert opened[:2] == [
+        (peers.OURS, peers.SEARCH_BRACKET[0] * 400),
+        (peers.OURS, peers.SEARCH_BRACKET[1] * 400),
+    ]
+    assert ("LitServe", peers.SEARCH_BRACKET[0] * 100) in opened
+    assert max(rate for _, rate in opened) <= cap
     sustained = comparison.sustained()
     assert 200 / 1.05 <= sustained[peers.OURS] <= 200
     assert 60 / 1.05 <= sustained["LitServe"] <= 60
@@ -263,6 +271,14 @@ def test_rounds_give_the_median_and_the_spread_of_the_searches(monkeypatch):
         loadtest.sustained_rounds(measure, 10, 600, rounds=0)
 
 
+def test_rounds_above_the_first_bracket_climb_to_the_cap_and_no_further():
+    calls = []
+    sustained = loadtest.sustained_rounds(_knee_server(500.0, calls), 50, 200, rounds=2, cap=300)
+    assert sustained.rates == [300, 300] and max(calls) == 300  # met at the cap: at least it
+    bounded = loadtest.sustained_rounds(_knee_server(250.0), 50, 200, rounds=2, cap=300)
+    assert all(250 / 1.05 <= rate <= 250 for rate in bounded.rates)
+
+
 # benchmarks.py: make bench's rows ---------------------------------------------------------------
 
 
@@ -317,6 +333,7 @@ def test_benchmarks_builds_a_missing_model_and_compares_the_servers(monkeypatch,
         return [_result("naive", 100, 50), _result("batched", 300, 20)]
 
     monkeypatch.setattr(loadtest, "compare_servers", compare_servers)
+    monkeypatch.setattr(benchmarks, "tail_ablation", lambda *args, smoke: ["ablation rows"])
     monkeypatch.setattr(benchmarks, "peer_benchmarks", lambda *args, smoke: ["peer rows"])
     rows = benchmarks.benchmarks(smoke=True)
     assert built == [tmp_path]
@@ -324,7 +341,7 @@ def test_benchmarks_builds_a_missing_model_and_compares_the_servers(monkeypatch,
     assert [row.ratio for row in rows[:2]] == [1.0, 3.0]
     assert rows[1].median_ms == pytest.approx(1000 / 300)
     assert rows[1].detail.startswith("300 req/s, p50 10 ms")
-    assert rows[2] == "peer rows"
+    assert rows[2:] == ["ablation rows", "peer rows"]
     (tmp_path / artifact.MANIFEST).write_text("{}")  # present: not built again
     benchmarks.benchmarks()
     assert built == [tmp_path] and asked["requests"] == 2000
@@ -502,3 +519,49 @@ def test_fleets_refuse_impossible_sizes(capacity, target, message):
 def test_hpa_refuses_impossible_inputs(current, utilization, target):
     with pytest.raises(ValueError, match="expected current >= 1"):
         autoscale.hpa_desired(current, utilization, target)
+
+
+def test_tail_ablation_starts_each_variant_per_round_and_rates_its_p99_against_the_shipped(
+    monkeypatch,
+):
+    started, tails = [], {"--ort-spinning": 60.0, "arrival": 90.0}
+
+    class Server:
+        def __init__(self, model_dir, *, backend, options):
+            self.flags = options
+            self.url = "http://127.0.0.1:1"
+            started.append(options)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            return None
+
+    def run_load(url, texts, *, concurrency, requests):
+        flags = started[-1]
+        p99 = next((ms for flag, ms in tails.items() if flag in flags), 30.0)
+        return _result("", 500.0, p99)
+
+    monkeypatch.setattr(process, "ServerProcess", Server)
+    monkeypatch.setattr(loadtest, "run_load", run_load)
+    rows = benchmarks.tail_ablation("unused", ["a"], rounds=2)
+    assert len(started) == 2 * len(benchmarks.TAIL_ABLATION)  # fresh servers, A B C A B C
+    assert all(options[-3:-1] == ["--no-request-log", "--threads"] for options in started)
+    by_name = {row.variant: row for row in rows}
+    shipped, spinning, arrival = (by_name[name] for name in benchmarks.TAIL_ABLATION)
+    assert shipped.ratio == 1.0 and shipped.median_ms == pytest.approx(30.0, abs=1)
+    assert spinning.ratio == pytest.approx(0.5, abs=0.02) and spinning.rounds == 2
+    assert arrival.ratio == pytest.approx(1 / 3, abs=0.02)
+    assert arrival.detail.startswith("500 req/s, p50 45 ms, 0 errors; a request that queued")
+
+
+def test_settings_refuse_an_unknown_batch_window(tmp_path):
+    from handbook.serving.app import Settings
+
+    with pytest.raises(ValueError, match="batch_window must be one of worker, arrival"):
+        Settings(model_dir=tmp_path, batch_window="first")
+    arguments = serve_main.build_parser().parse_args(
+        ["--ort-spinning", "--batch-window", "arrival"]
+    )
+    assert arguments.ort_spinning and arguments.batch_window == "arrival"

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from handbook.serving.backends import BACKENDS
+from handbook.serving.batching import WINDOWS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="intra-op threads of the backend")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     parser.add_argument("--no-request-log", action="store_true", help="no JSON line per request")
+    parser.add_argument(
+        "--ort-spinning",
+        action="store_true",
+        help="let ONNX Runtime's idle threads spin (its default; slower here: make bench shows it)",
+    )
+    parser.add_argument(
+        "--batch-window",
+        choices=WINDOWS,
+        default="worker",
+        help="when a batch's wait for company starts: when the worker begins gathering it "
+        "(default) or when its oldest request arrived",
+    )
     parser.add_argument(
         "--build", action="store_true", help="build the model folder first if it is missing"
     )
@@ -67,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         max_texts_per_request=arguments.max_texts_per_request,
         threads=arguments.threads,
         log_requests=not arguments.no_request_log,
+        ort_spinning=arguments.ort_spinning,
+        batch_window=arguments.batch_window,
         load_in_background=True,  # /health answers while the model loads; /ready waits for it
     )
     configure_json_logging(arguments.log_level)

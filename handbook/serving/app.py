@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from handbook.serving.artifact import default_model_dir, load_artifact
 from handbook.serving.backends import BACKENDS, make_backend
-from handbook.serving.batching import MicroBatcher, ShuttingDown
+from handbook.serving.batching import WINDOWS, MicroBatcher, ShuttingDown
 from handbook.serving.metrics import ServerMetrics
 
 LOGGER = logging.getLogger("handbook.serve")
@@ -88,6 +88,10 @@ class Settings:
     threads: int | None = None
     log_requests: bool = True
     load_in_background: bool = False
+    # make bench's tail ablation (issue 27) puts back what this server did before: ONNX
+    # Runtime's spinning threads, and a batch window that opens when its oldest request arrived
+    ort_spinning: bool = False
+    batch_window: str = "worker"
 
     def __post_init__(self):
         self.model_dir = Path(self.model_dir or default_model_dir())
@@ -105,6 +109,10 @@ class Settings:
             )
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be 0 or more, got {self.max_wait_ms}")
+        if self.batch_window not in WINDOWS:
+            raise ValueError(
+                f"batch_window must be one of {', '.join(WINDOWS)}, got {self.batch_window!r}"
+            )
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1 (or None), got {self.threads}")
 
@@ -331,7 +339,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             artifact = await asyncio.to_thread(load_artifact, settings.model_dir)
             backend = await asyncio.to_thread(
-                make_backend, settings.backend, artifact, settings.threads
+                make_backend,
+                settings.backend,
+                artifact,
+                settings.threads,
+                spinning=settings.ort_spinning,
             )
         except Exception as error:
             state["error"] = f"{type(error).__name__}: {error}"
@@ -351,6 +363,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_batch_size=settings.max_batch_size,
                 max_wait_ms=settings.max_wait_ms,
                 on_batch=metrics.batch_size.observe,
+                window=settings.batch_window,
             )
             await state["batcher"].start()
         state["ready"] = True

@@ -56,7 +56,14 @@ class EagerBackend:
 class OnnxBackend:
     """ONNX Runtime on the CPU; ``quantized=True`` runs the INT8 file."""
 
-    def __init__(self, artifact: Artifact, *, quantized: bool, threads: int | None = None):
+    def __init__(
+        self,
+        artifact: Artifact,
+        *,
+        quantized: bool,
+        threads: int | None = None,
+        spinning: bool = False,
+    ):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -66,8 +73,11 @@ class OnnxBackend:
         options.log_severity_level = 3
         # Intra-op threads that spin between operators keep a core busy while the server's event
         # loop (or a peer's API process) needs it; on a few cores shared with HTTP work, waiting
-        # threads should sleep. The same setting for every server compared in chapter 5.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # threads should sleep. The same setting for every server compared in chapter 5;
+        # ``spinning=True`` is ONNX Runtime's default, kept for make bench's tail ablation.
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if spinning else "0"
+        )
         self.name = "int8" if quantized else "onnx"
         path = artifact.directory / (ONNX_INT8 if quantized else ONNX_FP32)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -78,10 +88,13 @@ class OnnxBackend:
         return _softmax(self.session.run(None, feeds)[0])
 
 
-def make_backend(name: str, artifact: Artifact, threads: int | None = None) -> Backend:
-    """The backend called ``name`` (one of :data:`BACKENDS`) over a loaded artifact."""
+def make_backend(
+    name: str, artifact: Artifact, threads: int | None = None, *, spinning: bool = False
+) -> Backend:
+    """The backend called ``name`` (one of :data:`BACKENDS`) over a loaded artifact;
+    ``spinning`` lets ONNX Runtime's idle intra-op threads spin (its default; not ours)."""
     if name == "eager":
         return EagerBackend(artifact, threads)
     if name in ("onnx", "int8"):
-        return OnnxBackend(artifact, quantized=name == "int8", threads=threads)
+        return OnnxBackend(artifact, quantized=name == "int8", threads=threads, spinning=spinning)
     raise ValueError(f"unknown backend {name!r}: expected one of {', '.join(BACKENDS)}")

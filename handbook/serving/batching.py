@@ -40,10 +40,17 @@ def should_flush(
     return pending_items >= max_batch_size or waited_ms >= max_wait_ms
 
 
+#: When a batch's wait for company starts: ``"worker"`` when the worker begins gathering it
+#: (LitServe's rule, the default), ``"arrival"`` when its oldest request arrived (the rule this
+#: server had before issue 27; kept for make bench's tail ablation).
+WINDOWS = ("worker", "arrival")
+
+
 @dataclass
 class _Pending:
     items: Sequence[Any]
     future: asyncio.Future
+    arrived: float  # time.perf_counter() when submitted
 
 
 class MicroBatcher:
@@ -51,7 +58,8 @@ class MicroBatcher:
 
     ``submit(items)`` is awaited by a request handler; a request's items always stay in one
     batch, so a request may hold at most ``max_batch_size`` items. ``on_batch(size)`` is called
-    after every batch (the server observes its batch-size histogram there).
+    after every batch (the server observes its batch-size histogram there). ``window``: when
+    the wait for company starts (:data:`WINDOWS`).
     """
 
     def __init__(
@@ -61,7 +69,10 @@ class MicroBatcher:
         max_batch_size: int,
         max_wait_ms: float,
         on_batch: Callable[[int], None] | None = None,
+        window: str = "worker",
     ):
+        if window not in WINDOWS:
+            raise ValueError(f"window must be one of {', '.join(WINDOWS)}, got {window!r}")
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         if max_wait_ms < 0:
@@ -70,6 +81,7 @@ class MicroBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
         self.on_batch = on_batch
+        self.window = window
         self._queue: asyncio.Queue[_Pending] | None = None
         self._worker: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -117,7 +129,7 @@ class MicroBatcher:
         future = asyncio.get_running_loop().create_future()
         self._unanswered.add(future)
         future.add_done_callback(self._unanswered.discard)
-        self._queue.put_nowait(_Pending(list(items), future))
+        self._queue.put_nowait(_Pending(list(items), future, time.perf_counter()))
         return await future
 
     async def _work(self) -> None:
@@ -130,7 +142,8 @@ class MicroBatcher:
     async def _gather(self, first: _Pending) -> tuple[list[_Pending], _Pending | None]:
         """The batch that starts with ``first``, and a request that did not fit (or None)."""
         batch, size = [first], len(first.items)
-        opened = time.perf_counter()  # the window opens now: first may have waited for the model
+        # the window opens now (first may have waited for the model), or when first arrived
+        opened = time.perf_counter() if self.window == "worker" else first.arrived
         while True:
             while size < self.max_batch_size and not self._queue.empty():
                 following = self._queue.get_nowait()

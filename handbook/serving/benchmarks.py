@@ -9,6 +9,8 @@ The load itself is :mod:`handbook.serving.loadtest`'s, the peers' processes and 
 
 from __future__ import annotations
 
+import os
+import statistics
 from collections.abc import Sequence
 
 from handbook import bench
@@ -44,7 +46,76 @@ def benchmarks(smoke: bool = False) -> list:
         )
         for result in results
     ]
-    return rows + peer_benchmarks(model_dir, texts, smoke=smoke)
+    return (
+        rows
+        + tail_ablation(model_dir, texts, smoke=smoke)
+        + peer_benchmarks(model_dir, texts, smoke=smoke)
+    )
+
+
+#: What handbook.serving did before issue 27, one change at a time: (server flags, what it puts
+#: back). The shipped server is the baseline.
+TAIL_ABLATION = {
+    "shipped (int8, 2 threads)": ([], "as chapter 5 serves it"),
+    "ORT threads spinning": (
+        ["--ort-spinning"],
+        "ONNX Runtime's default: idle intra-op threads spin and hold a core the event loop needs",
+    ),
+    "window from oldest arrival": (
+        ["--batch-window", "arrival"],
+        "a request that queued while the previous batch ran leaves at once with a partial batch",
+    ),
+}
+
+
+def tail_ablation(
+    model_dir, texts: Sequence[str], *, smoke: bool = False, rounds: int | None = None
+) -> list:
+    """``make bench`` rows: where handbook.serving's closed-loop tail came from (issue 27).
+
+    The shipped server and each variant of :data:`TAIL_ABLATION` (the shipped server with one
+    of its fixes taken back), each started fresh, 64 clients, in ``rounds`` interleaved rounds
+    (A B C A B C: a burst of load hits them alike). ``median_ms`` is the median over rounds of
+    the p99 latency; ``ratio`` the median over rounds of the shipped server's p99 over the
+    variant's, as every ratio of the table reads (below 1: without that fix the tail is longer);
+    ``detail`` the throughput and p50.
+    """
+    from handbook.serving.process import ServerProcess
+
+    rounds = rounds or (1 if smoke else 3)
+    threads = str(max(os.cpu_count() or 1, 1))
+    measured: dict[str, list] = {name: [] for name in TAIL_ABLATION}
+    for _ in range(rounds):
+        for name, (flags, _why) in TAIL_ABLATION.items():
+            options = [*flags, "--no-request-log", "--threads", threads]
+            with ServerProcess(model_dir, backend="int8", options=options) as server:
+                loadtest.run_load(server.url, texts, concurrency=8, requests=100)
+                measured[name].append(
+                    loadtest.run_load(
+                        server.url, texts, concurrency=64, requests=300 if smoke else 2000
+                    )
+                )
+    shipped = [result.percentile(99) for result in measured[next(iter(TAIL_ABLATION))]]
+    rows = []
+    for name, results in measured.items():
+        p99 = [result.percentile(99) for result in results]
+        ratio = bench.ratio_of(shipped, p99)
+        rows.append(
+            bench.Measurement(
+                "ch05 tail ablation, 64 clients (p99 ms)",
+                name,
+                statistics.median(p99),
+                ratio.value,
+                None,
+                f"{statistics.median(r.throughput for r in results):.0f} req/s, p50 "
+                f"{statistics.median(r.percentile(50) for r in results):.0f} ms, "
+                f"{sum(r.errors for r in results)} errors; {TAIL_ABLATION[name][1]}",
+                ratio.low,
+                ratio.high,
+                p99,
+            )
+        )
+    return rows
 
 
 def peer_benchmarks(model_dir, texts: Sequence[str], *, smoke: bool = False) -> list:

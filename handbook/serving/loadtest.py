@@ -58,7 +58,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -71,6 +71,9 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 CALIBRATION_HEADROOM = 2.0
 #: ... with a p99 latency (from the scheduled send time) under this, against a null endpoint.
 CALIBRATION_P99_MS = 5.0
+#: The status of a request an open loop stopped waiting for (``stop_above_ms``): not the
+#: server's failure, so not an error; its latency is how long it had waited, a lower bound.
+ABANDONED = -1
 
 
 @dataclass
@@ -84,6 +87,9 @@ class LoadResult:
     statuses: Counter = field(default_factory=Counter)
     label: str = ""
     rate: float | None = None  # open loop: the arrival rate, requests per second
+    #: open loop with ``stop_above_ms``: the run stopped as soon as its p99 could no longer be at
+    #: most that (only the requests scheduled by then are here)
+    stopped_early: bool = False
 
     @property
     def open_loop(self) -> bool:
@@ -95,8 +101,9 @@ class LoadResult:
 
     @property
     def throughput(self) -> float:
-        """Answered requests per second of wall time."""
-        return self.requests / self.seconds
+        """Requests per second of wall time (those an open loop abandoned when it stopped early
+        not counted)."""
+        return (self.requests - self.statuses.get(ABANDONED, 0)) / self.seconds
 
     @property
     def errors(self) -> int:
@@ -119,6 +126,7 @@ class LoadResult:
             "p50 ms": round(self.percentile(50), 2),
             "p95 ms": round(self.percentile(95), 2),
             "p99 ms": round(self.percentile(99), 2),
+            **({"stopped early": True} if self.stopped_early else {}),
         }
 
 
@@ -235,10 +243,19 @@ async def _closed_loop(
     return np.asarray(latencies), np.asarray(statuses, dtype=int), wall
 
 
+def late_requests_to_fail(count: int, q: float = 99.0) -> int:
+    """The fewest of ``count`` latencies above a target that make the ``q``-th percentile
+    (``np.percentile``'s linear interpolation) certainly above it: with that many, both order
+    statistics the percentile interpolates between are above the target."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    return count - math.floor(q / 100 * (count - 1))
+
+
 async def _open_loop(
     url: str, requests: list[bytes], warm_up: bytes, rate: float, count: int, connections: int,
-    timeout_s: float,
-) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+    timeout_s: float, stop_above_ms: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, float, bool]:  # fmt: skip
     loop = asyncio.get_running_loop()
     pool = [_Connection(*_endpoint(url)) for _ in range(connections)]
     await asyncio.gather(*(_send_within(c, warm_up, timeout_s) for c in pool))  # untimed
@@ -246,12 +263,23 @@ async def _open_loop(
     statuses = np.zeros(count, dtype=int)
     answered = np.zeros(count, dtype=bool)
     queue: asyncio.Queue = asyncio.Queue()
+    # stop_above_ms: the run ends once the p99 over all `count` requests can no longer be at most
+    # that: `late_requests_to_fail` requests not answered within it, or one failed request
+    late_allowed = late_requests_to_fail(count) if stop_above_ms is not None else None
+    state = {"late": 0, "stop": False}
 
     def settle(index: int, due: float, status: int) -> None:
         if not answered[index]:
             answered[index] = True
             statuses[index] = status
             latencies[index] = (time.perf_counter() - due) * 1000  # from the scheduled time
+            if late_allowed is not None and (status == 0 or status >= 500):  # a failure
+                state["stop"] = True
+
+    def check_late(index: int) -> None:  # at due + stop_above_ms: still unanswered is late
+        if not answered[index]:
+            state["late"] += 1
+            state["stop"] = state["stop"] or state["late"] >= late_allowed
 
     async def sender(connection: _Connection) -> None:
         while (item := await queue.get()) is not None:
@@ -266,24 +294,43 @@ async def _open_loop(
     # perf_counter for the clock (uvloop's loop.time() counts whole milliseconds), the loop's
     # time only to schedule each request's deadline
     start, loop_start = time.perf_counter() + 0.01, loop.time() + 0.01
+    timers, scheduled = [], 0
     for index in range(count):
         due = start + index / rate
         if due > time.perf_counter():
             await asyncio.sleep(due - time.perf_counter())
+        if state["stop"]:
+            break
         # an error at its deadline, whether it is waiting for a connection or for its answer
-        loop.call_at(loop_start + index / rate + timeout_s, settle, index, due, 0)
+        timers.append(loop.call_at(loop_start + index / rate + timeout_s, settle, index, due, 0))
+        if late_allowed is not None:
+            timers.append(
+                loop.call_at(loop_start + index / rate + stop_above_ms / 1000, check_late, index)
+            )
         queue.put_nowait((index, due))
+        scheduled = index + 1
     for _ in pool:
         queue.put_nowait(None)
-    await asyncio.gather(*senders)
+    stopped = scheduled < count
+    if stopped:  # the step has failed: what is still unanswered is abandoned, now
+        for task in senders:
+            task.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        for timer in timers:
+            timer.cancel()
+        for index in range(scheduled):  # its latency so far: a lower bound
+            settle(index, start + index / rate, ABANDONED)
+    else:
+        await asyncio.gather(*senders)
     wall = time.perf_counter() - start
     for connection in pool:
         connection.close()
-    return latencies, statuses, wall
+    return latencies[:scheduled], statuses[:scheduled], wall, stopped
 
 
-def _run_coroutine(kind: str, arguments: tuple) -> tuple[np.ndarray, np.ndarray, float]:
-    """In the generator's process: run one load on a fresh event loop (uvloop if installed)."""
+def _run_coroutine(kind: str, arguments: tuple) -> tuple:
+    """In the generator's process: run one load on a fresh event loop (uvloop if installed):
+    ``(latencies, statuses, wall)``, and for the open loop whether it stopped early."""
     try:
         import uvloop
 
@@ -301,13 +348,13 @@ def _run_coroutine(kind: str, arguments: tuple) -> tuple[np.ndarray, np.ndarray,
 class _Generator:
     """The generator's own process (``python -m handbook.serving.loadtest --generator``),
     started on first use and reused: each load is a pickled request on its stdin, answered by
-    a pickled ``(latencies, statuses, wall)`` on its stdout. It dies with its parent."""
+    what :func:`_run_coroutine` returns, pickled, on its stdout. It dies with its parent."""
 
     def __init__(self):
         self.process: subprocess.Popen | None = None
         self.lock = threading.Lock()
 
-    def run(self, kind: str, arguments: tuple) -> tuple[np.ndarray, np.ndarray, float]:
+    def run(self, kind: str, arguments: tuple) -> tuple:
         with self.lock:
             if self.process is None or self.process.poll() is not None:
                 self.process = subprocess.Popen(
@@ -344,7 +391,7 @@ class _Generator:
 _GENERATOR = _Generator()
 
 
-def _generate(kind: str, arguments: tuple) -> tuple[np.ndarray, np.ndarray, float]:
+def _generate(kind: str, arguments: tuple) -> tuple:
     """Run a load in the generator's own process."""
     return _GENERATOR.run(kind, arguments)
 
@@ -435,6 +482,7 @@ def run_open_loop(
     timeout_s: float = 10.0,
     label: str = "",
     body: str = "text",
+    stop_above_ms: float | None = None,
 ) -> LoadResult:
     """Open loop: ``round(rate * seconds)`` requests, request ``i`` due at ``i / rate`` s.
 
@@ -443,6 +491,13 @@ def run_open_loop(
     for the wait; ``latencies_ms`` is in schedule order. A request not answered within
     ``timeout_s`` of its scheduled time counts as an error (status 0) at that deadline, so the
     test ends by ``seconds + timeout_s``. ``body`` as in :func:`run_load`.
+
+    ``stop_above_ms``: stop as soon as the run's p99 can no longer be at most this (enough
+    requests, :func:`late_requests_to_fail`, were not answered within it, or one failed): no
+    more requests are sent, those not answered yet get status :data:`ABANDONED` and their wait
+    so far as latency (so the p99 is a lower bound), and the result says ``stopped_early``.
+    A search step that has already failed then costs a fraction of a second instead of its
+    whole schedule and a queue drained up to ``timeout_s``.
     """
     _check_loopback(url)
     if rate <= 0 or seconds <= 0 or connections < 1:
@@ -450,18 +505,21 @@ def run_open_loop(
             f"expected rate > 0, seconds > 0 and connections >= 1, got {rate}, {seconds} and "
             f"{connections}"
         )
+    if stop_above_ms is not None and stop_above_ms <= 0:
+        raise ValueError(f"stop_above_ms must be positive (or None), got {stop_above_ms}")
     if not texts:
         raise ValueError("texts must hold at least one text to send")
     count = max(round(rate * seconds), 1)
     bodies = _bodies(texts, body)
-    latencies, statuses, wall = _generate(
+    latencies, statuses, wall, stopped = _generate(
         "open",
         (url, _encode(url, bodies), _encode(url, bodies[:1])[0], rate, count, connections,
-         timeout_s),
+         timeout_s, stop_above_ms),
     )  # fmt: skip
     return LoadResult(
-        connections, wall, latencies, Counter(statuses.tolist()), label, rate=float(rate)
-    )
+        connections, wall, latencies, Counter(statuses.tolist()), label, rate=float(rate),
+        stopped_early=stopped,
+    )  # fmt: skip
 
 
 # --- calibration: the generator against an endpoint that answers at once -----------------------
@@ -575,8 +633,9 @@ def calibrate_generator(
 
 
 def meets_target(result: LoadResult, p99_ms: float) -> bool:
-    """No request failed and the p99 latency (from the scheduled time) is at most ``p99_ms``."""
-    return not result.errors and result.percentile(99) <= p99_ms
+    """No request failed and the p99 latency (from the scheduled time) is at most ``p99_ms``
+    (a run stopped early has failed already)."""
+    return not result.stopped_early and not result.errors and result.percentile(99) <= p99_ms
 
 
 @dataclass
@@ -673,17 +732,22 @@ def sustained_rounds(
     rounds: int = 3,
     p99_ms: float = 100.0,
     tolerance: float = 0.05,
+    cap: float | None = None,
 ) -> SustainedRate:
-    """:func:`search_sustained_rate` ``rounds`` times. The first searches ``[low, high]``; the
-    next ones start from a bracket of +-20% around the previous round's rate (which moves if
-    the rate moved), never outside ``[low / 8, high]``."""
+    """:func:`search_sustained_rate` ``rounds`` times. The first searches ``[low, high]`` (and
+    moves up to ``cap``, default ``high``, if ``high`` meets the target); the next ones start
+    from a bracket of +-20% around the previous round's rate (which moves if the rate moved),
+    never outside ``[low / 8, cap]``."""
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    searches = [search_sustained_rate(measure, low, high, p99_ms=p99_ms, tolerance=tolerance)]
+    cap = high if cap is None else max(cap, high)
+    searches = [
+        search_sustained_rate(measure, low, high, p99_ms=p99_ms, tolerance=tolerance, cap=cap)
+    ]
     for _ in range(rounds - 1):
         previous = searches[-1].rate or low
         start_low = max(previous / 1.2, low / 8)
-        start_high = min(previous * 1.2, high)
+        start_high = min(previous * 1.2, cap)
         if start_high <= start_low:
             start_low = start_high / 1.2
         searches.append(
@@ -694,7 +758,7 @@ def sustained_rounds(
                 p99_ms=p99_ms,
                 tolerance=tolerance,
                 floor=low / 8,
-                cap=high,
+                cap=cap,
             )  # fmt: skip
         )
     return SustainedRate(searches)
@@ -714,18 +778,23 @@ def compare_servers(
     texts: Sequence[str],
     *,
     clients: Sequence[int],
-    requests: int,
+    requests: int | Mapping[int, int],
     variants: dict[str, tuple[str, list[str]]] | None = None,
     log_dir=None,
 ) -> list[LoadResult]:
     """Start each server variant in turn, load it at every number of ``clients``, stop it.
 
+    ``requests``: per load, or per number of clients (``{1: 200, 64: 600}``: few clients
+    answer steadily and slowly, so fewer requests measure them as well and cost less time).
     Returns one :class:`LoadResult` per (variant, clients), labelled with the variant's name.
     The servers log no line per request here (``--no-request-log``): the comparison is about
     the serving path. Each server first gets a short untimed warm-up load.
     """
     from handbook.serving.process import ServerProcess
 
+    per_load = requests if isinstance(requests, Mapping) else dict.fromkeys(clients, requests)
+    if missing := [count for count in clients if count not in per_load]:
+        raise ValueError(f"requests gives no number of requests for {missing} clients")
     results = []
     for index, (name, (backend, flags)) in enumerate((variants or SERVER_VARIANTS).items()):
         log_path = None if log_dir is None else f"{log_dir}/server-{index}-{backend}.log"
@@ -734,7 +803,7 @@ def compare_servers(
         ) as server:
             run_load(server.url, texts, concurrency=8, requests=50)
             results.extend(
-                run_load(server.url, texts, concurrency=count, requests=requests, label=name)
+                run_load(server.url, texts, concurrency=count, requests=per_load[count], label=name)
                 for count in clients
             )
     return results

@@ -172,9 +172,14 @@ OURS = "handbook.serving"
 #: The latency target: the highest rate a server answers with p99 at most this is what it
 #: "sustains".
 P99_TARGET_MS = 100.0
-#: The open-loop search's bracket, as fractions of handbook.serving's closed-loop throughput
-#: (the same absolute rates for every server): from a twentieth to one and a half times it.
-SEARCH_BRACKET = (0.05, 1.5)
+#: The open-loop search's first bracket, as fractions of the server's own closed-loop
+#: throughput at 64 clients: a server cannot sustain, with a p99 target, more than it answers
+#: when 64 clients keep it busy, so the search starts below that and bisects up to it.
+SEARCH_BRACKET = (0.25, 1.0)
+#: No search offers more than this multiple of handbook.serving's closed-loop throughput (a
+#: server that meets the target at its bracket's top is tried higher, up to this); the
+#: generator is calibrated at twice it.
+SEARCH_CAP = 1.5
 #: A request of a search step not answered within this (ten times the target) is an error: the
 #: step has failed anyway, and an overloaded server's step ends instead of draining its queue.
 STEP_TIMEOUT_S = 10 * P99_TARGET_MS / 1000
@@ -218,7 +223,8 @@ class PeerComparison:
 
     def open_table(self) -> list[dict]:
         """Every open-loop step of the searches: server, rate, answered req/s, p50 and p99 from
-        the scheduled time, errors."""
+        the scheduled time, errors, and whether the step stopped early (its p99 could no longer
+        meet the target; then its p99 is a lower bound)."""
         return [
             {
                 "server": name,
@@ -227,10 +233,20 @@ class PeerComparison:
                 "p50 ms": round(result.percentile(50), 1),
                 "p99 ms": round(result.percentile(99), 1),
                 "errors": result.errors,
+                "stopped early": result.stopped_early,
             }
             for name, search in self.open.items()
             for result in search.steps
         ]
+
+
+def search_bracket(closed_throughput: float, cap: float) -> tuple[float, float]:
+    """The first bracket of a server's search: :data:`SEARCH_BRACKET` times its closed-loop
+    throughput, never above ``cap`` (requests/s)."""
+    if closed_throughput <= 0 or cap <= 0:
+        raise ValueError(f"expected positive rates, got {closed_throughput} and {cap}")
+    low, high = (min(fraction * closed_throughput, cap) for fraction in SEARCH_BRACKET)
+    return (high / 4 if low >= high else low), high
 
 
 def _server(name: str, model_dir, threads: int, log_path) -> ServerProcess:
@@ -263,17 +279,19 @@ def compare_peers(
 
     Per server: an untimed warm-up, a closed-loop run (``clients`` clients, ``requests``
     requests). After handbook.serving's closed loop, the generator is calibrated
-    (:func:`handbook.serving.loadtest.calibrate_generator`) at twice the top of the search
-    bracket (:data:`SEARCH_BRACKET` times that closed-loop throughput). If it passes, each
-    server's sustained rate is searched by bisection (``rounds`` rounds, ``seconds`` per step,
-    to ``tolerance``); if not, no server gets a sustained rate. ``threads``: ONNX Runtime
-    intra-op threads of every server (default: all cores).
+    (:func:`handbook.serving.loadtest.calibrate_generator`) at twice the most any search may
+    offer (:data:`SEARCH_CAP` times that closed-loop throughput). If it passes, each server's
+    sustained rate is searched by bisection (``rounds`` rounds, ``seconds`` per step, to
+    ``tolerance``), starting from :data:`SEARCH_BRACKET` times the server's own closed-loop
+    throughput; a step stops as soon as its p99 cannot meet the target. If the calibration
+    fails, no server gets a sustained rate. ``threads``: ONNX Runtime intra-op threads of every
+    server (default: all cores).
     """
     from handbook.serving import loadtest
 
     threads = threads or max(os.cpu_count() or 1, 1)
     names = [OURS, *(available_peers() if peers is None else peers)]
-    closed, searched, calibration, bracket = {}, {}, None, None
+    closed, searched, calibration, cap = {}, {}, None, None
     for index, name in enumerate(names):
         log_path = None if log_dir is None else f"{log_dir}/peer-{index}.log"
         with _server(name, model_dir, threads, log_path) as server:
@@ -281,23 +299,25 @@ def compare_peers(
             closed[name] = loadtest.run_load(
                 server.url, texts, concurrency=clients, requests=requests, label=name, body="texts"
             )
-            if bracket is None:
-                bracket = [fraction * closed[OURS].throughput for fraction in SEARCH_BRACKET]
+            if calibration is None:
+                cap = SEARCH_CAP * closed[OURS].throughput
                 calibration = loadtest.calibrate_generator(
-                    loadtest.CALIBRATION_HEADROOM * bracket[1],
+                    loadtest.CALIBRATION_HEADROOM * cap,
                     seconds=calibration_seconds,
                     connections=clients,
                 )
             if not calibration.passed:
                 continue
+            low, high = search_bracket(closed[name].throughput, cap)
 
             def measure(rate: float, url: str = server.url, label: str = name):
                 return loadtest.run_open_loop(
                     url, texts, rate=rate, seconds=seconds, connections=clients, label=label,
-                    body="texts", timeout_s=STEP_TIMEOUT_S,
+                    body="texts", timeout_s=STEP_TIMEOUT_S, stop_above_ms=P99_TARGET_MS,
                 )  # fmt: skip
 
             searched[name] = loadtest.sustained_rounds(
-                measure, *bracket, rounds=rounds, p99_ms=P99_TARGET_MS, tolerance=tolerance
-            )
+                measure, low, high, rounds=rounds, p99_ms=P99_TARGET_MS, tolerance=tolerance,
+                cap=cap,
+            )  # fmt: skip
     return PeerComparison(closed, searched, threads, calibration)
