@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -350,17 +350,31 @@ def build_site(*, smoke: bool) -> int:
         "--quiet",
     ]
     print("building the site:", " ".join(command[1:]))
-    result = subprocess.run(command, check=False)
-    if result.returncode:
-        print(
-            "the site build failed (warnings count as errors): see the messages above",
-            file=sys.stderr,
-        )
-        return result.returncode
-    for language in i18n.TRANSLATIONS:
-        status = build_translated_site(language, smoke=smoke)
-        if status:
-            return status
+    # The editions are built from the staged sources, not from the English HTML: Jupyter Book
+    # builds English while the translated editions are staged and built beside it (two
+    # processes on two cores; nothing here is timed).
+    english = subprocess.Popen(command)
+
+    def english_built() -> int:
+        if english.returncode is None and english.wait():
+            print(
+                "the site build failed (warnings count as errors): see the messages above",
+                file=sys.stderr,
+            )
+        return english.returncode
+
+    try:
+        for language in i18n.TRANSLATIONS:
+            status = build_translated_site(language, smoke=smoke, after=english_built)
+            if status:
+                english_built()
+                return status
+    except BaseException:  # an interrupted build leaves no Jupyter Book running
+        english.kill()
+        english.wait()
+        raise
+    if english_built():
+        return english.returncode
     print(f"\nThe book is ready: open file://{config.html_dir() / 'index.html'}")
     for language in i18n.TRANSLATIONS:
         print(f"  {language}: file://{translated_html_dir(language) / 'index.html'}")
@@ -435,11 +449,14 @@ def translate_staged_pages(site_dir: Path, language: str) -> None:
         )
 
 
-def build_translated_site(language: str, *, smoke: bool) -> int:
+def build_translated_site(
+    language: str, *, smoke: bool, after: Callable[[], int] | None = None
+) -> int:
     """The edition in ``language`` from the English site staged by :func:`build_site`: the same
     executed notebooks (nothing runs again), their prose, the ledger and the learning path in
     ``language``, built by Jupyter Book into :func:`translated_html_dir`. Returns Jupyter Book's
-    exit status."""
+    exit status. ``after``: called before the edition is copied into the English site's folder
+    (the English build still running returns its status there; non-zero stops the copy)."""
     from handbook import book_site, learning_path
     from handbook.plots import style
 
@@ -475,6 +492,8 @@ def build_translated_site(language: str, *, smoke: bool) -> int:
     if result.returncode:
         print(f"the {language} edition's build failed: see the messages above", file=sys.stderr)
         return result.returncode
+    if after is not None and (status := after()):
+        return status
     target = translated_html_dir(language)
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(output_root / "_build" / "html", target)
