@@ -48,7 +48,9 @@ with PyTorch 2.14 on CPU (``tests/test_attention.py`` pins each point):
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -78,6 +80,7 @@ __all__ = [
     "depth_experiment",
     "layer_gradient_norms",
     "peak_in_fresh_process",
+    "peaks_in_fresh_processes",
     "previous_token_batch",
     "recurrence_vs_attention",
     "scaling_table",
@@ -248,7 +251,9 @@ def depth_experiment(
     generator = torch.Generator().manual_seed(seed)
     tokens, targets = previous_token_batch(batch_size, seq_len, vocab_size, generator)
     norms = layer_gradient_norms(model, tokens, targets)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    # foreach: one call per step updates every tensor (the same numbers as a loop over them, less
+    # Python per step for this stack of many small layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate, foreach=True)
     losses = []
     model.train()
     for _ in range(steps):
@@ -359,26 +364,60 @@ def peak_in_fresh_process(
     timeout_s: float = 600.0,
 ) -> int:
     """Peak resident-memory growth, bytes, of one call of one :func:`attention_scaling` variant,
-    measured in a new Python process.
+    measured in a new process: :func:`peaks_in_fresh_processes` for one row."""
+    return peaks_in_fresh_processes(
+        [(seq_len, variant)],
+        heads=heads,
+        d_head=d_head,
+        chunk_size=chunk_size,
+        sdpa_chunk_size=sdpa_chunk_size,
+        seed=seed,
+        timeout_s=timeout_s,
+    )[0]
+
+
+def peaks_in_fresh_processes(
+    rows: Sequence[tuple[int, str]],
+    *,
+    heads: int = 1,
+    d_head: int = 64,
+    chunk_size: int = 128,
+    sdpa_chunk_size: int = 2048,
+    seed: int = 0,
+    timeout_s: float = 600.0,
+) -> list[int]:
+    """Peak resident-memory growth, bytes, of one call of each ``(seq_len, variant)`` in
+    ``rows`` (variants of :func:`attention_scaling`), each measured in a new process.
 
     In a process that has run other variants, the allocator hands out memory it already holds
     and the peak barely moves (this read 0.0 MiB for chunked attention); a fresh process that
     has only run the same variant once on 64 tokens (to load its kernels) and then allocated q,
-    k and v charges the call with every page it touches. Linux only (/proc), like
+    k and v charges the call with every page it touches. Linux only (/proc, fork), like
     :func:`handbook.bench.peak_memory_bytes`.
 
-    The child runs on one thread with glibc's mmap threshold fixed at 64 KiB: every block larger
-    than that is its own mapping, returned to the kernel when freed, so the high-water mark is
-    the peak of what was live, at page resolution. (With glibc's defaults, a threshold that
-    moves after the first large free and per-thread arenas, chunked attention read 7.3 and 10.4
-    MiB at 2,048 tokens in two runs; fixed, 5.1 MiB both times, and twice that at 4,096.)
+    The processes run on one thread with glibc's mmap threshold fixed at 64 KiB: every block
+    larger than that is its own mapping, returned to the kernel when freed, so the high-water
+    mark is the peak of what was live, at page resolution. (With glibc's defaults, a threshold
+    that moves after the first large free and per-thread arenas, chunked attention read 7.3 and
+    10.4 MiB at 2,048 tokens in two runs; fixed, 5.1 MiB both times, and twice that at 4,096.)
+
+    One new Python process imports torch and this module (a few seconds), computes nothing, and
+    forks one child per row: each child starts from a process that has run no tensor operation,
+    as a newly started one would, without importing everything again. Fork copies the page
+    tables of the parent's data but not those of its read-only file mappings (the libraries'
+    code), so each child first maps in again the pages its parent had mapped
+    (:func:`_resident_file_pages`); otherwise the measured call would fault them in and count
+    them (0.1 to 0.9 MiB more than a fresh process read at 256 and 4,096 tokens).
     """
-    import os
+    import json
     import subprocess
     import sys
 
-    arguments = (seq_len, variant, heads, d_head, chunk_size, sdpa_chunk_size, seed)
-    code = f"from handbook.attention import _child_peak; print(_child_peak(*{arguments!r}))"
+    settings = (heads, d_head, chunk_size, sdpa_chunk_size, seed)
+    code = (
+        "from handbook.attention import _peaks_by_fork; "
+        f"print(_peaks_by_fork({[tuple(row) for row in rows]!r}, *{settings!r}))"
+    )
     environment = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
     finished = subprocess.run(
         [sys.executable, "-c", code],
@@ -388,14 +427,103 @@ def peak_in_fresh_process(
         env=environment,
     )
     if finished.returncode != 0:
-        raise RuntimeError(f"measuring {variant} at L={seq_len} failed:\n{finished.stderr[-2000:]}")
-    return int(finished.stdout.split()[-1])
+        raise RuntimeError(f"measuring peak memory failed:\n{finished.stderr[-2000:]}")
+    return json.loads(finished.stdout.splitlines()[-1])
+
+
+def _peaks_by_fork(
+    rows: Sequence[tuple[int, str]],
+    heads: int,
+    d_head: int,
+    chunk_size: int,
+    sdpa_chunk: int,
+    seed: int,
+) -> str:
+    """Runs in the process of :func:`peaks_in_fresh_processes`: one forked child per row, which
+    measures :func:`_child_peak` and writes it to a pipe; returns the peaks as a JSON list."""
+    import json
+    import sys
+    import traceback
+
+    # its first call imports sympy (1.4 s): once here, not in every child; it allocates no tensor
+    torch.broadcast_shapes((1,), (1,))
+    mapped = _resident_file_pages()
+    peaks = []
+    for seq_len, variant in rows:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:
+            os.close(read_end)
+            status = 1
+            try:
+                _map_in_again(mapped)
+                peak = _child_peak(seq_len, variant, heads, d_head, chunk_size, sdpa_chunk, seed)
+                os.write(write_end, str(peak).encode())
+                status = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(status)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as answer:
+            written = answer.read()
+        _, wait_status = os.waitpid(child, 0)
+        if os.waitstatus_to_exitcode(wait_status) != 0:
+            raise RuntimeError(f"measuring {variant} at L={seq_len} failed (see above)")
+        peaks.append(int(written))
+    return json.dumps(peaks)
+
+
+def _resident_file_pages() -> list[tuple[int, int]]:
+    """``(address, bytes)`` of every run of pages of this process's readable file mappings (the
+    interpreter's and the libraries' code and constants) that are mapped in now, read from
+    Linux's /proc/self/maps and /proc/self/pagemap (bit 63 of a page's entry: present)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    runs = []
+    with open("/proc/self/maps") as maps, open("/proc/self/pagemap", "rb") as pagemap:
+        for line in maps:
+            fields = line.split()
+            if len(fields) < 6 or not fields[5].startswith("/") or fields[1][0] != "r":
+                continue
+            start, end = (int(bound, 16) for bound in fields[0].split("-"))
+            pagemap.seek(start // page * 8)
+            present = [
+                entry >> 63
+                for entry in memoryview(pagemap.read((end - start) // page * 8)).cast("Q")
+            ]
+            first = None
+            for index, is_present in enumerate([*present, 0]):
+                if is_present and first is None:
+                    first = index
+                elif not is_present and first is not None:
+                    runs.append((start + first * page, (index - first) * page))
+                    first = None
+    return runs
+
+
+#: Linux's madvise advice that faults pages in as reads (5.14 and later).
+_MADV_POPULATE_READ = 22
+
+
+def _map_in_again(runs: Sequence[tuple[int, int]]) -> None:
+    """Map in the pages of ``runs`` (from :func:`_resident_file_pages`) without copying them:
+    madvise(MADV_POPULATE_READ) since Linux 5.14, reading one byte per page before."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    for address, length in runs:
+        if libc.madvise(address, length, _MADV_POPULATE_READ) != 0:
+            for page_address in range(address, address + length, page):
+                ctypes.string_at(page_address, 1)
 
 
 def _child_peak(
     seq_len: int, variant: str, heads: int, d_head: int, chunk_size: int, sdpa_chunk: int, seed: int
 ) -> int:
-    """Runs in the fresh process of :func:`peak_in_fresh_process`."""
+    """Runs in a fresh process of :func:`peaks_in_fresh_processes`."""
     _attention_variants(64, heads, d_head, chunk_size, sdpa_chunk, seed)[variant]()
     call = _attention_variants(seq_len, heads, d_head, chunk_size, sdpa_chunk, seed)[variant]
     return bench.peak_memory_bytes(call)
@@ -422,9 +550,10 @@ def attention_scaling(
     inference mode. One
     :class:`handbook.bench.Measurement` per variant and length (group ``"ch01 attention, L=..."``;
     ``ratio`` = plain's time over the variant's). ``peak_bytes`` (with ``memory=True``, on Linux)
-    is :func:`peak_in_fresh_process`: one new process per variant and length, a few seconds each.
+    is :func:`peaks_in_fresh_processes`: one new process per variant and length, measured after
+    all the timings.
     """
-    rows = []
+    rows, lengths = [], []
     for seq_len in seq_lens:
         variants = _attention_variants(seq_len, heads, d_head, chunk_size, sdpa_chunk_size, seed)
         measured = bench.compare(
@@ -439,13 +568,16 @@ def attention_scaling(
             },
         )
         del variants
-        for row in measured:
-            if memory and bench.cpu_peak_supported():
-                row.peak_bytes = peak_in_fresh_process(
-                    seq_len, row.variant, heads=heads, d_head=d_head, chunk_size=chunk_size,
-                    sdpa_chunk_size=sdpa_chunk_size, seed=seed,
-                )  # fmt: skip
         rows += measured
+        lengths += [seq_len] * len(measured)
+    if memory and bench.cpu_peak_supported():
+        peaks = peaks_in_fresh_processes(
+            [(seq_len, row.variant) for seq_len, row in zip(lengths, rows, strict=True)],
+            heads=heads, d_head=d_head, chunk_size=chunk_size,
+            sdpa_chunk_size=sdpa_chunk_size, seed=seed,
+        )  # fmt: skip
+        for row, peak in zip(rows, peaks, strict=True):
+            row.peak_bytes = peak
     return rows
 
 
