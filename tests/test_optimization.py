@@ -234,6 +234,45 @@ def test_saved_tensor_bytes_counts_what_autograd_keeps() -> None:
         assert optimization.saved_tensor_bytes(lambda: layer(inputs)).activation_bytes == 0
 
 
+@pytest.mark.parametrize("autocast", [False, True])
+def test_cpu_memory_per_operator_is_the_profilers_event_list(autocast: bool) -> None:
+    """peak_memory_bytes reads the profiler's raw events; the answer must be the one the
+    profiler's own event list (self_cpu_memory_usage) gives, operator for operator."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 4))
+    attention = nn.MultiheadAttention(16, 2, batch_first=True)
+    inputs = torch.randn(6, 5, 16)
+    optimizer = torch.optim.AdamW([*model.parameters(), *attention.parameters()], lr=1e-3)
+
+    def step():
+        optimizer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            mixed, _ = attention(inputs, inputs, inputs)
+            loss = model(mixed).float().pow(2).mean()
+        loss.backward()
+        optimizer.step()
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        step()
+    expected = [
+        (round(event.time_range.start * 1000), event.self_cpu_memory_usage)
+        for event in sorted(
+            (event for event in profiler.events() if event.self_cpu_memory_usage),
+            key=lambda event: event.time_range.start,
+        )
+    ]
+    raw = profiler.profiler.kineto_results.events()
+    start = profiler.profiler.kineto_results.trace_start_ns()
+    ours = [(at - start, nbytes) for at, nbytes in optimization._self_cpu_memory(raw)]
+    assert len(expected) > 10
+    assert [nbytes for _, nbytes in ours] == [nbytes for _, nbytes in expected]
+    assert [at for at, _ in ours] == pytest.approx([at for at, _ in expected], abs=1)
+    assert optimization.peak_memory_bytes(step) > 0
+
+
 def test_mixed_precision_saves_fewer_activation_bytes_and_profiler_sees_memory() -> None:
     data = datasets.number_words_sample({"train": 64}, seed=1)
     task = translation.build_task(data)
