@@ -248,6 +248,63 @@ def run_lstm(
     return outputs, state
 
 
+def run_lstm_unpacked(
+    lstm: nn.LSTM | LSTM, inputs: torch.Tensor, lengths: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`run_lstm`'s ``outputs`` ``(batch, time, directions * hidden)`` (zeros at padded
+    steps) and final hidden states ``h_n`` ``(directions, batch, hidden)``, from a one-layer,
+    batch-first torch LSTM run on the padded batch instead of a packed one (a from-scratch
+    :class:`LSTM` runs as in :func:`run_lstm`).
+
+    A one-direction LSTM never reads ahead, so the padding after a sequence's end changes none
+    of its real steps: its final state is its output at step ``length - 1``. The backward
+    direction is the same run on each sequence reversed within its length. Trained on the CPU,
+    this is two to four times faster than a packed batch, whose backward pass slices the packed
+    steps one at a time; the results are the same to float rounding.
+    """
+    if isinstance(lstm, LSTM):
+        outputs, (hidden, _) = lstm(inputs, lengths)
+        return outputs, hidden
+    if not lstm.batch_first or lstm.num_layers != 1 or lstm.proj_size:
+        raise ValueError(
+            "expected a one-layer torch LSTM built with batch_first=True, without projection"
+        )
+    batch, time, _ = inputs.shape
+    lengths = _checked_lengths(lengths, batch, time, inputs.device)
+    longest = int(lengths.max()) if batch else time
+    real = inputs[:, :longest]  # the steps after the longest sequence are padding in every row
+    rows = torch.arange(batch, device=inputs.device)
+    if not lstm.bidirectional:
+        outputs, _ = lstm(real)
+        hidden = outputs[rows, lengths - 1][None]
+    else:
+        reverse = _reversal_index(lengths, longest)
+        forward, _ = _one_direction(lstm, "")(real)
+        backward, _ = _one_direction(lstm, "_reverse")(_gather_steps(real, reverse))
+        outputs = torch.cat([forward, _gather_steps(backward, reverse)], dim=2)
+        hidden = torch.stack([forward[rows, lengths - 1], backward[rows, lengths - 1]])
+    padding = torch.arange(longest, device=inputs.device)[None, :] >= lengths[:, None]
+    outputs = outputs.masked_fill(padding[:, :, None], 0.0)
+    return nn.functional.pad(outputs, (0, 0, 0, time - longest)), hidden
+
+
+def _one_direction(lstm: nn.LSTM, suffix: str) -> nn.LSTM:
+    """A one-direction ``torch.nn.LSTM`` that shares (not copies) the parameters of one direction
+    of ``lstm`` (``suffix`` "" or "_reverse"), so gradients reach ``lstm``'s own."""
+    view = nn.LSTM(
+        lstm.input_size,
+        lstm.hidden_size,
+        bias=lstm.bias,
+        batch_first=True,
+        device=lstm.weight_ih_l0.device,
+        dtype=lstm.weight_ih_l0.dtype,
+    )
+    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        if lstm.bias or name.startswith("weight"):
+            setattr(view, f"{name}_l0", getattr(lstm, f"{name}_l0{suffix}"))
+    return view
+
+
 # Fraud: behaviour sequences ---------------------------------------------------------------------
 
 #: Ids of :data:`handbook.datasets.FRAUD_EVENTS` in the tensors: 0 is padding.
@@ -336,8 +393,9 @@ class FraudSequenceClassifier(nn.Module):
     Each step's input is the event's embedding ``(embedding_dim,)`` and its log-scaled time gap;
     the LSTM's hidden state after the user's last event and the largest value each hidden unit
     took over the real steps (max-pooling: a pattern anywhere in a long sequence reaches the
-    output directly) go through a linear layer. The LSTM is a ``torch.nn.LSTM`` (fast);
-    ``model.lstm = LSTM.from_torch(model.lstm)`` swaps a trained one for its from-scratch twin.
+    output directly) go through a linear layer. The LSTM is a ``torch.nn.LSTM`` (fast, run by
+    :func:`run_lstm_unpacked`); ``model.lstm = LSTM.from_torch(model.lstm)`` swaps a trained one
+    for its from-scratch twin.
     """
 
     def __init__(self, *, embedding_dim: int = 16, hidden_size: int = 32):
@@ -350,7 +408,7 @@ class FraudSequenceClassifier(nn.Module):
         self, events: torch.Tensor, gaps: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
         steps = torch.cat([self.embedding(events), gaps[:, :, None]], dim=2)
-        outputs, (hidden, _) = run_lstm(self.lstm, steps, lengths)
+        outputs, hidden = run_lstm_unpacked(self.lstm, steps, lengths)
         padding = torch.arange(outputs.shape[1], device=lengths.device)[None, :] >= lengths[:, None]
         # hidden states lie in (-1, 1): filling the padding with -1 keeps it out of the maximum
         strongest = outputs.masked_fill(padding[:, :, None], -1.0).amax(dim=1)
@@ -770,7 +828,7 @@ class NoteEncoder(nn.Module):
         self.features = 2 * hidden_size
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        _, (hidden, _) = run_lstm(self.lstm, self.embedding(tokens), lengths)
+        _, hidden = run_lstm_unpacked(self.lstm, self.embedding(tokens), lengths)
         return torch.cat([hidden[0], hidden[1]], dim=1)
 
 

@@ -197,6 +197,53 @@ def test_lstm_validates_its_inputs():
         cases.run_lstm(nn.LSTM(3, 4), torch.zeros(2, 5, 3), torch.tensor([5, 5]))
 
 
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no bias"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one direction", "bidirectional"])
+@pytest.mark.parametrize("case", LAYER_CASES)
+def test_unpacked_run_matches_the_packed_one_with_its_gradients(case, bidirectional, bias):
+    batch, time, size, hidden, lengths = LAYER_CASES[case]
+    torch.manual_seed(len(case))
+    reference = nn.LSTM(size, hidden, bias=bias, batch_first=True, bidirectional=bidirectional)
+    reference = reference.double()
+    inputs = torch.randn(batch, time + 2, size, dtype=torch.float64)
+    lengths = torch.tensor(lengths)
+
+    def packed_run(x):
+        outputs, (h, _) = cases.run_lstm(reference, x, lengths)
+        return outputs, h
+
+    results = []
+    for run in (packed_run, lambda x: cases.run_lstm_unpacked(reference, x, lengths)):
+        reference.zero_grad()
+        x = inputs.clone().requires_grad_(True)
+        outputs, h = run(x)
+        (outputs.tanh().sum() + h.square().sum()).backward()
+        results.append((outputs, h, x.grad, [p.grad.clone() for p in reference.parameters()]))
+    (packed, packed_h, packed_grad, packed_weights), (outputs, h, grad, weights) = results
+    assert outputs.shape == packed.shape and h.shape == packed_h.shape
+    torch.testing.assert_close(outputs, packed, rtol=0, atol=1e-12)
+    torch.testing.assert_close(h, packed_h, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grad, packed_grad, rtol=0, atol=1e-12)
+    for ours, expected in zip(weights, packed_weights, strict=True):
+        torch.testing.assert_close(ours, expected, rtol=0, atol=1e-12)
+    scratch_outputs, scratch_h = cases.run_lstm_unpacked(
+        cases.LSTM.from_torch(reference), inputs, lengths
+    )
+    torch.testing.assert_close(scratch_outputs, packed.detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(scratch_h, packed_h.detach(), rtol=0, atol=1e-12)
+
+
+def test_unpacked_run_rejects_what_it_cannot_run():
+    with pytest.raises(ValueError, match="batch_first=True"):
+        cases.run_lstm_unpacked(nn.LSTM(3, 4), torch.zeros(2, 5, 3), torch.tensor([5, 5]))
+    with pytest.raises(ValueError, match="one-layer"):
+        lstm = nn.LSTM(3, 4, num_layers=2, batch_first=True)
+        cases.run_lstm_unpacked(lstm, torch.zeros(2, 5, 3), torch.tensor([5, 5]))
+    with pytest.raises(ValueError, match="lengths between 1 and the padded length 5"):
+        lstm = nn.LSTM(3, 4, batch_first=True)
+        cases.run_lstm_unpacked(lstm, torch.zeros(2, 5, 3), torch.tensor([0, 5]))
+
+
 # Fraud ------------------------------------------------------------------------------------------
 
 
