@@ -98,13 +98,16 @@ class NewsClassifier(nn.Module):
 @dataclass
 class Period:
     """One period of the stream as tensors: training and test features ``(n, features)``,
-    int64 labels ``(n,)``, and the topics (label ids) that first appear in it."""
+    int64 labels ``(n,)``, and the topics (label ids) that first appear in it; ``first_runs``
+    keeps the network :func:`run_stream` trained on it as a stream's first period."""
 
     inputs: Tensor
     targets: Tensor
     test_inputs: Tensor
     test_targets: Tensor
     new_classes: tuple[int, ...]
+    #: What :func:`run_stream` trained on this period when it came first, by seed and settings.
+    first_runs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 def stream_periods(data, features: int = FEATURES) -> list[Period]:
@@ -495,7 +498,14 @@ def run_stream(
 
     Every strategy trains ``epochs`` epochs per period with the same optimizer settings and
     starts from the same initial network (``seed``). ``classes`` defaults to the largest label
-    + 1. Compute counts training and Fisher passes, not evaluation (the same for all).
+    + 1. Compute counts training and Fisher passes, not evaluation (the same for all); the
+    Fisher's FLOPs are counted on its first computation and reused for later ones of as many
+    examples (the same matrix products).
+
+    The first period is the same for every strategy (nothing old to keep, no replay, no Fisher
+    yet), so it is trained once per seed and training settings: the network, its Fisher and
+    the seconds they took are kept in ``periods[0].first_runs``, and a later run on the same
+    periods starts from them, counting the same examples, FLOPs and seconds.
     """
     if strategy not in STRATEGY_NAMES:
         raise ValueError(f"unknown strategy {strategy!r}: expected one of {STRATEGY_NAMES}")
@@ -517,41 +527,41 @@ def run_stream(
         learner.network, periods[0].inputs[:8], periods[0].targets[:8]
     )
     result = StreamResult(strategy, np.zeros((len(periods), len(periods))))
+    # FlopCounterMode counts matrix products by their shapes, so a Fisher of as many examples
+    # costs what the first one counted; counting again would only slow the run down
+    fisher_flops_by_size: dict[int, int] = {}
     from tqdm.auto import tqdm
 
+    first_runs = periods[0].first_runs.setdefault(
+        (seed, classes)
+        + tuple(
+            getattr(settings, name)
+            for name in ("epochs", "batch_size", "learning_rate", "hidden", "activation")
+        ),
+        {},
+    )
     live = progress and config.live_progress()
     started = time.perf_counter()
     for index in tqdm(range(len(periods)), desc=strategy, disable=not live, leave=False):
         period = periods[index]
-        start = time.perf_counter()
-        inputs, targets = period.inputs, period.targets
-        weights = torch.ones(len(targets))
+        start, earlier_seconds = time.perf_counter(), 0.0
         if strategy == "retrain":
             learner = EWC(fresh_network())
-            inputs = torch.cat([earlier.inputs for earlier in periods[: index + 1]])
-            targets = torch.cat([earlier.targets for earlier in periods[: index + 1]])
-            weights = torch.ones(len(targets))
-        elif memory is not None and len(memory):
-            inputs = torch.cat([inputs, memory.inputs])
-            targets = torch.cat([targets, memory.targets])
-            weights = torch.cat([weights, torch.full((len(memory),), replay_weight)])
         before = learner.examples_trained
-        train.fit(
-            learner,
-            train.make_loader(
-                inputs,
-                weights,
-                targets,
-                batch_size=settings.batch_size,
-                shuffle=True,
-                seed=seed + index,
-            ),
-            epochs=settings.epochs,
-            optimizer=torch.optim.Adam(learner.network.parameters(), lr=settings.learning_rate),
-            loss_fn=learner.loss,
-            device="cpu",
-            progress=False,
-        )
+        if index == 0 and "network" in first_runs:
+            learner.network.load_state_dict(first_runs["network"])
+            learner.examples_trained += first_runs["examples"]
+            earlier_seconds += first_runs["seconds"]
+        else:
+            _train_period(
+                learner, periods[: index + 1], strategy, memory, replay_weight, settings, seed
+            )
+            if index == 0:
+                first_runs.update(
+                    network=copy.deepcopy(learner.network.state_dict()),
+                    examples=learner.examples_trained - before,
+                    seconds=time.perf_counter() - start,
+                )
         trained = learner.examples_trained - before
         fisher_examples, fisher_flops = 0, 0
         if uses_ewc:
@@ -559,9 +569,22 @@ def run_stream(
                 period.inputs[: settings.fisher_samples],
                 period.targets[: settings.fisher_samples],
             )
-            fisher, fisher_flops = counted_flops(partial(diagonal_fisher, learner.network, *sample))
-            learner.consolidate(fisher)
             fisher_examples = len(sample[1])
+            if index == 0 and ("fisher", fisher_examples) in first_runs:
+                fisher, fisher_flops, seconds = first_runs["fisher", fisher_examples]
+                earlier_seconds += seconds
+            else:
+                fisher_start = time.perf_counter()
+                fisher_call = partial(diagonal_fisher, learner.network, *sample)
+                if fisher_examples in fisher_flops_by_size:
+                    fisher, fisher_flops = fisher_call(), fisher_flops_by_size[fisher_examples]
+                else:
+                    fisher, fisher_flops = counted_flops(fisher_call)
+                    fisher_flops_by_size[fisher_examples] = fisher_flops
+                if index == 0:
+                    seconds = time.perf_counter() - fisher_start
+                    first_runs["fisher", fisher_examples] = (fisher, fisher_flops, seconds)
+            learner.consolidate(fisher)
         if memory is not None:
             memory.add(period.inputs, period.targets)
         network = learner.network
@@ -576,13 +599,56 @@ def run_stream(
         result.fisher_examples.append(fisher_examples)
         result.flops.append(trained * per_example_flops + fisher_flops)
         result.memory_size.append(len(memory) if memory is not None else 0)
-        result.seconds.append(time.perf_counter() - start)
+        result.seconds.append(time.perf_counter() - start + earlier_seconds)
     if progress and not live:
         print(
-            f"{strategy}: {len(periods)} periods in {time.perf_counter() - started:.1f} s, "
+            f"{strategy}: {len(periods)} periods in {sum(result.seconds):.1f} s, "
             f"final accuracy {result.final_accuracy:.3f}"
         )
     return result
+
+
+def _train_period(
+    learner: EWC,
+    periods: Sequence[Period],
+    strategy: str,
+    memory: ReplayMemory | None,
+    replay_weight: float,
+    settings: StreamConfig,
+    seed: int,
+) -> None:
+    """Train ``learner`` on the last of ``periods`` as ``strategy`` does: on that period, plus
+    the replay memory, or (``"retrain"``) on every period so far."""
+    index, period = len(periods) - 1, periods[-1]
+    inputs, targets = period.inputs, period.targets
+    weights = torch.ones(len(targets))
+    if strategy == "retrain":
+        inputs = torch.cat([earlier.inputs for earlier in periods])
+        targets = torch.cat([earlier.targets for earlier in periods])
+        weights = torch.ones(len(targets))
+    elif memory is not None and len(memory):
+        inputs = torch.cat([inputs, memory.inputs])
+        targets = torch.cat([targets, memory.targets])
+        weights = torch.cat([weights, torch.full((len(memory),), replay_weight)])
+    train.fit(
+        learner,
+        train.make_loader(
+            inputs,
+            weights,
+            targets,
+            batch_size=settings.batch_size,
+            shuffle=True,
+            seed=seed + index,
+            whole_batches=True,
+        ),
+        epochs=settings.epochs,
+        optimizer=torch.optim.Adam(
+            learner.network.parameters(), lr=settings.learning_rate, foreach=True
+        ),
+        loss_fn=learner.loss,
+        device="cpu",
+        progress=False,
+    )
 
 
 # Measures ---------------------------------------------------------------------------------------

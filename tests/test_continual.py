@@ -4,6 +4,7 @@ compute ledger against FlopCounterMode run over real training."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import Counter
 
@@ -434,6 +435,58 @@ def test_strategies_count_their_examples_and_forget_as_expected(small_stream):
     assert continual.average_forgetting(results["replay"].accuracy) < fine_tune - 0.4
     assert results["retrain"].final_accuracy > results["fine-tune"].final_accuracy + 0.3
     assert results["replay"].total_flops < 0.7 * results["retrain"].total_flops
+
+
+def test_later_runs_start_from_the_first_period_trained_once(small_stream):
+    settings = continual.StreamConfig(epochs=2, hidden=16, learning_rate=1e-2, fisher_samples=40)
+    order = ("replay", "EWC + replay", "retrain", "EWC", "fine-tune")
+
+    def fresh_periods():  # the same tensors, nothing trained on them yet
+        return [dataclasses.replace(period) for period in small_stream]
+
+    shared = fresh_periods()
+    in_turn = [
+        continual.run_stream(shared, name, settings, seed=3, progress=False) for name in order
+    ]
+    assert list(shared[0].first_runs) == [(3, 6, 2, 64, 1e-2, 16, "tanh")]
+    first = shared[0].first_runs[3, 6, 2, 64, 1e-2, 16, "tanh"]
+    assert set(first) == {"network", "examples", "seconds", ("fisher", 40)}
+    for name, reused in zip(order, in_turn, strict=True):
+        alone = continual.run_stream(fresh_periods(), name, settings, seed=3, progress=False)
+        np.testing.assert_array_equal(reused.accuracy, alone.accuracy)
+        assert reused.seen_accuracy == alone.seen_accuracy
+        assert reused.training_examples == alone.training_examples
+        assert reused.fisher_examples == alone.fisher_examples
+        assert reused.flops == alone.flops
+        assert reused.seconds[0] >= first["seconds"]  # the time the first period took, once
+    continual.run_stream(shared, "fine-tune", settings, seed=4, progress=False)
+    assert len(shared[0].first_runs) == 2, "another seed trains its own first period"
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_whole_batch_loader_gives_the_same_batches_and_random_draws(shuffle):
+    inputs, weights = torch.randn(150, 5), torch.rand(150)
+    targets = torch.randint(0, 3, (150,))
+    batches, draws = [], []
+    for whole_batches in (False, True):
+        torch.manual_seed(0)
+        loader = train.make_loader(
+            inputs,
+            weights,
+            targets,
+            batch_size=32,
+            shuffle=shuffle,
+            seed=2,
+            whole_batches=whole_batches,
+        )
+        batches.append([[t.clone() for t in batch] for _ in range(2) for batch in loader])
+        draws.append(torch.rand(3))
+    assert len(batches[0]) == len(batches[1]) == 10
+    for ours, theirs in zip(*batches, strict=True):
+        assert len(ours) == 3
+        for mine, expected in zip(ours, theirs, strict=True):
+            assert mine.dtype == expected.dtype and torch.equal(mine, expected)
+    torch.testing.assert_close(draws[0], draws[1], rtol=0, atol=0)
 
 
 def test_run_stream_rejects_unknown_strategies(small_stream):
