@@ -234,6 +234,32 @@ def test_saved_tensor_bytes_counts_what_autograd_keeps() -> None:
         assert optimization.saved_tensor_bytes(lambda: layer(inputs)).activation_bytes == 0
 
 
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_make_optimizer_steps_as_the_per_tensor_loop(decoupled: bool) -> None:
+    """make_optimizer asks for the foreach implementation: the same weights, bit for bit, as
+    the loop over tensors PyTorch uses on CPUs by default."""
+    recipe = optimization.Recipe(
+        "r", learning_rate=3e-3, weight_decay=0.1, decoupled_weight_decay=decoupled
+    )
+    weights = []
+    for foreach in (True, False):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+        optimizer = optimization.make_optimizer(model, recipe)
+        assert optimizer.defaults["foreach"] is True
+        optimizer.defaults["foreach"] = foreach
+        for group in optimizer.param_groups:
+            group["foreach"] = foreach
+        inputs, targets = torch.randn(32, 8), torch.randint(0, 3, (32,))
+        for _ in range(5):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(inputs), targets).backward()
+            optimizer.step()
+        weights.append([parameter.detach().clone() for parameter in model.parameters()])
+    for grouped, looped in zip(*weights, strict=True):
+        assert torch.equal(grouped, looped)
+
+
 @pytest.mark.parametrize("autocast", [False, True])
 def test_cpu_memory_per_operator_is_the_profilers_event_list(autocast: bool) -> None:
     """peak_memory_bytes reads the profiler's raw events; the answer must be the one the
