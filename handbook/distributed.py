@@ -39,22 +39,22 @@ DATASETS = ("digits", "blobs")
 def load_data(name: str, seed: int = 0):
     """``(train_inputs, train_targets, test_inputs, test_targets)`` tensors of ``name``.
 
-    ``digits``: inputs ``(n, 64)`` scaled to [0, 1], 10 classes, a stratified 80/20 split;
-    ``blobs``: 512 training and 128 test points ``(n, 2)``, 2 classes.
+    ``digits``: inputs ``(n, 64)`` scaled to [0, 1], 10 classes, a stratified 80/20 split
+    (1,437 training and 360 test digits: every fifth of each digit's seeded shuffle is a test
+    digit); ``blobs``: 512 training and 128 test points ``(n, 2)``, 2 classes.
     """
     import numpy as np
     import torch
 
     if name == "digits":
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-
-        bunch = load_digits()
-        inputs, targets = bunch.data.astype(np.float32) / 16, bunch.target.astype(np.int64)
-        parts = train_test_split(
-            inputs, targets, test_size=0.2, random_state=seed, stratify=targets
-        )
-        train_x, test_x, train_y, test_y = (torch.from_numpy(part) for part in parts)
+        pixels, digits = _digits_table()
+        inputs, targets = pixels.astype(np.float32) / 16, digits.astype(np.int64)
+        order = np.random.default_rng(seed).permutation(len(targets))
+        order = order[np.argsort(targets[order], kind="stable")]  # shuffled within each digit
+        test = np.zeros(len(targets), dtype=bool)
+        test[order[::5]] = True
+        train_x, test_x = torch.from_numpy(inputs[~test]), torch.from_numpy(inputs[test])
+        train_y, test_y = torch.from_numpy(targets[~test]), torch.from_numpy(targets[test])
         return train_x, train_y, test_x, test_y
     if name == "blobs":
         generator = torch.Generator().manual_seed(seed)
@@ -62,6 +62,28 @@ def load_data(name: str, seed: int = 0):
         targets = (inputs[:, 0] - 0.5 * inputs[:, 1] > 0).long()
         return inputs[:512], targets[:512], inputs[512:], targets[512:]
     raise ValueError(f"unknown data set {name!r}: expected one of {', '.join(DATASETS)}")
+
+
+def _digits_table():
+    """``(pixels (1797, 64), digits (1797,))``: scikit-learn's digits file, read with numpy.
+
+    Every worker process loads the data; ``sklearn.datasets.load_digits`` would first import
+    scikit-learn (and SciPy), a second of each worker's start-up, to read this one file.
+    """
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    folders = list(spec.submodule_search_locations or ()) if spec else []
+    for folder in folders:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",")
+            return table[:, :-1], table[:, -1]
+    raise FileNotFoundError(
+        f"the digits need scikit-learn's datasets/data/digits.csv.gz, not found under {folders}"
+    )
 
 
 def build_model(features: int, classes: int, hidden: int, seed: int):
@@ -283,11 +305,18 @@ def launch(
     processes: int,
     timeout_s: float = 120.0,
     in_process: bool = False,
+    torchrun: bool = True,
     **script_options: object,
 ) -> Launch:
     """Run the script on ``processes`` workers of this machine (``torchrun --standalone``) and
     return when they finish; ``script_options`` become its flags (see :func:`script_arguments`).
     Raises ``TimeoutError`` after ``timeout_s``.
+
+    ``torchrun=False`` (one process only) starts the script as plain ``python -m
+    handbook.distributed``: a one-process job needs no launcher, and ``torchrun``'s agent (a
+    process of its own that imports PyTorch, then a rendezvous) would add seconds to its wall
+    time. The training is the same (the sampler's order, see :func:`handbook.train.make_loader`),
+    without ``DistributedDataParallel`` around the model.
 
     ``in_process=True`` (one process only) runs :func:`main` in this process instead: the same
     training on the same global batch without starting Python, torch and ``torchrun`` again (a
@@ -308,7 +337,13 @@ def launch(
         finally:
             torch.set_num_threads(threads)
         return Launch(returncode, time.perf_counter() - started, "", read_reports(out))
-    process = start(torchrun_command(arguments, processes=processes))
+    if torchrun:
+        command = torchrun_command(arguments, processes=processes)
+    elif processes == 1:
+        command = [sys.executable, "-m", "handbook.distributed", *arguments]
+    else:
+        raise ValueError(f"torchrun=False runs one process, got processes={processes}")
+    process = start(command)
     return finish(process, started, timeout_s, out)
 
 

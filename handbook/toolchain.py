@@ -185,13 +185,26 @@ def train_with_handbook(
 
 def digits_as_pixel_values(split) -> datasets.Dataset:  # noqa: F821
     """A digits split (``handbook.datasets.digits``) as the columns a Transformers image model
-    takes: ``pixel_values`` float ``(1, 8, 8)`` in [0, 1] and ``labels``, in torch format."""
-    from datasets import Dataset
+    takes: ``pixel_values`` float ``(1, 8, 8)`` in [0, 1] and ``labels``, in torch format.
+
+    ``pixel_values`` is a fixed-shape ``Array3D`` column: a batch of rows becomes one tensor in
+    one conversion. As nested lists, every pixel of every row would become a tensor of its own,
+    which made the Trainer's data loading (not its training) most of its wall time.
+    """
+    from datasets import Array3D, Dataset, Features, Value
 
     from handbook.datasets import image_tensors
 
     images, labels = image_tensors(split)
-    table = Dataset.from_dict({"pixel_values": images.numpy(), "labels": labels.numpy()})
+    features = Features(
+        {
+            "pixel_values": Array3D(shape=tuple(images.shape[1:]), dtype="float32"),
+            "labels": Value("int64"),
+        }
+    )
+    table = Dataset.from_dict(
+        {"pixel_values": images.numpy(), "labels": labels.numpy()}, features=features
+    )
     return table.with_format("torch")
 
 

@@ -49,6 +49,41 @@ def test_script_arguments_spell_flags_and_leave_out_false_and_none(tmp_path):
     assert arguments == ["--out", str(tmp_path), "--epochs", "3", "--no-eval"]
     with pytest.raises(ValueError, match="in_process=True runs one process, got processes=2"):
         distributed.launch(tmp_path, processes=2, in_process=True)
+    with pytest.raises(ValueError, match="torchrun=False runs one process, got processes=2"):
+        distributed.launch(tmp_path, processes=2, torchrun=False)
+
+
+def test_one_process_without_torchrun_trains_as_the_reference(tmp_path, one_process):
+    run = distributed.launch(
+        tmp_path, processes=1, torchrun=False, timeout_s=LAUNCH_TIMEOUT_S, **SCRIPT
+    )
+
+    assert run.ok, run.output[-3000:]
+    (report,) = run.reports
+    assert report["world_size"] == 1
+    assert report["weights"] == one_process["weights"]
+    assert report["train_loss"] == one_process["train_loss"]
+
+
+def test_the_digits_split_is_stratified_seeded_and_scikit_learns_digits():
+    from sklearn.datasets import load_digits
+
+    train_x, train_y, test_x, test_y = distributed.load_data("digits", seed=0)
+    assert (len(train_x), len(test_x)) == (1437, 360)
+    assert train_x.shape[1] == 64 and float(train_x.min()) >= 0 and float(train_x.max()) <= 1
+    per_digit = np.bincount(test_y.numpy(), minlength=10) / np.bincount(
+        np.concatenate([train_y.numpy(), test_y.numpy()]), minlength=10
+    )
+    assert np.all(np.abs(per_digit - 0.2) < 0.01), per_digit
+    bunch = load_digits()
+    rows = {tuple(row) for row in (bunch.data / 16).astype(np.float32)}
+    assert all(tuple(row) in rows for row in test_x.numpy())
+    again = distributed.load_data("digits", seed=0)
+    assert all(
+        torch.equal(first, second)
+        for first, second in zip(again, (train_x, train_y, test_x, test_y), strict=True)
+    )
+    assert not torch.equal(distributed.load_data("digits", seed=1)[3], test_y)
 
 
 def _free_port() -> int:

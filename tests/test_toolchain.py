@@ -126,6 +126,22 @@ def test_the_auto_classes_read_a_saved_folder_as_they_would_a_hub_name(tmp_path)
     assert states.shape == (3, 17, 16)  # 16 patches of 2x2 and the class token, width 16
 
 
+def test_digits_become_pixel_values_that_a_batch_reads_as_one_array():
+    from datasets import Array3D
+
+    from handbook import datasets
+
+    split = datasets.digits(seed=0)["test"]
+    table = toolchain.digits_as_pixel_values(split)
+    images, labels = datasets.image_tensors(split)
+    # a fixed-shape column: a batch of rows is one array, not a tensor per pixel
+    assert isinstance(table.features["pixel_values"], Array3D)
+    rows = table[:]
+    assert torch.equal(rows["pixel_values"], images) and torch.equal(rows["labels"], labels)
+    batch = table[[0, 5, 7]]
+    assert torch.equal(batch["pixel_values"], images[[0, 5, 7]])
+
+
 def test_lines_of_code_skip_the_docstring_comments_and_blank_lines():
     def example(a):
         """A docstring
