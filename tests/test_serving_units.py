@@ -553,7 +553,8 @@ def test_tail_ablation_starts_each_variant_per_round_and_rates_its_p99_against_t
     assert shipped.ratio == 1.0 and shipped.median_ms == pytest.approx(30.0, abs=1)
     assert spinning.ratio == pytest.approx(0.5, abs=0.02) and spinning.rounds == 2
     assert arrival.ratio == pytest.approx(1 / 3, abs=0.02)
-    assert arrival.detail.startswith("500 req/s, p50 45 ms, 0 errors; a request that queued")
+    assert arrival.detail.startswith("500 req/s, p50 45 ms, 0 errors, ")
+    assert arrival.detail.endswith("leaves at once with a partial batch")
 
 
 def test_settings_refuse_an_unknown_batch_window(tmp_path):

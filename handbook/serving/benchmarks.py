@@ -56,7 +56,7 @@ def benchmarks(smoke: bool = False) -> list:
 #: What handbook.serving did before issue 27, one change at a time: (server flags, what it puts
 #: back). The shipped server is the baseline.
 TAIL_ABLATION = {
-    "shipped (int8, 2 threads)": ([], "as chapter 5 serves it"),
+    "shipped": ([], "as chapter 5 serves it (ORT INT8)"),
     "ORT threads spinning": (
         ["--ort-spinning"],
         "ONNX Runtime's default: idle intra-op threads spin and hold a core the event loop needs",
@@ -109,7 +109,8 @@ def tail_ablation(
                 None,
                 f"{statistics.median(r.throughput for r in results):.0f} req/s, p50 "
                 f"{statistics.median(r.percentile(50) for r in results):.0f} ms, "
-                f"{sum(r.errors for r in results)} errors; {TAIL_ABLATION[name][1]}",
+                f"{sum(r.errors for r in results)} errors, {threads} ORT threads; "
+                f"{TAIL_ABLATION[name][1]}",
                 ratio.low,
                 ratio.high,
                 p99,
