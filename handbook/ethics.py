@@ -355,7 +355,12 @@ def train_hiring_model(
     model = HiringMLP(applicants.inputs.shape[1])
     if weights is None:
         loader = train.make_loader(
-            applicants.inputs, applicants.hired, batch_size=batch_size, shuffle=True, seed=seed
+            applicants.inputs,
+            applicants.hired,
+            batch_size=batch_size,
+            shuffle=True,
+            seed=seed,
+            whole_batches=True,
         )
     else:
         loader = weighted_loader(

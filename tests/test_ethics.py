@@ -535,6 +535,31 @@ def test_adversarial_batches_give_pgd_a_new_random_start_per_batch(digit_batch):
     assert batches.batches_attacked == 2
 
 
+@pytest.mark.parametrize("side", [8, 12])
+@pytest.mark.parametrize("training", [True, False], ids=["training", "evaluation"])
+def test_channels_last_pooling_gives_the_same_outputs_and_gradients(side, training):
+    torch.manual_seed(side)
+    plain = SmallCNN(side=side, channels=4, dropout=0.0).train(training)
+    fast = SmallCNN(side=side, channels=4, dropout=0.0, channels_last_pooling=True)
+    fast.load_state_dict(plain.state_dict())
+    fast.train(training)
+    images = torch.rand(6, 1, side, side)
+    images[:2] = 0.5  # constant images: ties in every pooling window
+    labels = torch.arange(6) % 10
+    results = []
+    for model in (plain, fast):
+        pixels = images.clone().requires_grad_(True)
+        logits = model(pixels)
+        F.cross_entropy(logits, labels).backward()
+        gradients = [parameter.grad for parameter in model.parameters()]
+        results.append((logits.detach(), pixels.grad, gradients))
+    (logits, pixel_grad, gradients), (fast_logits, fast_pixel_grad, fast_gradients) = results
+    assert torch.equal(fast_logits, logits)
+    assert torch.equal(fast_pixel_grad, pixel_grad)
+    assert all(torch.equal(a, b) for a, b in zip(fast_gradients, gradients, strict=True))
+    assert fast_pixel_grad.is_contiguous()
+
+
 # Explanations against captum --------------------------------------------------------------------
 
 
