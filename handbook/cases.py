@@ -444,7 +444,9 @@ def _fit_on_cpu(
 ) -> nn.Module:
     """The recipe both case models train with: AdamW (weight decay 1e-4) and cosine decay over
     ``epochs``, through :func:`handbook.train.fit`; ``tensors`` are ``(*inputs, labels)``."""
-    loader = train.make_loader(*tensors, batch_size=batch_size, shuffle=True, seed=seed)
+    loader = train.make_loader(
+        *tensors, batch_size=batch_size, shuffle=True, seed=seed, whole_batches=True
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     train.fit(
