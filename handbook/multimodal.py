@@ -176,7 +176,9 @@ def train_dual_encoder(
     """
     train.set_seed(seed)
     placeholder = torch.zeros(len(images))  # float targets: fit counts no accuracy
-    loader = train.make_loader(images, tokens, placeholder, batch_size=batch_size, shuffle=True)
+    loader = train.make_loader(
+        images, tokens, placeholder, batch_size=batch_size, shuffle=True, whole_batches=True
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
     return train.fit(
         model,
