@@ -30,6 +30,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from handbook import bench, train
 from handbook.datasets import DIAGNOSES, FRAUD_EVENTS
+from handbook.models.cnn import ChannelsLastMaxPool2d
 
 # The LSTM, from scratch -------------------------------------------------------------------------
 
@@ -847,10 +848,10 @@ class ImageEncoder(nn.Module):
         self.layers = nn.Sequential(
             nn.Conv2d(1, channels, kernel_size=3, padding=1),
             nn.ReLU(),
-            nn.MaxPool2d(2),
+            ChannelsLastMaxPool2d(2),  # nn.MaxPool2d(2), faster on the CPU
             nn.Conv2d(channels, 2 * channels, kernel_size=3, padding=1),
             nn.ReLU(),
-            nn.MaxPool2d(2),
+            ChannelsLastMaxPool2d(2),
             nn.Flatten(),
             nn.Linear(2 * channels * (side // 4) ** 2, features),
             nn.ReLU(),
