@@ -20,6 +20,7 @@ Three pieces, each written from scratch and tested against the library that does
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -289,21 +290,32 @@ def run_lstm_unpacked(
     return nn.functional.pad(outputs, (0, 0, 0, time - longest)), hidden
 
 
+#: One-direction views of the bidirectional LSTMs :func:`run_lstm_unpacked` has run, by LSTM.
+_DIRECTION_VIEWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _one_direction(lstm: nn.LSTM, suffix: str) -> nn.LSTM:
     """A one-direction ``torch.nn.LSTM`` that shares (not copies) the parameters of one direction
-    of ``lstm`` (``suffix`` "" or "_reverse"), so gradients reach ``lstm``'s own."""
-    view = nn.LSTM(
-        lstm.input_size,
-        lstm.hidden_size,
-        bias=lstm.bias,
-        batch_first=True,
-        device=lstm.weight_ih_l0.device,
-        dtype=lstm.weight_ih_l0.dtype,
-    )
-    for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-        if lstm.bias or name.startswith("weight"):
-            setattr(view, f"{name}_l0", getattr(lstm, f"{name}_l0{suffix}"))
-    return view
+    of ``lstm`` (``suffix`` "" or "_reverse"), so gradients reach ``lstm``'s own; built once per
+    LSTM (building one costs about as much as a training step) and again if a parameter of
+    ``lstm`` was replaced."""
+    names = [
+        f"{name}_l0"
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        if lstm.bias or name.startswith("weight")
+    ]
+    views = _DIRECTION_VIEWS.setdefault(lstm, {})
+    view = views.get(suffix)
+    if view is None or any(
+        getattr(view, name) is not getattr(lstm, name + suffix) for name in names
+    ):
+        with torch.random.fork_rng(devices=[]):  # its initial weights, replaced below, must
+            # not draw from the generator that dropout draws from
+            view = nn.LSTM(lstm.input_size, lstm.hidden_size, bias=lstm.bias, batch_first=True)
+        for name in names:
+            setattr(view, name, getattr(lstm, name + suffix))
+        views[suffix] = view
+    return view.train(lstm.training)
 
 
 # Fraud: behaviour sequences ---------------------------------------------------------------------
