@@ -460,7 +460,9 @@ def _fit_on_cpu(
     loader = train.make_loader(
         *tensors, batch_size=batch_size, shuffle=True, seed=seed, whole_batches=True
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=learning_rate, weight_decay=1e-4, foreach=True
+    )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     train.fit(
         model,

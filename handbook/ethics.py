@@ -29,7 +29,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from torch import nn
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+from torch.utils.data import BatchSampler, DataLoader, TensorDataset, WeightedRandomSampler
 
 from handbook import bench, train
 from handbook.datasets import HIRING_FEATURES
@@ -334,8 +334,12 @@ def weighted_loader(
         replacement=True,
         generator=torch.Generator().manual_seed(seed),
     )
+    # a batch of indices at a time: each batch is indexed at once, not stacked example by example
     return DataLoader(
-        TensorDataset(inputs, targets), batch_size=batch_size, sampler=sampler, num_workers=0
+        TensorDataset(inputs, targets),
+        batch_size=None,
+        sampler=BatchSampler(sampler, batch_size, drop_last=False),
+        num_workers=0,
     )
 
 
@@ -366,7 +370,9 @@ def train_hiring_model(
         loader = weighted_loader(
             applicants.inputs, applicants.hired, weights, batch_size=batch_size, seed=seed
         )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=learning_rate, weight_decay=1e-4, foreach=True
+    )
     train.fit(
         model, loader, epochs=epochs, optimizer=optimizer, device="cpu", description=description
     )
