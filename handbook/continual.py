@@ -541,7 +541,6 @@ def run_stream(
         {},
     )
     live = progress and config.live_progress()
-    started = time.perf_counter()
     for index in tqdm(range(len(periods)), desc=strategy, disable=not live, leave=False):
         period = periods[index]
         start, earlier_seconds = time.perf_counter(), 0.0
