@@ -539,6 +539,7 @@ def attention_scaling(
     repeats: int = 3,
     seed: int = 0,
     memory: bool = True,
+    budget_s: float | None = None,
 ) -> list[bench.Measurement]:
     """Time and peak memory of the four attentions at each sequence length, side by side.
 
@@ -549,9 +550,10 @@ def attention_scaling(
     ``scaled_dot_product_attention``) on q, k, v of shape ``(1, heads, L, d_head)`` in float32,
     inference mode. One
     :class:`handbook.bench.Measurement` per variant and length (group ``"ch01 attention, L=..."``;
-    ``ratio`` = plain's time over the variant's). ``peak_bytes`` (with ``memory=True``, on Linux)
-    is :func:`peaks_in_fresh_processes`: one new process per variant and length, measured after
-    all the timings.
+    ``ratio`` = plain's time over the variant's; at least ``repeats`` rounds, more up to
+    ``budget_s`` seconds per length, see :func:`handbook.bench.interleaved_rounds`).
+    ``peak_bytes`` (with ``memory=True``, on Linux) is :func:`peaks_in_fresh_processes`: one new
+    process per variant and length, measured after all the timings.
     """
     rows, lengths = [], []
     for seq_len in seq_lens:
@@ -562,6 +564,7 @@ def attention_scaling(
             baseline="plain",
             warmup=1,
             repeats=repeats,
+            budget_s=budget_s,
             details={
                 "chunked": f"chunk_size={chunk_size}",
                 "chunked, SDPA per chunk": f"chunk_size={sdpa_chunk_size}",
