@@ -352,28 +352,12 @@ def _attention_variants(
     }
 
 
-def peak_in_fresh_process(
-    seq_len: int,
-    variant: str,
-    *,
-    heads: int = 1,
-    d_head: int = 64,
-    chunk_size: int = 128,
-    sdpa_chunk_size: int = 2048,
-    seed: int = 0,
-    timeout_s: float = 600.0,
-) -> int:
+def peak_in_fresh_process(seq_len: int, variant: str, **settings) -> int:
     """Peak resident-memory growth, bytes, of one call of one :func:`attention_scaling` variant,
-    measured in a new process: :func:`peaks_in_fresh_processes` for one row."""
-    return peaks_in_fresh_processes(
-        [(seq_len, variant)],
-        heads=heads,
-        d_head=d_head,
-        chunk_size=chunk_size,
-        sdpa_chunk_size=sdpa_chunk_size,
-        seed=seed,
-        timeout_s=timeout_s,
-    )[0]
+    measured in a new process: :func:`peaks_in_fresh_processes` for one row (``settings``: its
+    keywords, ``heads``, ``d_head``, ``chunk_size``, ``sdpa_chunk_size``, ``seed``,
+    ``timeout_s``)."""
+    return peaks_in_fresh_processes([(seq_len, variant)], **settings)[0]
 
 
 def peaks_in_fresh_processes(
