@@ -149,7 +149,9 @@ def _fake_comparison_run(monkeypatch, calibration_p99_ms: float):
     closed = {peers.OURS: 400.0, "LitServe": 100.0}
     knee = {peers.OURS: 200.0, "LitServe": 60.0}
 
-    def run_load(url, texts, *, concurrency, requests, label="", body="text"):
+    def run_load(url, texts, *, concurrency, requests, label="", body="text", timeout_s=30.0):
+        if concurrency == 1:  # the drain after each step: one request, alone
+            opened.append(("drain", requests))
         return _result(label, closed[url.rsplit("/", 1)[1]], 20)
 
     def run_open_loop(
@@ -180,12 +182,15 @@ def test_compare_peers_calibrates_at_twice_the_top_rate_then_bisects_each_server
     assert calibrated == [loadtest.CALIBRATION_HEADROOM * cap]
     # each search starts from a fraction of the server's own closed-loop throughput, and no
     # step offers more than the cap the generator was calibrated for
-    assert opened[:2] == [
+    steps = [step for step in opened if step[0] != "drain"]
+    assert steps[:2] == [
         (peers.OURS, peers.SEARCH_BRACKET[0] * 400),
         (peers.OURS, peers.SEARCH_BRACKET[1] * 400),
     ]
-    assert ("LitServe", peers.SEARCH_BRACKET[0] * 100) in opened
-    assert max(rate for _, rate in opened) <= cap
+    assert ("LitServe", peers.SEARCH_BRACKET[0] * 100) in steps
+    assert max(rate for _, rate in steps) <= cap
+    # every step is followed by one request alone, answered once the server has drained
+    assert opened[1::2] == [("drain", 1)] * len(steps) and len(opened) == 2 * len(steps)
     sustained = comparison.sustained()
     assert 200 / 1.05 <= sustained[peers.OURS] <= 200
     assert 60 / 1.05 <= sustained["LitServe"] <= 60

@@ -240,6 +240,17 @@ class PeerComparison:
         ]
 
 
+def drain(url: str, texts: Sequence[str]) -> None:
+    """Wait until the server has answered what a step left it: a step that stopped early, or
+    whose requests timed out, closed its connections, but the server still computes what it
+    had queued. One request sent alone queues behind all of it, so its answer means the next
+    step starts on an idle server (what a step that failed leaves behind would otherwise count
+    against the next one)."""
+    from handbook.serving import loadtest
+
+    loadtest.run_load(url, texts, concurrency=1, requests=1, body="texts", timeout_s=60.0)
+
+
 def search_bracket(closed_throughput: float, cap: float) -> tuple[float, float]:
     """The first bracket of a server's search: :data:`SEARCH_BRACKET` times its closed-loop
     throughput, never above ``cap`` (requests/s)."""
@@ -311,10 +322,12 @@ def compare_peers(
             low, high = search_bracket(closed[name].throughput, cap)
 
             def measure(rate: float, url: str = server.url, label: str = name):
-                return loadtest.run_open_loop(
+                step = loadtest.run_open_loop(
                     url, texts, rate=rate, seconds=seconds, connections=clients, label=label,
                     body="texts", timeout_s=STEP_TIMEOUT_S, stop_above_ms=P99_TARGET_MS,
                 )  # fmt: skip
+                drain(url, texts)
+                return step
 
             searched[name] = loadtest.sustained_rounds(
                 measure, low, high, rounds=rounds, p99_ms=P99_TARGET_MS, tolerance=tolerance,
