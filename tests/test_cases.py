@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from handbook import bench, cases, datasets, plots
+from handbook.models import lstm
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -172,7 +173,7 @@ def test_lstm_gradients_match_torch_through_padding_and_both_directions():
 
 
 def test_reversal_index_reverses_within_each_length_and_is_its_own_inverse():
-    index = cases._reversal_index(torch.tensor([3, 1, 4]), 4)
+    index = lstm._reversal_index(torch.tensor([3, 1, 4]), 4)
     assert index.tolist() == [[2, 1, 0, 3], [0, 1, 2, 3], [3, 2, 1, 0]]
     assert torch.equal(index.gather(1, index), torch.arange(4).expand(3, 4))
 

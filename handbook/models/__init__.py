@@ -5,6 +5,8 @@
 - :mod:`handbook.models.transformer`: positional encoding, encoder and decoder blocks, the
   encoder-decoder :class:`Transformer` with greedy and beam-search decoding.
 - :mod:`handbook.models.cnn`: :class:`SmallCNN`, the convolutional network of the digits.
+- :mod:`handbook.models.lstm`: chapter 6's LSTM from scratch, and torch's LSTM run on padded
+  batches (packed, or unpacked and faster to train on a CPU).
 
 Chapter 1 (:mod:`handbook.attention`) builds the attention and the Transformer step by step and
 trains it; chapters 2 (:mod:`handbook.optimization`), 3 (:mod:`handbook.data`), 4
