@@ -80,21 +80,17 @@ def tail_ablation(
     variant's, as every ratio of the table reads (below 1: without that fix the tail is longer);
     ``detail`` the throughput and p50.
     """
-    from handbook.serving.process import ServerProcess
-
     rounds = rounds or (1 if smoke else 3)
     threads = str(max(os.cpu_count() or 1, 1))
+    variants = {
+        name: ("int8", [*flags, "--threads", threads]) for name, (flags, _) in TAIL_ABLATION.items()
+    }
     measured: dict[str, list] = {name: [] for name in TAIL_ABLATION}
-    for _ in range(rounds):
-        for name, (flags, _why) in TAIL_ABLATION.items():
-            options = [*flags, "--no-request-log", "--threads", threads]
-            with ServerProcess(model_dir, backend="int8", options=options) as server:
-                loadtest.run_load(server.url, texts, concurrency=8, requests=100)
-                measured[name].append(
-                    loadtest.run_load(
-                        server.url, texts, concurrency=64, requests=300 if smoke else 2000
-                    )
-                )
+    for _ in range(rounds):  # each round starts every variant once, in turn
+        for result in loadtest.compare_servers(
+            model_dir, texts, clients=[64], requests=300 if smoke else 2000, variants=variants
+        ):
+            measured[result.label].append(result)
     shipped = [result.percentile(99) for result in measured[next(iter(TAIL_ABLATION))]]
     rows = []
     for name, results in measured.items():
