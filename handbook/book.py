@@ -14,8 +14,9 @@ function here, and every step is a small function of its own:
   ledger, :func:`write_ledger_include`; the learning path) and runs Jupyter Book.
 - **verify**: :func:`verify` re-executes chapters in a scratch build and compares each claim they
   record with a ledger (:func:`handbook.claims.compare_records`).
-- **chapter 10**: :func:`chapter_timings` reads how long each chapter of a build took to execute,
-  the public function chapter 10 (:mod:`handbook.toolchain`, claim C23) times a full rebuild with.
+- **chapter 10**: :func:`chapter_intervals` reads when each chapter of a build started and ended,
+  the public function chapter 10 (:mod:`handbook.toolchain`, claim C23) times a full rebuild with
+  (:func:`chapter_timings`, how long each took, is what the learning-path page shows).
 - **benchmark**: :func:`benchmarks`, the cache measured on whole smoke builds (``make bench``).
 
 Executing one notebook (papermill, its kernel's environment, its timing) is
@@ -31,8 +32,9 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 from handbook import cache, claims, config, editions, i18n, runner
@@ -88,6 +90,29 @@ def key_environment(environment: Mapping[str, str]) -> dict[str, str]:
     return key
 
 
+#: Chapters whose results do not depend on what else the machine runs: none records a timing (no
+#: duration, speed-up or latency in its claims or its text; tests/test_book_pipeline.py checks
+#: their verdicts take none). With ``--jobs 1``, :func:`execute` runs those that are next to each
+#: other side by side, as many as there are cores, each kernel with the threads it has alone: their
+#: outputs are the same, bit for bit, and alone each keeps one of two cores busy, not both.
+UNTIMED_CHAPTERS = frozenset({"06_cases", "07_continual", "08_multimodal", "09_ethics"})
+
+
+def execution_groups(
+    jobs: Sequence[tuple[Path, Path, Path]], untimed: Collection[str]
+) -> list[list[tuple[Path, Path, Path]]]:
+    """``(notebook, output, kernel log)`` jobs cut, in order, into groups: each untimed notebook
+    (its stem in ``untimed``) joins the untimed ones next to it, every other is a group alone."""
+    groups: list[list[tuple[Path, Path, Path]]] = []
+    for job in jobs:
+        untimed_job = job[0].stem in untimed
+        if untimed_job and groups and groups[-1][0][0].stem in untimed:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
 def shared_cores_note(jobs: int, *, smoke: bool) -> str | None:
     """What a full-mode run with ``jobs`` > 1 does to the ledger's timings (None otherwise)."""
     if jobs <= 1 or smoke:
@@ -124,14 +149,18 @@ def execute(
     cache_dir: Path | None = None,
     force: bool = False,
     jobs: int = 1,
+    untimed: Collection[str] = UNTIMED_CHAPTERS,
 ) -> list[NotebookRun]:
     """Execute each notebook into ``out_dir``, printing one line per notebook with its wall time.
 
     With ``cache_dir``, a notebook whose cache entry still holds (:func:`handbook.cache.lookup`)
     is not executed: its line says ``cached``; one that runs says why, and a successful run is
     committed to the cache. ``force`` runs every notebook. ``jobs`` > 1 runs that many kernels at
-    once (never for timings that will be published: they would share the cores). Returns the
-    runs in the order of ``notebooks``.
+    once, each with its share of the threads (never for timings that will be published: they
+    would share the cores). With ``jobs`` 1, notebooks named in ``untimed`` (stems) that are next
+    to each other run side by side, one per core, each with every thread
+    (:data:`UNTIMED_CHAPTERS`); the others one at a time. Returns the runs in the order of
+    ``notebooks``.
     """
     stream = stream or sys.stdout
     notebooks = [Path(notebook) for notebook in notebooks]
@@ -187,20 +216,29 @@ def execute(
         (notebook, out_dir / notebook.name, logs / f"{notebook.stem}.log") for notebook in lookups
     ]
     with_reason = cache_dir is not None
-    if jobs <= 1 or len(jobs_to_run) <= 1:
-        for notebook, output, log in jobs_to_run:
-            done += 1
-            print(f"[{done}/{count}] {notebook.name} ...", end=" ", file=stream, flush=True)
-            run = finish(
-                runner.execute_notebook(
-                    notebook, output, environment=kernel_variables, kernel_log=log
-                )
-            )
-            print(_outcome(run, with_reason=with_reason), file=stream, flush=True)
-            runs[notebook] = run
+    if jobs > 1:
+        groups, workers = [jobs_to_run] if jobs_to_run else [], jobs
     else:
+        groups, workers = execution_groups(jobs_to_run, untimed), os.cpu_count() or 1
+    for group in groups:
+        if len(group) == 1 or workers == 1:
+            for notebook, output, log in group:
+                done += 1
+                print(f"[{done}/{count}] {notebook.name} ...", end=" ", file=stream, flush=True)
+                run = finish(
+                    runner.execute_notebook(
+                        notebook, output, environment=kernel_variables, kernel_log=log
+                    )
+                )
+                print(_outcome(run, with_reason=with_reason), file=stream, flush=True)
+                runs[notebook] = run
+            continue
+        at_once = min(workers, len(group))
+        if jobs == 1:
+            names = ", ".join(notebook.stem for notebook, _, _ in group)
+            print(f"{names}: no timings, {at_once} at a time", file=stream, flush=True)
         for run in runner.execute_side_by_side(
-            jobs_to_run, environment=kernel_variables, workers=jobs
+            group, environment=kernel_variables, workers=at_once
         ):
             run = finish(run)
             done += 1
@@ -611,26 +649,56 @@ def verify(
 # What chapter 10 times ----------------------------------------------------------------------------
 
 
-def chapter_timings(executed: Path | None = None) -> dict[str, float]:
-    """Chapter (notebook stem) -> seconds papermill took to execute it, from the executed copies
-    of a build (default :func:`handbook.config.executed_dir`: this build's). A chapter not
-    executed there, or whose copy cannot be read, is absent.
-
-    Chapter 10 (:mod:`handbook.toolchain`, claim C23) reads the chapters executed before it in
-    the same build as the time of a full rebuild without the toolchain; the learning-path page
-    shows the same timings per mode. A notebook is JSON: its metadata is read with :mod:`json`,
-    not ``nbformat``, whose import (through jsonschema's format checkers) costs a kernel
-    about 3 s."""
-    durations = {}
+def _papermill_metadata(executed: Path | None) -> dict[str, dict]:
+    """Chapter (notebook stem) -> the ``papermill`` metadata of its executed copy in a build
+    (default :func:`handbook.config.executed_dir`: this build's); a copy that cannot be read is
+    absent. A notebook is JSON: its metadata is read with :mod:`json`, not ``nbformat``, whose
+    import (through jsonschema's format checkers) costs a kernel about 3 s."""
+    found = {}
     for path in sorted(Path(executed or config.executed_dir()).glob("[0-9][0-9]_*.ipynb")):
         try:
             metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
         except (OSError, ValueError):
             continue
-        duration = metadata.get("papermill", {}).get("duration")
-        if duration is not None:
-            durations[path.stem] = float(duration)
-    return durations
+        found[path.stem] = metadata.get("papermill", {})
+    return found
+
+
+def chapter_timings(executed: Path | None = None) -> dict[str, float]:
+    """Chapter (notebook stem) -> seconds papermill took to execute it, from the executed copies
+    of a build (default: this build's). A chapter not executed there, or whose copy cannot be
+    read, is absent. The learning-path page shows them per mode."""
+    return {
+        chapter: float(metadata["duration"])
+        for chapter, metadata in _papermill_metadata(executed).items()
+        if metadata.get("duration") is not None
+    }
+
+
+def _timestamp(text: str) -> float:
+    """POSIX seconds of papermill's ISO time (UTC when it names no zone)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def chapter_intervals(executed: Path | None = None) -> dict[str, tuple[float, float]]:
+    """Chapter (notebook stem) -> ``(start, end)`` of its execution in POSIX seconds, from
+    papermill's start and end times in the executed copies of a build (default: this build's);
+    a chapter without both is absent.
+
+    Chapter 10 (:mod:`handbook.toolchain`, claim C23) reads the chapters executed before it as
+    the wall time of a full rebuild without the toolchain: chapters that ran side by side
+    (:data:`UNTIMED_CHAPTERS`) overlap, so their times are not simply added."""
+    intervals = {}
+    for chapter, metadata in _papermill_metadata(executed).items():
+        try:
+            intervals[chapter] = (
+                _timestamp(metadata["start_time"]),
+                _timestamp(metadata["end_time"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return intervals
 
 
 # The cache's own benchmark ------------------------------------------------------------------------

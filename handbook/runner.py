@@ -10,7 +10,8 @@ and the offline switches reach the kernel as environment variables
 The kernel's own stderr (library start-up chatter such as PyTorch's ``gpuGetDeviceCount failed``
 lines) goes to a log file instead of the terminal (:func:`stderr_to`); a cell's error still
 reaches the terminal through the failure report (:func:`describe_failure`), with the log's path.
-Notebooks run side by side each get their share of the cores (:func:`threads_per_kernel`).
+Notebooks run side by side get their share of the cores (:func:`threads_per_kernel`), except
+chapters that record no timing, which keep every thread (``handbook.book.UNTIMED_CHAPTERS``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ from pathlib import Path
 from handbook import config
 
 KERNEL_NAME = "python3"
+#: The kernel's own start-up chatter (loopback transport notes) is not ours to show; and it ends
+#: without tearing down its modules once its exit handlers have run (:mod:`handbook.kernel_exit`).
+KERNEL_ARGUMENTS = [
+    "--IPKernelApp.log_level=ERROR",
+    "--IPKernelApp.exec_lines=import handbook.kernel_exit",
+]
 
 
 @dataclass
@@ -107,8 +114,7 @@ def execute_notebook(
                 cwd=str(notebook.parent),
                 progress_bar=False,
                 execution_timeout=timeout_s,
-                # the kernel's own start-up chatter (loopback transport notes) is not ours to show
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                extra_arguments=KERNEL_ARGUMENTS,
             )
     except Exception as exc:  # papermill wraps kernel errors; report them, do not crash the run
         error = describe_failure(notebook, exc)
@@ -161,8 +167,8 @@ def execute_side_by_side(
     jobs: Sequence[tuple[Path, Path, Path]], *, environment: dict[str, str], workers: int
 ) -> Iterator[NotebookRun]:
     """Execute ``(notebook, output, kernel log)`` jobs, ``workers`` kernels at a time, each with
-    its share of the cores (:func:`threads_per_kernel`, added to ``environment`` by the caller);
-    yields each run as it finishes."""
+    the thread counts of ``environment`` (the caller adds :func:`threads_per_kernel` to give each
+    its share of the cores); yields each run as it finishes."""
     import papermill  # noqa: F401  imported once here, inherited by forked workers
 
     with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:

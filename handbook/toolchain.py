@@ -540,13 +540,37 @@ def chapter_run_seconds(
     )
 
 
-def recorded_chapter_seconds(executed: Path | None = None) -> dict[str, float]:
-    """Chapter -> seconds papermill took to execute it, from the executed copies of this build
-    (every chapter before this one ran in this build), read through the book pipeline's
-    :func:`handbook.book.chapter_timings`, the function meant for this measurement."""
-    from handbook.book import chapter_timings
+def recorded_chapter_intervals(executed: Path | None = None) -> dict[str, tuple[float, float]]:
+    """Chapter -> ``(start, end)`` (POSIX seconds) of its execution by papermill, from the
+    executed copies of this build (every chapter before this one ran in this build), read through
+    the book pipeline's :func:`handbook.book.chapter_intervals`, the function meant for this
+    measurement."""
+    from handbook.book import chapter_intervals
 
-    return chapter_timings(executed)
+    return chapter_intervals(executed)
+
+
+def rebuild_steps(intervals: Mapping[str, tuple[float, float]]) -> list[Step]:
+    """The loop without the toolchain as wall time, from each chapter's ``(start, end)``:
+    chapters whose executions overlapped (``make book`` runs those that record no timing side by
+    side) make one step, from the first start to the last end; every other chapter is a step of
+    its own. The steps add up to the rebuild's wall time, not to the sum of the chapters' own
+    times, which would count the time of chapters run side by side twice."""
+    merged: list[tuple[list[str], float, float]] = []
+    for chapter, (start, end) in sorted(intervals.items(), key=lambda item: item[1]):
+        if merged and start < merged[-1][2]:
+            chapters, first, last = merged[-1]
+            merged[-1] = ([*chapters, chapter], first, max(last, end))
+        else:
+            merged.append(([chapter], start, end))
+    return [
+        Step(
+            " + ".join(chapters),
+            end - start,
+            "papermill" if len(chapters) == 1 else f"papermill, {len(chapters)} side by side",
+        )
+        for chapters, start, end in merged
+    ]
 
 
 def chapters_not_executed(

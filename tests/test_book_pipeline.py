@@ -3,6 +3,8 @@ the site, what chapter 10 reads. The cache's own decisions are tested in tests/t
 `handbook verify` through the command in tests/test_cli.py."""
 
 import io
+import os
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -128,6 +130,70 @@ def test_side_by_side_runs_share_the_cores(tmp_path):
     assert [run.ok for run in runs] == [True, True] and [run.notebook for run in runs] == notebooks
     printed = nbformat.read(runs[0].output, as_version=4).cells[0].outputs[0]["text"]
     assert printed.strip() == shares["OMP_NUM_THREADS"]
+
+
+def test_untimed_chapters_next_to_each_other_form_one_group():
+    jobs = [(Path(f"{name}.ipynb"), None, None) for name in ("a", "u1", "u2", "b", "u3", "c")]
+    groups = book.execution_groups(jobs, {"u1", "u2", "u3"})
+    assert [[job[0].stem for job in group] for group in groups] == [
+        ["a"],
+        ["u1", "u2"],
+        ["b"],
+        ["u3"],
+        ["c"],
+    ]
+    assert book.execution_groups([], {"u1"}) == []
+
+
+def test_untimed_notebooks_run_side_by_side_with_every_thread(tmp_path):
+    """With --jobs 1, untimed notebooks next to each other overlap in time, and the pipeline
+    adds no thread count for them (each has the threads it would have alone); the runs come
+    back in the notebooks' order, one line each."""
+    probe = (
+        "import os, time\n"
+        "start = time.time(); time.sleep(1.5)\n"
+        "print(start, time.time(), os.environ.get('OMP_NUM_THREADS', 'unset'))"
+    )
+    notebooks = [_notebook(tmp_path / f"{name}.ipynb", probe) for name in ("u1", "u2")]
+    printed = io.StringIO()
+    runs = book.execute(
+        notebooks,
+        tmp_path / "out",
+        environment=runner.notebook_environment(smoke=True, strict_exercises=True),
+        untimed={"u1", "u2"},
+        stream=printed,
+    )
+    assert [run.ok for run in runs] == [True, True] and [run.notebook for run in runs] == notebooks
+    outputs = [
+        nbformat.read(run.output, as_version=4).cells[0].outputs[0]["text"].split() for run in runs
+    ]
+    (start_1, end_1, threads_1), (start_2, end_2, threads_2) = outputs
+    assert threads_1 == threads_2 == os.environ.get("OMP_NUM_THREADS", "unset")  # as given
+    assert float(start_2) < float(end_1) and float(start_1) < float(end_2), "not side by side"
+    lines = printed.getvalue().splitlines()
+    assert lines[0] == "u1, u2: no timings, 2 at a time" and len(lines) == 3
+
+
+def test_the_untimed_chapters_exist_and_their_claims_take_no_timing():
+    """A chapter run side by side must record no time: no verdict of its claims takes a
+    duration, a speed-up, a latency or a thread count."""
+    import importlib
+    import inspect
+
+    chapters = {path.stem for path in config.chapter_notebooks()}
+    assert book.UNTIMED_CHAPTERS <= chapters
+    timing_words = ("second", "speed", "_ms", "latency", "thread", "time")
+    for chapter in sorted(book.UNTIMED_CHAPTERS):
+        verdicts = importlib.import_module(f"handbook.verdicts.{chapter.split('_', 1)[1]}")
+        claims_found = [
+            function
+            for name, function in inspect.getmembers(verdicts, inspect.isfunction)
+            if name[0] == "c" and name[1:].isdigit()
+        ]
+        assert claims_found, chapter
+        for function in claims_found:
+            for parameter in inspect.signature(function).parameters:
+                assert not any(word in parameter for word in timing_words), (chapter, parameter)
 
 
 def test_chapter_timings_come_from_papermill_metadata_of_the_build(tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 PIPELINE = ("handbook.runner", "handbook.book", "handbook.cli")
 #: The one way a lesson may reach the pipeline, and why: chapter 10 measures it (claim C23).
 LESSON_PIPELINE_USES = {
-    ("handbook.toolchain", "handbook.book"): {"chapter_timings"},
+    ("handbook.toolchain", "handbook.book"): {"chapter_intervals"},
 }
 #: Chapters whose figures come from modules other chapters share, not a plots module of their own.
 NO_PLOTS_MODULE = {

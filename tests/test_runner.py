@@ -1,3 +1,5 @@
+import os
+
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -56,3 +58,31 @@ def test_a_kernel_s_stderr_goes_to_its_log_not_the_terminal(tmp_path, capfd):
     assert "gpu chatter" not in capfd.readouterr().err
     print("after", file=sys.stderr)
     assert "after" in capfd.readouterr().err  # restored
+
+
+def test_a_kernel_runs_its_exit_handlers_then_ends_without_tearing_down(tmp_path):
+    """handbook.kernel_exit, loaded first in every kernel the runner starts: an exit handler a
+    cell registers still runs, a temporary folder left open is still removed, and the kernel's
+    process ends at once (papermill's end comes right after the last cell, where the teardown of
+    torch's modules alone takes about a second)."""
+    from datetime import datetime
+
+    marker = tmp_path / "handler-ran"
+    notebook = _notebook(
+        tmp_path / "exit.ipynb",
+        "import atexit, tempfile, torch\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "left_open = tempfile.TemporaryDirectory(prefix='kernel-exit-probe-')\n"
+        "print(left_open.name)",
+    )
+    environment = runner.notebook_environment(smoke=True, strict_exercises=True)
+    run = runner.execute_notebook(notebook, tmp_path / "out" / "exit.ipynb", environment=environment)
+    assert run.ok, run.error
+    executed = nbformat.read(run.output, as_version=4)
+    assert marker.read_text() == "yes"
+    folder = executed.cells[0].outputs[0]["text"].strip()
+    assert folder and not os.path.exists(folder), "the temporary folder was not cleaned up"
+    times = executed.metadata.papermill
+    last_cell = datetime.fromisoformat(executed.cells[0].metadata.papermill["end_time"])
+    after_last_cell = datetime.fromisoformat(times["end_time"]) - last_cell
+    assert after_last_cell.total_seconds() < 0.6, after_last_cell

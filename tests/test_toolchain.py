@@ -154,13 +154,46 @@ def test_lines_of_code_skip_the_docstring_comments_and_blank_lines():
     assert toolchain.lines_of_code(example) == 2
 
 
-def test_recorded_chapter_seconds_come_from_papermill_metadata(tmp_path):
-    for name, duration in (("00_digits", 12.5), ("01_attention", None)):
-        notebook = nbformat.v4.new_notebook()
-        if duration is not None:
-            notebook.metadata["papermill"] = {"duration": duration}
-        nbformat.write(notebook, tmp_path / f"{name}.ipynb")
-    assert toolchain.recorded_chapter_seconds(tmp_path) == {"00_digits": 12.5}
+def _executed(path, start, end):
+    """An executed copy with papermill's times (ISO, UTC, as papermill writes them)."""
+    metadata = {"papermill": {"start_time": start, "end_time": end, "duration": 1.0}}
+    nbformat.write(nbformat.v4.new_notebook(metadata=metadata), path)
+
+
+def test_recorded_chapter_intervals_come_from_papermill_metadata(tmp_path):
+    _executed(tmp_path / "00_digits.ipynb", "2026-12-07T12:00:00.000000", "2026-12-07T12:00:12.5")
+    nbformat.write(  # being executed: no end time yet
+        nbformat.v4.new_notebook(metadata={"papermill": {"start_time": "2026-12-07T12:01:00"}}),
+        tmp_path / "01_attention.ipynb",
+    )
+    (start, end), = toolchain.recorded_chapter_intervals(tmp_path).values()
+    assert list(toolchain.recorded_chapter_intervals(tmp_path)) == ["00_digits"]
+    assert end - start == 12.5
+
+
+def test_the_rebuild_counts_chapters_run_side_by_side_once():
+    """Three chapters one after another, then two side by side (their intervals overlap), then
+    one more: the loop is the rebuild's wall time, not the sum of every chapter's own time."""
+    steps = toolchain.rebuild_steps(
+        {
+            "00_a": (0.0, 10.0),
+            "01_b": (10.0, 30.0),
+            "06_c": (30.0, 90.0),
+            "07_d": (30.5, 70.0),
+            "08_e": (70.1, 95.0),  # started when 07_d ended, while 06_c still ran
+            "10_f": (95.2, 100.0),
+        }
+    )
+    assert [(step.name, round(step.seconds, 1)) for step in steps] == [
+        ("00_a", 10.0),
+        ("01_b", 20.0),
+        ("06_c + 07_d + 08_e", 65.0),
+        ("10_f", 4.8),
+    ]
+    assert steps[2].how == "papermill, 3 side by side" and steps[0].how == "papermill"
+    loop = toolchain.IterationLoop("without", steps)
+    assert loop.seconds == pytest.approx(99.8)  # 0 to 100 s, less the gaps between chapters
+    assert toolchain.rebuild_steps({}) == []
 
 
 def test_c23_needs_every_chapter_before_10_executed_in_the_build(tmp_path, monkeypatch):
@@ -178,12 +211,12 @@ def test_c23_needs_every_chapter_before_10_executed_in_the_build(tmp_path, monke
     # where the chapter looks by default: the build's executed copies (as `handbook verify`
     # lays out its re-run), not the build folder itself
     monkeypatch.setenv("HANDBOOK_BUILD_DIR", str(tmp_path))
-    executed = nbformat.v4.new_notebook(metadata={"papermill": {"duration": 12.5}})
-    nbformat.write(executed, tmp_path / "01_attention.ipynb")
-    assert toolchain.recorded_chapter_seconds() == {}
+    times = ("2026-12-07T12:00:00", "2026-12-07T12:00:12.5")
+    _executed(tmp_path / "01_attention.ipynb", *times)
+    assert toolchain.recorded_chapter_intervals() == {}
     (tmp_path / "site" / "notebooks").mkdir(parents=True)
-    nbformat.write(executed, tmp_path / "site" / "notebooks" / "00_digits.ipynb")
-    assert toolchain.recorded_chapter_seconds() == {"00_digits": 12.5}
+    _executed(tmp_path / "site" / "notebooks" / "00_digits.ipynb", *times)
+    assert list(toolchain.recorded_chapter_intervals()) == ["00_digits"]
 
 
 def test_a_failing_command_is_reported_with_its_output():

@@ -691,7 +691,8 @@ def test_c23_verdict_from_the_ratio_of_the_two_loops(with_seconds, verdict):
 def test_c23_note_says_what_was_measured_or_why_not():
     note = c23().note
     assert "With the toolchain: focused test 6 s (total 6 s; smoke mode skips" in note
-    assert "re-executing the 3 chapters papermill timed in this build, 90 s" in note
+    assert "re-executing every chapter before this one, 90 s of wall time" in note
+    assert "(chapters run side by side counted once)" in note
     assert "(total 6 s). Without" in c23(nested=True).note
     missing = c23(missing=["03_data"], nested=True)
     assert (missing.verdict, missing.measured) == ("not measurable here", None)
