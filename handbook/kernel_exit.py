@@ -14,6 +14,7 @@ A learner's own kernel (JupyterLab, nbval) never imports this module.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import sys
@@ -27,10 +28,8 @@ def finish() -> None:
     weakref.finalize._exitfunc()  # registered at the kernel's start, so after ours: run it now
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        try:
+        with contextlib.suppress(AttributeError, OSError, ValueError):  # closed or replaced
             stream.flush()
-        except (AttributeError, OSError, ValueError):  # closed or replaced by a chapter
-            pass
     os._exit(0)
 
 

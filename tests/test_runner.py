@@ -76,7 +76,8 @@ def test_a_kernel_runs_its_exit_handlers_then_ends_without_tearing_down(tmp_path
         "print(left_open.name)",
     )
     environment = runner.notebook_environment(smoke=True, strict_exercises=True)
-    run = runner.execute_notebook(notebook, tmp_path / "out" / "exit.ipynb", environment=environment)
+    output = tmp_path / "out" / "exit.ipynb"
+    run = runner.execute_notebook(notebook, output, environment=environment)
     assert run.ok, run.error
     executed = nbformat.read(run.output, as_version=4)
     assert marker.read_text() == "yes"

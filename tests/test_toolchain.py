@@ -166,7 +166,7 @@ def test_recorded_chapter_intervals_come_from_papermill_metadata(tmp_path):
         nbformat.v4.new_notebook(metadata={"papermill": {"start_time": "2026-12-07T12:01:00"}}),
         tmp_path / "01_attention.ipynb",
     )
-    (start, end), = toolchain.recorded_chapter_intervals(tmp_path).values()
+    ((start, end),) = toolchain.recorded_chapter_intervals(tmp_path).values()
     assert list(toolchain.recorded_chapter_intervals(tmp_path)) == ["00_digits"]
     assert end - start == 12.5
 

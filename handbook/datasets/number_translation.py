@@ -3,6 +3,8 @@ stand-in for WMT14, which needs a download."""
 
 from __future__ import annotations
 
+import functools
+
 from handbook.datasets.base import OFFLINE_ALTERNATIVES, OfflineDataError
 
 
@@ -35,15 +37,19 @@ def number_words(max_number: int = 9999, test_size: float = 0.1, seed: int = 0):
 def _number_word_pairs(numbers: list[int]):
     """A ``datasets.Dataset`` with columns number, english, german for ``numbers``."""
     from datasets import Dataset
+
+    english, german = _words(tuple(numbers))
+    return Dataset.from_dict({"number": numbers, "english": list(english), "german": list(german)})
+
+
+@functools.lru_cache(maxsize=4)
+def _words(numbers: tuple[int, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The English and German words of ``numbers``, kept for the next call with the same
+    numbers: num2words takes about 2 s for 1..9,999, and chapter 3 asks for them twice."""
     from num2words import num2words
 
-    return Dataset.from_dict(
-        {
-            "number": numbers,
-            "english": [num2words(number, lang="en") for number in numbers],
-            "german": [num2words(number, lang="de") for number in numbers],
-        }
-    )
+    english = tuple(num2words(number, lang="en") for number in numbers)
+    return english, tuple(num2words(number, lang="de") for number in numbers)
 
 
 def number_words_sample(sizes: dict[str, int], *, max_number: int = 99_999, seed: int = 0):
