@@ -691,12 +691,12 @@ def chapter_intervals(executed: Path | None = None) -> dict[str, tuple[float, fl
     (:data:`UNTIMED_CHAPTERS`) overlap, so their times are not simply added."""
     intervals = {}
     for chapter, metadata in _papermill_metadata(executed).items():
+        start, end = metadata.get("start_time"), metadata.get("end_time")
+        if not (isinstance(start, str) and isinstance(end, str)):  # end None: still running
+            continue
         try:
-            intervals[chapter] = (
-                _timestamp(metadata["start_time"]),
-                _timestamp(metadata["end_time"]),
-            )
-        except (KeyError, TypeError, ValueError):
+            intervals[chapter] = (_timestamp(start), _timestamp(end))
+        except ValueError:
             continue
     return intervals
 

@@ -565,7 +565,7 @@ def rebuild_steps(intervals: Mapping[str, tuple[float, float]]) -> list[Step]:
             merged.append(([chapter], start, end))
     return [
         Step(
-            " + ".join(chapters),
+            " + ".join(sorted(chapters)),
             end - start,
             "papermill" if len(chapters) == 1 else f"papermill, {len(chapters)} side by side",
         )

@@ -162,9 +162,15 @@ def _executed(path, start, end):
 
 def test_recorded_chapter_intervals_come_from_papermill_metadata(tmp_path):
     _executed(tmp_path / "00_digits.ipynb", "2026-12-07T12:00:00.000000", "2026-12-07T12:00:12.5")
-    nbformat.write(  # being executed: no end time yet
-        nbformat.v4.new_notebook(metadata={"papermill": {"start_time": "2026-12-07T12:01:00"}}),
+    being_executed = {"start_time": "2026-12-07T12:01:00", "end_time": None, "duration": None}
+    nbformat.write(  # chapter 10 itself, as papermill leaves it while it runs
+        nbformat.v4.new_notebook(metadata={"papermill": being_executed}),
         tmp_path / "01_attention.ipynb",
+    )
+    never_started = {"start_time": None, "end_time": None}
+    nbformat.write(
+        nbformat.v4.new_notebook(metadata={"papermill": never_started}),
+        tmp_path / "02_optimization.ipynb",
     )
     ((start, end),) = toolchain.recorded_chapter_intervals(tmp_path).values()
     assert list(toolchain.recorded_chapter_intervals(tmp_path)) == ["00_digits"]
