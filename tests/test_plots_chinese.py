@@ -119,6 +119,38 @@ def test_use_cjk_font_keeps_the_latin_font_first_and_adds_itself_once():
     assert matplotlib.rcParams["font.sans-serif"][0] == "DejaVu Sans"
 
 
+def test_a_bold_chinese_label_draws_without_a_font_weight_warning(caplog):
+    """The bundled CJK font has one weight: a bold Chinese label (chapter 9's highlighted
+    features) is drawn in it regular, and matplotlib's "Failed to find font weight" warning for
+    it is not printed into the executed chapter; other font warnings still are."""
+    import logging
+
+    family = style.use_cjk_font()
+    logger = logging.getLogger("matplotlib.font_manager")
+    ours = [kept for kept in logger.filters if getattr(kept, "family", None) == family]
+    assert len(ours) == 1
+
+    def weight_warnings(size: float) -> list[str]:
+        """Look up the bold CJK font (a size not looked up before: matplotlib caches lookups)."""
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger=logger.name):
+            bold = font_manager.FontProperties(family=family, weight="bold", size=size)
+            font_manager.fontManager.findfont(bold)
+        return [record.getMessage() for record in caplog.records if "weight" in record.getMessage()]
+
+    logger.removeFilter(ours[0])
+    try:
+        assert weight_warnings(13.37), "matplotlib no longer warns: the filter has nothing to do"
+    finally:
+        logger.addFilter(ours[0])
+    assert weight_warnings(13.38) == []
+    other = logging.LogRecord(
+        logger.name, logging.WARNING, __file__, 1, "findfont: Font family %s not found.",
+        ("Nope",), None,
+    )  # fmt: skip
+    assert ours[0].filter(other)
+
+
 def test_without_mplfonts_the_error_names_the_package(monkeypatch):
     import importlib.util
 

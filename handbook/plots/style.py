@@ -4,6 +4,7 @@ that a figure drawn in Chinese needs (``HANDBOOK_LANG=zh_CN``, issue 25)."""
 from __future__ import annotations
 
 import functools
+import logging
 from pathlib import Path
 
 from handbook import i18n
@@ -33,6 +34,23 @@ def cjk_font_path() -> Path:
     )
 
 
+class _OneWeightOnly(logging.Filter):
+    """Drops matplotlib's "findfont: Failed to find font weight bold for <family>, now using 400"
+    for the bundled CJK font: it has one weight, so a bold label in Chinese is drawn in it
+    regular, as expected, and the warning would otherwise print on stderr in the executed
+    chapter (the site showed it under a figure of chapter 9)."""
+
+    def __init__(self, family: str):
+        super().__init__()
+        self.family = family
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            message.startswith("findfont: Failed to find font weight") and self.family in message
+        )
+
+
 @functools.lru_cache(maxsize=1)
 def _registered_cjk_family() -> str:
     """Add the bundled CJK font to matplotlib's font manager (once) and return its family."""
@@ -40,7 +58,9 @@ def _registered_cjk_family() -> str:
 
     path = cjk_font_path()
     font_manager.fontManager.addfont(str(path))
-    return font_manager.FontProperties(fname=str(path)).get_name()
+    family = font_manager.FontProperties(fname=str(path)).get_name()
+    logging.getLogger(font_manager.__name__).addFilter(_OneWeightOnly(family))
+    return family
 
 
 def use_cjk_font() -> str:
