@@ -308,7 +308,51 @@ def test_the_generator_is_calibrated_against_a_null_endpoint_in_processes_of_the
     assert "cores shared by the generator" in calibration.describe()
     process = loadtest._GENERATOR.process
     assert process.pid != os.getpid()  # the generator's own process
+    # in a session of its own: a kernel's interrupt and shutdown (through its process group)
+    # leave it alone, and the kernel's exit handler closes it
+    assert os.getsid(process.pid) == process.pid != os.getsid(0)
     loadtest._GENERATOR.close()  # ends on its own (stdin closed): coverage data is written
     assert process.returncode == 0
     again = loadtest.calibrate_generator(20, seconds=0.25, connections=2)  # a fresh process
     assert again.result.statuses == {200: 5} and loadtest._GENERATOR.process is not process
+
+
+def test_a_kernel_that_used_the_generator_shuts_down_at_once_and_ends_it(tmp_path):
+    """Chapter 5's kernel, in small: it ran a load through the generator, then papermill shuts
+    it down. The kernel ends at once (it waited 2.5 s to be killed while the generator shared
+    its process group), and its exit handler ends the generator."""
+    from datetime import datetime
+
+    import nbformat
+
+    from handbook import runner
+
+    source = (
+        "from handbook.serving import loadtest\n"
+        "loadtest.calibrate_generator(20, seconds=0.25, connections=2)\n"
+        "print(loadtest._GENERATOR.process.pid)"
+    )
+    notebook = tmp_path / "generator.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), notebook)
+    environment = runner.notebook_environment(smoke=True, strict_exercises=True)
+    run = runner.execute_notebook(notebook, tmp_path / "out.ipynb", environment=environment)
+    assert run.ok, run.error
+    executed = nbformat.read(run.output, as_version=4)
+    generator = int(executed.cells[0].outputs[-1]["text"].split()[-1])
+    after_last_cell = datetime.fromisoformat(executed.metadata.papermill["end_time"]) - (
+        datetime.fromisoformat(executed.cells[0].metadata.papermill["end_time"])
+    )
+    assert after_last_cell.total_seconds() < 1.5, after_last_cell
+    deadline = time.monotonic() + 5
+    while _alive(generator) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(generator), "the generator outlived its kernel"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -348,7 +348,14 @@ def _run_coroutine(kind: str, arguments: tuple) -> tuple:
 class _Generator:
     """The generator's own process (``python -m handbook.serving.loadtest --generator``),
     started on first use and reused: each load is a pickled request on its stdin, answered by
-    what :func:`_run_coroutine` returns, pickled, on its stdout. It dies with its parent."""
+    what :func:`_run_coroutine` returns, pickled, on its stdout. It dies with its parent.
+
+    It runs in a session of its own, outside its parent's process group. A Jupyter kernel is
+    interrupted, then shut down, through its process group: the interrupt killed the generator
+    too, and ipykernel's shutdown then signalled the dead, unreaped child again and again,
+    sleeping between tries, until the client gave up after 2.5 s and killed the kernel, its
+    exit handlers unrun (chapter 5's end, in every build). Now the kernel exits at once, and
+    :meth:`close`, one of those handlers, ends the generator."""
 
     def __init__(self):
         self.process: subprocess.Popen | None = None
@@ -362,6 +369,7 @@ class _Generator:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     preexec_fn=_die_with_parent if _PRCTL is not None else None,
+                    start_new_session=True,
                 )
                 atexit.register(self.close)
             try:
