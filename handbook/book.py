@@ -6,8 +6,9 @@ function here, and every step is a small function of its own:
 - **execute**: :func:`execute` runs notebooks behind the execution cache of
   :mod:`handbook.cache` (``cache.lookup`` before, ``cache.commit`` after): a notebook whose key is
   unchanged, and whose executed copy and ledger records are still the ones its last run wrote, is
-  not executed again (its line says ``cached``); one that runs says why. :func:`run` does that for
-  the command: chapters into ``<build>/site/notebooks``, other notebooks into
+  not executed again (its line says ``cached``); one that runs says why. Chapters that record no
+  timing (:data:`UNTIMED_CHAPTERS`) run side by side, the others one at a time. :func:`run` does
+  that for the command: chapters into ``<build>/site/notebooks``, other notebooks into
   ``<build>/executed``, then a summary line.
 - **build the site**: :func:`build_site` checks that every chapter was executed, stages the
   book's sources beside them (:func:`stage_book_sources`), writes the generated pages (the
