@@ -6,8 +6,9 @@ function here, and every step is a small function of its own:
 - **execute**: :func:`execute` runs notebooks behind the execution cache of
   :mod:`handbook.cache` (``cache.lookup`` before, ``cache.commit`` after): a notebook whose key is
   unchanged, and whose executed copy and ledger records are still the ones its last run wrote, is
-  not executed again (its line says ``cached``); one that runs says why. Chapters that record no
-  timing (:data:`UNTIMED_CHAPTERS`) run side by side, the others one at a time. :func:`run` does
+  not executed again (its line says ``cached``); one that runs says why. Chapters run two at a
+  time, their timed cells alone (:mod:`handbook.sharing`), chapter 10 after the others
+  (:data:`RUNS_ALONE`). :func:`run` does
   that for the command: chapters into ``<build>/site/notebooks``, other notebooks into
   ``<build>/executed``, then a summary line.
 - **build the site**: :func:`build_site` checks that every chapter was executed, stages the
@@ -38,7 +39,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from handbook import cache, claims, config, editions, i18n, runner
+from handbook import cache, claims, config, editions, i18n, runner, sharing
 from handbook.runner import NotebookRun
 
 #: What the staged book source holds besides the executed notebooks.
@@ -91,23 +92,53 @@ def key_environment(environment: Mapping[str, str]) -> dict[str, str]:
     return key
 
 
-#: Chapters whose results do not depend on what else the machine runs: none records a timing (no
-#: duration, speed-up or latency in its claims or its text; tests/test_book_pipeline.py checks
-#: their verdicts take none). With ``--jobs 1``, :func:`execute` runs those that are next to each
-#: other side by side, as many as there are cores, each kernel with the threads it has alone: their
-#: outputs are the same, bit for bit, and alone each keeps one of two cores busy, not both.
-UNTIMED_CHAPTERS = frozenset({"06_cases", "07_continual", "08_multimodal", "09_ethics"})
+#: Chapter 10 runs alone, after every other: it times a rebuild of the others from their
+#: executed copies (claim C23) and starts process groups of its own (DDP). Every other chapter
+#: shares the cores with the one next to it (:mod:`handbook.sharing`): two at a time, cells tagged
+#: ``timed`` with the machine to themselves.
+RUNS_ALONE = frozenset({"10_toolchain"})
+
+
+#: The order the shared chapters start in: the longest first (what each computes in a full build),
+#: so that both lanes end at about the same time instead of one chapter running on alone at the
+#: end (the classic longest-processing-time rule). Chapter 5 leads: its cells cannot be stopped,
+#: so a chapter beside it waits before each timed cell, and chapters 6 and 7, which have none,
+#: start next. Replaying the cells' times of one full build, this order takes about 440 s for
+#: chapters 0 to 9 against 485 s in the book's order.
+START_ORDER = (
+    "05_serving",
+    "03_data",
+    "02_optimization",
+    "07_continual",
+    "06_cases",
+    "01_attention",
+    "09_ethics",
+    "04_compression",
+    "08_multimodal",
+    "00_digits",
+)
+
+
+def in_start_order(jobs: Sequence[tuple[Path, Path, Path]]) -> list[tuple[Path, Path, Path]]:
+    """``jobs`` in :data:`START_ORDER` (notebooks it does not name last, in their order)."""
+    rank = {name: position for position, name in enumerate(START_ORDER)}
+    return sorted(jobs, key=lambda job: rank.get(job[0].stem, len(rank)))
+
+
+def shared_chapters() -> frozenset[str]:
+    """Chapters (notebook stems) that :func:`execute` runs two at a time with ``--jobs 1``."""
+    return frozenset(path.stem for path in config.chapter_notebooks()) - RUNS_ALONE
 
 
 def execution_groups(
-    jobs: Sequence[tuple[Path, Path, Path]], untimed: Collection[str]
+    jobs: Sequence[tuple[Path, Path, Path]], shared: Collection[str]
 ) -> list[list[tuple[Path, Path, Path]]]:
-    """``(notebook, output, kernel log)`` jobs cut, in order, into groups: each untimed notebook
-    (its stem in ``untimed``) joins the untimed ones next to it, every other is a group alone."""
+    """``(notebook, output, kernel log)`` jobs cut, in order, into groups: each notebook whose stem
+    is in ``shared`` joins the shared ones next to it, every other is a group alone."""
     groups: list[list[tuple[Path, Path, Path]]] = []
     for job in jobs:
-        untimed_job = job[0].stem in untimed
-        if untimed_job and groups and groups[-1][0][0].stem in untimed:
+        shared_job = job[0].stem in shared
+        if shared_job and groups and groups[-1][0][0].stem in shared:
             groups[-1].append(job)
         else:
             groups.append([job])
@@ -150,7 +181,7 @@ def execute(
     cache_dir: Path | None = None,
     force: bool = False,
     jobs: int = 1,
-    untimed: Collection[str] = UNTIMED_CHAPTERS,
+    shared: Collection[str] | None = None,
 ) -> list[NotebookRun]:
     """Execute each notebook into ``out_dir``, printing one line per notebook with its wall time.
 
@@ -158,10 +189,10 @@ def execute(
     is not executed: its line says ``cached``; one that runs says why, and a successful run is
     committed to the cache. ``force`` runs every notebook. ``jobs`` > 1 runs that many kernels at
     once, each with its share of the threads (never for timings that will be published: they
-    would share the cores). With ``jobs`` 1, notebooks named in ``untimed`` (stems) that are next
-    to each other run side by side, one per core, each with every thread
-    (:data:`UNTIMED_CHAPTERS`); the others one at a time. Returns the runs in the order of
-    ``notebooks``.
+    would share the cores). With ``jobs`` 1, notebooks named in ``shared`` (stems; default
+    :func:`shared_chapters`) that are next to each other run two at a time, each with every thread,
+    their cells tagged ``timed`` alone on the machine (:func:`handbook.sharing.run_shared`); the
+    others one at a time. Returns the runs in the order of ``notebooks``.
     """
     stream = stream or sys.stdout
     notebooks = [Path(notebook) for notebook in notebooks]
@@ -218,11 +249,32 @@ def execute(
     ]
     with_reason = cache_dir is not None
     if jobs > 1:
-        groups, workers = [jobs_to_run] if jobs_to_run else [], jobs
+        groups, shared = ([jobs_to_run] if jobs_to_run else []), ()
     else:
-        groups, workers = execution_groups(jobs_to_run, untimed), os.cpu_count() or 1
+        shared = shared_chapters() if shared is None else shared
+        if not sharing.supported() or (os.cpu_count() or 1) < 2:
+            shared = ()  # no way to stop a kernel midway, or one core: one chapter at a time
+        groups = execution_groups(jobs_to_run, shared)
     for group in groups:
-        if len(group) == 1 or workers == 1:
+        if jobs == 1 and group[0][0].stem in shared:
+            if len(group) > 1:
+                print(
+                    f"{group[0][0].stem} to {group[-1][0].stem}: two at a time, each cell tagged "
+                    f"'{sharing.TIMED_TAG}' alone on the machine",
+                    file=stream,
+                    flush=True,
+                )
+            finished = sharing.run_shared(
+                in_start_order(group), environment=kernel_variables, folder=logs / "shared-machine"
+            )
+        elif len(group) > 1:
+            finished = (
+                (run, None)
+                for run in runner.execute_side_by_side(
+                    group, environment=kernel_variables, workers=jobs
+                )
+            )
+        else:
             for notebook, output, log in group:
                 done += 1
                 print(f"[{done}/{count}] {notebook.name} ...", end=" ", file=stream, flush=True)
@@ -234,16 +286,12 @@ def execute(
                 print(_outcome(run, with_reason=with_reason), file=stream, flush=True)
                 runs[notebook] = run
             continue
-        at_once = min(workers, len(group))
-        if jobs == 1:
-            names = ", ".join(notebook.stem for notebook, _, _ in group)
-            print(f"{names}: no timings, {at_once} at a time", file=stream, flush=True)
-        for run in runner.execute_side_by_side(
-            group, environment=kernel_variables, workers=at_once
-        ):
+        for run, held in finished:
             run = finish(run)
             done += 1
             outcome = _outcome(run, with_reason=with_reason)
+            if held and run.ok and sum(held.values()) >= 0.05:
+                outcome += f" ({sum(held.values()):.1f} s of it held back for timed cells)"
             print(f"[{done}/{count}] {run.notebook.name} ... {outcome}", file=stream, flush=True)
             runs[run.notebook] = run
     return [runs[notebook] for notebook in notebooks]
@@ -650,10 +698,10 @@ def verify(
 # What chapter 10 times ----------------------------------------------------------------------------
 
 
-def _papermill_metadata(executed: Path | None) -> dict[str, dict]:
-    """Chapter (notebook stem) -> the ``papermill`` metadata of its executed copy in a build
-    (default :func:`handbook.config.executed_dir`: this build's); a copy that cannot be read is
-    absent. A notebook is JSON: its metadata is read with :mod:`json`, not ``nbformat``, whose
+def _notebook_metadata(executed: Path | None) -> dict[str, dict]:
+    """Chapter (notebook stem) -> the notebook metadata of its executed copy in a build (default
+    :func:`handbook.config.executed_dir`: this build's); a copy that cannot be read is absent.
+    A notebook is JSON: its metadata is read with :mod:`json`, not ``nbformat``, whose
     import (through jsonschema's format checkers) costs a kernel about 3 s."""
     found = {}
     for path in sorted(Path(executed or config.executed_dir()).glob("[0-9][0-9]_*.ipynb")):
@@ -661,19 +709,29 @@ def _papermill_metadata(executed: Path | None) -> dict[str, dict]:
             metadata = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
         except (OSError, ValueError):
             continue
-        found[path.stem] = metadata.get("papermill", {})
+        found[path.stem] = metadata
     return found
 
 
-def chapter_timings(executed: Path | None = None) -> dict[str, float]:
-    """Chapter (notebook stem) -> seconds papermill took to execute it, from the executed copies
-    of a build (default: this build's). A chapter not executed there, or whose copy cannot be
-    read, is absent. The learning-path page shows them per mode."""
+def _papermill_metadata(executed: Path | None) -> dict[str, dict]:
+    """Chapter -> the ``papermill`` metadata of its executed copy (:func:`_notebook_metadata`)."""
     return {
-        chapter: float(metadata["duration"])
-        for chapter, metadata in _papermill_metadata(executed).items()
-        if metadata.get("duration") is not None
+        chapter: metadata.get("papermill", {})
+        for chapter, metadata in _notebook_metadata(executed).items()
     }
+
+
+def chapter_timings(executed: Path | None = None) -> dict[str, float]:
+    """Chapter (notebook stem) -> seconds papermill took to execute it, less those it was held
+    back for another chapter's timed cells (:func:`handbook.sharing.held_back_seconds`), from the
+    executed copies of a build (default: this build's). A chapter not executed there, or whose
+    copy cannot be read, is absent. The learning-path page shows them per mode."""
+    timings = {}
+    for chapter, metadata in _notebook_metadata(executed).items():
+        duration = metadata.get("papermill", {}).get("duration")
+        if duration is not None:
+            timings[chapter] = float(duration) - sharing.held_back_seconds(metadata)
+    return timings
 
 
 def _timestamp(text: str) -> float:
@@ -688,8 +746,8 @@ def chapter_intervals(executed: Path | None = None) -> dict[str, tuple[float, fl
     a chapter without both is absent.
 
     Chapter 10 (:mod:`handbook.toolchain`, claim C23) reads the chapters executed before it as
-    the wall time of a full rebuild without the toolchain: chapters that ran side by side
-    (:data:`UNTIMED_CHAPTERS`) overlap, so their times are not simply added."""
+    the wall time of a full rebuild without the toolchain: chapters that ran two at a time
+    (:mod:`handbook.sharing`) overlap, so their times are not simply added."""
     intervals = {}
     for chapter, metadata in _papermill_metadata(executed).items():
         start, end = metadata.get("start_time"), metadata.get("end_time")

@@ -22,7 +22,6 @@ compute saved" (claim C20) is measured rather than assumed.
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from handbook import bench, config, train
+from handbook import bench, config, sharing, train
 
 #: Hashed bag-of-words features per sentence (see :func:`bag_of_words`).
 FEATURES = 1024
@@ -543,7 +542,7 @@ def run_stream(
     live = progress and config.live_progress()
     for index in tqdm(range(len(periods)), desc=strategy, disable=not live, leave=False):
         period = periods[index]
-        start, earlier_seconds = time.perf_counter(), 0.0
+        start, earlier_seconds = sharing.clock(), 0.0
         if strategy == "retrain":
             learner = EWC(fresh_network())
         before = learner.examples_trained
@@ -559,7 +558,7 @@ def run_stream(
                 first_runs.update(
                     network=copy.deepcopy(learner.network.state_dict()),
                     examples=learner.examples_trained - before,
-                    seconds=time.perf_counter() - start,
+                    seconds=sharing.clock() - start,
                 )
         trained = learner.examples_trained - before
         fisher_examples, fisher_flops = 0, 0
@@ -573,7 +572,7 @@ def run_stream(
                 fisher, fisher_flops, seconds = first_runs["fisher", fisher_examples]
                 earlier_seconds += seconds
             else:
-                fisher_start = time.perf_counter()
+                fisher_start = sharing.clock()
                 fisher_call = partial(diagonal_fisher, learner.network, *sample)
                 if fisher_examples in fisher_flops_by_size:
                     fisher, fisher_flops = fisher_call(), fisher_flops_by_size[fisher_examples]
@@ -581,7 +580,7 @@ def run_stream(
                     fisher, fisher_flops = counted_flops(fisher_call)
                     fisher_flops_by_size[fisher_examples] = fisher_flops
                 if index == 0:
-                    seconds = time.perf_counter() - fisher_start
+                    seconds = sharing.clock() - fisher_start
                     first_runs["fisher", fisher_examples] = (fisher, fisher_flops, seconds)
             learner.consolidate(fisher)
         if memory is not None:
@@ -598,7 +597,7 @@ def run_stream(
         result.fisher_examples.append(fisher_examples)
         result.flops.append(trained * per_example_flops + fisher_flops)
         result.memory_size.append(len(memory) if memory is not None else 0)
-        result.seconds.append(time.perf_counter() - start + earlier_seconds)
+        result.seconds.append(sharing.clock() - start + earlier_seconds)
     if progress and not live:
         print(
             f"{strategy}: {len(periods)} periods in {sum(result.seconds):.1f} s, "

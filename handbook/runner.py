@@ -10,8 +10,9 @@ and the offline switches reach the kernel as environment variables
 The kernel's own stderr (library start-up chatter such as PyTorch's ``gpuGetDeviceCount failed``
 lines) goes to a log file instead of the terminal (:func:`stderr_to`); a cell's error still
 reaches the terminal through the failure report (:func:`describe_failure`), with the log's path.
-Notebooks run side by side get their share of the cores (:func:`threads_per_kernel`), except
-chapters that record no timing, which keep every thread (``handbook.book.UNTIMED_CHAPTERS``).
+Notebooks run side by side with ``--jobs N`` get their share of the cores
+(:func:`threads_per_kernel`); chapters sharing the machine two at a time in a full build keep
+every thread, and their timed cells have it alone (:mod:`handbook.sharing`).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from pathlib import Path
 from handbook import config
 
 KERNEL_NAME = "python3"
-#: The kernel's own start-up chatter (loopback transport notes) is not ours to show; and it ends
-#: without tearing down its modules once its exit handlers have run (:mod:`handbook.kernel_exit`).
+#: The kernel's own start-up chatter (loopback transport notes) is not ours to show; it ends
+#: without tearing down its modules once its exit handlers have run (:mod:`handbook.kernel_exit`);
+#: in a shared chapter it runs each untimed cell with one thread (:mod:`handbook.sharing`).
 KERNEL_ARGUMENTS = [
     "--IPKernelApp.log_level=ERROR",
-    "--IPKernelApp.exec_lines=import handbook.kernel_exit",
+    "--IPKernelApp.exec_lines=import handbook.kernel_exit, handbook.sharing; "
+    "handbook.sharing.follow_cell_kinds()",
 ]
 
 
@@ -90,11 +93,13 @@ def execute_notebook(
     parameters: dict | None = None,
     timeout_s: int = 1800,
     kernel_log: Path | None = None,
+    client_options: dict | None = None,
 ) -> NotebookRun:
     """Run ``notebook`` top to bottom with papermill, writing the executed copy to ``output``.
 
     The kernel starts in the notebook's own folder; with ``kernel_log`` its stderr (and
-    papermill's own log lines) go to that file rather than to the terminal. Never raises for an
+    papermill's own log lines) go to that file rather than to the terminal. ``client_options``
+    go to nbclient's client (its cell hooks: :func:`handbook.sharing.hooks`). Never raises for an
     error inside the notebook: the returned :class:`NotebookRun` carries the description instead.
     """
     import papermill
@@ -115,6 +120,7 @@ def execute_notebook(
                 progress_bar=False,
                 execution_timeout=timeout_s,
                 extra_arguments=KERNEL_ARGUMENTS,
+                **(client_options or {}),
             )
     except Exception as exc:  # papermill wraps kernel errors; report them, do not crash the run
         error = describe_failure(notebook, exc)

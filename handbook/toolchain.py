@@ -552,10 +552,10 @@ def recorded_chapter_intervals(executed: Path | None = None) -> dict[str, tuple[
 
 def rebuild_steps(intervals: Mapping[str, tuple[float, float]]) -> list[Step]:
     """The loop without the toolchain as wall time, from each chapter's ``(start, end)``:
-    chapters whose executions overlapped (``make book`` runs those that record no timing side by
-    side) make one step, from the first start to the last end; every other chapter is a step of
-    its own. The steps add up to the rebuild's wall time, not to the sum of the chapters' own
-    times, which would count the time of chapters run side by side twice."""
+    chapters whose executions overlapped (``make book`` runs chapters 0 to 9 two at a time,
+    :mod:`handbook.sharing`) make one step, from the first start to the last end; every other
+    chapter is a step of its own. The steps add up to the rebuild's wall time, not to the sum of
+    the chapters' own times, which would count the time of chapters run side by side twice."""
     merged: list[tuple[list[str], float, float]] = []
     for chapter, (start, end) in sorted(intervals.items(), key=lambda item: item[1]):
         if merged and start < merged[-1][2]:

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from handbook import book, cli, config, runner
+from handbook import book, cli, config, runner, sharing
 
 
 def _notebook(path, *sources):
@@ -132,7 +132,7 @@ def test_side_by_side_runs_share_the_cores(tmp_path):
     assert printed.strip() == shares["OMP_NUM_THREADS"]
 
 
-def test_untimed_chapters_next_to_each_other_form_one_group():
+def test_shared_chapters_next_to_each_other_form_one_group():
     jobs = [(Path(f"{name}.ipynb"), None, None) for name in ("a", "u1", "u2", "b", "u3", "c")]
     groups = book.execution_groups(jobs, {"u1", "u2", "u3"})
     assert [[job[0].stem for job in group] for group in groups] == [
@@ -145,10 +145,16 @@ def test_untimed_chapters_next_to_each_other_form_one_group():
     assert book.execution_groups([], {"u1"}) == []
 
 
-def test_untimed_notebooks_run_side_by_side_with_every_thread(tmp_path):
-    """With --jobs 1, untimed notebooks next to each other overlap in time, and the pipeline
-    adds no thread count for them (each has the threads it would have alone); the runs come
-    back in the notebooks' order, one line each."""
+def test_every_chapter_but_the_one_that_times_the_rebuild_shares_the_machine():
+    chapters = {path.stem for path in config.chapter_notebooks()}
+    assert book.shared_chapters() == chapters - {"10_toolchain"}
+    assert chapters >= book.RUNS_ALONE
+
+
+def test_shared_notebooks_run_two_at_a_time_with_every_thread(tmp_path):
+    """With --jobs 1, shared notebooks next to each other overlap in time, and the pipeline adds
+    no thread count for them (each has the threads it would have alone); the runs come back in
+    the notebooks' order, one line each, after the line that says what happens."""
     probe = (
         "import os, time\n"
         "start = time.time(); time.sleep(1.5)\n"
@@ -160,7 +166,7 @@ def test_untimed_notebooks_run_side_by_side_with_every_thread(tmp_path):
         notebooks,
         tmp_path / "out",
         environment=runner.notebook_environment(smoke=True, strict_exercises=True),
-        untimed={"u1", "u2"},
+        shared={"u1", "u2"},
         stream=printed,
     )
     assert [run.ok for run in runs] == [True, True] and [run.notebook for run in runs] == notebooks
@@ -171,29 +177,38 @@ def test_untimed_notebooks_run_side_by_side_with_every_thread(tmp_path):
     assert threads_1 == threads_2 == os.environ.get("OMP_NUM_THREADS", "unset")  # as given
     assert float(start_2) < float(end_1) and float(start_1) < float(end_2), "not side by side"
     lines = printed.getvalue().splitlines()
-    assert lines[0] == "u1, u2: no timings, 2 at a time" and len(lines) == 3
+    assert lines[0] == "u1 to u2: two at a time, each cell tagged 'timed' alone on the machine"
+    assert len(lines) == 3 and all("held back" not in line for line in lines[1:])
 
 
-def test_the_untimed_chapters_exist_and_their_claims_take_no_timing():
-    """A chapter run side by side must record no time: no verdict of its claims takes a
-    duration, a speed-up, a latency or a thread count."""
+def _timing_parameters(chapter: str) -> list[str]:
+    """The parameters of a chapter's claim verdicts that take a time (a duration, a speed-up, a
+    latency, a thread count)."""
     import importlib
     import inspect
 
-    chapters = {path.stem for path in config.chapter_notebooks()}
-    assert chapters >= book.UNTIMED_CHAPTERS
-    timing_words = ("second", "speed", "_ms", "latency", "thread", "time")
-    for chapter in sorted(book.UNTIMED_CHAPTERS):
-        verdicts = importlib.import_module(f"handbook.verdicts.{chapter.split('_', 1)[1]}")
-        claims_found = [
-            function
-            for name, function in inspect.getmembers(verdicts, inspect.isfunction)
-            if name[0] == "c" and name[1:].isdigit()
-        ]
-        assert claims_found, chapter
-        for function in claims_found:
-            for parameter in inspect.signature(function).parameters:
-                assert not any(word in parameter for word in timing_words), (chapter, parameter)
+    verdicts = importlib.import_module(f"handbook.verdicts.{chapter.split('_', 1)[1]}")
+    found = []
+    for name, function in inspect.getmembers(verdicts, inspect.isfunction):
+        if name[0] == "c" and name[1:].isdigit():
+            words = ("second", "speed", "_ms", "latency", "thread", "time")
+            found += [
+                parameter
+                for parameter in inspect.signature(function).parameters
+                if any(word in parameter for word in words)
+            ]
+    return found
+
+
+def test_a_chapter_whose_claims_take_a_time_times_it_in_a_tagged_cell():
+    """Chapters share the machine except in cells tagged 'timed': a chapter whose verdicts take a
+    duration, a speed-up or a latency has such cells; one whose verdicts take none needs none."""
+    for path in config.chapter_notebooks():
+        notebook = nbformat.read(path, as_version=4)
+        timed = [cell for cell in notebook.cells if sharing.is_timed(cell)]
+        assert all(cell.cell_type == "code" for cell in timed), path.stem
+        if _timing_parameters(path.stem):
+            assert timed, f"{path.stem} records a timing but tags no cell 'timed'"
 
 
 def test_chapter_timings_come_from_papermill_metadata_of_the_build(tmp_path, monkeypatch):
@@ -204,6 +219,12 @@ def test_chapter_timings_come_from_papermill_metadata_of_the_build(tmp_path, mon
         nbformat.write(notebook, tmp_path / f"{name}.ipynb")
     (tmp_path / "02_optimization.ipynb").write_text('{"cut sh')  # being written: no timing
     assert book.chapter_timings(tmp_path) == {"00_digits": 12.5}
+    # a chapter that shared the machine: less the seconds it was held back for timed cells
+    shared = new_notebook()
+    shared.metadata["papermill"] = {"duration": 30.0}
+    shared.metadata[sharing.METADATA_KEY] = {"paused_s": 4.5, "waited_s": 0.5}
+    nbformat.write(shared, tmp_path / "03_data.ipynb")
+    assert book.chapter_timings(tmp_path) == {"00_digits": 12.5, "03_data": 25.0}
     monkeypatch.setenv("HANDBOOK_BUILD_DIR", str(tmp_path))
     assert book.chapter_timings() == {}  # the build's executed copies, not the build folder
 
