@@ -190,9 +190,10 @@ def execute(
     committed to the cache. ``force`` runs every notebook. ``jobs`` > 1 runs that many kernels at
     once, each with its share of the threads (never for timings that will be published: they
     would share the cores). With ``jobs`` 1, notebooks named in ``shared`` (stems; default
-    :func:`shared_chapters`) that are next to each other run two at a time, each with every thread,
-    their cells tagged ``timed`` alone on the machine (:func:`handbook.sharing.run_shared`); the
-    others one at a time. Returns the runs in the order of ``notebooks``.
+    :func:`shared_chapters`) that are next to each other run two at a time, in
+    :data:`START_ORDER`, untimed cells with one thread, cells tagged ``timed`` alone on the
+    machine with every thread (:func:`handbook.sharing.run_shared`); the others one at a time.
+    Returns the runs in the order of ``notebooks``.
     """
     stream = stream or sys.stdout
     notebooks = [Path(notebook) for notebook in notebooks]

@@ -11,8 +11,8 @@ The kernel's own stderr (library start-up chatter such as PyTorch's ``gpuGetDevi
 lines) goes to a log file instead of the terminal (:func:`stderr_to`); a cell's error still
 reaches the terminal through the failure report (:func:`describe_failure`), with the log's path.
 Notebooks run side by side with ``--jobs N`` get their share of the cores
-(:func:`threads_per_kernel`); chapters sharing the machine two at a time in a full build keep
-every thread, and their timed cells have it alone (:mod:`handbook.sharing`).
+(:func:`threads_per_kernel`); chapters sharing the machine two at a time in a full build run
+untimed cells with one thread and timed cells alone with every thread (:mod:`handbook.sharing`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,14 @@
 
 A full build (``make book``) runs chapters 0 to 9 two at a time (:func:`run_shared`, called by
 :func:`handbook.book.execute`). Most of a chapter's time goes to training and evaluating small
-models, which keep one core of two busy; the numbers those cells print do not depend on what else
-runs. A few cells measure time: a latency, a speed-up, a training time the ledger records. Those
-cells carry the tag ``timed`` (:data:`TIMED_TAG`), and while one runs it has the machine to itself:
+models: two threads do that barely faster than one (a small Transformer's training step: 2.0 s
+against 2.3 s), while two kernels of two threads each on two cores wait on one another at every
+operation and ran it 4.6 times slower. So every untimed cell runs with one thread
+(:func:`follow_cell_kinds`, :func:`set_cell_threads`): two chapters then take about the time of
+one, and each cell computes the same numbers in every build, whatever ran beside it. A few cells
+measure time: a latency, a speed-up, a training time the ledger records. Those cells carry the
+tag ``timed`` (:data:`TIMED_TAG`), run with the kernel's own threads, and have the machine to
+themselves:
 
 - a cell (timed or not) starts only when no other chapter is in a timed cell;
 - a timed cell starts only when no other chapter is starting its kernel, shutting it down, or
