@@ -140,7 +140,8 @@ class SharedMachine:
         """Before the chapter's kernel starts: wait until no timed cell runs elsewhere."""
         with self.condition:
             self.pids[slot] = os.getpid()
-            self._wait(slot, lambda: not self._others_in(slot, (TIMED,)))
+            # not counted as held back: papermill's clock has not started yet
+            self.condition.wait_for(lambda: not self._others_in(slot, (TIMED,)))
             self.states[slot] = STARTING
             self.condition.notify_all()
 
@@ -170,22 +171,27 @@ class SharedMachine:
         with self.condition:
             if self.states[slot] == TIMED:
                 self._continue_others(slot)
-            self._wait(slot, lambda: self.states[slot] != PAUSED)
+            # stopped as the cell ended: its pause is counted as such, not as a wait
+            self.condition.wait_for(lambda: self.states[slot] != PAUSED)
             if last:
                 self._wait(slot, lambda: not self._others_in(slot, (TIMED,)))
             self.states[slot] = FINISHING if last else IDLE
             self.condition.notify_all()
 
     def finish(self, slot: int) -> None:
-        """The chapter's run is over, whatever happened: release what it holds."""
+        """The chapter's run is over, whatever happened: release what it holds, and leave none
+        of its own processes stopped."""
         with self.condition:
             if self.states[slot] == TIMED:
                 self._continue_others(slot)
+            elif self.states[slot] == PAUSED:
+                _signal(_processes(self.pids[slot]), signal.SIGCONT)
             self.states[slot] = DONE
             self.condition.notify_all()
 
     def held_back(self, slot: int) -> dict[str, float]:
-        """Seconds slot ``slot`` spent stopped and waiting to start a cell."""
+        """Seconds slot ``slot`` spent stopped, and waiting to start a cell while another
+        chapter's timed cell ran (or, before a timed cell, for a cell that cannot be stopped)."""
         return {
             "paused_s": round(self.paused_total[slot], 3),
             "waited_s": round(self.waited_total[slot], 3),
@@ -214,27 +220,28 @@ class SharedMachine:
         now = time.perf_counter()
         for other in range(self.count):
             if other != slot and self.states[other] == UNTIMED and self.pausable[other]:
-                _signal(_processes(self.pids[other]), signal.SIGSTOP)
+                # marked first: whatever happens while signalling, it is continued later
                 self.states[other] = PAUSED
                 self.paused_since[other] = now
+                _signal(_processes(self.pids[other]), signal.SIGSTOP)
 
     def _continue_others(self, slot: int) -> None:
         now = time.perf_counter()
         for other in range(self.count):
             if other != slot and self.states[other] == PAUSED:
-                _signal(_processes(self.pids[other]), signal.SIGCONT)
+                self.states[other] = UNTIMED
                 self.paused_total[other] += now - self.paused_since[other]
                 _write_atomically(self.paused_files[other], repr(self.paused_total[other]))
-                self.states[other] = UNTIMED
+                _signal(_processes(self.pids[other]), signal.SIGCONT)
 
-    def continue_everyone(self) -> None:
-        """Whatever happened to the chapters' processes: nothing stays stopped."""
-        with self.condition:
-            for other in range(self.count):
-                if self.states[other] == PAUSED:
-                    _signal(_processes(self.pids[other]), signal.SIGCONT)
-                    self.states[other] = UNTIMED
-            self.condition.notify_all()
+    def processes(self) -> list:
+        """Every process the chapters started (their kernels and what those started)."""
+        return [
+            process
+            for slot in range(self.count)
+            if self.pids[slot]
+            for process in _processes(self.pids[slot])
+        ]
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -294,12 +301,10 @@ def set_cell_threads(*, timed: bool) -> None:
         _STARTING_THREADS.setdefault("torch", torch.get_num_threads())
     for pool in pools:
         _STARTING_THREADS.setdefault(pool["filepath"], pool["num_threads"])
-    if timed:
-        for pool in pools:
-            threadpoolctl.threadpool_limits(
-                limits={pool["prefix"]: _STARTING_THREADS[pool["filepath"]]}
-            )
-    elif threadpoolctl:
+    if timed and pools:
+        starting = {pool["filepath"]: _STARTING_THREADS[pool["filepath"]] for pool in pools}
+        threadpoolctl.threadpool_limits(limits=starting)  # each pool by its file
+    elif threadpoolctl and not timed:
         threadpoolctl.threadpool_limits(limits=1)
     if torch is not None:  # last: PyTorch's count is OpenMP's, which the limits above also set
         torch.set_num_threads(_STARTING_THREADS["torch"] if timed else 1)
@@ -334,8 +339,13 @@ def hooks(machine: SharedMachine, slot: int, last_cell: str | None) -> dict:
         _write_atomically(machine.cell_kind_files[slot], cell_kind(cell))
         machine.enter_cell(slot, timed=is_timed(cell))
 
-    def on_cell_executed(cell, **_):
-        machine.leave_cell(slot, last=cell.get("id") == last_cell)
+    def on_cell_executed(cell, execute_reply=None, **_):
+        # papermill stops at a cell's error (one not tagged to raise): the kernel shuts down next
+        stops = (execute_reply or {}).get("content", {}).get("status") == "error" and (
+            "raises-exception" not in cell.get("metadata", {}).get("tags", [])
+        )
+        last = last_cell is not None and cell.get("id") == last_cell
+        machine.leave_cell(slot, last=last or stops)
 
     return {
         "on_notebook_start": on_notebook_start,
@@ -375,17 +385,18 @@ def _run_one(machine: SharedMachine, slot: int, job, environment: dict[str, str]
 
 def record_held_back(executed: Path, held: Mapping[str, float]) -> None:
     """Write ``held`` (seconds stopped and waiting) into the executed copy's metadata."""
-    executed = Path(executed)
-    document = json.loads(executed.read_text(encoding="utf-8"))
-    document["metadata"][METADATA_KEY] = dict(held)
-    executed.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    import nbformat
+
+    document = nbformat.read(executed, as_version=nbformat.NO_CONVERT)
+    document.metadata[METADATA_KEY] = dict(held)
+    nbformat.write(document, executed)
 
 
 def held_back_seconds(metadata: Mapping) -> float:
     """Seconds a chapter was held back for other chapters' timed cells, from its executed copy's
     notebook metadata (0.0 when it ran alone)."""
     held = metadata.get(METADATA_KEY) or {}
-    return float(held.get("paused_s", 0.0)) + float(held.get("waited_s", 0.0))
+    return max(0.0, float(held.get("paused_s", 0.0)) + float(held.get("waited_s", 0.0)))
 
 
 def run_shared(
@@ -421,10 +432,13 @@ def run_shared(
             running.pop(slot).join()
             yield run, held
     finally:
-        machine.continue_everyone()
+        # interrupted, or a chapter's process failed: no kernel is left running, or stopped
+        left = machine.processes()
         for process in running.values():
             process.terminate()
-            process.join()
+            process.join(timeout=10)
+        _signal(left, signal.SIGTERM)
+        _signal(left, signal.SIGCONT)
 
 
 def _next_result(results, running: Mapping[int, multiprocessing.Process], jobs, machine):

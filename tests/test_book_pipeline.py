@@ -151,10 +151,11 @@ def test_every_chapter_but_the_one_that_times_the_rebuild_shares_the_machine():
     assert chapters >= book.RUNS_ALONE
 
 
-def test_shared_notebooks_run_two_at_a_time_with_every_thread(tmp_path):
+def test_shared_notebooks_run_two_at_a_time_with_no_thread_variable_added(tmp_path):
     """With --jobs 1, shared notebooks next to each other overlap in time, and the pipeline adds
-    no thread count for them (each has the threads it would have alone); the runs come back in
-    the notebooks' order, one line each, after the line that says what happens."""
+    no thread variable for them (handbook.sharing sets each cell's threads, tests/test_sharing.py);
+    the runs come back in the notebooks' order, one line each, after the line that says what
+    happens."""
     probe = (
         "import os, time\n"
         "start = time.time(); time.sleep(1.5)\n"
