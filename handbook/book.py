@@ -7,8 +7,8 @@ function here, and every step is a small function of its own:
   :mod:`handbook.cache` (``cache.lookup`` before, ``cache.commit`` after): a notebook whose key is
   unchanged, and whose executed copy and ledger records are still the ones its last run wrote, is
   not executed again (its line says ``cached``); one that runs says why. Chapters run two at a
-  time, their timed cells alone (:mod:`handbook.sharing`), chapter 10 after the others
-  (:data:`RUNS_ALONE`). :func:`run` does
+  time, their timed cells alone, chapter 10's only once the others are done
+  (:mod:`handbook.sharing`). :func:`run` does
   that for the command: chapters into ``<build>/site/notebooks``, other notebooks into
   ``<build>/executed``, then a summary line.
 - **build the site**: :func:`build_site` checks that every chapter was executed, stages the
@@ -93,19 +93,13 @@ def key_environment(environment: Mapping[str, str]) -> dict[str, str]:
     return key
 
 
-#: Chapter 10 runs alone, after every other: it times a rebuild of the others from their
-#: executed copies (claim C23) and starts process groups of its own (DDP). Every other chapter
-#: shares the cores with the one next to it (:mod:`handbook.sharing`): two at a time, cells tagged
-#: ``timed`` with the machine to themselves.
-RUNS_ALONE = frozenset({"10_toolchain"})
-
-
 #: The order the shared chapters start in: the longest first (what each computes in a full build),
 #: so that both lanes end at about the same time instead of one chapter running on alone at the
 #: end (the classic longest-processing-time rule; chapter 5, whose cells cannot be stopped and
 #: which mostly times, first). Replaying the cells' times of one full build, this order takes
 #: about 440 s for chapters 0 to 9 against 485 s in the book's order; two full builds in it took
-#: 450 s each.
+#: 450 s each. Chapter 10 comes last: its timed cells wait for every other chapter to be done
+#: (:data:`handbook.sharing.AFTER_THE_OTHERS`), its first cells run beside the last of them.
 START_ORDER = (
     "05_serving",
     "03_data",
@@ -117,6 +111,7 @@ START_ORDER = (
     "04_compression",
     "08_multimodal",
     "00_digits",
+    "10_toolchain",
 )
 
 
@@ -127,8 +122,8 @@ def in_start_order(jobs: Sequence[tuple[Path, Path, Path]]) -> list[tuple[Path, 
 
 
 def shared_chapters() -> frozenset[str]:
-    """Chapters (notebook stems) that :func:`execute` runs two at a time with ``--jobs 1``."""
-    return frozenset(path.stem for path in config.chapter_notebooks()) - RUNS_ALONE
+    """Chapters (notebook stems) that :func:`execute` runs two at a time with ``--jobs 1``: all."""
+    return frozenset(path.stem for path in config.chapter_notebooks())
 
 
 def execution_groups(

@@ -49,6 +49,10 @@ TIMED_TAG = "timed"
 #: and waits on them under timeouts, which a stopped clock would trip. They only wait at a cell's
 #: start, and a timed cell elsewhere waits for their running cell to end.
 UNPAUSABLE = frozenset({"05_serving"})
+#: Chapters whose timed cells wait until every other chapter of the build is done: chapter 10
+#: times a rebuild of the others from their executed copies (claim C23). Its first, untimed cells
+#: run beside the last of them.
+AFTER_THE_OTHERS = frozenset({"10_toolchain"})
 #: The file, named by this variable, holding the seconds the kernel has spent stopped.
 PAUSED_FILE_ENV = "HANDBOOK_PAUSED_FILE"
 #: The file, named by this variable, saying whether the cell about to run is ``timed``.
@@ -116,15 +120,28 @@ class SharedMachine:
     files of :data:`PAUSED_FILE_ENV`, one per slot.
     """
 
-    def __init__(self, count: int, *, pausable: Sequence[bool], folder: Path, context=None):
+    def __init__(
+        self,
+        count: int,
+        *,
+        pausable: Sequence[bool],
+        folder: Path,
+        last: Sequence[bool] | None = None,
+        context=None,
+    ):
         if len(pausable) != count:
             raise ValueError(f"pausable has {len(pausable)} entries for {count} chapters")
+        last = [False] * count if last is None else list(last)
+        if len(last) != count:
+            raise ValueError(f"last has {len(last)} entries for {count} chapters")
         context = context or multiprocessing.get_context("fork")
         self.count = count
         self.condition = context.Condition()
         self.states = context.Array("i", [WAITING] * count, lock=False)
         self.pids = context.Array("i", [0] * count, lock=False)
         self.pausable = list(pausable)
+        #: slots whose timed cells wait until every other slot is done
+        self.last = last
         self.paused_since = context.Array("d", [0.0] * count, lock=False)
         self.paused_total = context.Array("d", [0.0] * count, lock=False)
         self.waited_total = context.Array("d", [0.0] * count, lock=False)
@@ -159,7 +176,7 @@ class SharedMachine:
                 self._wait(slot, lambda: not self._others_in(slot, (TIMED,)))
                 self.states[slot] = UNTIMED
             else:
-                self._wait(slot, lambda: not self._others_unstoppable(slot))
+                self._wait(slot, lambda: self._timed_may_start(slot))
                 self.states[slot] = TIMED
                 self._stop_others(slot)
             self.condition.notify_all()
@@ -206,6 +223,13 @@ class SharedMachine:
 
     def _others_in(self, slot: int, states: Sequence[int]) -> bool:
         return any(self.states[other] in states for other in range(self.count) if other != slot)
+
+    def _timed_may_start(self, slot: int) -> bool:
+        if self.last[slot] and any(
+            self.states[other] != DONE for other in range(self.count) if other != slot
+        ):
+            return False
+        return not self._others_unstoppable(slot)
 
     def _others_unstoppable(self, slot: int) -> bool:
         for other in range(self.count):
@@ -375,11 +399,11 @@ def _run_one(machine: SharedMachine, slot: int, job, environment: dict[str, str]
             kernel_log=log,
             client_options=hooks(machine, slot, last_code_cell_id(notebook)),
         )
+        held = machine.held_back(slot)
+        if run.ok:  # before this chapter counts as done: chapter 10 reads the copy then
+            record_held_back(output, held)
     finally:
         machine.finish(slot)
-    held = machine.held_back(slot)
-    if run.ok:
-        record_held_back(output, held)
     results.put((slot, run, held))
 
 
@@ -413,7 +437,8 @@ def run_shared(
 
     context = multiprocessing.get_context("fork")
     pausable = [Path(notebook).stem not in UNPAUSABLE for notebook, _, _ in jobs]
-    machine = SharedMachine(len(jobs), pausable=pausable, folder=folder, context=context)
+    last = [Path(notebook).stem in AFTER_THE_OTHERS for notebook, _, _ in jobs]
+    machine = SharedMachine(len(jobs), pausable=pausable, last=last, folder=folder, context=context)
     results = context.Queue()
     running: dict[int, multiprocessing.Process] = {}
     waiting = list(range(len(jobs)))

@@ -145,10 +145,14 @@ def test_shared_chapters_next_to_each_other_form_one_group():
     assert book.execution_groups([], {"u1"}) == []
 
 
-def test_every_chapter_but_the_one_that_times_the_rebuild_shares_the_machine():
+def test_every_chapter_shares_the_machine_and_the_one_that_times_the_rebuild_starts_last():
     chapters = {path.stem for path in config.chapter_notebooks()}
-    assert book.shared_chapters() == chapters - {"10_toolchain"}
-    assert chapters >= book.RUNS_ALONE
+    assert book.shared_chapters() == chapters
+    assert sorted(book.START_ORDER) == sorted(chapters)  # each once, all of them
+    assert book.START_ORDER[-1] in sharing.AFTER_THE_OTHERS
+    assert chapters >= sharing.AFTER_THE_OTHERS | sharing.UNPAUSABLE
+    jobs = [(Path(f"{name}.ipynb"), None, None) for name in ("00_digits", "mine", "05_serving")]
+    assert [job[0].stem for job in book.in_start_order(jobs)] == ["05_serving", "00_digits", "mine"]
 
 
 def test_shared_notebooks_run_two_at_a_time_with_no_thread_variable_added(tmp_path):

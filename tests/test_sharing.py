@@ -248,3 +248,28 @@ def test_set_cell_threads_limits_every_pool_and_gives_them_back(monkeypatch):
     finally:
         torch.set_num_threads(before)
         threadpoolctl.threadpool_limits(limits=pools)
+
+
+def test_a_chapter_that_comes_after_the_others_times_only_once_they_are_done(tmp_path):
+    """Chapter 10 times the rebuild of the others (C23): its first cells run beside them, its
+    timed cells once every other chapter is done."""
+    (last,) = sharing.AFTER_THE_OTHERS
+    started = str(tmp_path / "started")
+    other = _notebook(
+        tmp_path / "other.ipynb",
+        _cell(
+            f"import pathlib\npathlib.Path({started!r}).touch()\n"
+            + SLEEP.format(seconds=2, then="")
+        ),
+    )
+    after = _notebook(
+        tmp_path / f"{last}.ipynb",
+        _cell(WAIT_FOR.format(path=started)),  # untimed: beside the other chapter
+        _cell(SLEEP.format(seconds=0.1, then=""), timed=True),
+    )
+    (other_run, after_run), _ = _run(tmp_path, [other, after])
+    assert other_run.ok and after_run.ok, (other_run.error, after_run.error)
+    untimed, timed = _printed(other_run, 1), _printed(after_run, 2)
+    assert timed["start"] >= untimed["end"]
+    ended = nbformat.read(other_run.output, as_version=4).metadata
+    assert sharing.METADATA_KEY in ended  # written before the chapter counted as done
