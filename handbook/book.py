@@ -97,9 +97,10 @@ def key_environment(environment: Mapping[str, str]) -> dict[str, str]:
 #: so that both lanes end at about the same time instead of one chapter running on alone at the
 #: end (the classic longest-processing-time rule; chapter 5, whose cells cannot be stopped and
 #: which mostly times, first). Replaying the cells' times of one full build, this order takes
-#: about 440 s for chapters 0 to 9 against 485 s in the book's order; two full builds in it took
-#: 450 s each. Chapter 10 comes last: its timed cells wait for every other chapter to be done
-#: (:data:`handbook.sharing.AFTER_THE_OTHERS`), its first cells run beside the last of them.
+#: about 440 s for chapters 0 to 9 against 485 s in the book's order (that build took 489 s; five
+#: in this order took 447 to 501 s, as fast as the machine was). Chapter 10 comes last: its
+#: timed cells wait for every other chapter to be done (:data:`handbook.sharing.AFTER_THE_OTHERS`),
+#: its first cells run beside the last of them.
 START_ORDER = (
     "05_serving",
     "03_data",
@@ -253,7 +254,7 @@ def execute(
             shared = ()  # no way to stop a kernel midway, or one core: one chapter at a time
         groups = execution_groups(jobs_to_run, shared)
     for group in groups:
-        if jobs == 1 and group[0][0].stem in shared:
+        if group[0][0].stem in shared:  # with --jobs 1 only (``shared`` is empty otherwise)
             if len(group) > 1:
                 print(
                     f"{group[0][0].stem} to {group[-1][0].stem}: two at a time, each cell tagged "
